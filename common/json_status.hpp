@@ -1,0 +1,42 @@
+// The JSON documents gpubox prints for programs to read: the `--json-status`
+// record of one run and `gpubox info --json`. Field names are part of the
+// CLI's stable interface (docs/protocol.md).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace gpubox {
+
+struct RunReport {
+  std::optional<int> exitCode;  // set when the command exited
+  std::optional<int> signal;    // set when a signal killed it
+  int commandPid = 0;           // inside the sandbox
+  int sandboxPid = 0;           // the sandbox's init, as the host sees it
+  uint64_t wallNanos = 0;
+  std::vector<std::string> namespaces;
+  std::vector<std::string> mounts;
+  std::vector<std::string> gpus;
+  std::string cgroup;
+  std::string error;  // non-empty when gpubox itself failed
+};
+
+std::string runReportJson(const RunReport& report);
+
+struct InfoReport {
+  std::string helperVersion;
+  std::string clientVersion;
+  unsigned protocolMajor = 0;
+  unsigned protocolMinor = 0;
+  std::string kernel;
+  std::vector<std::string> features;
+  std::string cgroupMode;
+  unsigned callerUid = 0;
+  unsigned callerGid = 0;
+};
+
+std::string infoReportJson(const InfoReport& info);
+
+}  // namespace gpubox

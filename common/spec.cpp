@@ -1,0 +1,136 @@
+#include "spec.hpp"
+
+#include "error.hpp"
+
+namespace gpubox {
+
+namespace {
+
+bool hasNul(const std::string& s) { return s.find('\0') != std::string::npos; }
+
+bool needsSource(MountKind kind) {
+  switch (kind) {
+    case MountKind::Bind:
+    case MountKind::RoBind:
+    case MountKind::DevBind:
+    case MountKind::Symlink:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool isBind(MountKind kind) {
+  return kind == MountKind::Bind || kind == MountKind::RoBind || kind == MountKind::DevBind;
+}
+
+void validateHostname(const std::string& name) {
+  if (name.size() > SpecLimits::kMaxHostname)
+    throw Error("hostname is longer than 64 characters");
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '.' || c == '_';
+    if (!ok) throw Error("hostname '" + name + "' has a character other than [A-Za-z0-9._-]");
+  }
+}
+
+}  // namespace
+
+const char* mountKindOption(MountKind kind) {
+  switch (kind) {
+    case MountKind::Bind: return "--bind";
+    case MountKind::RoBind: return "--ro-bind";
+    case MountKind::DevBind: return "--dev-bind";
+    case MountKind::Tmpfs: return "--tmpfs";
+    case MountKind::Proc: return "--proc";
+    case MountKind::Dev: return "--dev";
+    case MountKind::Dir: return "--dir";
+    case MountKind::Symlink: return "--symlink";
+    case MountKind::RemountRo: return "--remount-ro";
+    case MountKind::File: return "--file";
+  }
+  return "--?";
+}
+
+std::string describeMount(const MountOp& op) {
+  std::string out = mountKindOption(op.kind);
+  if (needsSource(op.kind)) out += " " + op.source;
+  out += " " + op.dest;
+  return out;
+}
+
+void validateAbsolutePath(const std::string& path, const std::string& what) {
+  if (path.empty()) throw Error(what + " is empty");
+  if (hasNul(path)) throw Error(what + " contains a NUL byte");
+  if (path.size() > SpecLimits::kMaxPath) throw Error(what + " is longer than 4096 bytes");
+  if (path[0] != '/') throw Error(what + " '" + path + "' is not an absolute path");
+  size_t start = 1;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    std::string part = path.substr(start, end - start);
+    if (part == "." || part == "..")
+      throw Error(what + " '" + path + "' contains a '" + part + "' component");
+    start = end + 1;
+  }
+}
+
+void validateSpec(const SandboxSpec& spec) {
+  if (spec.mounts.size() > SpecLimits::kMaxMounts)
+    throw Error("too many mount steps (" + std::to_string(spec.mounts.size()) + ", limit " +
+                std::to_string(SpecLimits::kMaxMounts) + ")");
+  for (const MountOp& op : spec.mounts) {
+    std::string opt = mountKindOption(op.kind);
+    if (op.kind == MountKind::File) throw Error("--file is not a client mount option");
+    validateAbsolutePath(op.dest, opt + " destination");
+    if (isBind(op.kind)) validateAbsolutePath(op.source, opt + " source");
+    if (op.kind == MountKind::Symlink) {
+      if (op.source.empty()) throw Error("--symlink target is empty");
+      if (hasNul(op.source)) throw Error("--symlink target contains a NUL byte");
+      if (op.source.size() > SpecLimits::kMaxPath)
+        throw Error("--symlink target is longer than 4096 bytes");
+    }
+  }
+  if (spec.useDefaultPlan || !spec.cwd.empty()) validateAbsolutePath(spec.cwd, "working directory");
+  validateHostname(spec.hostname);
+  if (spec.gpus.size() > SpecLimits::kMaxGpuSelectors) throw Error("too many --gpu selectors");
+  for (const std::string& sel : spec.gpus) {
+    if (sel.size() > SpecLimits::kMaxSelector || hasNul(sel))
+      throw Error("--gpu selector is malformed or longer than 256 bytes");
+  }
+}
+
+void validateCommand(const Command& cmd) {
+  if (cmd.argv.empty()) throw Error("no command given");
+  if (cmd.argv[0].empty()) throw Error("the command name is empty");
+  if (cmd.argv.size() > SpecLimits::kMaxArgs) throw Error("too many arguments");
+  if (cmd.env.size() > SpecLimits::kMaxEnv) throw Error("too many environment variables");
+  size_t total = 0;
+  for (const std::string& a : cmd.argv) {
+    if (hasNul(a)) throw Error("an argument contains a NUL byte");
+    total += a.size() + 1;
+  }
+  for (const std::string& e : cmd.env) {
+    if (hasNul(e)) throw Error("an environment entry contains a NUL byte");
+    size_t eq = e.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw Error("environment entry '" + e.substr(0, 64) + "' is not KEY=VALUE");
+    total += e.size() + 1;
+  }
+  if (total > SpecLimits::kMaxArgBytes) throw Error("arguments and environment exceed 2 MiB");
+  if (!cmd.cwd.empty()) validateAbsolutePath(cmd.cwd, "--chdir directory");
+}
+
+std::vector<MountOp> defaultPlan(const std::string& cwd) {
+  std::vector<MountOp> plan = {
+      {.kind = MountKind::RoBind, .source = "/", .dest = "/"},
+      {.kind = MountKind::Dev, .dest = "/dev"},
+      {.kind = MountKind::Proc, .dest = "/proc"},
+      {.kind = MountKind::Tmpfs, .dest = "/tmp"},
+      {.kind = MountKind::RoBind, .source = "/sys", .dest = "/sys"},
+  };
+  if (cwd != "/") plan.push_back({.kind = MountKind::Bind, .source = cwd, .dest = cwd});
+  return plan;
+}
+
+}  // namespace gpubox

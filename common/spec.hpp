@@ -1,0 +1,72 @@
+// Plain C++ form of a sandbox request, shared by client and helper. The
+// helper validates every request with these functions before acting on it;
+// the client uses the same checks to fail early with the same messages.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace gpubox {
+
+enum class MountKind { Bind, RoBind, DevBind, Tmpfs, Proc, Dev, Dir, Symlink, RemountRo, File };
+
+struct MountOp {
+  MountKind kind = MountKind::Dir;
+  std::string source;  // binds: host path; Symlink: link target; File: the file's contents
+  std::string dest;    // absolute path inside the sandbox
+  unsigned mode = 0;   // Tmpfs/Dir/File permission bits; 0 means the kind's default
+  // The two flags below are only ever set by the helper itself (GPU binding);
+  // they are not on the wire, so a client cannot set them.
+  bool optional = false;       // skip the step when dest's parent does not exist inside
+  bool skipIfVisible = false;  // binds: skip when dest already shows the source's inode;
+                               // Symlink: skip when dest already exists
+  bool hardened = false;       // binds: also read-only, nosuid, noexec (GPU device nodes)
+
+  bool operator==(const MountOp&) const = default;
+};
+
+enum class Network { None, Host };
+
+struct SandboxSpec {
+  bool useDefaultPlan = true;
+  std::vector<MountOp> mounts;
+  std::string cwd;       // client's working directory (bound read-write by the default plan)
+  std::string hostname;  // empty: keep the host's
+  Network network = Network::None;
+  std::vector<std::string> gpus;  // GPU selectors as the user wrote them
+};
+
+struct Command {
+  std::vector<std::string> argv;
+  std::vector<std::string> env;  // KEY=VALUE
+  std::string cwd;               // empty: sandbox default
+};
+
+// Limits on what one request may carry; anything larger is refused.
+struct SpecLimits {
+  static constexpr size_t kMaxMounts = 512;
+  static constexpr size_t kMaxPath = 4096;
+  static constexpr size_t kMaxArgs = 8192;
+  static constexpr size_t kMaxEnv = 8192;
+  static constexpr size_t kMaxArgBytes = 2 * 1024 * 1024;  // argv + env together
+  static constexpr size_t kMaxHostname = 64;
+  static constexpr size_t kMaxGpuSelectors = 64;
+  static constexpr size_t kMaxSelector = 256;
+};
+
+// Each throws gpubox::Error naming the offending field and value.
+void validateSpec(const SandboxSpec& spec);
+void validateCommand(const Command& cmd);
+// An absolute, normalised path: starts with '/', no NUL, no "." or ".."
+// components, not longer than kMaxPath. `what` names the field in errors.
+void validateAbsolutePath(const std::string& path, const std::string& what);
+
+// The agent-friendly default plan: host / read-only, fresh /tmp, minimal
+// /dev, /proc, /sys read-only, `cwd` read-write at the same path.
+std::vector<MountOp> defaultPlan(const std::string& cwd);
+
+// bwrap-style rendering of one step, e.g. "--ro-bind / /".
+std::string describeMount(const MountOp& op);
+const char* mountKindOption(MountKind kind);
+
+}  // namespace gpubox

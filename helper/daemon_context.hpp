@@ -1,0 +1,33 @@
+// State the whole helper shares across connections.
+#pragma once
+
+#include <kj/async-unix.h>
+
+#include <string>
+#include <vector>
+
+#include "log.hpp"
+#include "peer.hpp"
+#include "reaper.hpp"
+#include "sandbox/mount_engine.hpp"
+
+namespace gpubox {
+
+struct HelperLimits {
+  size_t maxSandboxesPerConnection = 64;
+  size_t maxSandboxesTotal = 1024;
+  size_t maxConnections = 512;
+};
+
+struct DaemonContext {
+  explicit DaemonContext(kj::UnixEventPort& p) : port(p), reaper(p) {}
+  kj::UnixEventPort& port;
+  Reaper reaper;
+  SandboxNamespaces sandboxNamespaces;
+  std::vector<MaskedSocket> helperSockets;  // hidden inside every sandbox
+  HelperLimits limits;
+  size_t liveSandboxes = 0;
+  size_t liveConnections = 0;
+};
+
+}  // namespace gpubox

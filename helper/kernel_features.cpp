@@ -1,0 +1,71 @@
+#include "kernel_features.hpp"
+
+#include <linux/magic.h>
+#include <sys/statfs.h>
+#include <sys/utsname.h>
+
+#include <cstdio>
+
+#include "error.hpp"
+
+namespace gpubox {
+
+namespace {
+
+struct Version {
+  int major = 0, minor = 0;
+};
+
+Version kernelVersion() {
+  struct utsname u;
+  if (::uname(&u) != 0) throwErrno("uname");
+  Version v;
+  std::sscanf(u.release, "%d.%d", &v.major, &v.minor);
+  return v;
+}
+
+bool atLeast(Version v, int major, int minor) {
+  return v.major > major || (v.major == major && v.minor >= minor);
+}
+
+}  // namespace
+
+void checkKernelSupport() {
+  Version v = kernelVersion();
+  struct Need {
+    int major, minor;
+    const char* what;
+  };
+  const Need needs[] = {
+      {5, 3, "clone3 with CLONE_PIDFD"},
+      {5, 2, "open_tree/move_mount/fsopen (new mount API)"},
+      {5, 6, "openat2 with RESOLVE_IN_ROOT"},
+      {5, 12, "mount_setattr (atomic recursive read-only binds)"},
+  };
+  for (const Need& n : needs) {
+    if (!atLeast(v, n.major, n.minor))
+      throw Error("this kernel (" + std::to_string(v.major) + "." + std::to_string(v.minor) +
+                  ") lacks " + n.what + ", which needs Linux " + std::to_string(n.major) + "." +
+                  std::to_string(n.minor) + "; gpubox refuses to run rather than isolate less");
+  }
+}
+
+std::vector<std::string> kernelFeaturesInUse() {
+  Version v = kernelVersion();
+  std::vector<std::string> f = {"clone3+pidfd",  "open_tree/move_mount", "fsopen/fsmount",
+                                "mount_setattr", "openat2(RESOLVE_IN_ROOT)", "pivot_root",
+                                "SO_PEERCRED+SO_PEERGROUPS"};
+  if (atLeast(v, 6, 5)) f.push_back("SO_PEERPIDFD");
+  f.push_back("cgroup:" + cgroupModeName());
+  return f;
+}
+
+std::string cgroupModeName() {
+  struct statfs fs;
+  if (::statfs("/sys/fs/cgroup", &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC) return "v2";
+  if (::statfs("/sys/fs/cgroup/unified", &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC)
+    return "hybrid";
+  return "v1";
+}
+
+}  // namespace gpubox

@@ -1,0 +1,26 @@
+// One structured record per sandbox, and the helper's own messages: to the
+// journal (sd_journal_send) when systemd connected stderr to it, otherwise
+// one line each on stderr.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+
+namespace gpubox {
+
+struct SandboxRecord {
+  uid_t uid = 0;
+  pid_t pid = 0;        // client pid
+  std::string argv0;    // first command run, "" if none
+  std::string result;   // "exit 0", "signal 9", "not started: ...", "setup failed: ..."
+  uint64_t durationMs = 0;
+  std::string gpus;     // granted GPU UUIDs, comma-separated
+};
+
+void logSandbox(const SandboxRecord& record);
+void logInfo(const std::string& message);
+void logError(const std::string& message);
+
+}  // namespace gpubox

@@ -1,0 +1,54 @@
+// Who is on the other end of a connection, as the kernel says (SO_PEERCRED,
+// SO_PEERGROUPS, SO_PEERPIDFD), never as the request says.
+#pragma once
+
+#include <sys/types.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "unique_fd.hpp"
+
+namespace gpubox {
+
+struct PeerIdentity {
+  pid_t pid = 0;  // as the helper sees it
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;  // supplementary groups at connect time
+};
+
+// Reads the identity of a connected Unix socket peer. Throws gpubox::Error.
+PeerIdentity readPeerIdentity(int sock);
+
+// The (pid namespace, user namespace) inodes of every live sandbox. A peer
+// whose namespaces descend from one of these is inside a sandbox.
+class SandboxNamespaces {
+ public:
+  void add(ino_t pidNs, ino_t userNs) {
+    pidNs_.insert(pidNs);
+    userNs_.insert(userNs);
+  }
+  void remove(ino_t pidNs, ino_t userNs) {
+    pidNs_.erase(pidNs);
+    userNs_.erase(userNs);
+  }
+  bool containsPidNs(ino_t ino) const { return pidNs_.count(ino) != 0; }
+  bool containsUserNs(ino_t ino) const { return userNs_.count(ino) != 0; }
+
+ private:
+  std::multiset<ino_t> pidNs_;
+  std::multiset<ino_t> userNs_;
+};
+
+// Refuses (throws gpubox::Error) a peer that runs inside a gpubox sandbox
+// (its pid or user namespace, or any ancestor of them, is a sandbox's), or in
+// another mount namespace than the helper's (its paths would not mean what
+// they mean to the helper).
+void checkPeerPlacement(const PeerIdentity& peer, int sock, const SandboxNamespaces& sandboxes);
+
+// Inode of /proc/PID/ns/NAME.
+ino_t namespaceInode(pid_t pid, const char* name);
+
+}  // namespace gpubox

@@ -1,0 +1,68 @@
+#include "credentials.hpp"
+
+#include <grp.h>
+#include <linux/securebits.h>
+#include <sys/capability.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <memory>
+
+#include "error.hpp"
+
+namespace gpubox {
+
+namespace {
+
+struct CapFree {
+  void operator()(cap_t c) const { cap_free(c); }
+};
+using CapHandle = std::unique_ptr<std::remove_pointer_t<cap_t>, CapFree>;
+
+void setCaps(const std::vector<cap_value_t>& keep) {
+  CapHandle caps(cap_init());
+  if (!caps) throwErrno("cap_init");
+  if (!keep.empty()) {
+    if (cap_set_flag(caps.get(), CAP_PERMITTED, static_cast<int>(keep.size()), keep.data(),
+                     CAP_SET) != 0 ||
+        cap_set_flag(caps.get(), CAP_EFFECTIVE, static_cast<int>(keep.size()), keep.data(),
+                     CAP_SET) != 0)
+      throwErrno("cap_set_flag");
+  }
+  if (cap_set_proc(caps.get()) != 0) throwErrno("set capabilities");
+}
+
+}  // namespace
+
+void becomeCallerForSetup(uid_t uid, gid_t gid, const std::vector<gid_t>& groups) {
+  if (::setgroups(groups.size(), groups.data()) != 0) throwErrno("setgroups");
+  if (::setresgid(gid, gid, gid) != 0) throwErrno("setresgid");
+  // Keep the permitted set across the uid change, then trim it to the three
+  // capabilities the rest of the setup needs.
+  if (::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) throwErrno("PR_SET_KEEPCAPS");
+  if (::setresuid(uid, uid, uid) != 0) throwErrno("setresuid");
+  setCaps({CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_SETPCAP});
+  if (::prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) != 0) throwErrno("PR_SET_KEEPCAPS");
+  // The uid change resets dumpability to the suid_dumpable default; make sure
+  // the caller's other processes can never ptrace the init while it holds
+  // capabilities.
+  if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) throwErrno("PR_SET_DUMPABLE");
+}
+
+void dropAllPrivileges() {
+  int last = static_cast<int>(cap_max_bits()) - 1;
+  for (int cap = 0; cap <= last; ++cap) {
+    if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL)
+      throwErrno("drop bounding capability " + std::to_string(cap));
+  }
+  if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0)
+    throwErrno("clear ambient capabilities");
+  unsigned long bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
+                       SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED |
+                       SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+  if (::prctl(PR_SET_SECUREBITS, bits, 0, 0, 0) != 0) throwErrno("set securebits");
+  setCaps({});
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) throwErrno("set no_new_privs");
+}
+
+}  // namespace gpubox

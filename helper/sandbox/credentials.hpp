@@ -1,0 +1,21 @@
+// Identity and privilege changes of the sandbox init.
+#pragma once
+
+#include <sys/types.h>
+
+#include <vector>
+
+namespace gpubox {
+
+// Becomes the caller (groups, gid, uid) inside the sandbox's user namespace
+// while keeping exactly CAP_SYS_ADMIN, CAP_NET_ADMIN and CAP_SETPCAP of that
+// namespace for the rest of the setup. From here on every path lookup is done
+// as the caller. Throws gpubox::Error.
+void becomeCallerForSetup(uid_t uid, gid_t gid, const std::vector<gid_t>& groups);
+
+// Drops every capability for good: bounding set, ambient set, inheritable,
+// permitted and effective sets; locks the securebits so uid 0 (a root
+// caller) regains nothing on exec; sets no_new_privs. Throws gpubox::Error.
+void dropAllPrivileges();
+
+}  // namespace gpubox

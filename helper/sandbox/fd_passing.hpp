@@ -1,0 +1,23 @@
+// Sending and receiving one record plus file descriptors (SCM_RIGHTS) on a
+// SOCK_SEQPACKET socket.
+#pragma once
+
+#include <sys/types.h>
+
+#include <vector>
+
+#include "unique_fd.hpp"
+
+namespace gpubox {
+
+// Sends `len` bytes and `fds` as one message. Returns false and sets errno on
+// failure. Retries EINTR.
+bool sendRecord(int sock, const void* data, size_t len, const std::vector<int>& fds);
+
+// Receives one message of at most `len` bytes and at most `maxFds` fds (all
+// received fds are close-on-exec; surplus ones are closed). Returns the byte
+// count, 0 on EOF, -1/errno on error. A truncated message is an error (EMSGSIZE).
+ssize_t recvRecord(int sock, void* data, size_t len, std::vector<UniqueFd>* fds, size_t maxFds,
+                   int flags = 0);
+
+}  // namespace gpubox

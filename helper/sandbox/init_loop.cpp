@@ -1,0 +1,233 @@
+#include "init_loop.hpp"
+
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <capnp/serialize.h>
+
+#include <cstring>
+#include <map>
+
+#include "fd_passing.hpp"
+#include "init_messages.hpp"
+#include "spec_wire.hpp"
+#include "unique_fd.hpp"
+
+extern char** environ;
+
+namespace gpubox {
+
+namespace {
+
+using initmsg::FromInit;
+using initmsg::FromInitRecord;
+
+struct Running {
+  uint32_t id;
+  int64_t startNanos;
+};
+
+int64_t nowNanos() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+void send(int controlFd, FromInitRecord& rec) { sendRecord(controlFd, &rec, sizeof(rec), {}); }
+
+void sendStartFailed(int controlFd, uint32_t id, int err, initmsg::StartStage stage,
+                     const std::string& message) {
+  FromInitRecord rec = {};
+  rec.type = FromInit::StartFailed;
+  rec.id = id;
+  rec.a = err;
+  rec.b = static_cast<int32_t>(stage);
+  std::strncpy(rec.text, message.c_str(), sizeof(rec.text) - 1);
+  send(controlFd, rec);
+}
+
+// Reads the wire::Command the helper wrote into `memfd`.
+bool readCommand(int memfd, Command* out, std::string* error) {
+  struct stat st;
+  if (::fstat(memfd, &st) != 0 || st.st_size <= 0 ||
+      static_cast<size_t>(st.st_size) > initmsg::kMaxExecPayload || st.st_size % 8 != 0) {
+    *error = "malformed exec request";
+    return false;
+  }
+  std::vector<capnp::word> words(static_cast<size_t>(st.st_size) / 8);
+  if (::pread(memfd, words.data(), static_cast<size_t>(st.st_size), 0) != st.st_size) {
+    *error = "cannot read exec request";
+    return false;
+  }
+  try {
+    capnp::FlatArrayMessageReader reader(kj::arrayPtr(words.data(), words.size()));
+    *out = commandFromWire(reader.getRoot<wire::Command>());
+    return true;
+  } catch (const std::exception& e) {
+    *error = std::string("malformed exec request: ") + e.what();
+  } catch (const kj::Exception& e) {
+    *error = "malformed exec request: " + std::string(e.getDescription().cStr());
+  }
+  return false;
+}
+
+struct ChildFailure {
+  int32_t stage;
+  int32_t err;
+};
+
+// The command's process: its own session (it cannot drive the caller's
+// terminal through TIOCSTI or job control), the caller's stdio, then exec.
+[[noreturn]] void execChild(const Command& cmd, const std::vector<UniqueFd>& fds, int errFd,
+                            const std::string& defaultCwd) {
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::setsid();
+  for (int i = 0; i < 3; ++i) {
+    if (::dup2(fds[i + 1].get(), i) != i) _exit(125);
+  }
+  // Everything else (control socket, memfd) closes on exec; errFd reports
+  // failure and is close-on-exec too.
+  ::syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+  const std::string& cwd = cmd.cwd.empty() ? defaultCwd : cmd.cwd;
+  if (::chdir(cwd.c_str()) != 0) {
+    ChildFailure f = {static_cast<int32_t>(initmsg::StartStage::Chdir), errno};
+    (void)!::write(errFd, &f, sizeof(f));
+    _exit(125);
+  }
+  std::vector<char*> argv;
+  for (const std::string& a : cmd.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (const std::string& e : cmd.env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  // execvp searches the PATH of the environment the command will get.
+  environ = envp.data();
+  ::execvp(argv[0], argv.data());
+  ChildFailure f = {static_cast<int32_t>(initmsg::StartStage::Exec), errno};
+  (void)!::write(errFd, &f, sizeof(f));
+  _exit(127);
+}
+
+std::string startFailureMessage(const Command& cmd, const std::string& defaultCwd,
+                                const ChildFailure& f) {
+  if (f.stage == static_cast<int32_t>(initmsg::StartStage::Chdir)) {
+    const std::string& cwd = cmd.cwd.empty() ? defaultCwd : cmd.cwd;
+    return "cannot change to directory " + cwd + ": " + std::strerror(f.err);
+  }
+  if (f.err == ENOENT) return cmd.argv[0] + ": command not found";
+  if (f.err == EACCES || f.err == ENOEXEC || f.err == EPERM)
+    return cmd.argv[0] + ": cannot execute: " + std::strerror(f.err);
+  return cmd.argv[0] + ": " + std::strerror(f.err);
+}
+
+void startCommand(int controlFd, uint32_t id, std::vector<UniqueFd>& fds,
+                  const std::string& defaultCwd, std::map<pid_t, Running>& running) {
+  Command cmd;
+  std::string error;
+  if (fds.size() != 4 || !readCommand(fds[0].get(), &cmd, &error)) {
+    sendStartFailed(controlFd, id, EINVAL, initmsg::StartStage::Other,
+                    error.empty() ? "exec request without stdio" : error);
+    return;
+  }
+  int pipeFds[2];
+  if (::pipe2(pipeFds, O_CLOEXEC) != 0) {
+    sendStartFailed(controlFd, id, errno, initmsg::StartStage::Other, "pipe failed");
+    return;
+  }
+  UniqueFd readEnd(pipeFds[0]), writeEnd(pipeFds[1]);
+  int64_t start = nowNanos();
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    sendStartFailed(controlFd, id, errno, initmsg::StartStage::Other, "fork failed");
+    return;
+  }
+  if (pid == 0) execChild(cmd, fds, writeEnd.get(), defaultCwd);
+  writeEnd.reset();
+  ChildFailure failure = {};
+  ssize_t n;
+  do {
+    n = ::read(readEnd.get(), &failure, sizeof(failure));
+  } while (n < 0 && errno == EINTR);
+  if (n == static_cast<ssize_t>(sizeof(failure))) {
+    // The child exits right away; the reaper drops it since it is not in `running`.
+    sendStartFailed(controlFd, id, failure.err, static_cast<initmsg::StartStage>(failure.stage),
+                    startFailureMessage(cmd, defaultCwd, failure));
+    return;
+  }
+  running[pid] = {id, start};
+  FromInitRecord rec = {};
+  rec.type = FromInit::Started;
+  rec.id = id;
+  rec.b = pid;
+  send(controlFd, rec);
+}
+
+void reapAll(int controlFd, std::map<pid_t, Running>& running) {
+  for (;;) {
+    int status = 0;
+    pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) return;
+    auto it = running.find(pid);
+    if (it == running.end()) continue;  // an orphan of the namespace: just reaped
+    FromInitRecord rec = {};
+    rec.type = FromInit::Exited;
+    rec.id = it->second.id;
+    rec.a = status;
+    rec.b = pid;
+    rec.c = nowNanos() - it->second.startNanos;
+    running.erase(it);
+    send(controlFd, rec);
+  }
+}
+
+}  // namespace
+
+void runInitLoop(int controlFd, const std::string& defaultCwd) {
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &chld, nullptr);
+  UniqueFd sigFd(::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!sigFd) _exit(1);
+  std::map<pid_t, Running> running;
+  for (;;) {
+    struct pollfd pfds[2] = {{controlFd, POLLIN, 0}, {sigFd.get(), POLLIN, 0}};
+    if (::poll(pfds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      _exit(1);
+    }
+    if (pfds[1].revents & POLLIN) {
+      struct signalfd_siginfo info;
+      while (::read(sigFd.get(), &info, sizeof(info)) == sizeof(info)) {
+      }
+      reapAll(controlFd, running);
+    }
+    if (pfds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+      initmsg::ToInitRecord rec = {};
+      std::vector<UniqueFd> fds;
+      ssize_t n = recvRecord(controlFd, &rec, sizeof(rec), &fds, 4);
+      if (n <= 0) _exit(0);  // helper closed the sandbox: everything in it dies with us
+      if (n != static_cast<ssize_t>(sizeof(rec))) continue;
+      if (rec.type == initmsg::ToInit::Exec) {
+        startCommand(controlFd, rec.id, fds, defaultCwd, running);
+      } else if (rec.type == initmsg::ToInit::Signal) {
+        for (const auto& [pid, r] : running) {
+          if (r.id == rec.id) ::kill(pid, rec.signo);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace gpubox

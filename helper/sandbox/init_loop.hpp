@@ -1,0 +1,13 @@
+#pragma once
+
+#include <string>
+
+namespace gpubox {
+
+// The init's steady state: start commands on request, relay signals, reap
+// every process of the namespace, report each command's end. Returns never;
+// exits when the helper closes the control socket, which takes the whole pid
+// namespace down with it.
+[[noreturn]] void runInitLoop(int controlFd, const std::string& defaultCwd);
+
+}  // namespace gpubox

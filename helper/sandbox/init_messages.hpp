@@ -1,0 +1,48 @@
+// The helper <-> sandbox-init control channel: fixed-size records on a
+// SOCK_SEQPACKET socketpair, so neither side ever parses a variable-length
+// structure it did not write itself. The one variable-length payload (an exec
+// request) travels as a Cap'n Proto wire::Command in a memfd, read with the
+// same limits the helper applies to clients.
+#pragma once
+
+#include <cstdint>
+
+namespace gpubox::initmsg {
+
+enum class ToInit : uint32_t {
+  Go = 1,      // uid/gid maps and cgroups are in place: finish setting up
+  Exec = 2,    // fds: [memfd holding wire::Command, stdin, stdout, stderr]
+  Signal = 3,  // deliver `signo` to the process of exec `id`
+};
+
+struct ToInitRecord {
+  ToInit type;
+  uint32_t id;
+  int32_t signo;
+  uint32_t reserved;
+};
+
+enum class FromInit : uint32_t {
+  Skipped = 1,      // mount step `a` was skipped (optional / already visible)
+  Ready = 2,        // setup complete; `a` = init's pid as the init sees it (1)
+  SetupFailed = 3,  // `text` says why; the init exits after sending it
+  Started = 4,      // exec `id` runs as pid `b` (inside the sandbox)
+  StartFailed = 5,  // exec `id` failed: `a` errno, `b` stage (StartStage), `text`
+  Exited = 6,       // exec `id` ended: `a` raw wait status, `b` pid, `c` wall ns
+};
+
+enum class StartStage : int32_t { Exec = 0, Chdir = 1, Other = 2 };
+
+struct FromInitRecord {
+  FromInit type;
+  uint32_t id;
+  int32_t a;
+  int32_t b;
+  int64_t c;
+  char text[1000];
+};
+
+// Upper bound on the memfd payload of one Exec (argv + env + framing).
+constexpr size_t kMaxExecPayload = 4 * 1024 * 1024;
+
+}  // namespace gpubox::initmsg

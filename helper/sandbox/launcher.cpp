@@ -1,0 +1,91 @@
+#include "launcher.hpp"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <set>
+
+#include "error.hpp"
+#include "fd_passing.hpp"
+#include "init_messages.hpp"
+#include "syscalls.hpp"
+
+namespace gpubox {
+
+namespace {
+
+void writeProcFile(pid_t pid, const char* name, const std::string& content) {
+  std::string path = "/proc/" + std::to_string(pid) + "/" + name;
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) throwErrno("open " + path);
+  // An id map must be written in one write(2).
+  if (::write(fd.get(), content.data(), content.size()) != static_cast<ssize_t>(content.size()))
+    throwErrno("write " + path);
+}
+
+std::string gidMap(gid_t gid, const std::vector<gid_t>& groups) {
+  std::set<gid_t> all(groups.begin(), groups.end());
+  all.insert(gid);
+  // Linux accepts at most 340 map lines (since 4.15).
+  if (all.size() > 340) throw Error("caller belongs to more than 340 groups; cannot map them all");
+  std::string map;
+  for (gid_t g : all) map += std::to_string(g) + " " + std::to_string(g) + " 1\n";
+  return map;
+}
+
+// Kills and reaps a child that never got going.
+void abandon(pid_t pid, int pidfd) {
+  sys::pidfdSendSignal(pidfd, SIGKILL);
+  siginfo_t info;
+  while (::waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED) != 0 && errno == EINTR) {
+  }
+  (void)pid;
+}
+
+}  // namespace
+
+std::vector<std::string> sandboxNamespaces(bool newNetwork) {
+  std::vector<std::string> ns = {"user", "mnt", "pid", "ipc", "uts", "cgroup"};
+  if (newNetwork) ns.push_back("net");
+  return ns;
+}
+
+LaunchedInit launchInit(const InitConfig& config,
+                        const std::function<void(pid_t)>& placeInCgroups) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+    throwErrno("control socketpair");
+  UniqueFd parentEnd(sv[0]), childEnd(sv[1]);
+  std::string uidMap = std::to_string(config.uid) + " " + std::to_string(config.uid) + " 1\n";
+  std::string gids = gidMap(config.gid, config.groups);
+
+  uint64_t flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
+  if (config.newNetwork) flags |= CLONE_NEWNET;
+  int pidfd = -1;
+  pid_t pid = sys::clone3(flags, &pidfd);
+  if (pid < 0) throwErrno("clone3 into new namespaces");
+  if (pid == 0) {
+    parentEnd.reset();
+    runSandboxInit(config, childEnd.get());
+  }
+  LaunchedInit launched{pid, UniqueFd(pidfd), std::move(parentEnd)};
+  childEnd.reset();
+  try {
+    writeProcFile(pid, "uid_map", uidMap);
+    writeProcFile(pid, "gid_map", gids);
+    placeInCgroups(pid);
+    initmsg::ToInitRecord go = {};
+    go.type = initmsg::ToInit::Go;
+    if (!sendRecord(launched.control.get(), &go, sizeof(go), {})) throwErrno("release sandbox init");
+  } catch (...) {
+    abandon(pid, launched.pidfd.get());
+    throw;
+  }
+  return launched;
+}
+
+}  // namespace gpubox

@@ -1,0 +1,30 @@
+// Helper side of sandbox creation: clone the init into its namespaces, map
+// the caller's ids, place it in its cgroups, and release it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+
+#include "sandbox_init.hpp"
+#include "unique_fd.hpp"
+
+namespace gpubox {
+
+struct LaunchedInit {
+  pid_t pid = 0;        // as the helper sees it
+  UniqueFd pidfd;       // watched by the event loop; the only handle used to signal
+  UniqueFd control;     // helper's end of the control socket (SOCK_SEQPACKET)
+};
+
+// Clones the init (clone3: CLONE_PIDFD plus new user, mount, pid, ipc, uts and,
+// unless host network, net namespaces), writes its uid/gid maps (the caller's
+// uid and each of its groups mapped 1:1; nothing else, root included), runs
+// `placeInCgroups(pid)`, then tells it to go on. On any failure the child is
+// killed and reaped before this throws gpubox::Error.
+LaunchedInit launchInit(const InitConfig& config, const std::function<void(pid_t)>& placeInCgroups);
+
+// The namespaces launchInit creates, by /proc/PID/ns name.
+std::vector<std::string> sandboxNamespaces(bool newNetwork);
+
+}  // namespace gpubox

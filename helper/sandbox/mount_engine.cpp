@@ -1,0 +1,377 @@
+#include "mount_engine.hpp"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <optional>
+
+#include "error.hpp"
+#include "syscalls.hpp"
+#include "unique_fd.hpp"
+
+namespace gpubox {
+
+namespace {
+
+// Where the new root's tmpfs is attached before pivot_root. Any directory
+// works: every source is opened before it is covered.
+constexpr const char* kStagingDir = "/tmp";
+
+constexpr uint64_t kInRoot = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+
+const char* const kDevNodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+const char* const kProcReadOnly[] = {"sys", "sysrq-trigger", "irq", "bus"};
+
+bool isBind(MountKind k) {
+  return k == MountKind::Bind || k == MountKind::RoBind || k == MountKind::DevBind;
+}
+
+std::string relative(const std::string& path) {
+  size_t i = path.find_first_not_of('/');
+  return i == std::string::npos ? std::string(".") : path.substr(i);
+}
+
+std::string parentOf(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  return slash == 0 ? std::string("/") : path.substr(0, slash);
+}
+
+std::string baseName(const std::string& path) { return path.substr(path.find_last_of('/') + 1); }
+
+// A detached copy of the mount tree at `path` (recursive, as bwrap binds are).
+UniqueFd cloneTree(int dirfd, const char* path, unsigned extraFlags = 0) {
+  return UniqueFd(::open_tree(dirfd, path,
+                              OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | extraFlags));
+}
+
+void setAttrs(int treeFd, uint64_t attrs, const std::string& what) {
+  if (attrs == 0) return;
+  struct mount_attr attr = {};
+  attr.attr_set = attrs;
+  if (::mount_setattr(treeFd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) != 0)
+    throwErrno(what + ": cannot set mount flags");
+}
+
+UniqueFd newFs(const char* type, const std::vector<std::pair<const char*, const char*>>& opts,
+               unsigned attrs, const std::string& what) {
+  UniqueFd fs(::fsopen(type, FSOPEN_CLOEXEC));
+  if (!fs) throwErrno(what + ": fsopen(" + std::string(type) + ")");
+  for (const auto& [key, value] : opts) {
+    int rc = value ? ::fsconfig(fs.get(), FSCONFIG_SET_STRING, key, value, 0)
+                   : ::fsconfig(fs.get(), FSCONFIG_SET_FLAG, key, nullptr, 0);
+    if (rc != 0) throwErrno(what + ": " + type + " option " + key);
+  }
+  if (::fsconfig(fs.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0)
+    throwErrno(what + ": cannot create " + std::string(type));
+  UniqueFd mnt(::fsmount(fs.get(), FSMOUNT_CLOEXEC, attrs));
+  if (!mnt) throwErrno(what + ": fsmount(" + std::string(type) + ")");
+  return mnt;
+}
+
+void attach(int treeFd, int targetFd, const std::string& what) {
+  if (::move_mount(treeFd, "", targetFd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0)
+    throwErrno(what + ": cannot mount");
+}
+
+class RootBuilder {
+ public:
+  explicit RootBuilder(UniqueFd root) : root_(std::move(root)) {}
+
+  int root() const { return root_.get(); }
+
+  // A mount on "/" stacks over the root fd we hold, which keeps pointing at
+  // the covered directory: reopen the staging path to get the top of the stack.
+  void refresh() {
+    UniqueFd fd(::open(kStagingDir, O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!fd) throwErrno("reopen new root");
+    root_ = std::move(fd);
+  }
+
+  // Opens `path` inside the new root; symlinks resolve within the root.
+  UniqueFd open(const std::string& path, int flags) const {
+    return UniqueFd(sys::openat2(root_.get(), relative(path).c_str(),
+                                 static_cast<uint64_t>(flags | O_CLOEXEC), 0, kInRoot));
+  }
+
+  bool exists(const std::string& path) const { return open(path, O_PATH).valid(); }
+
+  // mkdir -p inside the new root.
+  void makeDirs(const std::string& path, const std::string& what) {
+    if (path == "/" || exists(path)) return;
+    makeDirs(parentOf(path), what);
+    UniqueFd parent = open(parentOf(path), O_PATH | O_DIRECTORY);
+    if (!parent) throwErrno(what + ": cannot open " + parentOf(path));
+    if (::mkdirat(parent.get(), baseName(path).c_str(), 0755) != 0 && errno != EEXIST)
+      throwErrno(what + ": cannot create directory " + path);
+  }
+
+  // Returns an O_PATH fd for `dest`, creating it (directory or empty file)
+  // when missing, for use as a mount point.
+  UniqueFd mountPoint(const std::string& dest, bool directory, const std::string& what) {
+    UniqueFd fd = open(dest, O_PATH);
+    if (fd) return fd;
+    if (errno != ENOENT) throwErrno(what + ": cannot open destination " + dest);
+    makeDirs(parentOf(dest), what);
+    UniqueFd parent = open(parentOf(dest), O_PATH | O_DIRECTORY);
+    if (!parent) throwErrno(what + ": cannot open " + parentOf(dest));
+    std::string name = baseName(dest);
+    if (directory) {
+      if (::mkdirat(parent.get(), name.c_str(), 0755) != 0 && errno != EEXIST)
+        throwErrno(what + ": cannot create directory " + dest);
+    } else {
+      UniqueFd f(::openat(parent.get(), name.c_str(),
+                          O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0444));
+      if (!f && errno != EEXIST) throwErrno(what + ": cannot create file " + dest);
+    }
+    fd = open(dest, O_PATH);
+    if (!fd) throwErrno(what + ": cannot open destination " + dest);
+    return fd;
+  }
+
+ private:
+  UniqueFd root_;
+};
+
+struct PreparedStep {
+  UniqueFd tree;                 // binds: the detached source tree
+  std::vector<UniqueFd> nodes;   // --dev: one clone per device node
+  std::optional<struct stat> st;
+  int openErrno = 0;
+};
+
+// Phase one: open every source before anything is covered. Runs with the
+// caller's credentials, so this is where "could the caller open it" is decided.
+std::vector<PreparedStep> prepareSources(const std::vector<MountOp>& plan) {
+  std::vector<PreparedStep> steps(plan.size());
+  for (size_t i = 0; i < plan.size(); ++i) {
+    const MountOp& op = plan[i];
+    PreparedStep& step = steps[i];
+    if (isBind(op.kind)) {
+      step.tree = cloneTree(AT_FDCWD, op.source.c_str());
+      if (!step.tree) {
+        step.openErrno = errno;
+        if (op.optional || op.skipIfVisible) continue;
+        throwErrno(describeMount(op) + ": cannot open source " + op.source);
+      }
+      struct stat st;
+      if (::fstat(step.tree.get(), &st) != 0) throwErrno(describeMount(op) + ": stat source");
+      step.st = st;
+    } else if (op.kind == MountKind::Dev) {
+      for (const char* node : kDevNodes) {
+        std::string path = std::string("/dev/") + node;
+        UniqueFd tree = cloneTree(AT_FDCWD, path.c_str());
+        if (!tree) throwErrno(describeMount(op) + ": cannot open host " + path);
+        step.nodes.push_back(std::move(tree));
+      }
+    }
+  }
+  return steps;
+}
+
+void applyBind(RootBuilder& root, const MountOp& op, PreparedStep& step) {
+  const std::string what = describeMount(op);
+  bool directory = S_ISDIR(step.st->st_mode);
+  UniqueFd target = root.mountPoint(op.dest, directory, what);
+  uint64_t attrs = MOUNT_ATTR_NOSUID;
+  if (op.kind != MountKind::DevBind) attrs |= MOUNT_ATTR_NODEV;
+  if (op.kind == MountKind::RoBind) attrs |= MOUNT_ATTR_RDONLY;
+  if (op.hardened) attrs |= MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOEXEC;
+  setAttrs(step.tree.get(), attrs, what);
+  attach(step.tree.get(), target.get(), what);
+}
+
+void applyProc(RootBuilder& root, const MountOp& op) {
+  const std::string what = describeMount(op);
+  UniqueFd target = root.mountPoint(op.dest, true, what);
+  UniqueFd proc = newFs("proc", {}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, what);
+  attach(proc.get(), target.get(), what);
+  // As bwrap does: the parts of /proc that reach host-wide kernel state are
+  // read-only even though the sandbox's procfs is its own.
+  for (const char* sub : kProcReadOnly) {
+    std::string path = op.dest + "/" + sub;
+    UniqueFd at = root.open(path, O_PATH | O_NOFOLLOW);
+    if (!at) continue;
+    UniqueFd tree = cloneTree(at.get(), "", AT_EMPTY_PATH);
+    if (!tree) throwErrno(what + ": cannot clone " + path);
+    setAttrs(tree.get(), MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+             what);
+    attach(tree.get(), at.get(), what);
+  }
+}
+
+void symlinkAt(RootBuilder& root, const std::string& target, const std::string& dest,
+               const std::string& what) {
+  root.makeDirs(parentOf(dest), what);
+  UniqueFd parent = root.open(parentOf(dest), O_PATH | O_DIRECTORY);
+  if (!parent) throwErrno(what + ": cannot open " + parentOf(dest));
+  if (::symlinkat(target.c_str(), parent.get(), baseName(dest).c_str()) == 0) return;
+  int err = errno;
+  if (err == EEXIST) {
+    // Like bwrap: an identical existing link is fine.
+    char buf[4096];
+    ssize_t n = ::readlinkat(parent.get(), baseName(dest).c_str(), buf, sizeof(buf));
+    if (n >= 0 && std::string(buf, static_cast<size_t>(n)) == target) return;
+  }
+  throwErrno(what + ": cannot create symlink " + dest, err);
+}
+
+void applyDev(RootBuilder& root, const MountOp& op, PreparedStep& step) {
+  const std::string what = describeMount(op);
+  UniqueFd target = root.mountPoint(op.dest, true, what);
+  UniqueFd tmp = newFs("tmpfs", {{"mode", "0755"}}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, what);
+  attach(tmp.get(), target.get(), what);
+  for (size_t i = 0; i < step.nodes.size(); ++i) {
+    std::string path = op.dest + "/" + kDevNodes[i];
+    UniqueFd at = root.mountPoint(path, false, what);
+    setAttrs(step.nodes[i].get(), MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, what);
+    attach(step.nodes[i].get(), at.get(), what);
+  }
+  UniqueFd pts = root.mountPoint(op.dest + "/pts", true, what);
+  UniqueFd devpts = newFs("devpts", {{"newinstance", nullptr}, {"ptmxmode", "0666"}, {"mode", "620"}},
+                          MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, what);
+  attach(devpts.get(), pts.get(), what);
+  symlinkAt(root, "pts/ptmx", op.dest + "/ptmx", what);
+  UniqueFd shm = root.mountPoint(op.dest + "/shm", true, what);
+  UniqueFd shmFs = newFs("tmpfs", {{"mode", "1777"}}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, what);
+  attach(shmFs.get(), shm.get(), what);
+  symlinkAt(root, "/proc/self/fd", op.dest + "/fd", what);
+  symlinkAt(root, "/proc/self/fd/0", op.dest + "/stdin", what);
+  symlinkAt(root, "/proc/self/fd/1", op.dest + "/stdout", what);
+  symlinkAt(root, "/proc/self/fd/2", op.dest + "/stderr", what);
+}
+
+void applyFile(RootBuilder& root, const MountOp& op) {
+  const std::string what = "write " + op.dest;
+  root.makeDirs(parentOf(op.dest), what);
+  UniqueFd parent = root.open(parentOf(op.dest), O_PATH | O_DIRECTORY);
+  if (!parent) throwErrno(what + ": cannot open " + parentOf(op.dest));
+  mode_t mode = op.mode ? op.mode : 0644;
+  UniqueFd f(::openat(parent.get(), baseName(op.dest).c_str(),
+                      O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, mode));
+  if (!f) throwErrno(what);
+  size_t done = 0;
+  while (done < op.source.size()) {
+    ssize_t n = ::write(f.get(), op.source.data() + done, op.source.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throwErrno(what);
+    done += static_cast<size_t>(n);
+  }
+  if (::fchmod(f.get(), mode) != 0) throwErrno(what + ": chmod");
+}
+
+// Whether an optional or skip-if-visible step should be left out.
+bool shouldSkip(RootBuilder& root, const MountOp& op, const PreparedStep& step) {
+  if (op.optional && !root.exists(parentOf(op.dest))) return true;
+  if (isBind(op.kind) && !step.tree) return true;  // optional source missing
+  if (op.skipIfVisible) {
+    if (op.kind == MountKind::Symlink) {
+      UniqueFd fd = root.open(op.dest, O_PATH | O_NOFOLLOW);
+      return fd.valid();
+    }
+    if (isBind(op.kind)) {
+      UniqueFd fd = root.open(op.dest, O_PATH);
+      struct stat st;
+      return fd && ::fstat(fd.get(), &st) == 0 && st.st_dev == step.st->st_dev &&
+             st.st_ino == step.st->st_ino;
+    }
+  }
+  return false;
+}
+
+void applyStep(RootBuilder& root, const MountOp& op, PreparedStep& step) {
+  const std::string what = describeMount(op);
+  switch (op.kind) {
+    case MountKind::Bind:
+    case MountKind::RoBind:
+    case MountKind::DevBind:
+      applyBind(root, op, step);
+      break;
+    case MountKind::Tmpfs: {
+      UniqueFd target = root.mountPoint(op.dest, true, what);
+      char mode[16];
+      std::snprintf(mode, sizeof(mode), "%04o", op.mode ? op.mode : 0755);
+      UniqueFd tmp = newFs("tmpfs", {{"mode", mode}}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, what);
+      attach(tmp.get(), target.get(), what);
+      break;
+    }
+    case MountKind::Proc:
+      applyProc(root, op);
+      break;
+    case MountKind::Dev:
+      applyDev(root, op, step);
+      break;
+    case MountKind::Dir:
+      root.makeDirs(op.dest, what);
+      break;
+    case MountKind::Symlink:
+      symlinkAt(root, op.source, op.dest, what);
+      break;
+    case MountKind::RemountRo: {
+      UniqueFd target = root.open(op.dest, O_PATH);
+      if (!target) throwErrno(what + ": cannot open " + op.dest);
+      struct mount_attr attr = {};
+      attr.attr_set = MOUNT_ATTR_RDONLY;
+      if (::mount_setattr(target.get(), "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) != 0)
+        throwErrno(what);
+      break;
+    }
+    case MountKind::File:
+      applyFile(root, op);
+      break;
+  }
+}
+
+void maskSockets(RootBuilder& root, const std::vector<MaskedSocket>& masks) {
+  for (const MaskedSocket& mask : masks) {
+    UniqueFd at = root.open(mask.path, O_PATH | O_NOFOLLOW);
+    struct stat st;
+    if (!at || ::fstat(at.get(), &st) != 0) continue;
+    if (!S_ISSOCK(st.st_mode) || st.st_dev != mask.dev || st.st_ino != mask.ino) continue;
+    UniqueFd null = cloneTree(AT_FDCWD, "/dev/null");
+    if (!null) throwErrno("hide the helper socket: open /dev/null");
+    attach(null.get(), at.get(), "hide the helper socket " + mask.path);
+  }
+}
+
+}  // namespace
+
+MountOutcome buildSandboxRoot(const std::vector<MountOp>& plan,
+                              const std::vector<MaskedSocket>& masks) {
+  // Nothing we mount may propagate back to the host, nor host mounts in.
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+    throwErrno("make mounts private");
+  std::vector<PreparedStep> steps = prepareSources(plan);
+
+  UniqueFd stagingFd(::open(kStagingDir, O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!stagingFd) throwErrno(std::string("open staging directory ") + kStagingDir);
+  UniqueFd rootFs = newFs("tmpfs", {{"mode", "0755"}}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                          "new root");
+  attach(rootFs.get(), stagingFd.get(), "new root");
+  UniqueFd rootFd(::open(kStagingDir, O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!rootFd) throwErrno("open new root");
+  RootBuilder root(std::move(rootFd));
+
+  MountOutcome outcome;
+  for (size_t i = 0; i < plan.size(); ++i) {
+    if (shouldSkip(root, plan[i], steps[i])) {
+      outcome.skipped.push_back(i);
+      continue;
+    }
+    applyStep(root, plan[i], steps[i]);
+    if (plan[i].dest == "/") root.refresh();
+  }
+  maskSockets(root, masks);
+
+  if (::fchdir(root.root()) != 0) throwErrno("chdir to new root");
+  if (sys::pivotRoot(".", ".") != 0) throwErrno("pivot_root");
+  // The old root is now stacked on top of the new one: detach it.
+  if (::umount2(".", MNT_DETACH) != 0) throwErrno("detach old root");
+  if (::chdir("/") != 0) throwErrno("chdir /");
+  return outcome;
+}
+
+}  // namespace gpubox

@@ -1,0 +1,38 @@
+// Builds the sandbox's filesystem from a bubblewrap-style plan: a fresh
+// tmpfs root, each step applied in order, then pivot_root. Runs inside the
+// sandbox init, already switched to the caller's uid/gid/groups and holding
+// only CAP_SYS_ADMIN in the sandbox's own user namespace, so every source
+// path is resolved with the caller's credentials (no confused deputy) and the
+// kernel's locked-mount rules stay in force.
+//
+// Interfaces: open_tree/move_mount/fsopen/fsmount (5.2), openat2 with
+// RESOLVE_IN_ROOT (5.6), mount_setattr (5.12).
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "spec.hpp"
+
+namespace gpubox {
+
+// A socket of the helper that must not be reachable inside: if the plan makes
+// this inode visible at `path`, /dev/null is mounted over it.
+struct MaskedSocket {
+  std::string path;
+  dev_t dev = 0;
+  ino_t ino = 0;
+};
+
+struct MountOutcome {
+  std::vector<size_t> skipped;  // indices of optional steps that were skipped
+};
+
+// Applies `plan` and pivots into the result. Throws gpubox::Error naming the
+// step ("--ro-bind /a /b: ...") that failed.
+MountOutcome buildSandboxRoot(const std::vector<MountOp>& plan,
+                              const std::vector<MaskedSocket>& masks);
+
+}  // namespace gpubox

@@ -1,0 +1,102 @@
+#include "sandbox_init.hpp"
+
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "credentials.hpp"
+#include "error.hpp"
+#include "fd_passing.hpp"
+#include "init_loop.hpp"
+#include "init_messages.hpp"
+#include "loopback.hpp"
+
+namespace gpubox {
+
+namespace {
+
+constexpr int kControlFd = 3;
+
+void sendFailure(const std::string& message) {
+  initmsg::FromInitRecord rec = {};
+  rec.type = initmsg::FromInit::SetupFailed;
+  std::strncpy(rec.text, message.c_str(), sizeof(rec.text) - 1);
+  sendRecord(kControlFd, &rec, sizeof(rec), {});
+}
+
+// Leaves the init with only /dev/null on 0-2 and the control socket on 3:
+// nothing of the helper's (its listening socket, other clients' connections)
+// may survive into a sandbox.
+void isolateFds(int controlFd) {
+  int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null < 0) _exit(120);
+  for (int fd = 0; fd < 3; ++fd) ::dup2(null, fd);
+  if (controlFd != kControlFd && ::dup2(controlFd, kControlFd) != kControlFd) _exit(121);
+  ::syscall(SYS_close_range, kControlFd + 1, ~0U, 0);
+}
+
+void resetSignals() {
+  sigset_t all;
+  sigemptyset(&all);
+  sigprocmask(SIG_SETMASK, &all, nullptr);
+  for (int sig = 1; sig < NSIG; ++sig) signal(sig, SIG_DFL);
+}
+
+void waitForGo() {
+  initmsg::ToInitRecord rec = {};
+  ssize_t n = recvRecord(kControlFd, &rec, sizeof(rec), nullptr, 0);
+  // EOF: the helper gave up on this sandbox (or died) before releasing it.
+  if (n != static_cast<ssize_t>(sizeof(rec)) || rec.type != initmsg::ToInit::Go) _exit(0);
+}
+
+void setUp(const InitConfig& config) {
+  becomeCallerForSetup(config.uid, config.gid, config.groups);
+  // Entered after the helper placed us in our cgroups, so the sandbox sees
+  // its own cgroup as its root.
+  if (::unshare(CLONE_NEWCGROUP) != 0) throwErrno("new cgroup namespace");
+  if (config.newNetwork) bringUpLoopback();
+  if (!config.hostname.empty() &&
+      ::sethostname(config.hostname.c_str(), config.hostname.size()) != 0)
+    throwErrno("sethostname");
+  MountOutcome outcome = buildSandboxRoot(config.plan, config.masks);
+  for (size_t index : outcome.skipped) {
+    initmsg::FromInitRecord rec = {};
+    rec.type = initmsg::FromInit::Skipped;
+    rec.a = static_cast<int32_t>(index);
+    sendRecord(kControlFd, &rec, sizeof(rec), {});
+  }
+  dropAllPrivileges();
+}
+
+}  // namespace
+
+void runSandboxInit(const InitConfig& config, int controlFd) {
+  // Die with the helper; never be ptrace-able or core-dump while privileged.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  ::prctl(PR_SET_NAME, "gpubox-init", 0, 0, 0);
+  resetSignals();
+  isolateFds(controlFd);
+  ::umask(022);
+  waitForGo();
+  try {
+    setUp(config);
+  } catch (const std::exception& e) {
+    sendFailure(e.what());
+    _exit(1);
+  }
+  initmsg::FromInitRecord ready = {};
+  ready.type = initmsg::FromInit::Ready;
+  ready.a = static_cast<int32_t>(::getpid());
+  if (!sendRecord(kControlFd, &ready, sizeof(ready), {})) _exit(1);
+  runInitLoop(kControlFd, config.defaultCwd);
+}
+
+}  // namespace gpubox

@@ -1,0 +1,31 @@
+// The sandbox's pid 1. The helper clones it straight into new user, mount,
+// pid, ipc, uts (and net) namespaces; it then finishes the setup from inside,
+// drops every privilege, and runs the commands the helper sends it, reaping
+// everything and reporting each command's end over the control socket.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "mount_engine.hpp"
+#include "spec.hpp"
+
+namespace gpubox {
+
+struct InitConfig {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
+  std::string hostname;  // empty: keep
+  bool newNetwork = true;
+  std::vector<MountOp> plan;
+  std::vector<MaskedSocket> masks;
+  std::string defaultCwd;  // where a command without --chdir starts
+};
+
+// Never returns. `controlFd` is the init's end of the control socketpair.
+[[noreturn]] void runSandboxInit(const InitConfig& config, int controlFd);
+
+}  // namespace gpubox

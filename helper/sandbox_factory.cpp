@@ -1,0 +1,92 @@
+#include "sandbox_factory.hpp"
+
+#include <time.h>
+
+#include "error.hpp"
+#include "sandbox/launcher.hpp"
+
+namespace gpubox {
+
+namespace {
+
+uint64_t monotonicMs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+// Requests only root may make until the policy says otherwise.
+void checkPrivilegedOptions(const PeerIdentity& peer, const SandboxSpec& spec) {
+  if (peer.uid == 0) return;
+  for (const MountOp& op : spec.mounts) {
+    if (op.kind == MountKind::DevBind)
+      throw Error("--dev-bind " + op.source + " " + op.dest + ": refused: only root may bind devices");
+  }
+  if (spec.network == Network::Host)
+    throw Error("--net host: refused: uid " + std::to_string(peer.uid) +
+                " may not share the host network");
+}
+
+// Everything that must be released once the sandbox's init is gone.
+struct Holdings {
+  DaemonContext* ctx = nullptr;
+  ino_t pidNs = 0;
+  ino_t userNs = 0;
+  ~Holdings() {
+    if (ctx) {
+      ctx->sandboxNamespaces.remove(pidNs, userNs);
+      --ctx->liveSandboxes;
+    }
+  }
+};
+
+}  // namespace
+
+BuiltSandbox buildSandbox(DaemonContext& ctx, const PeerIdentity& peer, const SandboxSpec& spec) {
+  validateSpec(spec);
+  checkPrivilegedOptions(peer, spec);
+  if (ctx.liveSandboxes >= ctx.limits.maxSandboxesTotal)
+    throw Error("the helper runs its maximum of " + std::to_string(ctx.limits.maxSandboxesTotal) +
+                " sandboxes; try again later");
+
+  BuiltSandbox built;
+  built.plan = spec.useDefaultPlan ? defaultPlan(spec.cwd) : std::vector<MountOp>{};
+  built.plan.insert(built.plan.end(), spec.mounts.begin(), spec.mounts.end());
+  built.defaultCwd = spec.useDefaultPlan ? spec.cwd : "/";
+  bool newNetwork = spec.network == Network::None;
+  built.namespaces = sandboxNamespaces(newNetwork);
+
+  InitConfig config;
+  config.uid = peer.uid;
+  config.gid = peer.gid;
+  config.groups = peer.groups;
+  config.hostname = spec.hostname;
+  config.newNetwork = newNetwork;
+  config.plan = built.plan;
+  config.masks = ctx.helperSockets;
+  config.defaultCwd = built.defaultCwd;
+
+  LaunchedInit init = launchInit(config, [](pid_t) {});
+  auto holdings = std::make_shared<Holdings>();
+  auto log = std::make_shared<SandboxLogInfo>();
+  log->record.uid = peer.uid;
+  log->record.pid = peer.pid;
+  log->record.result = "setup failed";
+  log->startMs = monotonicMs();
+  built.log = log;
+  pid_t initPid = init.pid;
+  // From here on the runtime owns the init: any later failure kills and reaps it.
+  built.runtime = std::make_shared<SandboxRuntime>(
+      ctx.port, ctx.reaper, std::move(init), holdings, [log](const std::string&) {
+        log->record.durationMs = monotonicMs() - log->startMs;
+        logSandbox(log->record);
+      });
+  holdings->pidNs = namespaceInode(initPid, "pid");
+  holdings->userNs = namespaceInode(initPid, "user");
+  holdings->ctx = &ctx;
+  ctx.sandboxNamespaces.add(holdings->pidNs, holdings->userNs);
+  ++ctx.liveSandboxes;
+  return built;
+}
+
+}  // namespace gpubox
