@@ -1,0 +1,112 @@
+#include "spec.hpp"
+
+#include <gtest/gtest.h>
+
+#include "error.hpp"
+
+using gpubox::Command;
+using gpubox::Error;
+using gpubox::MountKind;
+using gpubox::MountOp;
+using gpubox::SandboxSpec;
+
+namespace {
+
+SandboxSpec minimalSpec() {
+  SandboxSpec spec;
+  spec.cwd = "/home/user/project";
+  return spec;
+}
+
+std::string errorOf(const SandboxSpec& spec) {
+  try {
+    gpubox::validateSpec(spec);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(ValidateSpec, AcceptsDefaultPlanWithAbsoluteCwd) {
+  EXPECT_EQ(errorOf(minimalSpec()), "");
+}
+
+TEST(ValidateSpec, RejectsRelativeAndDotDotPaths) {
+  SandboxSpec spec = minimalSpec();
+  spec.mounts.push_back({.kind = MountKind::Bind, .source = "relative", .dest = "/x"});
+  EXPECT_NE(errorOf(spec).find("--bind source 'relative' is not an absolute path"),
+            std::string::npos);
+  spec.mounts[0] = {.kind = MountKind::RoBind, .source = "/a/../etc", .dest = "/x"};
+  EXPECT_NE(errorOf(spec).find("contains a '..' component"), std::string::npos);
+  spec.mounts[0] = {.kind = MountKind::Tmpfs, .dest = "/a/./b"};
+  EXPECT_NE(errorOf(spec).find("'.' component"), std::string::npos);
+}
+
+TEST(ValidateSpec, RejectsNulBytesAndOverlongPaths) {
+  SandboxSpec spec = minimalSpec();
+  spec.mounts.push_back({.kind = MountKind::Dir, .dest = std::string("/a\0b", 4)});
+  EXPECT_NE(errorOf(spec).find("NUL"), std::string::npos);
+  spec.mounts[0].dest = "/" + std::string(5000, 'a');
+  EXPECT_NE(errorOf(spec).find("longer than 4096"), std::string::npos);
+}
+
+TEST(ValidateSpec, RejectsTooManyMounts) {
+  SandboxSpec spec = minimalSpec();
+  spec.mounts.assign(gpubox::SpecLimits::kMaxMounts + 1, {.kind = MountKind::Dir, .dest = "/d"});
+  EXPECT_NE(errorOf(spec).find("too many mount steps"), std::string::npos);
+}
+
+TEST(ValidateSpec, RejectsBadHostname) {
+  SandboxSpec spec = minimalSpec();
+  spec.hostname = "bad name";
+  EXPECT_NE(errorOf(spec).find("hostname"), std::string::npos);
+  spec.hostname = std::string(65, 'h');
+  EXPECT_NE(errorOf(spec).find("longer than 64"), std::string::npos);
+  spec.hostname = "box-1.example";
+  EXPECT_EQ(errorOf(spec), "");
+}
+
+TEST(ValidateSpec, FileStepIsNotAClientOption) {
+  SandboxSpec spec = minimalSpec();
+  spec.mounts.push_back({.kind = MountKind::File, .source = "x", .dest = "/etc/x"});
+  EXPECT_NE(errorOf(spec).find("--file is not a client mount option"), std::string::npos);
+}
+
+TEST(ValidateCommand, RequiresArgvAndWellFormedEnv) {
+  Command cmd;
+  EXPECT_THROW(gpubox::validateCommand(cmd), Error);
+  cmd.argv = {"true"};
+  EXPECT_NO_THROW(gpubox::validateCommand(cmd));
+  cmd.env = {"NOEQUALS"};
+  EXPECT_THROW(gpubox::validateCommand(cmd), Error);
+  cmd.env = {"=value"};
+  EXPECT_THROW(gpubox::validateCommand(cmd), Error);
+  cmd.env = {"A=b=c"};
+  EXPECT_NO_THROW(gpubox::validateCommand(cmd));
+  cmd.cwd = "relative";
+  EXPECT_THROW(gpubox::validateCommand(cmd), Error);
+}
+
+TEST(ValidateCommand, RejectsOversizedArguments) {
+  Command cmd;
+  cmd.argv = {"echo", std::string(gpubox::SpecLimits::kMaxArgBytes, 'x')};
+  EXPECT_THROW(gpubox::validateCommand(cmd), Error);
+}
+
+TEST(DefaultPlan, IsReadOnlyRootWithFreshTmpDevProcAndWritableCwd) {
+  auto plan = gpubox::defaultPlan("/work/project");
+  ASSERT_EQ(plan.size(), 6u);
+  EXPECT_EQ(gpubox::describeMount(plan[0]), "--ro-bind / /");
+  EXPECT_EQ(gpubox::describeMount(plan[1]), "--dev /dev");
+  EXPECT_EQ(gpubox::describeMount(plan[2]), "--proc /proc");
+  EXPECT_EQ(gpubox::describeMount(plan[3]), "--tmpfs /tmp");
+  EXPECT_EQ(gpubox::describeMount(plan[4]), "--ro-bind /sys /sys");
+  EXPECT_EQ(gpubox::describeMount(plan[5]), "--bind /work/project /work/project");
+}
+
+TEST(DefaultPlan, DoesNotBindRootReadWriteWhenCwdIsRoot) {
+  auto plan = gpubox::defaultPlan("/");
+  for (const MountOp& op : plan) EXPECT_NE(op.kind, MountKind::Bind);
+}
