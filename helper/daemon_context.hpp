@@ -6,9 +6,11 @@
 #include <string>
 #include <vector>
 
+#include "lease_table.hpp"
 #include "log.hpp"
 #include "peer.hpp"
 #include "reaper.hpp"
+#include "policy.hpp"
 #include "sandbox/mount_engine.hpp"
 
 namespace gpubox {
@@ -26,6 +28,10 @@ struct DaemonContext {
   SandboxNamespaces sandboxNamespaces;
   std::vector<MaskedSocket> helperSockets;  // hidden inside every sandbox
   HelperLimits limits;
+  policy::Policy policy = policy::Policy::empty();
+  std::string driverRoot = "/";
+  leases::LeaseTable leases;
+  uint64_t sandboxCounter = 0;
   size_t liveSandboxes = 0;
   size_t liveConnections = 0;
 };

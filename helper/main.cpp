@@ -79,6 +79,10 @@ int serve(const Options& opts) {
 
   auto io = kj::setupAsyncIo();
   gpubox::DaemonContext ctx(io.unixEventPort);
+  // Fail-closed: a missing default config means nobody gets a GPU or the
+  // host network; a missing file named on the command line is an error.
+  ctx.policy = gpubox::policy::Policy::load(opts.config, opts.configGiven);
+  ctx.driverRoot = opts.driverRoot;
   gpubox::MaskedSocket mask = describeSocket(listenFd.get());
   if (!mask.path.empty()) ctx.helperSockets.push_back(mask);
 

@@ -9,6 +9,7 @@
 #include "error.hpp"
 #include "kj_error.hpp"
 #include "kernel_features.hpp"
+#include "gpu_assignment.hpp"
 #include "sandbox_factory.hpp"
 #include "spec_wire.hpp"
 
@@ -193,8 +194,24 @@ class HelperImpl final : public wire::Helper::Server {
   }
 
   kj::Promise<void> gpus(GpusContext context) override {
-    context.getResults().initGpus(0);
-    return kj::READY_NOW;
+    return guarded([&]() -> kj::Promise<void> {
+      std::vector<GpuListing> list = listGpus(ctx_, peer_);
+      auto out = context.getResults().initGpus(list.size());
+      for (size_t i = 0; i < list.size(); ++i) {
+        const gpu::Gpu& g = list[i].gpu;
+        out[i].setIndex(g.index);
+        out[i].setUuid(g.uuid);
+        out[i].setModel(g.model);
+        out[i].setBusId(g.busId);
+        out[i].setMinor(g.minor);
+        auto mig = out[i].initMig(g.mig.size());
+        for (size_t m = 0; m < g.mig.size(); ++m)
+          mig.set(m, std::to_string(g.mig[m].gi) + "/" + std::to_string(g.mig[m].ci));
+        out[i].setHolders(list[i].holders);
+        out[i].setAllowed(list[i].allowed);
+      }
+      return kj::READY_NOW;
+    });
   }
 
  private:

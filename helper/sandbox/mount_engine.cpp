@@ -4,6 +4,7 @@
 #include <linux/openat2.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -263,20 +264,36 @@ void applyFile(RootBuilder& root, const MountOp& op) {
   if (::fchmod(f.get(), mode) != 0) throwErrno(what + ": chmod");
 }
 
-// Whether an optional or skip-if-visible step should be left out.
+// Whether `path` is missing and could not be created because its nearest
+// existing ancestor is on a read-only mount.
+bool missingUnderReadOnly(RootBuilder& root, const std::string& path) {
+  if (root.exists(path)) return false;
+  std::string dir = parentOf(path);
+  while (dir != "/" && !root.exists(dir)) dir = parentOf(dir);
+  UniqueFd fd = root.open(dir, O_PATH | O_DIRECTORY);
+  struct statvfs vfs;
+  return fd && ::fstatvfs(fd.get(), &vfs) == 0 && (vfs.f_flag & ST_RDONLY);
+}
+
+// Whether an optional or skip-if-visible step should be left out. A
+// skip-if-visible step (the driver's libraries, nvidia-smi) is also left out
+// when the sandbox root is read-only where it would go: the root then is a
+// host tree the caller chose, and the step is reported as skipped.
 bool shouldSkip(RootBuilder& root, const MountOp& op, const PreparedStep& step) {
   if (op.optional && !root.exists(parentOf(op.dest))) return true;
   if (isBind(op.kind) && !step.tree) return true;  // optional source missing
   if (op.skipIfVisible) {
     if (op.kind == MountKind::Symlink) {
       UniqueFd fd = root.open(op.dest, O_PATH | O_NOFOLLOW);
-      return fd.valid();
+      return fd.valid() || missingUnderReadOnly(root, op.dest);
     }
     if (isBind(op.kind)) {
       UniqueFd fd = root.open(op.dest, O_PATH);
       struct stat st;
-      return fd && ::fstat(fd.get(), &st) == 0 && st.st_dev == step.st->st_dev &&
-             st.st_ino == step.st->st_ino;
+      if (fd && ::fstat(fd.get(), &st) == 0 && st.st_dev == step.st->st_dev &&
+          st.st_ino == step.st->st_ino)
+        return true;
+      return missingUnderReadOnly(root, op.dest);
     }
   }
   return false;

@@ -1,0 +1,29 @@
+// cgroup v2 device control: a BPF_PROG_TYPE_CGROUP_DEVICE program generated
+// from the rules, loaded and attached with raw bpf(2) syscalls. No libbpf: the
+// program is a few dozen instructions written out here, so a library (and its
+// version skew across distributions) buys nothing.
+#pragma once
+
+#include <linux/bpf.h>
+
+#include <vector>
+
+#include "device_rule.hpp"
+#include "unique_fd.hpp"
+
+namespace gpubox::cgroup {
+
+// The program checks ALLOW rules first (first match allows), then DENY rules
+// (first match denies), then returns DEFAULTALLOW. A device the program
+// denies fails open()/mknod() with EPERM.
+std::vector<bpf_insn> buildDeviceProgram(const std::vector<DeviceRule>& allow,
+                                         const std::vector<DeviceRule>& deny, bool defaultAllow);
+
+// BPF_PROG_LOAD; the error includes the verifier's log. Throws gpubox::Error.
+UniqueFd loadDeviceProgram(const std::vector<bpf_insn>& program);
+
+// BPF_PROG_ATTACH as BPF_CGROUP_DEVICE to the cgroup directory CGROUPFD.
+// The kernel detaches it when the cgroup is removed. Throws gpubox::Error.
+void attachDeviceProgram(int cgroupFd, int programFd);
+
+}  // namespace gpubox::cgroup

@@ -1,0 +1,387 @@
+// The helper as a daemon: lifetime of sandboxes, robustness against bad
+// input, concurrency, start-up and idle exit, and "no way back in".
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <string>
+
+#include "harness.hpp"
+
+namespace gpubox::itest {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::StartsWith;
+
+// ------------------------------------------------------------ lifetime
+
+class Lifetime : public CallerTest {};
+
+TEST_P(Lifetime, KillingTheClientKillsTheSandbox) {
+  // A distinctive argv so that only our sleep matches on the host.
+  std::string secs = std::to_string(31337 + caller());
+  auto client = helper().spawnCli({"run", "--", "sleep", secs}, as());
+  std::vector<pid_t> sleepers;
+  ASSERT_TRUE(pollUntil([&] { return !(sleepers = findProcesses({"sleep", secs})).empty(); }, 30s))
+      << "the sandboxed sleep never appeared; helper log:\n"
+      << helper().log();
+  client->kill(SIGKILL);
+  auto r = client->finish();
+  EXPECT_EQ(r.termSignal, SIGKILL);
+  EXPECT_TRUE(pollUntil([&] { return findProcesses({"sleep", secs}).empty(); }, 20s))
+      << "sleep " << secs << " outlived its client (pid " << sleepers[0] << ")";
+  for (pid_t p : sleepers) EXPECT_NE(::kill(p, 0), 0) << "pid " << p << " still exists";
+  // The helper is fine and serves the next request.
+  EXPECT_TRUE(helper().alive()) << helper().log();
+  auto next = runAs({"--", "echo", "still serving"});
+  EXPECT_EQ(next.exitCode, 0) << next.describe();
+  EXPECT_EQ(next.out, "still serving\n");
+}
+
+TEST_P(Lifetime, SignalsToTheClientReachTheCommand) {
+  std::string secs = std::to_string(41337 + caller());
+  auto client = helper().spawnCli({"run", "--", "sleep", secs}, as());
+  ASSERT_TRUE(pollUntil([&] { return !findProcesses({"sleep", secs}).empty(); }, 30s))
+      << helper().log();
+  client->kill(SIGTERM);
+  auto r = client->finish();
+  EXPECT_EQ(r.exitCode, 143) << "SIGTERM forwarded to the command: " << r.describe();
+  EXPECT_TRUE(pollUntil([&] { return findProcesses({"sleep", secs}).empty(); }, 20s));
+}
+
+TEST_P(Lifetime, BackgroundProcessesDieWithTheCommandsSandbox) {
+  // The command exits at once, leaving a daemonized child behind; it must
+  // not survive the sandbox (the whole pid namespace goes).
+  std::string secs = std::to_string(51337 + caller());
+  auto r = runAs({"--", "sh", "-c", "setsid sleep " + secs + " >/dev/null 2>&1 < /dev/null & exit 0"});
+  EXPECT_EQ(r.exitCode, 0) << r.describe();
+  EXPECT_TRUE(pollUntil([&] { return findProcesses({"sleep", secs}).empty(); }, 20s))
+      << "a background sleep outlived the sandbox";
+}
+
+TEST_P(Lifetime, ConcurrentSandboxes) {
+  // One long-running sandbox waits for a file in its (shared) cwd while the
+  // same helper serves other clients.
+  std::string flag = helper().workDir() + "/release";
+  auto longOne = helper().spawnCli(
+      {"run", "--", "sh", "-c",
+       "echo started; while [ ! -e release ]; do sleep 0.1; done; echo finished"},
+      as());
+  ASSERT_TRUE(pollUntil([&] { return !findProcesses({"sleep", "0.1"}).empty(); }, 30s))
+      << helper().log();
+  for (int i = 0; i < 4; ++i) {
+    auto r = runAs({"--", "sh", "-c", "echo n=" + std::to_string(i)});
+    EXPECT_EQ(r.exitCode, 0) << r.describe();
+    EXPECT_EQ(r.out, "n=" + std::to_string(i) + "\n");
+  }
+  // A few at once, too.
+  std::vector<std::unique_ptr<Process>> many;
+  for (int i = 0; i < 4; ++i)
+    many.push_back(helper().spawnCli({"run", "--", "sh", "-c", "echo p=$$ i=" + std::to_string(i)},
+                                     as()));
+  for (int i = 0; i < 4; ++i) {
+    auto r = many[static_cast<size_t>(i)]->finish();
+    EXPECT_EQ(r.exitCode, 0) << r.describe();
+    EXPECT_EQ(r.out, "p=2 i=" + std::to_string(i) + "\n") << "each in its own pid namespace";
+  }
+  writeFile(flag, "", 0644);
+  auto r = longOne->finish();
+  EXPECT_EQ(r.exitCode, 0) << r.describe();
+  EXPECT_EQ(r.out, "started\nfinished\n");
+}
+
+TEST_P(Lifetime, HelperLogsOneRecordPerSandbox) {
+  auto r = runAs({"--", "sh", "-c", "exit 7"});
+  EXPECT_EQ(r.exitCode, 7);
+  ASSERT_TRUE(pollUntil([&] { return helper().log().find("result=\"exit 7\"") != std::string::npos; },
+                        10s))
+      << helper().log();
+  std::string record;
+  for (const auto& l : lines(helper().log()))
+    if (l.find("result=\"exit 7\"") != std::string::npos) record = l;
+  EXPECT_THAT(record, HasSubstr("uid=" + std::to_string(caller())));
+  EXPECT_THAT(record, HasSubstr("argv0=sh"));
+  EXPECT_THAT(record, HasSubstr("duration_ms="));
+  EXPECT_THAT(record, HasSubstr("pid="));
+}
+
+GPUBOX_INSTANTIATE_CALLERS(Lifetime);
+
+// ------------------------------------------------------------ no way back in
+
+class NoWayBackIn : public CallerTest {};
+
+TEST_P(NoWayBackIn, SocketHiddenInTheDefaultSandbox) {
+  std::string sock = helper().socketPath();
+  auto r = runAs({"--", "sh", "-c",
+                  "test -e " + sock + " && echo visible; " + cliPath() + " --socket " + sock +
+                      " info; echo nested=$?"});
+  EXPECT_EQ(r.exitCode, 0) << r.describe();
+  EXPECT_THAT(r.out, Not(HasSubstr("visible"))) << r.describe();
+  EXPECT_THAT(r.out, HasSubstr("nested=125")) << r.describe();
+  EXPECT_THAT(r.out, Not(HasSubstr("helper version"))) << r.describe();
+  EXPECT_THAT(r.err, HasSubstr("cannot reach the helper")) << r.describe();
+}
+
+TEST_P(NoWayBackIn, SocketMaskedEvenUnderTheHostRoot) {
+  std::string sock = helper().socketPath();
+  for (const std::vector<std::string>& plan :
+       {std::vector<std::string>{"--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"},
+        std::vector<std::string>{"--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev",
+                                 "--ro-bind", helper().dir(), helper().dir()}}) {
+    std::vector<std::string> args = plan;
+    args.insert(args.end(), {"--", "sh", "-c",
+                             "test -S " + sock + " && echo is-a-socket; " + cliPath() +
+                                 " --socket " + sock + " info; echo nested=$?"});
+    auto r = runAs(args);
+    EXPECT_EQ(r.exitCode, 0) << r.describe();
+    EXPECT_THAT(r.out, Not(HasSubstr("is-a-socket"))) << r.describe();
+    EXPECT_THAT(r.out, HasSubstr("nested=125")) << r.describe();
+    EXPECT_THAT(r.out, Not(HasSubstr("helper version"))) << r.describe();
+    // connect() itself fails: the request never reaches the helper.
+    EXPECT_THAT(r.err, HasSubstr("cannot reach the helper")) << r.describe();
+  }
+}
+
+TEST_P(NoWayBackIn, RequestFromInsideASandboxIsRefused) {
+  // The socket's directory at another path escapes the path-based mask; the
+  // helper must still recognise the peer as sandboxed and refuse.
+  std::string inner = "/mnt/h/" + std::string(std::strrchr(helper().socketPath().c_str(), '/') + 1);
+  auto r = runAs({"--ro-bind", "/", "/", "--tmpfs", "/mnt", "--ro-bind", helper().dir(), "/mnt/h",
+                  "--", "sh", "-c",
+                  cliPath() + " --socket " + inner + " info; echo info=$?; " + cliPath() +
+                      " --socket " + inner + " run -- echo ESCAPED; echo run=$?"});
+  EXPECT_EQ(r.exitCode, 0) << r.describe();
+  EXPECT_THAT(r.out, HasSubstr("info=125")) << r.describe();
+  EXPECT_THAT(r.out, HasSubstr("run=125")) << r.describe();
+  EXPECT_THAT(r.out, Not(HasSubstr("ESCAPED"))) << r.describe();
+  EXPECT_THAT(r.out, Not(HasSubstr("helper version"))) << r.describe();
+  EXPECT_THAT(r.err, HasSubstr("runs inside a gpubox sandbox")) << r.describe();
+  EXPECT_TRUE(helper().alive());
+}
+
+GPUBOX_INSTANTIATE_CALLERS(NoWayBackIn);
+
+// ------------------------------------------------------------ bad input
+
+int rawConnect(const std::string& path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  struct sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  if (::connect(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Sends what it can (the helper may hang up early); never blocks forever.
+void sendAll(int fd, const std::string& data) {
+  struct timeval tv = {5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    done += static_cast<size_t>(n);
+  }
+}
+
+std::string u32(uint32_t v) { return std::string(reinterpret_cast<const char*>(&v), 4); }
+
+class BadInput : public HelperTest {
+ protected:
+  void expectStillServing(const std::string& what) {
+    ASSERT_TRUE(helper().alive()) << "helper died after " << what << ":\n" << helper().log();
+    RunOptions o;
+    o.asUid = kNobodyUid;
+    auto r = run({"--", "echo", "ok"}, o);
+    EXPECT_EQ(r.exitCode, 0) << "after " << what << ": " << r.describe();
+    EXPECT_EQ(r.out, "ok\n") << "after " << what;
+  }
+};
+
+TEST_F(BadInput, RandomBytes) {
+  std::mt19937 rng(1234);
+  std::string junk(256 * 1024, '\0');
+  for (auto& c : junk) c = static_cast<char>(rng());
+  int fd = rawConnect(helper().socketPath());
+  ASSERT_GE(fd, 0);
+  sendAll(fd, junk);
+  ::close(fd);
+  expectStillServing("random bytes");
+}
+
+TEST_F(BadInput, HugeSegmentTable) {
+  // A Cap'n Proto frame header claiming 2^32 segments.
+  int fd = rawConnect(helper().socketPath());
+  ASSERT_GE(fd, 0);
+  sendAll(fd, u32(0xffffffffu) + u32(0xffffffffu) + std::string(4096, '\xff'));
+  ::close(fd);
+  expectStillServing("a huge segment table");
+}
+
+TEST_F(BadInput, HugeMessage) {
+  // One segment of 2^31 words (16 GiB) announced, then 16 MiB streamed.
+  int fd = rawConnect(helper().socketPath());
+  ASSERT_GE(fd, 0);
+  std::string header = u32(0) + u32(0x7fffffffu);
+  sendAll(fd, header + std::string(16 * 1024 * 1024, '\0'));
+  // While that connection is still open, others work.
+  expectStillServing("a huge message (connection open)");
+  ::close(fd);
+  expectStillServing("a huge message");
+}
+
+TEST_F(BadInput, ValidFramingGarbageContent) {
+  // Well-framed messages whose content is nonsense (pointers out of bounds).
+  int fd = rawConnect(helper().socketPath());
+  ASSERT_GE(fd, 0);
+  std::string msg = u32(0) + u32(4);
+  for (int i = 0; i < 4; ++i) msg += u32(0xdeadbeefu) + u32(0x7fffffffu);
+  for (int i = 0; i < 100; ++i) sendAll(fd, msg);
+  ::close(fd);
+  expectStillServing("garbage messages");
+}
+
+TEST_F(BadInput, IdleAndHalfClosedConnections) {
+  std::vector<int> fds;
+  for (int i = 0; i < 64; ++i) {
+    int fd = rawConnect(helper().socketPath());
+    ASSERT_GE(fd, 0) << "connection " << i;
+    if (i % 2) ::shutdown(fd, SHUT_WR);
+    fds.push_back(fd);
+  }
+  expectStillServing("64 idle connections");
+  for (int fd : fds) ::close(fd);
+  expectStillServing("64 closed connections");
+}
+
+TEST_F(BadInput, ClientHangsUpMidRun) {
+  // A real client that dies while its sandbox writes output.
+  auto client = helper().spawnCli(
+      {"run", "--", "sh", "-c", "while :; do echo spam; done"});
+  sleepFor(500ms);
+  client->kill(SIGKILL);
+  client->finish();
+  expectStillServing("a client killed mid-output");
+}
+
+// ------------------------------------------------------------ start-up
+
+TEST(HelperStartup, NoSocketAndNoListenExitsWithAClearError) {
+  GPUBOX_REQUIRE_ROOT();
+  RunOptions o;
+  o.timeout = 30s;
+  o.replaceEnv = true;  // in particular, no LISTEN_FDS
+  o.env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
+  auto r = runProcess({helperPath()}, o);
+  EXPECT_FALSE(r.timedOut) << "the helper kept running without a socket";
+  EXPECT_NE(r.exitCode, 0) << r.describe();
+  EXPECT_NE(r.exitCode, -1) << r.describe();
+  EXPECT_THAT(r.err, StartsWith("gpubox-helper: ")) << r.describe();
+  EXPECT_THAT(r.err, HasSubstr("--listen")) << r.describe();
+}
+
+TEST(HelperStartup, IdleExit) {
+  GPUBOX_REQUIRE_ROOT();
+  HelperOptions ho;
+  ho.extraArgs = {"--idle-exit", "2"};
+  HelperProcess h(ho);
+  // A sandbox that outlasts the idle period keeps the helper alive.
+  auto r = h.cli({"run", "--", "sh", "-c", "sleep 4; echo done"});
+  EXPECT_EQ(r.exitCode, 0) << r.describe() << "\nhelper log:\n" << h.log();
+  EXPECT_EQ(r.out, "done\n");
+  // Then, idle, it exits on its own, cleanly.
+  auto st = h.waitExit(60s);
+  ASSERT_TRUE(st.has_value()) << "helper did not exit when idle:\n" << h.log();
+  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << "status " << *st << "\n" << h.log();
+}
+
+TEST(HelperStartup, NoIdleExitByDefault) {
+  GPUBOX_REQUIRE_ROOT();
+  HelperProcess h;
+  sleepFor(3s);
+  EXPECT_TRUE(h.alive()) << h.log();
+}
+
+TEST(HelperStartup, SocketModeIsHonoured) {
+  GPUBOX_REQUIRE_ROOT();
+  HelperOptions ho;
+  ho.extraArgs = {"--socket-mode", "0600"};
+  HelperProcess h(ho);
+  struct stat st;
+  ASSERT_EQ(::stat(h.socketPath().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  RunOptions nobody;
+  nobody.asUid = kNobodyUid;
+  auto n = h.cli({"info"}, nobody);
+  EXPECT_EQ(n.exitCode, 125) << n.describe();
+  EXPECT_THAT(n.err, StartsWith("gpubox: ")) << n.describe();
+  auto root = h.cli({"info"});
+  EXPECT_EQ(root.exitCode, 0) << root.describe();
+}
+
+TEST(HelperStartup, DefaultSocketModeLetsEveryoneConnect) {
+  GPUBOX_REQUIRE_ROOT();
+  HelperProcess h;
+  struct stat st;
+  ASSERT_EQ(::stat(h.socketPath().c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0666u);
+}
+
+TEST(HelperStartup, BadSocketModeIsRejected) {
+  GPUBOX_REQUIRE_ROOT();
+  TempDir d;
+  RunOptions o;
+  o.timeout = 30s;
+  auto r = runProcess({helperPath(), "--listen", d / "s", "--socket-mode", "999"}, o);
+  EXPECT_NE(r.exitCode, 0) << r.describe();
+  EXPECT_THAT(r.err, HasSubstr("--socket-mode")) << r.describe();
+}
+
+// ------------------------------------------------------------ client side
+
+TEST(ClientStartup, NoHelperIs125) {
+  TempDir d;
+  auto r = runCli({"--socket", d / "nothing-here.sock", "run", "--", "true"});
+  EXPECT_EQ(r.exitCode, 125) << r.describe();
+  EXPECT_THAT(r.err, StartsWith("gpubox: ")) << r.describe();
+  EXPECT_THAT(r.err, HasSubstr("nothing-here.sock")) << r.describe();
+  EXPECT_EQ(lines(r.err).size(), 1u) << "one line: " << r.describe();
+}
+
+TEST(ClientStartup, SocketFromEnvironment) {
+  GPUBOX_REQUIRE_ROOT();
+  HelperProcess h;
+  RunOptions o;
+  o.env = {"GPUBOX_SOCKET=" + h.socketPath()};
+  o.cwd = h.workDir();
+  auto r = runCli({"run", "--", "echo", "via-env"}, o);
+  EXPECT_EQ(r.exitCode, 0) << r.describe();
+  EXPECT_EQ(r.out, "via-env\n");
+  // --socket wins over the environment.
+  TempDir d;
+  o.env = {"GPUBOX_SOCKET=" + (d / "nope.sock")};
+  auto s = runCli({"--socket", h.socketPath(), "info"}, o);
+  EXPECT_EQ(s.exitCode, 0) << s.describe();
+}
+
+}  // namespace
+}  // namespace gpubox::itest
