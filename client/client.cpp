@@ -121,9 +121,12 @@ RunResult Connection::run(const RunRequest& request) {
     auto waited = process.waitRequest().send();
     auto applied = sandbox.appliedRequest().send();
 
+    // Declared out here: the re-arming handlers below refer to it for as
+    // long as the run lasts.
+    std::function<kj::Promise<void>(int)> forward;
     kj::Promise<void> forwarding = kj::NEVER_DONE;
     if (request.forwardSignals) {
-      std::function<kj::Promise<void>(int)> forward = [&](int sig) -> kj::Promise<void> {
+      forward = [&](int sig) -> kj::Promise<void> {
         return impl_->io.unixEventPort.onSignal(sig).then([&, sig, process](siginfo_t) mutable {
           auto req = process.signalRequest();
           req.setSigno(sig);

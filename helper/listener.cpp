@@ -50,6 +50,7 @@ class RefusedHelper final : public wire::Helper::Server {
 }  // namespace
 
 struct Server::Connection {
+  std::shared_ptr<ConnectionSandboxes> sandboxes = std::make_shared<ConnectionSandboxes>();
   kj::Own<kj::AsyncCapabilityStream> stream;
   kj::Own<capnp::TwoPartyVatNetwork> network;
   kj::Own<capnp::RpcSystem<capnp::rpc::twoparty::VatId>> rpc;
@@ -127,17 +128,17 @@ kj::Promise<void> Server::run() {
 
 void Server::accepted(UniqueFd fd) {
   kj::Own<wire::Helper::Server> bootstrap;
+  auto conn = kj::heap<Connection>();
   try {
     if (ctx_.liveConnections >= ctx_.limits.maxConnections)
       throw Error("the helper is serving its maximum number of connections; try again later");
     PeerIdentity peer = readPeerIdentity(fd.get());
     checkPeerPlacement(peer, fd.get(), ctx_.sandboxNamespaces);
-    bootstrap = newHelperServer(ctx_, std::move(peer));
+    bootstrap = newHelperServer(ctx_, std::move(peer), conn->sandboxes);
   } catch (const Error& e) {
     logError(std::string("refused a connection: ") + e.what());
     bootstrap = kj::heap<RefusedHelper>(e.what());
   }
-  auto conn = kj::heap<Connection>();
   conn->stream = io_.lowLevelProvider->wrapUnixSocketFd(
       fd.release(), kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP |
                         kj::LowLevelAsyncIoProvider::ALREADY_CLOEXEC |
@@ -154,6 +155,7 @@ void Server::accepted(UniqueFd fd) {
   // When the client goes, its capabilities are dropped, which closes its
   // sandboxes (killing everything in them).
   tasks_.add(raw->network->onDisconnect().catch_([](kj::Exception&&) {}).then([this, it]() {
+    (*it)->sandboxes->killAll();
     connections_.erase(it);
     --ctx_.liveConnections;
   }));

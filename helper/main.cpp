@@ -98,11 +98,13 @@ int serve(const Options& opts) {
   auto stop = io.unixEventPort.onSignal(SIGTERM)
                   .exclusiveJoin(io.unixEventPort.onSignal(SIGINT))
                   .then([](siginfo_t) {});
+  // Checked once a second: idle means no client, no sandbox, nothing to reap.
+  // (Declared at this level: the loop re-arms itself until serve() returns.)
+  kj::Timer& timer = io.provider->getTimer();
+  auto idleSince = std::make_shared<kj::TimePoint>(timer.now());
+  std::function<kj::Promise<void>()> loop;
   if (opts.idleExit > 0) {
-    // Checked once a second: idle means no client, no sandbox, nothing to reap.
-    kj::Timer& timer = io.provider->getTimer();
-    auto idleSince = std::make_shared<kj::TimePoint>(timer.now());
-    std::function<kj::Promise<void>()> loop = [&, idleSince]() -> kj::Promise<void> {
+    loop = [&, idleSince]() -> kj::Promise<void> {
       return timer.afterDelay(1 * kj::SECONDS).then([&, idleSince]() -> kj::Promise<void> {
         bool busy = ctx.liveConnections || ctx.liveSandboxes || ctx.reaper.pending();
         if (busy) *idleSince = timer.now();

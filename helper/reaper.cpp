@@ -6,16 +6,19 @@
 
 namespace gpubox {
 
-void Reaper::reap(UniqueFd pidfd, std::function<void()> afterReap) {
-  entries_.push_back(Entry{std::move(pidfd), std::move(afterReap), {}, nullptr});
+void Reaper::reap(UniqueFd& pidfd, std::function<void()>& afterReap) {
+  // Everything that can throw (it needs a running event loop) happens before
+  // ownership moves, so on failure the caller still holds both.
+  auto observer = kj::heap<kj::UnixEventPort::FdObserver>(
+      port_, pidfd.get(), kj::UnixEventPort::FdObserver::OBSERVE_READ);
+  auto readable = observer->whenBecomesReadable();
+  entries_.push_back(Entry{UniqueFd(), nullptr, kj::mv(observer), nullptr});
   auto it = std::prev(entries_.end());
-  it->observer = kj::heap<kj::UnixEventPort::FdObserver>(
-      port_, it->pidfd.get(), kj::UnixEventPort::FdObserver::OBSERVE_READ);
-  it->task = it->observer->whenBecomesReadable()
-                 .then([this, it]() { finish(it); })
-                 .eagerlyEvaluate([](kj::Exception&& e) {
-                   KJ_LOG(ERROR, "reaper failed", e);
-                 });
+  it->task = readable.then([this, it]() { finish(it); }).eagerlyEvaluate([](kj::Exception&& e) {
+    KJ_LOG(ERROR, "reaper failed", e);
+  });
+  it->pidfd = std::move(pidfd);
+  it->afterReap = std::move(afterReap);
 }
 
 void Reaper::finish(std::list<Entry>::iterator it) {

@@ -19,8 +19,9 @@ class Reaper {
   explicit Reaper(kj::UnixEventPort& port) : port_(port) {}
 
   // Takes the pidfd of a process that has been (or is about to be) killed;
-  // `afterReap` runs once it has been reaped.
-  void reap(UniqueFd pidfd, std::function<void()> afterReap);
+  // `afterReap` runs once it has been reaped. Takes ownership of both only
+  // on success: if it throws (no event loop), the caller still has them.
+  void reap(UniqueFd& pidfd, std::function<void()>& afterReap);
 
   size_t pending() const { return entries_.size(); }
 

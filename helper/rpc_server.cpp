@@ -35,6 +35,11 @@ class ProcessImpl final : public wire::Process::Server {
       : runtime_(std::move(runtime)), log_(std::move(log)), id_(id) {}
 
   kj::Promise<void> wait(WaitContext context) override {
+    // Cap'n Proto 0.9 lets a call outlive its caller unless it opts in to
+    // cancellation. A wait must not: when the client's connection goes, this
+    // call (and the reference it holds on the sandbox) must go with it, so
+    // the sandbox dies.
+    context.allowCancellation();
     return runtime_->wait(id_).then([this, context](ExecOutcome out) mutable {
       auto status = context.getResults().initStatus();
       status.setPid(out.pid);
@@ -156,7 +161,8 @@ class SandboxImpl final : public wire::Sandbox::Server {
 
 class HelperImpl final : public wire::Helper::Server {
  public:
-  HelperImpl(DaemonContext& ctx, PeerIdentity peer) : ctx_(ctx), peer_(std::move(peer)) {}
+  HelperImpl(DaemonContext& ctx, PeerIdentity peer, std::shared_ptr<ConnectionSandboxes> sandboxes)
+      : ctx_(ctx), peer_(std::move(peer)), sandboxes_(std::move(sandboxes)) {}
 
   kj::Promise<void> info(InfoContext context) override {
     auto info = context.getResults().initInfo();
@@ -176,18 +182,22 @@ class HelperImpl final : public wire::Helper::Server {
   }
 
   kj::Promise<void> create(CreateContext context) override {
+    context.allowCancellation();  // a client gone mid-setup takes its sandbox with it
     return guarded([&]() -> kj::Promise<void> {
       if (*liveSandboxes_ >= ctx_.limits.maxSandboxesPerConnection)
         throw Error("this connection already holds " +
                     std::to_string(ctx_.limits.maxSandboxesPerConnection) + " sandboxes");
       SandboxSpec spec = specFromWire(context.getParams().getSpec());
       BuiltSandbox built = buildSandbox(ctx_, peer_, spec);
+      sandboxes_->add(built.runtime);
       // Counts this sandbox against the connection until its last capability is gone.
       ++*liveSandboxes_;
       built.connectionSlot =
           std::shared_ptr<void>(nullptr, [live = liveSandboxes_](void*) { --*live; });
       auto runtime = built.runtime;
       return runtime->whenReady().then([context, built = std::move(built)]() mutable {
+        // Until a command's end is reported, an end means it was cut short.
+        built.log->record.result = "closed before its command ended";
         context.getResults().setSandbox(kj::heap<SandboxImpl>(std::move(built)));
       });
     });
@@ -217,13 +227,27 @@ class HelperImpl final : public wire::Helper::Server {
  private:
   DaemonContext& ctx_;
   PeerIdentity peer_;
+  std::shared_ptr<ConnectionSandboxes> sandboxes_;
   std::shared_ptr<size_t> liveSandboxes_ = std::make_shared<size_t>(0);
 };
 
 }  // namespace
 
-kj::Own<wire::Helper::Server> newHelperServer(DaemonContext& ctx, PeerIdentity peer) {
-  return kj::heap<HelperImpl>(ctx, std::move(peer));
+void ConnectionSandboxes::add(const std::shared_ptr<SandboxRuntime>& runtime) {
+  std::erase_if(sandboxes_, [](const std::weak_ptr<SandboxRuntime>& w) { return w.expired(); });
+  sandboxes_.push_back(runtime);
+}
+
+void ConnectionSandboxes::killAll() {
+  for (auto& weak : sandboxes_) {
+    if (auto runtime = weak.lock()) runtime->kill();
+  }
+  sandboxes_.clear();
+}
+
+kj::Own<wire::Helper::Server> newHelperServer(DaemonContext& ctx, PeerIdentity peer,
+                                              std::shared_ptr<ConnectionSandboxes> sandboxes) {
+  return kj::heap<HelperImpl>(ctx, std::move(peer), std::move(sandboxes));
 }
 
 }  // namespace gpubox

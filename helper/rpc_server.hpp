@@ -8,9 +8,27 @@
 #include "gpubox.capnp.h"
 #include "peer.hpp"
 
+#include <memory>
+#include <vector>
+
 namespace gpubox {
 
+class SandboxRuntime;
+
+// The sandboxes one connection created. When the connection closes they are
+// killed at once, whatever Cap'n Proto still holds (a call in progress keeps
+// its objects alive until it completes; killing the sandbox completes it).
+class ConnectionSandboxes {
+ public:
+  void add(const std::shared_ptr<SandboxRuntime>& runtime);
+  void killAll();
+
+ private:
+  std::vector<std::weak_ptr<SandboxRuntime>> sandboxes_;
+};
+
 // The bootstrap capability for one connection.
-kj::Own<wire::Helper::Server> newHelperServer(DaemonContext& ctx, PeerIdentity peer);
+kj::Own<wire::Helper::Server> newHelperServer(DaemonContext& ctx, PeerIdentity peer,
+                                              std::shared_ptr<ConnectionSandboxes> sandboxes);
 
 }  // namespace gpubox

@@ -43,12 +43,27 @@ SandboxRuntime::~SandboxRuntime() {
   auto holdings = std::move(holdings_);
   auto onEnd = std::move(onEnd_);
   std::string result = lastResult_;
-  reaper_.reap(std::move(pidfd_), [holdings = std::move(holdings), onEnd = std::move(onEnd),
+  std::function<void()> release = [holdings = std::move(holdings), onEnd = std::move(onEnd),
                                    result]() mutable {
     holdings.reset();
     if (onEnd) onEnd(result);
-  });
+  };
+  try {
+    reaper_.reap(pidfd_, release);
+  } catch (const kj::Exception&) {
+    // No event loop any more (the helper is shutting down and Cap'n Proto is
+    // dropping what it still held): reap right here. The init was just sent
+    // SIGKILL, so this wait is short, and the cgroups and leases are still
+    // released in order.
+    siginfo_t info;
+    while (::waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &info, WEXITED) != 0 &&
+           errno == EINTR) {
+    }
+    release();
+  }
 }
+
+void SandboxRuntime::kill() { sys::pidfdSendSignal(pidfd_.get(), SIGKILL); }
 
 kj::Promise<void> SandboxRuntime::readLoop() {
   for (;;) {

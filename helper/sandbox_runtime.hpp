@@ -50,6 +50,10 @@ class SandboxRuntime {
   kj::Promise<ExecOutcome> wait(uint32_t id);
   void signal(uint32_t id, int signo);
 
+  // Kills every process of the sandbox now (SIGKILL to its init). The
+  // object itself goes when its last reference does.
+  void kill();
+
   // For the helper's log record.
   void noteResult(const std::string& result) { lastResult_ = result; }
 

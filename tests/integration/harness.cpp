@@ -121,7 +121,9 @@ std::string cliPath() {
   return p;
 }
 
-bool isRoot() { return ::geteuid() == 0; }
+bool isRoot() {
+  return ::geteuid() == 0;
+}
 
 void requireRoot() {
   if (!isRoot())
@@ -129,7 +131,9 @@ void requireRoot() {
                  << "): the test starts a privileged gpubox-helper and switches to uid 65534";
 }
 
-void sleepFor(std::chrono::milliseconds d) { std::this_thread::sleep_for(d); }
+void sleepFor(std::chrono::milliseconds d) {
+  std::this_thread::sleep_for(d);
+}
 
 // ---------------------------------------------------------------- temp files
 
@@ -208,8 +212,7 @@ Process::Process(const std::vector<std::string>& argvIn, const RunOptions& opts)
   std::vector<std::string> argv = argvIn;
   std::vector<std::string> env;
   if (!opts.replaceEnv)
-    env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/",
-           "LANG=C"};
+    env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/", "LANG=C"};
   env.insert(env.end(), opts.env.begin(), opts.env.end());
   std::vector<char*> argvC = cStrings(argv);
   std::vector<char*> envC = cStrings(env);
@@ -218,8 +221,7 @@ Process::Process(const std::vector<std::string>& argvIn, const RunOptions& opts)
   bool switchUser = opts.asUid.has_value();
 
   int in[2], out[2], err[2], extra[2] = {-1, -1};
-  if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 ||
-      ::pipe2(err, O_CLOEXEC) != 0)
+  if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0)
     fail("pipe");
   if (opts.extraFd >= 3 && ::pipe2(extra, O_CLOEXEC) != 0) fail("pipe");
 
@@ -409,7 +411,9 @@ HelperProcess::HelperProcess(const HelperOptions& opts)
   }
 }
 
-HelperProcess::~HelperProcess() { stop(); }
+HelperProcess::~HelperProcess() {
+  stop();
+}
 
 std::string HelperProcess::log() const {
   try {
@@ -433,6 +437,10 @@ bool HelperProcess::alive() {
 std::optional<int> HelperProcess::waitExit(std::chrono::milliseconds timeout) {
   pollUntil([&] { return !alive(); }, timeout);
   return status_;
+}
+
+void HelperProcess::kill(int sig) {
+  if (pid_ > 0 && alive()) ::kill(pid_, sig);
 }
 
 void HelperProcess::stop() {

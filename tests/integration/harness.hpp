@@ -36,10 +36,10 @@ bool isRoot();
 // Call it from SetUp() (a skip there skips the test body) or use
 // GPUBOX_REQUIRE_ROOT() in a test body.
 void requireRoot();
-#define GPUBOX_REQUIRE_ROOT()                          \
-  do {                                                 \
-    ::gpubox::itest::requireRoot();                    \
-    if (::testing::Test::IsSkipped()) return;          \
+#define GPUBOX_REQUIRE_ROOT()                 \
+  do {                                        \
+    ::gpubox::itest::requireRoot();           \
+    if (::testing::Test::IsSkipped()) return; \
   } while (0)
 
 // ---------------------------------------------------------------- temp files
@@ -94,8 +94,8 @@ struct RunOptions {
 };
 
 struct RunResult {
-  int exitCode = -1;     // exit status, or -1 when killed by a signal
-  int termSignal = 0;    // signal that killed it, else 0
+  int exitCode = -1;   // exit status, or -1 when killed by a signal
+  int termSignal = 0;  // signal that killed it, else 0
   bool timedOut = false;
   std::string out, err, extra;
 
@@ -161,6 +161,8 @@ class HelperProcess {
   bool alive();
   // Waits for the helper to exit on its own. Returns its wait status.
   std::optional<int> waitExit(std::chrono::milliseconds timeout);
+  // Sends `sig` to the helper (if it still runs).
+  void kill(int sig);
   // SIGTERM, then SIGKILL after a grace period; reaps. Idempotent.
   void stop();
 
@@ -248,8 +250,8 @@ inline std::string callerName(const ::testing::TestParamInfo<uid_t>& info) {
   return info.param == 0 ? "root" : "uid" + std::to_string(info.param);
 }
 
-#define GPUBOX_INSTANTIATE_CALLERS(Suite)                                                   \
-  INSTANTIATE_TEST_SUITE_P(Callers, Suite,                                                 \
+#define GPUBOX_INSTANTIATE_CALLERS(Suite)                                            \
+  INSTANTIATE_TEST_SUITE_P(Callers, Suite,                                           \
                            ::testing::Values(uid_t{0}, ::gpubox::itest::kNobodyUid), \
                            ::gpubox::itest::callerName)
 

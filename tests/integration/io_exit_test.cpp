@@ -144,8 +144,8 @@ TEST_P(StdioAndExit, HelpExitsZero) {
 TEST_P(StdioAndExit, JsonStatusNamesNamespacesAndMounts) {
   RunOptions o;
   o.extraFd = 3;
-  auto r = runAs({"--json-status", "3", "--ro-bind", "/", "/", "--tmpfs", "/tmp", "--proc",
-                  "/proc", "--", "sh", "-c", "exit 3"},
+  auto r = runAs({"--json-status", "3", "--ro-bind", "/", "/", "--tmpfs", "/tmp", "--proc", "/proc",
+                  "--", "sh", "-c", "exit 3"},
                  o);
   EXPECT_EQ(r.exitCode, 3) << r.describe();
   nlohmann::json j = nlohmann::json::parse(r.extra, nullptr, false);
@@ -153,8 +153,7 @@ TEST_P(StdioAndExit, JsonStatusNamesNamespacesAndMounts) {
   EXPECT_EQ(j["exit_code"], 3) << j.dump();
   EXPECT_TRUE(j["signal"].is_null()) << j.dump();
   EXPECT_EQ(j["command_pid"], 2) << j.dump();
-  EXPECT_TRUE(j["sandbox_pid"].is_number_integer() && j["sandbox_pid"].get<long>() > 0)
-      << j.dump();
+  EXPECT_TRUE(j["sandbox_pid"].is_number_integer() && j["sandbox_pid"].get<long>() > 0) << j.dump();
   EXPECT_TRUE(j["wall_seconds"].is_number() && j["wall_seconds"].get<double>() > 0) << j.dump();
   ASSERT_TRUE(j["namespaces"].is_array()) << j.dump();
   for (const char* ns : {"user", "mnt", "pid", "ipc", "uts", "cgroup", "net"})

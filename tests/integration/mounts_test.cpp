@@ -67,7 +67,7 @@ TEST_P(Mounts, BindIsWritableAndSharedWithTheHost) {
 TEST_P(Mounts, EmptyRootWithOnlyWhatWasAsked) {
   auto r = runAs({"--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink",
                   "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--proc", "/proc", "--",
-                  "/bin/sh", "-c", "ls -A /; test -e /etc/passwd && echo has-etc"});
+                  "/bin/sh", "-c", "ls -A /; test -e /etc/passwd && echo has-etc; true"});
   ASSERT_EQ(r.exitCode, 0) << r.describe();
   auto entries = lines(r.out);
   EXPECT_THAT(entries, ::testing::UnorderedElementsAre("bin", "lib", "lib64", "proc", "usr"))
@@ -90,9 +90,9 @@ TEST_P(Mounts, SymlinkDirRemountRo) {
 }
 
 TEST_P(Mounts, RemountRoOfABind) {
-  auto r = runAs({"--ro-bind", "/", "/", "--tmpfs", "/mnt", "--bind", mine_, "/mnt/rw",
-                  "--remount-ro", "/mnt/rw", "--", "sh", "-c",
-                  "echo x > /mnt/rw/out 2>&1 || echo refused"});
+  auto r =
+      runAs({"--ro-bind", "/", "/", "--tmpfs", "/mnt", "--bind", mine_, "/mnt/rw", "--remount-ro",
+             "/mnt/rw", "--", "sh", "-c", "echo x > /mnt/rw/out 2>&1 || echo refused"});
   ASSERT_EQ(r.exitCode, 0) << r.describe();
   EXPECT_THAT(r.out, HasSubstr("refused"));
   EXPECT_FALSE(pathExists(mine_ + "/out"));
@@ -192,7 +192,8 @@ TEST_F(ConfusedDeputy, NobodyCannotBindAFileFromARoot0700Dir) {
                         "cat", "/mnt/s"});
     EXPECT_EQ(r.exitCode, 125) << opt << ": " << r.describe();
     EXPECT_THAT(r.err, StartsWith("gpubox: ")) << r.describe();
-    EXPECT_THAT(r.err, HasSubstr(secretFile_)) << "the message must name the path: " << r.describe();
+    EXPECT_THAT(r.err, HasSubstr(secretFile_))
+        << "the message must name the path: " << r.describe();
     EXPECT_THAT(r.out + r.err, Not(HasSubstr("TOP-SECRET"))) << r.describe();
   }
   // The directory itself, too.
@@ -213,12 +214,13 @@ TEST_F(ConfusedDeputy, SymlinkToRootOnlyFilesChangesNothing) {
   ::symlink(looseSecret_.c_str(), (mine_ + "/to-loose").c_str());
   for (const std::string link : {"/to-secret", "/to-secret-dir", "/to-loose"}) {
     std::string path = mine_ + link;
-    auto r = runNobody({"--ro-bind", "/", "/", "--tmpfs", "/mnt", "--ro-bind", path, "/mnt/s",
-                        "--", "sh", "-c", "cat /mnt/s /mnt/s/secret 2>&1; true"});
+    auto r = runNobody({"--ro-bind", "/", "/", "--tmpfs", "/mnt", "--ro-bind", path, "/mnt/s", "--",
+                        "sh", "-c", "cat /mnt/s /mnt/s/secret 2>&1; true"});
     EXPECT_THAT(r.out + r.err, Not(HasSubstr("TOP-SECRET"))) << link << ": " << r.describe();
     // Binding the 65534-owned directory that holds the links shows nothing either.
-    auto whole = runNobody({"--ro-bind", "/", "/", "--tmpfs", "/mnt", "--ro-bind", mine_, "/mnt/m",
-                            "--", "sh", "-c", "cat /mnt/m" + link + " /mnt/m" + link + "/secret 2>&1; true"});
+    auto whole =
+        runNobody({"--ro-bind", "/", "/", "--tmpfs", "/mnt", "--ro-bind", mine_, "/mnt/m", "--",
+                   "sh", "-c", "cat /mnt/m" + link + " /mnt/m" + link + "/secret 2>&1; true"});
     EXPECT_THAT(whole.out + whole.err, Not(HasSubstr("TOP-SECRET")))
         << link << ": " << whole.describe();
   }
@@ -243,10 +245,10 @@ TEST_F(ConfusedDeputy, SymlinkSwappedDuringSetupChangesNothing) {
   });
   int benignSeen = 0;
   for (int i = 0; i < 25; ++i) {
-    auto r = runNobody({"--ro-bind", "/", "/", "--tmpfs", "/mnt", "--ro-bind", link, "/mnt/f",
-                        "--", "cat", "/mnt/f"});
-    EXPECT_THAT(r.out + r.err, Not(HasSubstr("TOP-SECRET"))) << "iteration " << i << ": "
-                                                             << r.describe();
+    auto r = runNobody({"--ro-bind", "/", "/", "--tmpfs", "/mnt", "--ro-bind", link, "/mnt/f", "--",
+                        "cat", "/mnt/f"});
+    EXPECT_THAT(r.out + r.err, Not(HasSubstr("TOP-SECRET")))
+        << "iteration " << i << ": " << r.describe();
     if (r.exitCode == 0) {
       EXPECT_EQ(r.out, "benign\n") << r.describe();
       ++benignSeen;

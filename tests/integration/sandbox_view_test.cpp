@@ -22,7 +22,8 @@ using ::testing::HasSubstr;
 class SandboxView : public CallerTest {};
 
 TEST_P(SandboxView, RunsAsTheCallersUidAndGid) {
-  auto r = runAs({"--", "sh", "-c", "id -u; id -g; id -G; grep -E '^(Uid|Gid):' /proc/self/status"});
+  auto r =
+      runAs({"--", "sh", "-c", "id -u; id -g; id -G; grep -E '^(Uid|Gid):' /proc/self/status"});
   ASSERT_EQ(r.exitCode, 0) << r.describe();
   auto l = lines(r.out);
   ASSERT_GE(l.size(), 5u) << r.describe();
@@ -108,7 +109,8 @@ TEST_P(SandboxView, DefaultNetworkIsOnlyLoopback) {
 }
 
 TEST_P(SandboxView, HostNetworkOnlyForRoot) {
-  auto r = runAs({"--net", "host", "--", "sh", "-c", "cat /proc/net/dev; echo ---; readlink /proc/self/ns/net"});
+  auto r = runAs({"--net", "host", "--", "sh", "-c",
+                  "cat /proc/net/dev; echo ---; readlink /proc/self/ns/net"});
   if (caller() == 0) {
     ASSERT_EQ(r.exitCode, 0) << r.describe();
     EXPECT_EQ(interfaces(r.out), interfaces(readFile("/proc/net/dev"))) << r.out;
@@ -210,8 +212,8 @@ TEST_P(SandboxView, OwnIpcNamespace) {
     char buf[128] = {};
     std::string p = std::string("/proc/self/ns/") + ns;
     ASSERT_GT(::readlink(p.c_str(), buf, sizeof buf - 1), 0);
-    EXPECT_THAT(r.out, ::testing::Not(HasSubstr(buf))) << "shares the host's " << ns
-                                                       << " namespace";
+    EXPECT_THAT(r.out, ::testing::Not(HasSubstr(buf)))
+        << "shares the host's " << ns << " namespace";
   }
 }
 
