@@ -81,8 +81,8 @@ struct Connection::Impl {
   explicit Impl(const std::string& path) {
     UniqueFd fd = connectTo(path);
     stream = io.lowLevelProvider->wrapUnixSocketFd(
-        fd.release(), kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP |
-                          kj::LowLevelAsyncIoProvider::ALREADY_CLOEXEC);
+        fd.release(),
+        kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP | kj::LowLevelAsyncIoProvider::ALREADY_CLOEXEC);
     // The helper never sends fds back, but a limit of 0 would make capnp use
     // a stream that cannot send fds either, so allow one.
     rpc = kj::heap<capnp::TwoPartyClient>(*stream, 1);
@@ -130,8 +130,9 @@ RunResult Connection::run(const RunRequest& request) {
         return impl_->io.unixEventPort.onSignal(sig).then([&, sig, process](siginfo_t) mutable {
           auto req = process.signalRequest();
           req.setSigno(sig);
-          return req.send().ignoreResult().catch_([](kj::Exception&&) {}).then(
-              [&, sig]() { return forward(sig); });
+          return req.send().ignoreResult().catch_([](kj::Exception&&) {}).then([&, sig]() {
+            return forward(sig);
+          });
         });
       };
       forwarding = forward(SIGINT)
@@ -158,9 +159,10 @@ RunResult Connection::run(const RunRequest& request) {
         StartFailure failure;
         failure.err = f.getErrno();
         failure.message = f.getMessage().cStr();
-        failure.stage = f.getStage() == wire::StartFailure::Stage::EXEC    ? StartFailure::Stage::Exec
-                        : f.getStage() == wire::StartFailure::Stage::CHDIR ? StartFailure::Stage::Chdir
-                                                                           : StartFailure::Stage::Other;
+        failure.stage = f.getStage() == wire::StartFailure::Stage::EXEC ? StartFailure::Stage::Exec
+                        : f.getStage() == wire::StartFailure::Stage::CHDIR
+                            ? StartFailure::Stage::Chdir
+                            : StartFailure::Stage::Other;
         result.notStarted = failure;
         break;
       }

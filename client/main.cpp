@@ -2,8 +2,8 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <kj/async-unix.h>
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
@@ -100,16 +100,15 @@ int runCommand(const std::string& socket, const std::vector<std::string>& args) 
 int infoCommand(const std::string& socket, bool json) {
   gpubox::client::Connection conn(gpubox::client::defaultSocketPath(socket));
   gpubox::client::HelperInfo i = conn.info();
-  gpubox::InfoReport r{i.version,      GPUBOX_VERSION, i.protocolMajor, i.protocolMinor, i.kernel,
-                       i.features,     i.cgroupMode,   i.callerUid,     i.callerGid};
+  gpubox::InfoReport r{i.version,  GPUBOX_VERSION, i.protocolMajor, i.protocolMinor, i.kernel,
+                       i.features, i.cgroupMode,   i.callerUid,     i.callerGid};
   if (json) {
     std::cout << gpubox::infoReportJson(r) << "\n";
   } else {
     std::cout << "helper version:   " << r.helperVersion << "\n"
               << "client version:   " << r.clientVersion << "\n"
-              << "protocol:         " << r.protocolMajor << "." << r.protocolMinor
-              << " (client " << gpubox::wire::PROTOCOL_MAJOR << "." << gpubox::wire::PROTOCOL_MINOR
-              << ")\n"
+              << "protocol:         " << r.protocolMajor << "." << r.protocolMinor << " (client "
+              << gpubox::wire::PROTOCOL_MAJOR << "." << gpubox::wire::PROTOCOL_MINOR << ")\n"
               << "kernel:           " << r.kernel << "\n"
               << "cgroups:          " << r.cgroupMode << "\n"
               << "you are:          uid " << r.callerUid << ", gid " << r.callerGid << "\n"
@@ -194,8 +193,13 @@ int gpusCommand(const std::string& socket, bool json) {
   if (json) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& g : list) {
-      out.push_back({{"index", g.index}, {"uuid", g.uuid}, {"model", g.model}, {"bus_id", g.busId},
-                     {"minor", g.minor}, {"mig", g.mig}, {"holders", g.holders},
+      out.push_back({{"index", g.index},
+                     {"uuid", g.uuid},
+                     {"model", g.model},
+                     {"bus_id", g.busId},
+                     {"minor", g.minor},
+                     {"mig", g.mig},
+                     {"holders", g.holders},
                      {"allowed", g.allowed}});
     }
     std::cout << out.dump(2) << "\n";

@@ -81,7 +81,8 @@ int parseFd(const std::string& option, const std::string& text) {
   } catch (const std::exception&) {
     used = 0;
   }
-  if (used != text.size() || fd < 0) throw Error(option + " '" + text + "' is not a file descriptor");
+  if (used != text.size() || fd < 0)
+    throw Error(option + " '" + text + "' is not a file descriptor");
   return fd;
 }
 
@@ -90,14 +91,14 @@ int parseFd(const std::string& option, const std::string& text) {
 RunOptions parseRunOptions(const std::vector<std::string>& args, char** environ,
                            const std::string& cwd) {
   const std::map<std::string, MountKind> twoArg = {{"--bind", MountKind::Bind},
-                                                    {"--ro-bind", MountKind::RoBind},
-                                                    {"--dev-bind", MountKind::DevBind},
-                                                    {"--symlink", MountKind::Symlink}};
+                                                   {"--ro-bind", MountKind::RoBind},
+                                                   {"--dev-bind", MountKind::DevBind},
+                                                   {"--symlink", MountKind::Symlink}};
   const std::map<std::string, MountKind> oneArg = {{"--tmpfs", MountKind::Tmpfs},
-                                                    {"--proc", MountKind::Proc},
-                                                    {"--dev", MountKind::Dev},
-                                                    {"--dir", MountKind::Dir},
-                                                    {"--remount-ro", MountKind::RemountRo}};
+                                                   {"--proc", MountKind::Proc},
+                                                   {"--dev", MountKind::Dev},
+                                                   {"--dir", MountKind::Dir},
+                                                   {"--remount-ro", MountKind::RemountRo}};
   RunOptions opts;
   EnvBuilder env = EnvBuilder::fromEnviron(environ);
   bool anyMount = false;

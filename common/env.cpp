@@ -41,7 +41,8 @@ void EnvBuilder::unset(const std::string& key) {
 void EnvBuilder::merge(const std::vector<std::string>& entries) {
   for (const std::string& e : entries) {
     size_t eq = e.find('=');
-    if (eq == std::string::npos || eq == 0) throw Error("environment entry '" + e + "' is not KEY=VALUE");
+    if (eq == std::string::npos || eq == 0)
+      throw Error("environment entry '" + e + "' is not KEY=VALUE");
     set(e.substr(0, eq), e.substr(eq + 1));
   }
 }

@@ -6,7 +6,9 @@ namespace gpubox {
 
 namespace {
 
-bool hasNul(const std::string& s) { return s.find('\0') != std::string::npos; }
+bool hasNul(const std::string& s) {
+  return s.find('\0') != std::string::npos;
+}
 
 bool needsSource(MountKind kind) {
   switch (kind) {
@@ -25,8 +27,7 @@ bool isBind(MountKind kind) {
 }
 
 void validateHostname(const std::string& name) {
-  if (name.size() > SpecLimits::kMaxHostname)
-    throw Error("hostname is longer than 64 characters");
+  if (name.size() > SpecLimits::kMaxHostname) throw Error("hostname is longer than 64 characters");
   for (char c : name) {
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '-' || c == '.' || c == '_';
@@ -38,16 +39,26 @@ void validateHostname(const std::string& name) {
 
 const char* mountKindOption(MountKind kind) {
   switch (kind) {
-    case MountKind::Bind: return "--bind";
-    case MountKind::RoBind: return "--ro-bind";
-    case MountKind::DevBind: return "--dev-bind";
-    case MountKind::Tmpfs: return "--tmpfs";
-    case MountKind::Proc: return "--proc";
-    case MountKind::Dev: return "--dev";
-    case MountKind::Dir: return "--dir";
-    case MountKind::Symlink: return "--symlink";
-    case MountKind::RemountRo: return "--remount-ro";
-    case MountKind::File: return "--file";
+    case MountKind::Bind:
+      return "--bind";
+    case MountKind::RoBind:
+      return "--ro-bind";
+    case MountKind::DevBind:
+      return "--dev-bind";
+    case MountKind::Tmpfs:
+      return "--tmpfs";
+    case MountKind::Proc:
+      return "--proc";
+    case MountKind::Dev:
+      return "--dev";
+    case MountKind::Dir:
+      return "--dir";
+    case MountKind::Symlink:
+      return "--symlink";
+    case MountKind::RemountRo:
+      return "--remount-ro";
+    case MountKind::File:
+      return "--file";
   }
   return "--?";
 }

@@ -9,15 +9,24 @@ namespace {
 MountKind kindFromWire(wire::MountOp::Kind kind) {
   using K = wire::MountOp::Kind;
   switch (kind) {
-    case K::BIND: return MountKind::Bind;
-    case K::RO_BIND: return MountKind::RoBind;
-    case K::DEV_BIND: return MountKind::DevBind;
-    case K::TMPFS: return MountKind::Tmpfs;
-    case K::PROC: return MountKind::Proc;
-    case K::DEV: return MountKind::Dev;
-    case K::DIR: return MountKind::Dir;
-    case K::SYMLINK: return MountKind::Symlink;
-    case K::REMOUNT_RO: return MountKind::RemountRo;
+    case K::BIND:
+      return MountKind::Bind;
+    case K::RO_BIND:
+      return MountKind::RoBind;
+    case K::DEV_BIND:
+      return MountKind::DevBind;
+    case K::TMPFS:
+      return MountKind::Tmpfs;
+    case K::PROC:
+      return MountKind::Proc;
+    case K::DEV:
+      return MountKind::Dev;
+    case K::DIR:
+      return MountKind::Dir;
+    case K::SYMLINK:
+      return MountKind::Symlink;
+    case K::REMOUNT_RO:
+      return MountKind::RemountRo;
   }
   // An enumerant from a newer client: refuse rather than guess.
   throw Error("unknown mount kind " + std::to_string(static_cast<unsigned>(kind)) +
@@ -27,21 +36,33 @@ MountKind kindFromWire(wire::MountOp::Kind kind) {
 wire::MountOp::Kind kindToWire(MountKind kind) {
   using K = wire::MountOp::Kind;
   switch (kind) {
-    case MountKind::Bind: return K::BIND;
-    case MountKind::RoBind: return K::RO_BIND;
-    case MountKind::DevBind: return K::DEV_BIND;
-    case MountKind::Tmpfs: return K::TMPFS;
-    case MountKind::Proc: return K::PROC;
-    case MountKind::Dev: return K::DEV;
-    case MountKind::Dir: return K::DIR;
-    case MountKind::Symlink: return K::SYMLINK;
-    case MountKind::RemountRo: return K::REMOUNT_RO;
-    case MountKind::File: break;
+    case MountKind::Bind:
+      return K::BIND;
+    case MountKind::RoBind:
+      return K::RO_BIND;
+    case MountKind::DevBind:
+      return K::DEV_BIND;
+    case MountKind::Tmpfs:
+      return K::TMPFS;
+    case MountKind::Proc:
+      return K::PROC;
+    case MountKind::Dev:
+      return K::DEV;
+    case MountKind::Dir:
+      return K::DIR;
+    case MountKind::Symlink:
+      return K::SYMLINK;
+    case MountKind::RemountRo:
+      return K::REMOUNT_RO;
+    case MountKind::File:
+      break;
   }
   throw Error("mount kind cannot be sent over the wire");
 }
 
-std::string text(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
+std::string text(capnp::Text::Reader t) {
+  return std::string(t.cStr(), t.size());
+}
 
 std::vector<std::string> textList(capnp::List<capnp::Text>::Reader list) {
   std::vector<std::string> out;
@@ -61,13 +82,15 @@ SandboxSpec specFromWire(wire::SandboxSpec::Reader reader) {
   spec.useDefaultPlan = reader.getUseDefaultPlan();
   if (reader.getMounts().size() > SpecLimits::kMaxMounts) throw Error("too many mount steps");
   for (auto m : reader.getMounts()) {
-    spec.mounts.push_back(
-        {.kind = kindFromWire(m.getKind()), .source = text(m.getSource()), .dest = text(m.getDest())});
+    spec.mounts.push_back({.kind = kindFromWire(m.getKind()),
+                           .source = text(m.getSource()),
+                           .dest = text(m.getDest())});
   }
   spec.cwd = text(reader.getCwd());
   spec.hostname = text(reader.getHostname());
   spec.network = reader.getNetwork() == wire::Network::HOST ? Network::Host : Network::None;
-  if (reader.getGpus().size() > SpecLimits::kMaxGpuSelectors) throw Error("too many --gpu selectors");
+  if (reader.getGpus().size() > SpecLimits::kMaxGpuSelectors)
+    throw Error("too many --gpu selectors");
   spec.gpus = textList(reader.getGpus());
   return spec;
 }

@@ -9,8 +9,8 @@
 #include "lease_table.hpp"
 #include "log.hpp"
 #include "peer.hpp"
-#include "reaper.hpp"
 #include "policy.hpp"
+#include "reaper.hpp"
 #include "sandbox/mount_engine.hpp"
 
 namespace gpubox {

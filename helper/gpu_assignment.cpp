@@ -8,7 +8,9 @@ namespace gpubox {
 
 namespace {
 
-policy::Caller callerOf(const PeerIdentity& peer) { return {peer.uid, peer.gid, peer.groups}; }
+policy::Caller callerOf(const PeerIdentity& peer) {
+  return {peer.uid, peer.gid, peer.groups};
+}
 
 cgroup::DeviceRule toCgroupRule(const gpu::DeviceRule& r) {
   return {.type = r.type, .major = r.major, .minor = r.minor, .access = r.access};

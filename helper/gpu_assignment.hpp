@@ -35,8 +35,7 @@ GpuAssignment assignGpus(DaemonContext& ctx, const PeerIdentity& peer,
 // (root's --dev-bind), everything but NVIDIA devices. Other sandboxes need
 // none (their binds are nodev) and get nullptr.
 std::unique_ptr<cgroup::DeviceCgroup> deviceCgroupFor(DaemonContext& ctx, const std::string& name,
-                                                      const GpuAssignment* gpus,
-                                                      bool bindsDevices);
+                                                      const GpuAssignment* gpus, bool bindsDevices);
 
 // What `gpubox gpus` shows this caller.
 struct GpuListing {

@@ -52,8 +52,12 @@ void checkKernelSupport() {
 
 std::vector<std::string> kernelFeaturesInUse() {
   Version v = kernelVersion();
-  std::vector<std::string> f = {"clone3+pidfd",  "open_tree/move_mount", "fsopen/fsmount",
-                                "mount_setattr", "openat2(RESOLVE_IN_ROOT)", "pivot_root",
+  std::vector<std::string> f = {"clone3+pidfd",
+                                "open_tree/move_mount",
+                                "fsopen/fsmount",
+                                "mount_setattr",
+                                "openat2(RESOLVE_IN_ROOT)",
+                                "pivot_root",
                                 "SO_PEERCRED+SO_PEERGROUPS"};
   if (atLeast(v, 6, 5)) f.push_back("SO_PEERPIDFD");
   f.push_back("cgroup:" + cgroupModeName());

@@ -143,10 +143,10 @@ void Server::accepted(UniqueFd fd) {
       fd.release(), kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP |
                         kj::LowLevelAsyncIoProvider::ALREADY_CLOEXEC |
                         kj::LowLevelAsyncIoProvider::ALREADY_NONBLOCK);
-  conn->network = kj::heap<capnp::TwoPartyVatNetwork>(*conn->stream, kMaxFdsPerMessage,
-                                                       capnp::rpc::twoparty::Side::SERVER,
-                                                       clientReaderOptions());
-  conn->rpc = kj::heap(capnp::makeRpcServer(*conn->network, capnp::Capability::Client(kj::mv(bootstrap))));
+  conn->network = kj::heap<capnp::TwoPartyVatNetwork>(
+      *conn->stream, kMaxFdsPerMessage, capnp::rpc::twoparty::Side::SERVER, clientReaderOptions());
+  conn->rpc =
+      kj::heap(capnp::makeRpcServer(*conn->network, capnp::Capability::Client(kj::mv(bootstrap))));
   conn->rpc->setFlowLimit(kFlowLimitWords);
   ++ctx_.liveConnections;
   Connection* raw = conn.get();

@@ -43,7 +43,11 @@ void logSandbox(const SandboxRecord& r) {
   }
 }
 
-void logInfo(const std::string& message) { line(LOG_INFO, message); }
-void logError(const std::string& message) { line(LOG_ERR, message); }
+void logInfo(const std::string& message) {
+  line(LOG_INFO, message);
+}
+void logError(const std::string& message) {
+  line(LOG_ERR, message);
+}
 
 }  // namespace gpubox

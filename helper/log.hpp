@@ -12,11 +12,11 @@ namespace gpubox {
 
 struct SandboxRecord {
   uid_t uid = 0;
-  pid_t pid = 0;        // client pid
-  std::string argv0;    // first command run, "" if none
-  std::string result;   // "exit 0", "signal 9", "not started: ...", "setup failed: ..."
+  pid_t pid = 0;       // client pid
+  std::string argv0;   // first command run, "" if none
+  std::string result;  // "exit 0", "signal 9", "not started: ...", "setup failed: ..."
   uint64_t durationMs = 0;
-  std::string gpus;     // granted GPU UUIDs, comma-separated
+  std::string gpus;  // granted GPU UUIDs, comma-separated
 };
 
 void logSandbox(const SandboxRecord& record);

@@ -6,9 +6,9 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <cstring>
@@ -63,7 +63,8 @@ gpubox::MaskedSocket describeSocket(int fd) {
 
 int serve(const Options& opts) {
   if (::getuid() != ::geteuid())
-    throw gpubox::Error("gpubox-helper must not be installed setuid; start it from systemd or as root");
+    throw gpubox::Error(
+        "gpubox-helper must not be installed setuid; start it from systemd or as root");
   gpubox::checkKernelSupport();
   // A client that hangs up mid-write must not kill the helper.
   ::signal(SIGPIPE, SIG_IGN);
@@ -92,7 +93,8 @@ int serve(const Options& opts) {
   auto serving = server.run().eagerlyEvaluate([](kj::Exception&& e) {
     gpubox::logError(std::string("listener failed: ") + e.getDescription().cStr());
   });
-  gpubox::logInfo("listening on " + (mask.path.empty() ? std::string("systemd socket") : mask.path));
+  gpubox::logInfo("listening on " +
+                  (mask.path.empty() ? std::string("systemd socket") : mask.path));
   if (underSystemd || std::getenv("NOTIFY_SOCKET")) sd_notify(0, "READY=1");
 
   auto stop = io.unixEventPort.onSignal(SIGTERM)
@@ -130,8 +132,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--idle-exit", opts.idleExit,
                  "Exit after this many seconds with no client and no sandbox (0: never)");
-  auto* configOpt = app.add_option("--config", opts.config, "Policy file (TOML)")
-                        ->capture_default_str();
+  auto* configOpt =
+      app.add_option("--config", opts.config, "Policy file (TOML)")->capture_default_str();
   app.add_option("--driver-root", opts.driverRoot,
                  "Root under which the NVIDIA driver's /proc and /dev files are found")
       ->capture_default_str();

@@ -61,8 +61,7 @@ ino_t namespaceInode(pid_t pid, const char* name) {
 PeerIdentity readPeerIdentity(int sock) {
   struct ucred cred = {};
   socklen_t len = sizeof(cred);
-  if (::getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
-    throwErrno("SO_PEERCRED");
+  if (::getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) throwErrno("SO_PEERCRED");
   PeerIdentity peer{cred.pid, cred.uid, cred.gid, {}};
   std::vector<gid_t> groups(64);
   for (;;) {

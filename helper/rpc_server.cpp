@@ -7,9 +7,9 @@
 #include <algorithm>
 
 #include "error.hpp"
-#include "kj_error.hpp"
-#include "kernel_features.hpp"
 #include "gpu_assignment.hpp"
+#include "kernel_features.hpp"
+#include "kj_error.hpp"
 #include "sandbox_factory.hpp"
 #include "spec_wire.hpp"
 
@@ -97,31 +97,30 @@ class SandboxImpl final : public wire::Sandbox::Server {
     auto in = stdio.getStdin().getFd();
     auto out = stdio.getStdout().getFd();
     auto err = stdio.getStderr().getFd();
-    return in.then([out = kj::mv(out), err = kj::mv(err)](kj::Maybe<int> i) mutable {
-               return out.then([i, err = kj::mv(err)](kj::Maybe<int> o) mutable {
-                 return err.then([i, o](kj::Maybe<int> e) {
-                   return std::array<kj::Maybe<int>, 3>{i, o, e};
-                 });
-               });
-             })
-        .then([this, context, cmd = std::move(cmd)](std::array<kj::Maybe<int>, 3> fds) mutable
-              -> kj::Promise<void> {
+    return in
+        .then([out = kj::mv(out), err = kj::mv(err)](kj::Maybe<int> i) mutable {
+          return out.then([i, err = kj::mv(err)](kj::Maybe<int> o) mutable {
+            return err.then([i, o](kj::Maybe<int> e) {
+              return std::array<kj::Maybe<int>, 3>{i, o, e};
+            });
+          });
+        })
+        .then([this, context, cmd = std::move(cmd)](
+                  std::array<kj::Maybe<int>, 3> fds) mutable -> kj::Promise<void> {
           int raw[3];
           const char* names[3] = {"stdin", "stdout", "stderr"};
           for (int k = 0; k < 3; ++k) {
-            KJ_IF_MAYBE(fd, fds[k]) { raw[k] = *fd; }
-            else {
-              return callerError((std::string(names[k]) +
-                                           " did not arrive as a file descriptor")
-                                              );
+            KJ_IF_MAYBE (fd, fds[k]) {
+              raw[k] = *fd;
+            } else {
+              return callerError((std::string(names[k]) + " did not arrive as a file descriptor"));
             }
           }
           return guarded([&]() -> kj::Promise<void> {
             EnvMerge(cmd);
             if (built_.log->record.argv0.empty()) built_.log->record.argv0 = cmd.argv[0];
             uint32_t id = built_.runtime->exec(cmd, raw);
-            context.getResults().setProcess(
-                kj::heap<ProcessImpl>(built_.runtime, built_.log, id));
+            context.getResults().setProcess(kj::heap<ProcessImpl>(built_.runtime, built_.log, id));
             return kj::READY_NOW;
           });
         });

@@ -21,12 +21,12 @@ uint64_t monotonicMs() {
 }
 
 // Requests only root may make (host network also when the policy says so).
-void checkPrivilegedOptions(DaemonContext& ctx, const PeerIdentity& peer,
-                            const SandboxSpec& spec) {
+void checkPrivilegedOptions(DaemonContext& ctx, const PeerIdentity& peer, const SandboxSpec& spec) {
   if (peer.uid == 0) return;
   for (const MountOp& op : spec.mounts) {
     if (op.kind == MountKind::DevBind)
-      throw Error("--dev-bind " + op.source + " " + op.dest + ": refused: only root may bind devices");
+      throw Error("--dev-bind " + op.source + " " + op.dest +
+                  ": refused: only root may bind devices");
   }
   if (spec.network == Network::Host &&
       !ctx.policy.grantFor({peer.uid, peer.gid, peer.groups}).hostNetwork)
@@ -75,7 +75,8 @@ BuiltSandbox buildSandbox(DaemonContext& ctx, const PeerIdentity& peer, const Sa
   }
   bool bindsDevices = std::any_of(spec.mounts.begin(), spec.mounts.end(),
                                   [](const MountOp& op) { return op.kind == MountKind::DevBind; });
-  std::string name = "sb-" + std::to_string(::getpid()) + "-" + std::to_string(++ctx.sandboxCounter);
+  std::string name =
+      "sb-" + std::to_string(::getpid()) + "-" + std::to_string(++ctx.sandboxCounter);
   holdings->cgroup = deviceCgroupFor(ctx, name, gpus ? &*gpus : nullptr, bindsDevices);
   if (holdings->cgroup) built.cgroup = holdings->cgroup->path();
   if (gpus) holdings->lease = std::move(gpus->lease);

@@ -23,9 +23,9 @@ struct SandboxLogInfo {
 struct BuiltSandbox {
   std::shared_ptr<SandboxRuntime> runtime;
   std::shared_ptr<SandboxLogInfo> log;
-  std::vector<MountOp> plan;           // every step requested, in order
+  std::vector<MountOp> plan;  // every step requested, in order
   std::vector<std::string> namespaces;
-  std::vector<std::string> extraEnv;   // e.g. from GPU binding
+  std::vector<std::string> extraEnv;  // e.g. from GPU binding
   std::vector<std::string> gpuUuids;
   std::string cgroup;
   std::string defaultCwd;

@@ -6,14 +6,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <kj/debug.h>
 #include <capnp/message.h>
 #include <capnp/serialize.h>
+#include <kj/debug.h>
 
 #include "error.hpp"
 #include "kj_error.hpp"
-#include "sandbox/syscalls.hpp"
 #include "sandbox/fd_passing.hpp"
+#include "sandbox/syscalls.hpp"
 #include "spec_wire.hpp"
 
 namespace gpubox {
@@ -63,7 +63,9 @@ SandboxRuntime::~SandboxRuntime() {
   }
 }
 
-void SandboxRuntime::kill() { sys::pidfdSendSignal(pidfd_.get(), SIGKILL); }
+void SandboxRuntime::kill() {
+  sys::pidfdSendSignal(pidfd_.get(), SIGKILL);
+}
 
 kj::Promise<void> SandboxRuntime::readLoop() {
   for (;;) {

@@ -42,7 +42,9 @@ int64_t nowNanos() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-void send(int controlFd, FromInitRecord& rec) { sendRecord(controlFd, &rec, sizeof(rec), {}); }
+void send(int controlFd, FromInitRecord& rec) {
+  sendRecord(controlFd, &rec, sizeof(rec), {});
+}
 
 void sendStartFailed(int controlFd, uint32_t id, int err, initmsg::StartStage stage,
                      const std::string& message) {

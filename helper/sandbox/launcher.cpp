@@ -80,7 +80,8 @@ LaunchedInit launchInit(const InitConfig& config,
     placeInCgroups(pid);
     initmsg::ToInitRecord go = {};
     go.type = initmsg::ToInit::Go;
-    if (!sendRecord(launched.control.get(), &go, sizeof(go), {})) throwErrno("release sandbox init");
+    if (!sendRecord(launched.control.get(), &go, sizeof(go), {}))
+      throwErrno("release sandbox init");
   } catch (...) {
     abandon(pid, launched.pidfd.get());
     throw;

@@ -12,9 +12,9 @@
 namespace gpubox {
 
 struct LaunchedInit {
-  pid_t pid = 0;        // as the helper sees it
-  UniqueFd pidfd;       // watched by the event loop; the only handle used to signal
-  UniqueFd control;     // helper's end of the control socket (SOCK_SEQPACKET)
+  pid_t pid = 0;     // as the helper sees it
+  UniqueFd pidfd;    // watched by the event loop; the only handle used to signal
+  UniqueFd control;  // helper's end of the control socket (SOCK_SEQPACKET)
 };
 
 // Clones the init (clone3: CLONE_PIDFD plus new user, mount, pid, ipc, uts and,

@@ -41,12 +41,14 @@ std::string parentOf(const std::string& path) {
   return slash == 0 ? std::string("/") : path.substr(0, slash);
 }
 
-std::string baseName(const std::string& path) { return path.substr(path.find_last_of('/') + 1); }
+std::string baseName(const std::string& path) {
+  return path.substr(path.find_last_of('/') + 1);
+}
 
 // A detached copy of the mount tree at `path` (recursive, as bwrap binds are).
 UniqueFd cloneTree(int dirfd, const char* path, unsigned extraFlags = 0) {
-  return UniqueFd(::open_tree(dirfd, path,
-                              OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | extraFlags));
+  return UniqueFd(
+      ::open_tree(dirfd, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | extraFlags));
 }
 
 void setAttrs(int treeFd, uint64_t attrs, const std::string& what) {
@@ -74,7 +76,8 @@ UniqueFd newFs(const char* type, const std::vector<std::pair<const char*, const 
 }
 
 void attach(int treeFd, int targetFd, const std::string& what) {
-  if (::move_mount(treeFd, "", targetFd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0)
+  if (::move_mount(treeFd, "", targetFd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) !=
+      0)
     throwErrno(what + ": cannot mount");
 }
 
@@ -124,8 +127,8 @@ class RootBuilder {
       if (::mkdirat(parent.get(), name.c_str(), 0755) != 0 && errno != EEXIST)
         throwErrno(what + ": cannot create directory " + dest);
     } else {
-      UniqueFd f(::openat(parent.get(), name.c_str(),
-                          O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0444));
+      UniqueFd f(
+          ::openat(parent.get(), name.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0444));
       if (!f && errno != EEXIST) throwErrno(what + ": cannot create file " + dest);
     }
     fd = open(dest, O_PATH);
@@ -138,8 +141,8 @@ class RootBuilder {
 };
 
 struct PreparedStep {
-  UniqueFd tree;                 // binds: the detached source tree
-  std::vector<UniqueFd> nodes;   // --dev: one clone per device node
+  UniqueFd tree;                // binds: the detached source tree
+  std::vector<UniqueFd> nodes;  // --dev: one clone per device node
   std::optional<struct stat> st;
   int openErrno = 0;
 };
@@ -198,8 +201,8 @@ void applyProc(RootBuilder& root, const MountOp& op) {
     if (!at) continue;
     UniqueFd tree = cloneTree(at.get(), "", AT_EMPTY_PATH);
     if (!tree) throwErrno(what + ": cannot clone " + path);
-    setAttrs(tree.get(), MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-             what);
+    setAttrs(tree.get(),
+             MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, what);
     attach(tree.get(), at.get(), what);
   }
 }
@@ -232,8 +235,9 @@ void applyDev(RootBuilder& root, const MountOp& op, PreparedStep& step) {
     attach(step.nodes[i].get(), at.get(), what);
   }
   UniqueFd pts = root.mountPoint(op.dest + "/pts", true, what);
-  UniqueFd devpts = newFs("devpts", {{"newinstance", nullptr}, {"ptmxmode", "0666"}, {"mode", "620"}},
-                          MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, what);
+  UniqueFd devpts =
+      newFs("devpts", {{"newinstance", nullptr}, {"ptmxmode", "0666"}, {"mode", "620"}},
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, what);
   attach(devpts.get(), pts.get(), what);
   symlinkAt(root, "pts/ptmx", op.dest + "/ptmx", what);
   UniqueFd shm = root.mountPoint(op.dest + "/shm", true, what);
@@ -365,8 +369,8 @@ MountOutcome buildSandboxRoot(const std::vector<MountOp>& plan,
 
   UniqueFd stagingFd(::open(kStagingDir, O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!stagingFd) throwErrno(std::string("open staging directory ") + kStagingDir);
-  UniqueFd rootFs = newFs("tmpfs", {{"mode", "0755"}}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-                          "new root");
+  UniqueFd rootFs =
+      newFs("tmpfs", {{"mode", "0755"}}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, "new root");
   attach(rootFs.get(), stagingFd.get(), "new root");
   UniqueFd rootFd(::open(kStagingDir, O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!rootFd) throwErrno("open new root");

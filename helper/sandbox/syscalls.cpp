@@ -28,7 +28,9 @@ int pivotRoot(const char* newRoot, const char* putOld) {
   return static_cast<int>(::syscall(SYS_pivot_root, newRoot, putOld));
 }
 
-int pidfdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+int pidfdOpen(pid_t pid) {
+  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+}
 
 int pidfdSendSignal(int pidfd, int signo) {
   return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, signo, nullptr, 0));

@@ -18,7 +18,7 @@ pid_t clone3(uint64_t flags, int* pidfd);
 int pivotRoot(const char* newRoot, const char* putOld);
 
 // glibc 2.36's <sys/pidfd.h> lacks C++ linkage, so these go through syscall(2).
-int pidfdOpen(pid_t pid);                      // 5.3
-int pidfdSendSignal(int pidfd, int signo);     // 5.1
+int pidfdOpen(pid_t pid);                   // 5.3
+int pidfdSendSignal(int pidfd, int signo);  // 5.1
 
 }  // namespace gpubox::sys

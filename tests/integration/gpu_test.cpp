@@ -19,7 +19,8 @@ max_gpus = 4
 )";
 
 struct GpuHelper {
-  explicit GpuHelper(const FakeDriverRoot::Options& options, const std::string& policy = kAllowNobody)
+  explicit GpuHelper(const FakeDriverRoot::Options& options,
+                     const std::string& policy = kAllowNobody)
       : fake(options), config(0755) {
     writeFile(config / "helper.toml", policy, 0644);
     helper = std::make_unique<HelperProcess>(HelperOptions{
@@ -84,11 +85,11 @@ TEST_F(GpuTest, GrantedNodeOpensButOthersAreDeniedByTheDeviceCgroup) {
   // As root, bind the whole fake /dev in with --dev-bind: nvidia0 appears
   // inside although only GPU 1 was granted. The device cgroup must stop it.
   std::string dev = h.fake.path("dev");
-  RunResult r = h.run({"--with-defaults", "--dev-bind", dev, "/tmp/fakedev", "--gpu", "1", "--", "sh",
-                       "-c",
-                       "cat /tmp/fakedev/nvidia0 2>&1; cat /dev/nvidia1 2>&1; "
-                       "cat /dev/null && echo null-ok"},
-                      0);
+  RunResult r =
+      h.run({"--with-defaults", "--dev-bind", dev, "/tmp/fakedev", "--gpu", "1", "--", "sh", "-c",
+             "cat /tmp/fakedev/nvidia0 2>&1; cat /dev/nvidia1 2>&1; "
+             "cat /dev/null && echo null-ok"},
+            0);
   ASSERT_EQ(r.exitCode, 0) << r.describe();
   // The non-granted GPU: EPERM from the device cgroup.
   EXPECT_TRUE(contains(r.out, "/tmp/fakedev/nvidia0: Operation not permitted")) << r.out;
@@ -188,8 +189,11 @@ TEST_F(GpuTest, ExclusiveLeasesAcrossConcurrentSandboxes) {
   first->kill(SIGKILL);
   first->finish();
   // Once the first sandbox is gone, GPU 0 is free again.
-  EXPECT_TRUE(pollUntil([&] { return h.run({"--gpu", "0", "--", "true"}).exitCode == 0; },
-                        std::chrono::seconds(20)))
+  EXPECT_TRUE(pollUntil(
+      [&] {
+        return h.run({"--gpu", "0", "--", "true"}).exitCode == 0;
+      },
+      std::chrono::seconds(20)))
       << h.helper->log();
 }
 
@@ -213,8 +217,8 @@ TEST_F(GpuTest, CdiJsonAndYamlDevices) {
   const std::string yaml =
       "cdiVersion: 0.6.0\nkind: nvidia.com/gpu\ndevices:\n- name: second\n  containerEdits:\n"
       "    deviceNodes:\n    - path: /dev/nvidia1\n    env:\n    - FROM_YAML=1\n";
-  GpuHelper h({.gpus = 2, .cdiFiles = {{"etc/cdi/nvidia.json", json},
-                                       {"var/run/cdi/nvidia.yaml", yaml}}});
+  GpuHelper h(
+      {.gpus = 2, .cdiFiles = {{"etc/cdi/nvidia.json", json}, {"var/run/cdi/nvidia.yaml", yaml}}});
   RunResult a = h.run({"--gpu", "nvidia.com/gpu=first", "--", "sh", "-c",
                        "ls /dev | grep '^nvidia[0-9]'; echo $FROM_JSON"});
   ASSERT_EQ(a.exitCode, 0) << a.describe();

@@ -29,7 +29,7 @@ TEST(RunOptions, MountOptionsKeepTheirOrderAndDisableTheDefaultPlan) {
   ASSERT_EQ(o.spec.mounts.size(), 5u);
   EXPECT_EQ(o.spec.mounts[0].kind, MountKind::RoBind);
   EXPECT_EQ(o.spec.mounts[1].kind, MountKind::Symlink);
-  EXPECT_EQ(o.spec.mounts[1].source, "usr/bin");  // link targets stay as written
+  EXPECT_EQ(o.spec.mounts[1].source, "usr/bin");       // link targets stay as written
   EXPECT_EQ(o.spec.mounts[3].source, "/home/u/data");  // relative sources are the caller's
   EXPECT_EQ(o.spec.mounts[4].kind, MountKind::RemountRo);
   EXPECT_EQ(o.command.cwd, "");  // bwrap's rule: the new root unless --chdir
@@ -42,9 +42,9 @@ TEST(RunOptions, WithDefaultsKeepsTheDefaultPlan) {
 }
 
 TEST(RunOptions, EnvironmentEditsApplyInOrder) {
-  auto o = parseRunOptions({"--setenv", "A", "1", "--unsetenv", "HOME", "--clearenv", "--setenv",
-                            "B", "2", "env"},
-                           testEnv, "/");
+  auto o = parseRunOptions(
+      {"--setenv", "A", "1", "--unsetenv", "HOME", "--clearenv", "--setenv", "B", "2", "env"},
+      testEnv, "/");
   EXPECT_EQ(o.command.env, (std::vector<std::string>{"B=2"}));
 }
 

@@ -37,8 +37,12 @@ TEST(SpecWire, RoundTripsEveryField) {
 
 TEST(SpecWire, HelperOnlyFlagsNeverTravel) {
   SandboxSpec spec;
-  spec.mounts = {{.kind = MountKind::Bind, .source = "/a", .dest = "/b", .optional = true,
-                  .skipIfVisible = true, .hardened = true}};
+  spec.mounts = {{.kind = MountKind::Bind,
+                  .source = "/a",
+                  .dest = "/b",
+                  .optional = true,
+                  .skipIfVisible = true,
+                  .hardened = true}};
   capnp::MallocMessageBuilder message;
   specToWire(spec, message.initRoot<wire::SandboxSpec>());
   SandboxSpec back = specFromWire(message.getRoot<wire::SandboxSpec>().asReader());
