@@ -115,10 +115,44 @@ std::string helperPath() {
   return p;
 }
 
+namespace {
+
+// The CLI is run as uid 65534 and, by some tests, from inside sandboxes whose
+// default plan hides /tmp. The build tree may be neither (a checkout under a
+// 0700 home, or under /tmp), so the tests use a copy in a world-readable
+// directory under /var/tmp. The CLI links libgpubox-client statically, so the
+// copy stands alone.
+class CliCopy {
+ public:
+  explicit CliCopy(const std::string& built) {
+    char tmpl[] = "/var/tmp/gpubox-it-cli-XXXXXX";
+    if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp for the CLI copy failed");
+    dir_ = tmpl;
+    ::chmod(dir_.c_str(), 0755);
+    path_ = dir_ + "/gpubox";
+    std::string data = readFile(built);
+    writeFile(path_, data, 0755);
+  }
+  ~CliCopy() {
+    ::unlink(path_.c_str());
+    ::rmdir(dir_.c_str());
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string dir_, path_;
+};
+
+}  // namespace
+
 std::string cliPath() {
   std::string p = envOr("GPUBOX_CLI");
-  if (p.empty()) ADD_FAILURE() << "GPUBOX_CLI is not set (run the tests with meson test)";
-  return p;
+  if (p.empty()) {
+    ADD_FAILURE() << "GPUBOX_CLI is not set (run the tests with meson test)";
+    return p;
+  }
+  static CliCopy copy(p);
+  return copy.path();
 }
 
 bool isRoot() {
