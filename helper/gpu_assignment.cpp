@@ -12,10 +12,6 @@ policy::Caller callerOf(const PeerIdentity& peer) {
   return {peer.uid, peer.gid, peer.groups};
 }
 
-cgroup::DeviceRule toCgroupRule(const gpu::DeviceRule& r) {
-  return {.type = r.type, .major = r.major, .minor = r.minor, .access = r.access};
-}
-
 bool grantCovers(const gpu::GpuGrant& grant, const gpu::Gpu& g) {
   if (!grant.allowed) return false;
   if (grant.all) return true;
@@ -53,9 +49,10 @@ std::unique_ptr<cgroup::DeviceCgroup> deviceCgroupFor(DaemonContext& ctx, const 
                                                       const GpuAssignment* gpus,
                                                       bool bindsDevices) {
   if (gpus) {
-    std::vector<cgroup::DeviceRule> allow;
-    for (const gpu::DeviceRule& r : gpus->binding.allow) allow.push_back(toCgroupRule(r));
-    return cgroup::DeviceCgroup::create(name, cgroup::DevicePolicy::AllowListed, allow, {});
+    auto cg = cgroup::DeviceCgroup::create(name, cgroup::DevicePolicy::AllowListed,
+                                           gpus->binding.allow, {});
+    if (!cg->skipped().empty()) logInfo("device cgroup " + cg->path() + ": " + cg->skipped());
+    return cg;
   }
   if (!bindsDevices) return nullptr;
   // NVIDIA's dynamic majors (uvm, caps) come from the driver's proc/devices.
@@ -67,7 +64,9 @@ std::unique_ptr<cgroup::DeviceCgroup> deviceCgroupFor(DaemonContext& ctx, const 
   } catch (const Error& e) {
     logError(std::string("gpu discovery for a device-binding sandbox: ") + e.what());
   }
-  return cgroup::DeviceCgroup::create(name, cgroup::DevicePolicy::DenyNvidia, {}, extra);
+  auto cg = cgroup::DeviceCgroup::create(name, cgroup::DevicePolicy::DenyNvidia, {}, extra);
+  if (!cg->skipped().empty()) logInfo("device cgroup " + cg->path() + ": " + cg->skipped());
+  return cg;
 }
 
 std::vector<GpuListing> listGpus(DaemonContext& ctx, const PeerIdentity& peer) {

@@ -1,5 +1,6 @@
 #include "sandbox_factory.hpp"
 
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,6 +33,13 @@ void checkPrivilegedOptions(DaemonContext& ctx, const PeerIdentity& peer, const 
       !ctx.policy.grantFor({peer.uid, peer.gid, peer.groups}).hostNetwork)
     throw Error("--net host: refused: uid " + std::to_string(peer.uid) +
                 " may not share the host network (no policy rule sets host_network = true)");
+}
+
+// Whether the NVIDIA driver publishes anything under /proc/driver/nvidia.
+bool driverInfoVisible(const DaemonContext& ctx) {
+  struct stat st;
+  std::string path = ctx.driverRoot + "/proc/driver/nvidia";
+  return ::stat(path.c_str(), &st) == 0;
 }
 
 // Everything that must be released once the sandbox's init is gone.
@@ -72,6 +80,13 @@ BuiltSandbox buildSandbox(DaemonContext& ctx, const PeerIdentity& peer, const Sa
     built.plan.insert(built.plan.end(), b.mounts.begin(), b.mounts.end());
     built.extraEnv = b.env;
     built.gpuUuids = b.uuids;
+  }
+  else if (driverInfoVisible(ctx)) {
+    // No GPU granted: the sandbox's own procfs would still list every GPU
+    // under /proc/driver/nvidia. Show it none (fail-closed for information
+    // too); skipped when the plan has no /proc.
+    built.plan.push_back({.kind = MountKind::Tmpfs, .dest = "/proc/driver", .optional = true});
+    built.plan.push_back({.kind = MountKind::RemountRo, .dest = "/proc/driver", .optional = true});
   }
   bool bindsDevices = std::any_of(spec.mounts.begin(), spec.mounts.end(),
                                   [](const MountOp& op) { return op.kind == MountKind::DevBind; });

@@ -11,6 +11,8 @@ struct DeviceRule {
   int major = -1;              // -1 = '*'
   int minor = -1;              // -1 = '*'
   std::string access = "rwm";  // non-empty subset of "rwm" (read, write, mknod)
+
+  bool operator==(const DeviceRule&) const = default;
 };
 
 // Throws gpubox::Error when the rule is malformed.

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "device_rule.hpp"
 #include "gpu_grant.hpp"
 #include "spec.hpp"
 
@@ -121,15 +122,10 @@ Selection select(const Inventory& inv, const std::vector<std::string>& selectors
                  const GpuGrant& grant, const std::function<unsigned(unsigned minor)>& holders,
                  uid_t uid);
 
-// One device-cgroup rule; -1 means '*'.
-struct DeviceRule {
-  char type = 'c';
-  int major = -1;
-  int minor = -1;
-  std::string access = "rwm";  // planBinding uses "rw": nothing inside may mknod
-
-  bool operator==(const DeviceRule&) const = default;
-};
+// One device-cgroup rule (the cgroup module's type, so a binding's rules go
+// to the device cgroup as they are). planBinding uses access "rw": nothing
+// inside may mknod.
+using DeviceRule = cgroup::DeviceRule;
 
 struct Binding {
   std::vector<gpubox::MountOp> mounts;  // appended after the sandbox's own plan, in order

@@ -285,6 +285,12 @@ bool missingUnderReadOnly(RootBuilder& root, const std::string& path) {
 // host tree the caller chose, and the step is reported as skipped.
 bool shouldSkip(RootBuilder& root, const MountOp& op, const PreparedStep& step) {
   if (op.optional && !root.exists(parentOf(op.dest))) return true;
+  // An optional mount over something that is not there (say /proc/driver on
+  // a host without drivers) has nothing to cover: skip it rather than try to
+  // create a directory inside procfs.
+  if (op.optional && (op.kind == MountKind::Tmpfs || op.kind == MountKind::RemountRo) &&
+      !root.exists(op.dest))
+    return true;
   if (isBind(op.kind) && !step.tree) return true;  // optional source missing
   if (op.skipIfVisible) {
     if (op.kind == MountKind::Symlink) {

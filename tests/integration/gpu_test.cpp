@@ -53,9 +53,13 @@ class GpuTest : public ::testing::Test {
 
 TEST_F(GpuTest, NoGpuByDefault) {
   GpuHelper h({.gpus = 2});
-  RunResult r = h.run({"--", "sh", "-c", "ls /dev; ls /proc/driver/nvidia 2>/dev/null || true"});
+  RunResult r = h.run({"--", "sh", "-c",
+                       "ls /dev; ls /proc/driver/nvidia 2>/dev/null || true; "
+                       "grep -c ' /proc/driver ' /proc/self/mountinfo"});
   ASSERT_EQ(r.exitCode, 0) << r.describe();
   EXPECT_FALSE(contains(r.out, "nvidia")) << r.out;
+  // The driver's information files are covered too, not only the nodes.
+  EXPECT_TRUE(contains(r.out, "\n1\n")) << r.out;
 }
 
 TEST_F(GpuTest, GrantedGpuOnlyWithControlNodesAsNobody) {
