@@ -138,6 +138,10 @@ std::vector<MountOp> defaultPlan(const std::string& cwd) {
       {.kind = MountKind::Dev, .dest = "/dev"},
       {.kind = MountKind::Proc, .dest = "/proc"},
       {.kind = MountKind::Tmpfs, .dest = "/tmp"},
+      // /run holds the host's Unix sockets (the caller's D-Bus session bus,
+      // docker.sock, ...). A read-only bind does not stop connect(), and the
+      // service behind one would act for the caller outside the sandbox.
+      {.kind = MountKind::Tmpfs, .dest = "/run"},
       {.kind = MountKind::RoBind, .source = "/sys", .dest = "/sys"},
   };
   if (cwd != "/") plan.push_back({.kind = MountKind::Bind, .source = cwd, .dest = cwd});

@@ -61,8 +61,9 @@ void validateCommand(const Command& cmd);
 // components, not longer than kMaxPath. `what` names the field in errors.
 void validateAbsolutePath(const std::string& path, const std::string& what);
 
-// The agent-friendly default plan: host / read-only, fresh /tmp, minimal
-// /dev, /proc, /sys read-only, `cwd` read-write at the same path.
+// The agent-friendly default plan: host / read-only, fresh /tmp and /run
+// (no host sockets), minimal /dev, /proc, /sys read-only, `cwd` read-write at
+// the same path.
 std::vector<MountOp> defaultPlan(const std::string& cwd);
 
 // bwrap-style rendering of one step, e.g. "--ro-bind / /".

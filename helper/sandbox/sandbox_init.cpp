@@ -58,6 +58,9 @@ void waitForGo() {
 
 void setUp(const InitConfig& config) {
   becomeCallerForSetup(config.uid, config.gid, config.groups);
+  // The kernel clears the parent-death signal on a uid/gid change: set it
+  // again. (Were the helper already gone, the control socket's EOF ends us.)
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   // Entered after the helper placed us in our cgroups, so the sandbox sees
   // its own cgroup as its root.
   if (::unshare(CLONE_NEWCGROUP) != 0) throwErrno("new cgroup namespace");

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -451,6 +452,71 @@ TEST(ClientStartup, SocketFromEnvironment) {
   o.env = {"GPUBOX_SOCKET=" + (d / "nope.sock")};
   auto s = runCli({"--socket", h.socketPath(), "info"}, o);
   EXPECT_EQ(s.exitCode, 0) << s.describe();
+}
+
+// ------------------------------------------------- more placement and lifetime
+
+// Invariant 2 depends on client and helper resolving paths in one mount
+// namespace; a client in another one is refused, with the reason.
+TEST(Placement, ClientInAnotherMountNamespaceIsRefused) {
+  GPUBOX_REQUIRE_ROOT();
+  HelperProcess h;
+  auto r = runProcess({"/usr/bin/unshare", "--mount", cliPath(), "--socket", h.socketPath(), "info"},
+                      {.cwd = h.workDir()});
+  EXPECT_EQ(r.exitCode, 125) << r.describe();
+  EXPECT_THAT(r.err, HasSubstr("another mount namespace")) << r.describe();
+  // The helper keeps serving everyone else.
+  EXPECT_EQ(h.cli({"info"}).exitCode, 0);
+}
+
+// The default plan must not show the host's /run: a read-only bind does not
+// stop connect(), and the caller's session bus or docker.sock there would act
+// for it outside the sandbox.
+TEST(Placement, DefaultPlanHidesHostSocketsUnderRun) {
+  GPUBOX_REQUIRE_ROOT();
+  HelperProcess h;
+  auto r = h.cli({"run", "--", "sh", "-c", "ls -A /run | wc -l"}, {.asUid = kNobodyUid});
+  EXPECT_EQ(r.exitCode, 0) << r.describe();
+  EXPECT_EQ(r.out, "0\n") << r.describe();
+}
+
+// Nothing outlives its owner: SIGKILL to the helper (no chance to clean up)
+// still takes every sandbox down, for a non-root caller too.
+TEST(HelperStartup, SigkillOfTheHelperKillsItsSandboxes) {
+  GPUBOX_REQUIRE_ROOT();
+  HelperProcess h;
+  auto client = h.spawnCli({"run", "--", "sleep", "71337"}, {.asUid = kNobodyUid});
+  ASSERT_TRUE(pollUntil(
+      [&] {
+        return !findProcesses({"sleep", "71337"}).empty();
+      },
+      30s))
+      << h.log();
+  h.kill(SIGKILL);
+  h.waitExit(30s);
+  EXPECT_TRUE(pollUntil(
+      [&] {
+        return findProcesses({"sleep", "71337"}).empty();
+      },
+      20s))
+      << "the sandbox outlived a killed helper";
+  auto r = client->finish();
+  EXPECT_EQ(r.exitCode, 125) << r.describe();
+}
+
+// The helper is never setuid: installed so by mistake, it refuses to run.
+TEST(HelperStartup, SetuidInstallIsRefused) {
+  GPUBOX_REQUIRE_ROOT();
+  TempDir dir(0755, 0, 0, "gpubox-it-suid");
+  std::string copy = dir / "gpubox-helper";
+  writeFile(copy, readFile(helperPath()), 04755);
+  ::chmod(copy.c_str(), 04755);  // writeFile's umask may have dropped the bit
+  struct statvfs vfs;
+  if (::statvfs(copy.c_str(), &vfs) == 0 && (vfs.f_flag & ST_NOSUID))
+    GTEST_SKIP() << dir.path() << " is mounted nosuid: cannot test a setuid install here";
+  auto r = runProcess({copy, "--listen", dir / "sock"}, {.asUid = kNobodyUid, .cwd = dir.path()});
+  EXPECT_EQ(r.exitCode, 1) << r.describe();
+  EXPECT_THAT(r.err, HasSubstr("must not be installed setuid")) << r.describe();
 }
 
 }  // namespace

@@ -97,13 +97,14 @@ TEST(ValidateCommand, RejectsOversizedArguments) {
 
 TEST(DefaultPlan, IsReadOnlyRootWithFreshTmpDevProcAndWritableCwd) {
   auto plan = gpubox::defaultPlan("/work/project");
-  ASSERT_EQ(plan.size(), 6u);
+  ASSERT_EQ(plan.size(), 7u);
   EXPECT_EQ(gpubox::describeMount(plan[0]), "--ro-bind / /");
   EXPECT_EQ(gpubox::describeMount(plan[1]), "--dev /dev");
   EXPECT_EQ(gpubox::describeMount(plan[2]), "--proc /proc");
   EXPECT_EQ(gpubox::describeMount(plan[3]), "--tmpfs /tmp");
-  EXPECT_EQ(gpubox::describeMount(plan[4]), "--ro-bind /sys /sys");
-  EXPECT_EQ(gpubox::describeMount(plan[5]), "--bind /work/project /work/project");
+  EXPECT_EQ(gpubox::describeMount(plan[4]), "--tmpfs /run");
+  EXPECT_EQ(gpubox::describeMount(plan[5]), "--ro-bind /sys /sys");
+  EXPECT_EQ(gpubox::describeMount(plan[6]), "--bind /work/project /work/project");
 }
 
 TEST(DefaultPlan, DoesNotBindRootReadWriteWhenCwdIsRoot) {
