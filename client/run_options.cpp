@@ -13,8 +13,8 @@ const char* const kRunHelp = R"(usage: gpubox run [OPTIONS] [--] CMD [ARG...]
 
 Runs CMD in a new sandbox built by gpubox-helper, as you, with no
 capabilities. Without any mount option the sandbox gets the default plan:
-the host's / read-only, a fresh /tmp, a minimal /dev, /proc, /sys read-only
-and the current directory read-write at the same path.
+the host's / read-only, fresh /tmp and /run, a minimal /dev, /proc,
+/sys read-only and the current directory read-write at the same path.
 
 Mount plan (applied in order on an empty root, as bubblewrap does):
   --bind SRC DST        bind SRC read-write at DST
