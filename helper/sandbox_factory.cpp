@@ -80,8 +80,7 @@ BuiltSandbox buildSandbox(DaemonContext& ctx, const PeerIdentity& peer, const Sa
     built.plan.insert(built.plan.end(), b.mounts.begin(), b.mounts.end());
     built.extraEnv = b.env;
     built.gpuUuids = b.uuids;
-  }
-  else if (driverInfoVisible(ctx)) {
+  } else if (driverInfoVisible(ctx)) {
     // No GPU granted: the sandbox's own procfs would still list every GPU
     // under /proc/driver/nvidia. Show it none (fail-closed for information
     // too); skipped when the plan has no /proc.

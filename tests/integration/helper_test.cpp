@@ -461,8 +461,9 @@ TEST(ClientStartup, SocketFromEnvironment) {
 TEST(Placement, ClientInAnotherMountNamespaceIsRefused) {
   GPUBOX_REQUIRE_ROOT();
   HelperProcess h;
-  auto r = runProcess({"/usr/bin/unshare", "--mount", cliPath(), "--socket", h.socketPath(), "info"},
-                      {.cwd = h.workDir()});
+  auto r =
+      runProcess({"/usr/bin/unshare", "--mount", cliPath(), "--socket", h.socketPath(), "info"},
+                 {.cwd = h.workDir()});
   EXPECT_EQ(r.exitCode, 125) << r.describe();
   EXPECT_THAT(r.err, HasSubstr("another mount namespace")) << r.describe();
   // The helper keeps serving everyone else.
