@@ -24,7 +24,6 @@ struct HelperLimits {
 struct DaemonContext {
   explicit DaemonContext(kj::UnixEventPort& p) : port(p), reaper(p) {}
   kj::UnixEventPort& port;
-  Reaper reaper;
   SandboxNamespaces sandboxNamespaces;
   std::vector<MaskedSocket> helperSockets;  // hidden inside every sandbox
   HelperLimits limits;
@@ -34,6 +33,8 @@ struct DaemonContext {
   uint64_t sandboxCounter = 0;
   size_t liveSandboxes = 0;
   size_t liveConnections = 0;
+  // Last, so it is destroyed first: what it still holds refers to the rest.
+  Reaper reaper;
 };
 
 }  // namespace gpubox

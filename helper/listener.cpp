@@ -103,7 +103,11 @@ Server::Server(DaemonContext& ctx, kj::AsyncIoContext& io, UniqueFd listenFd)
   ::fcntl(listenFd_.get(), F_SETFL, flags | O_NONBLOCK);
 }
 
-Server::~Server() = default;
+Server::~Server() {
+  // The helper is stopping: every sandbox dies now, not whenever Cap'n Proto
+  // lets go of its objects.
+  for (auto& conn : connections_) conn->sandboxes->killAll();
+}
 
 kj::Promise<void> Server::run() {
   for (;;) {

@@ -89,8 +89,8 @@ int serve(const Options& opts) {
 
   io.unixEventPort.captureSignal(SIGTERM);
   io.unixEventPort.captureSignal(SIGINT);
-  gpubox::Server server(ctx, io, std::move(listenFd));
-  auto serving = server.run().eagerlyEvaluate([](kj::Exception&& e) {
+  auto server = kj::heap<gpubox::Server>(ctx, io, std::move(listenFd));
+  auto serving = server->run().eagerlyEvaluate([](kj::Exception&& e) {
     gpubox::logError(std::string("listener failed: ") + e.getDescription().cStr());
   });
   gpubox::logInfo("listening on " +
@@ -118,6 +118,13 @@ int serve(const Options& opts) {
   }
   stop.wait(io.waitScope);
   if (underSystemd) sd_notify(0, "STOPPING=1");
+  // Orderly shutdown while the event loop still runs: closing every
+  // connection kills every sandbox; then reap them all, which releases their
+  // cgroups and leases, before anything they refer to goes away.
+  serving = nullptr;
+  server = nullptr;
+  for (int i = 0; i < 500 && (ctx.liveSandboxes > 0 || ctx.reaper.pending() > 0); ++i)
+    timer.afterDelay(10 * kj::MILLISECONDS).wait(io.waitScope);
   return 0;
 }
 
