@@ -214,6 +214,22 @@ TEST_P(NoWayBackIn, RequestFromInsideASandboxIsRefused) {
   EXPECT_TRUE(helper().alive());
 }
 
+// A sandbox that makes its own nested user and pid namespaces is still a
+// sandbox: the helper walks the peer's namespace ancestry.
+TEST_P(NoWayBackIn, RequestFromANestedNamespaceIsRefused) {
+  std::string inner = "/mnt/h/" + std::string(std::strrchr(helper().socketPath().c_str(), '/') + 1);
+  auto r = runAs({"--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/mnt",
+                  "--ro-bind", helper().dir(), "/mnt/h", "--", "sh", "-c",
+                  "unshare --user --map-root-user --pid --fork true 2>/dev/null || exit 77; "
+                  "unshare --user --map-root-user --pid --fork " +
+                      cliPath() + " --socket " + inner + " info; echo info=$?"});
+  if (r.exitCode == 77)
+    GTEST_SKIP() << "unshare --user --pid fails inside the sandbox for this caller";
+  EXPECT_EQ(r.exitCode, 0) << r.describe();
+  EXPECT_THAT(r.out, HasSubstr("info=125")) << r.describe();
+  EXPECT_THAT(r.err, HasSubstr("runs inside a gpubox sandbox")) << r.describe();
+}
+
 GPUBOX_INSTANTIATE_CALLERS(NoWayBackIn);
 
 // ------------------------------------------------------------ bad input
