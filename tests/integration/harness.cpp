@@ -520,10 +520,17 @@ std::vector<pid_t> findProcesses(const std::vector<std::string>& argv) {
   }
   std::vector<pid_t> found;
   for (pid_t p : allPids()) {
-    std::ifstream in("/proc/" + std::to_string(p) + "/cmdline", std::ios::binary);
-    if (!in) continue;
-    std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (cmd == want) found.push_back(p);
+    // Plain read(2): a process may exit mid-read (ESRCH), which is simply
+    // "not found" here (an ifstream would throw from its iterator).
+    std::string path = "/proc/" + std::to_string(p) + "/cmdline";
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    std::string cmd;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof(buf))) > 0) cmd.append(buf, static_cast<size_t>(n));
+    ::close(fd);
+    if (n == 0 && cmd == want) found.push_back(p);
   }
   return found;
 }
