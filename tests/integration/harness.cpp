@@ -76,9 +76,22 @@ std::vector<char*> cStrings(std::vector<std::string>& v) {
   return out;
 }
 
+// Reads a /proc file with plain read(2). The process may exit mid-read
+// (ESRCH); that yields "" rather than an exception (an ifstream's iterator
+// throws there).
+std::string readProcQuietly(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return n == 0 ? out : "";
+}
+
 pid_t parentOf(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string stat = readProcQuietly("/proc/" + std::to_string(pid) + "/stat");
   auto close = stat.rfind(')');
   if (close == std::string::npos) return -1;
   std::istringstream rest(stat.substr(close + 1));
@@ -520,17 +533,8 @@ std::vector<pid_t> findProcesses(const std::vector<std::string>& argv) {
   }
   std::vector<pid_t> found;
   for (pid_t p : allPids()) {
-    // Plain read(2): a process may exit mid-read (ESRCH), which is simply
-    // "not found" here (an ifstream would throw from its iterator).
-    std::string path = "/proc/" + std::to_string(p) + "/cmdline";
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    std::string cmd;
-    char buf[4096];
-    ssize_t n;
-    while ((n = ::read(fd, buf, sizeof(buf))) > 0) cmd.append(buf, static_cast<size_t>(n));
-    ::close(fd);
-    if (n == 0 && cmd == want) found.push_back(p);
+    std::string cmd = readProcQuietly("/proc/" + std::to_string(p) + "/cmdline");
+    if (!cmd.empty() && cmd == want) found.push_back(p);
   }
   return found;
 }
