@@ -1,11 +1,10 @@
 #include "kernel_features.hpp"
 
-#include <linux/magic.h>
-#include <sys/statfs.h>
 #include <sys/utsname.h>
 
 #include <cstdio>
 
+#include "cgroup_mode.hpp"
 #include "error.hpp"
 
 namespace gpubox {
@@ -65,11 +64,11 @@ std::vector<std::string> kernelFeaturesInUse() {
 }
 
 std::string cgroupModeName() {
-  struct statfs fs;
-  if (::statfs("/sys/fs/cgroup", &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC) return "v2";
-  if (::statfs("/sys/fs/cgroup/unified", &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC)
-    return "hybrid";
-  return "v1";
+  try {
+    return cgroup::modeName(cgroup::detectMounts().mode);
+  } catch (const Error&) {
+    return "unknown";
+  }
 }
 
 }  // namespace gpubox

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "env.hpp"
 #include "error.hpp"
 #include "gpu_assignment.hpp"
 #include "kernel_features.hpp"
@@ -117,7 +118,7 @@ class SandboxImpl final : public wire::Sandbox::Server {
             }
           }
           return guarded([&]() -> kj::Promise<void> {
-            EnvMerge(cmd);
+            mergeSandboxEnv(cmd);
             if (built_.log->record.argv0.empty()) built_.log->record.argv0 = cmd.argv[0];
             uint32_t id = built_.runtime->exec(cmd, raw);
             context.getResults().setProcess(kj::heap<ProcessImpl>(built_.runtime, built_.log, id));
@@ -146,13 +147,11 @@ class SandboxImpl final : public wire::Sandbox::Server {
   }
 
  private:
-  void EnvMerge(Command& cmd) {
-    if (built_.extraEnv.empty()) return;
-    for (const std::string& entry : built_.extraEnv) {
-      std::string key = entry.substr(0, entry.find('=') + 1);
-      std::erase_if(cmd.env, [&](const std::string& e) { return e.rfind(key, 0) == 0; });
-      cmd.env.push_back(entry);
-    }
+  // GPU binding's variables (CUDA_VISIBLE_DEVICES, CDI env) win over the client's.
+  void mergeSandboxEnv(Command& cmd) {
+    EnvBuilder env(std::move(cmd.env));
+    env.merge(built_.extraEnv);
+    cmd.env = env.entries();
   }
 
   BuiltSandbox built_;

@@ -122,8 +122,8 @@ BuiltSandbox buildSandbox(DaemonContext& ctx, const PeerIdentity& peer, const Sa
   built.log = log;
   pid_t initPid = init.pid;
   // From here on the runtime owns the init: any later failure kills and reaps it.
-  built.runtime = std::make_shared<SandboxRuntime>(
-      ctx.port, ctx.reaper, std::move(init), holdings, [log](const std::string&) {
+  built.runtime =
+      std::make_shared<SandboxRuntime>(ctx.port, ctx.reaper, std::move(init), holdings, [log]() {
         log->record.durationMs = monotonicMs() - log->startMs;
         logSandbox(log->record);
       });

@@ -21,10 +21,8 @@ namespace gpubox {
 using initmsg::FromInit;
 
 SandboxRuntime::SandboxRuntime(kj::UnixEventPort& port, Reaper& reaper, LaunchedInit init,
-                               std::shared_ptr<void> holdings,
-                               std::function<void(const std::string&)> onEnd)
-    : port_(port),
-      reaper_(reaper),
+                               std::shared_ptr<void> holdings, std::function<void()> onEnd)
+    : reaper_(reaper),
       pid_(init.pid),
       pidfd_(std::move(init.pidfd)),
       control_(std::move(init.control)),
@@ -42,11 +40,10 @@ SandboxRuntime::~SandboxRuntime() {
   sys::pidfdSendSignal(pidfd_.get(), SIGKILL);
   auto holdings = std::move(holdings_);
   auto onEnd = std::move(onEnd_);
-  std::string result = lastResult_;
-  std::function<void()> release = [holdings = std::move(holdings), onEnd = std::move(onEnd),
-                                   result]() mutable {
+  std::function<void()> release = [holdings = std::move(holdings),
+                                   onEnd = std::move(onEnd)]() mutable {
     holdings.reset();
-    if (onEnd) onEnd(result);
+    if (onEnd) onEnd();
   };
   try {
     reaper_.reap(pidfd_, release);

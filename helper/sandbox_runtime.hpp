@@ -35,7 +35,7 @@ class SandboxRuntime {
  public:
   // `holdings` is destroyed after the init has been reaped.
   SandboxRuntime(kj::UnixEventPort& port, Reaper& reaper, LaunchedInit init,
-                 std::shared_ptr<void> holdings, std::function<void(const std::string&)> onEnd);
+                 std::shared_ptr<void> holdings, std::function<void()> onEnd);
   ~SandboxRuntime();
   SandboxRuntime(const SandboxRuntime&) = delete;
   SandboxRuntime& operator=(const SandboxRuntime&) = delete;
@@ -54,9 +54,6 @@ class SandboxRuntime {
   // object itself goes when its last reference does.
   void kill();
 
-  // For the helper's log record.
-  void noteResult(const std::string& result) { lastResult_ = result; }
-
  private:
   struct ExecState {
     std::optional<ExecOutcome> outcome;
@@ -67,13 +64,12 @@ class SandboxRuntime {
   void finishExec(uint32_t id, ExecOutcome outcome);
   void failAll(const std::string& why);
 
-  kj::UnixEventPort& port_;
   Reaper& reaper_;
   pid_t pid_;
   UniqueFd pidfd_;
   UniqueFd control_;
   std::shared_ptr<void> holdings_;
-  std::function<void(const std::string&)> onEnd_;
+  std::function<void()> onEnd_;
   kj::UnixEventPort::FdObserver observer_;
   kj::Promise<void> readTask_ = nullptr;
   bool ready_ = false;
@@ -82,7 +78,6 @@ class SandboxRuntime {
   std::vector<size_t> skipped_;
   std::map<uint32_t, ExecState> execs_;
   uint32_t nextId_ = 1;
-  std::string lastResult_ = "no command run";
 };
 
 }  // namespace gpubox
