@@ -22,10 +22,6 @@ bool needsSource(MountKind kind) {
   }
 }
 
-bool isBind(MountKind kind) {
-  return kind == MountKind::Bind || kind == MountKind::RoBind || kind == MountKind::DevBind;
-}
-
 void validateHostname(const std::string& name) {
   if (name.size() > SpecLimits::kMaxHostname) throw Error("hostname is longer than 64 characters");
   for (char c : name) {
@@ -36,6 +32,10 @@ void validateHostname(const std::string& name) {
 }
 
 }  // namespace
+
+bool isBind(MountKind kind) {
+  return kind == MountKind::Bind || kind == MountKind::RoBind || kind == MountKind::DevBind;
+}
 
 const char* mountKindOption(MountKind kind) {
   switch (kind) {

@@ -66,6 +66,9 @@ void validateAbsolutePath(const std::string& path, const std::string& what);
 // the same path.
 std::vector<MountOp> defaultPlan(const std::string& cwd);
 
+// --bind, --ro-bind or --dev-bind: the steps with a host source tree.
+bool isBind(MountKind kind);
+
 // bwrap-style rendering of one step, e.g. "--ro-bind / /".
 std::string describeMount(const MountOp& op);
 const char* mountKindOption(MountKind kind);

@@ -27,10 +27,6 @@ constexpr uint64_t kInRoot = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
 const char* const kDevNodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
 const char* const kProcReadOnly[] = {"sys", "sysrq-trigger", "irq", "bus"};
 
-bool isBind(MountKind k) {
-  return k == MountKind::Bind || k == MountKind::RoBind || k == MountKind::DevBind;
-}
-
 std::string relative(const std::string& path) {
   size_t i = path.find_first_not_of('/');
   return i == std::string::npos ? std::string(".") : path.substr(i);
