@@ -102,33 +102,114 @@ struct Connection::Impl {
 Connection::Connection(const std::string& socketPath) : impl_(std::make_unique<Impl>(socketPath)) {}
 Connection::~Connection() = default;
 
-RunResult Connection::run(const RunRequest& request) {
-  validateSpec(request.spec);
-  validateCommand(request.command);
-  return impl_->guard([&]() {
-    auto& ws = impl_->io.waitScope;
-    auto create = impl_->helper.createRequest();
-    specToWire(request.spec, create.initSpec());
-    auto sandbox = create.send().getSandbox();
+namespace {
 
-    auto exec = sandbox.execRequest();
-    commandToWire(request.command, exec.initCommand());
-    auto stdio = exec.initStdio();
-    stdio.setStdin(kj::heap<FdLoan>(request.stdinFd));
-    stdio.setStdout(kj::heap<FdLoan>(request.stdoutFd));
-    stdio.setStderr(kj::heap<FdLoan>(request.stderrFd));
-    auto process = exec.send().getProcess();
-    auto waited = process.waitRequest().send();
-    auto applied = sandbox.appliedRequest().send();
+const char* reasonName(wire::EndReason r) {
+  using W = wire::EndReason;
+  switch (r) {
+    case W::EXITED:
+      return "exited";
+    case W::SIGNALED:
+      return "signaled";
+    case W::OUT_OF_MEMORY:
+      return "out_of_memory";
+    case W::TIMED_OUT:
+      return "timed_out";
+    case W::NOT_STARTED:
+      return "not_started";
+    case W::SESSION_REMOVED:
+      return "session_removed";
+    case W::SESSION_EXPIRED:
+      return "session_expired";
+    case W::CLIENT_DISCONNECTED:
+      return "client_disconnected";
+    case W::HELPER_ERROR:
+      return "helper_error";
+  }
+  return "helper_error";
+}
 
+void readStatus(wire::ExitStatus::Reader status, RunResult& result) {
+  result.commandPid = status.getPid();
+  result.wallNanos = status.getWallNanos();
+  result.reason = reasonName(status.getReason());
+  result.message = status.getMessage().cStr();
+  result.timeoutMs = status.getTimeoutMs();
+  result.sigkillNeeded = status.getSigkillNeeded();
+  switch (status.which()) {
+    case wire::ExitStatus::EXITED:
+      result.exitCode = status.getExited();
+      break;
+    case wire::ExitStatus::SIGNALED:
+      result.signal = status.getSignaled();
+      break;
+    case wire::ExitStatus::NOT_STARTED: {
+      auto f = status.getNotStarted();
+      StartFailure failure;
+      failure.err = f.getErrno();
+      failure.message = f.getMessage().cStr();
+      failure.stage = f.getStage() == wire::StartFailure::Stage::EXEC ? StartFailure::Stage::Exec
+                      : f.getStage() == wire::StartFailure::Stage::CHDIR
+                          ? StartFailure::Stage::Chdir
+                          : StartFailure::Stage::Other;
+      result.notStarted = failure;
+      break;
+    }
+  }
+}
+
+void readApplied(wire::Applied::Reader a, RunResult& result) {
+  result.namespaces = strings(a.getNamespaces());
+  result.mounts = strings(a.getMounts());
+  result.gpus = strings(a.getGpus());
+  result.sandboxPid = a.getInitPid();
+  result.cgroup = a.getCgroup().cStr();
+  result.limits = strings(a.getLimits());
+  result.session = a.getSession().cStr();
+}
+
+wire::Stdio::Builder lendStdio(wire::Stdio::Builder stdio, int in, int out, int err) {
+  stdio.setStdin(kj::heap<FdLoan>(in));
+  stdio.setStdout(kj::heap<FdLoan>(out));
+  stdio.setStderr(kj::heap<FdLoan>(err));
+  return stdio;
+}
+
+}  // namespace
+
+struct Process::Impl {
+  Connection::Impl& conn;
+  wire::Process::Client process;
+  kj::Maybe<capnp::RemotePromise<wire::Process::WaitResults>> waited;
+  kj::Maybe<capnp::RemotePromise<wire::Sandbox::AppliedResults>> applied;
+  bool forwardSignals = false;
+};
+
+Process::Process(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Process::Process(Process&&) noexcept = default;
+Process& Process::operator=(Process&&) noexcept = default;
+Process::~Process() = default;
+
+void Process::signal(int signo) {
+  impl_->conn.guard([&]() {
+    auto req = impl_->process.signalRequest();
+    req.setSigno(signo);
+    req.send().wait(impl_->conn.io.waitScope);
+  });
+}
+
+RunResult Process::wait() {
+  return impl_->conn.guard([&]() {
+    Impl& p = *impl_;
+    auto& ws = p.conn.io.waitScope;
     // Declared out here: the re-arming handlers below refer to it for as
-    // long as the run lasts.
+    // long as the wait lasts.
     std::function<kj::Promise<void>(int)> forward;
     kj::Promise<void> forwarding = kj::NEVER_DONE;
-    if (request.forwardSignals) {
+    if (p.forwardSignals) {
       forward = [&](int sig) -> kj::Promise<void> {
-        return impl_->io.unixEventPort.onSignal(sig).then([&, sig, process](siginfo_t) mutable {
-          auto req = process.signalRequest();
+        return p.conn.io.unixEventPort.onSignal(sig).then([&, sig](siginfo_t) {
+          auto req = p.process.signalRequest();
           req.setSigno(sig);
           return req.send().ignoreResult().catch_([](kj::Exception&&) {}).then([&, sig]() {
             return forward(sig);
@@ -141,39 +222,119 @@ RunResult Connection::run(const RunRequest& request) {
                        .exclusiveJoin(forward(SIGQUIT))
                        .eagerlyEvaluate(nullptr);
     }
-
-    auto response = waited.wait(ws);
     RunResult result;
-    auto status = response.getStatus();
-    result.commandPid = status.getPid();
-    result.wallNanos = status.getWallNanos();
-    switch (status.which()) {
-      case wire::ExitStatus::EXITED:
-        result.exitCode = status.getExited();
-        break;
-      case wire::ExitStatus::SIGNALED:
-        result.signal = status.getSignaled();
-        break;
-      case wire::ExitStatus::NOT_STARTED: {
-        auto f = status.getNotStarted();
-        StartFailure failure;
-        failure.err = f.getErrno();
-        failure.message = f.getMessage().cStr();
-        failure.stage = f.getStage() == wire::StartFailure::Stage::EXEC ? StartFailure::Stage::Exec
-                        : f.getStage() == wire::StartFailure::Stage::CHDIR
-                            ? StartFailure::Stage::Chdir
-                            : StartFailure::Stage::Other;
-        result.notStarted = failure;
-        break;
-      }
+    KJ_IF_MAYBE (w, p.waited) {
+      readStatus(w->wait(ws).getStatus(), result);
+    } else {
+      readStatus(p.process.waitRequest().send().wait(ws).getStatus(), result);
     }
-    auto a = applied.wait(ws).getApplied();
-    result.namespaces = strings(a.getNamespaces());
-    result.mounts = strings(a.getMounts());
-    result.gpus = strings(a.getGpus());
-    result.sandboxPid = a.getInitPid();
-    result.cgroup = a.getCgroup().cStr();
+    p.waited = nullptr;
+    KJ_IF_MAYBE (a, p.applied) {
+      readApplied(a->wait(ws).getApplied(), result);
+      p.applied = nullptr;
+    }
     return result;
+  });
+}
+
+RunResult Connection::run(const RunRequest& request) {
+  validateSpec(request.spec);
+  validateCommand(request.command);
+  auto process = impl_->guard([&]() {
+    auto create = impl_->helper.createRequest();
+    specToWire(request.spec, create.initSpec());
+    auto sandbox = create.send().getSandbox();
+
+    auto exec = sandbox.execRequest();
+    commandToWire(request.command, exec.initCommand());
+    lendStdio(exec.initStdio(), request.stdinFd, request.stdoutFd, request.stderrFd);
+    auto started = exec.send().getProcess();
+    auto impl = std::make_unique<Process::Impl>(
+        Process::Impl{*impl_, started, nullptr, nullptr, request.forwardSignals});
+    impl->waited = started.waitRequest().send();
+    impl->applied = sandbox.appliedRequest().send();
+    return Process(std::move(impl));
+  });
+  return process.wait();
+}
+
+SessionInfo Connection::createSession(const SessionRequest& request) {
+  validateSpec(request.spec);
+  return impl_->guard([&]() {
+    auto& ws = impl_->io.waitScope;
+    auto create = impl_->helper.createSessionRequest();
+    specToWire(request.spec, create.initSpec());
+    auto options = create.initOptions();
+    options.setName(request.name);
+    options.setTtlMs(request.ttlMs);
+    options.setIdleTimeoutMs(request.idleTimeoutMs);
+    auto created = create.send();
+    auto applied = created.getSandbox().appliedRequest().send();
+    auto response = created.wait(ws);
+    SessionInfo info;
+    info.name = response.getName().cStr();
+    info.ttlMs = response.getTtlMs();
+    auto a = applied.wait(ws).getApplied();
+    info.initPid = a.getInitPid();
+    info.cgroup = a.getCgroup().cStr();
+    info.gpus = strings(a.getGpus());
+    info.limits = strings(a.getLimits());
+    info.namespaces = strings(a.getNamespaces());
+    info.mounts = strings(a.getMounts());
+    return info;
+  });
+}
+
+Process Connection::exec(const ExecRequest& request) {
+  validateCommand(request.command);
+  return impl_->guard([&]() {
+    auto open = impl_->helper.openSessionRequest();
+    open.setName(request.session);
+    auto sandbox = open.send().getSandbox();
+    auto exec = sandbox.execRequest();
+    commandToWire(request.command, exec.initCommand());
+    lendStdio(exec.initStdio(), request.stdinFd, request.stdoutFd, request.stderrFd);
+    auto started = exec.send().getProcess();
+    auto impl = std::make_unique<Process::Impl>(
+        Process::Impl{*impl_, started, nullptr, nullptr, request.forwardSignals});
+    impl->waited = started.waitRequest().send();
+    impl->applied = sandbox.appliedRequest().send();
+    return Process(std::move(impl));
+  });
+}
+
+void Connection::removeSession(const std::string& name) {
+  impl_->guard([&]() {
+    auto req = impl_->helper.removeSessionRequest();
+    req.setName(name);
+    req.send().wait(impl_->io.waitScope);
+  });
+}
+
+std::vector<SandboxListing> Connection::list() {
+  return impl_->guard([&]() {
+    auto response = impl_->helper.listRequest().send().wait(impl_->io.waitScope);
+    std::vector<SandboxListing> out;
+    for (auto e : response.getSandboxes()) {
+      SandboxListing l;
+      l.name = e.getName().cStr();
+      l.session = e.getSession();
+      l.uid = e.getUid();
+      l.ageMs = e.getAgeMs();
+      l.processes = e.getProcesses();
+      l.memoryBytes = e.getMemoryBytes();
+      l.memoryPeakBytes = e.getMemoryPeakBytes();
+      l.cpuNanos = e.getCpuNanos();
+      l.gpus = strings(e.getGpus());
+      l.ttlLeftMs = e.getTtlLeftMs();
+      l.idleTimeoutMs = e.getIdleTimeoutMs();
+      l.initPid = e.getInitPid();
+      l.cgroup = e.getCgroup().cStr();
+      l.command = e.getCommand().cStr();
+      l.limits = strings(e.getLimits());
+      out.push_back(std::move(l));
+    }
+    return out;
   });
 }
 

@@ -13,6 +13,7 @@
 #include "gpubox.capnp.h"
 #include "gpubox/client.hpp"
 #include "json_status.hpp"
+#include "limits.hpp"
 #include "run_options.hpp"
 
 extern char** environ;
@@ -46,14 +47,42 @@ std::string currentDirectory() {
   return buf.data();
 }
 
+constexpr int kExitTimedOut = 124;  // as timeout(1)
+
+// The exit status gpubox passes on, and one stderr line when the end needs
+// words (an OOM kill must never be a bare 137).
 int exitCodeOf(const gpubox::client::RunResult& r) {
   using Stage = gpubox::client::StartFailure::Stage;
+  const bool explain = r.reason == "out_of_memory" || r.reason == "timed_out" ||
+                       r.reason == "session_removed" || r.reason == "session_expired" ||
+                       r.message.find("(a process of the sandbox was killed") != std::string::npos;
+  if (explain) std::fprintf(stderr, "gpubox: %s\n", r.message.c_str());
+  if (r.reason == "timed_out") return kExitTimedOut;
   if (r.exitCode) return *r.exitCode;
   if (r.signal) return 128 + *r.signal;
   const auto& f = *r.notStarted;
   std::fprintf(stderr, "gpubox: %s\n", f.message.c_str());
   if (f.stage == Stage::Exec) return f.err == ENOENT ? kExitNotFound : kExitNotExecutable;
   return kExitGpuboxError;
+}
+
+void fillReport(gpubox::RunReport& report, const gpubox::client::RunResult& r) {
+  report.exitCode = r.exitCode;
+  report.signal = r.signal;
+  report.commandPid = r.commandPid;
+  report.sandboxPid = r.sandboxPid;
+  report.wallNanos = r.wallNanos;
+  report.namespaces = r.namespaces;
+  report.mounts = r.mounts;
+  report.gpus = r.gpus;
+  report.cgroup = r.cgroup;
+  report.reason = r.reason;
+  report.message = r.message;
+  report.timeoutMs = r.timeoutMs;
+  report.sigkillNeeded = r.sigkillNeeded;
+  report.limits = r.limits;
+  report.session = r.session;
+  if (r.notStarted) report.error = r.notStarted->message;
 }
 
 int runCommand(const std::string& socket, const std::vector<std::string>& args) {
@@ -77,16 +106,7 @@ int runCommand(const std::string& socket, const std::vector<std::string>& args) 
     request.command = opts.command;
     request.forwardSignals = true;
     gpubox::client::RunResult r = conn.run(request);
-    report.exitCode = r.exitCode;
-    report.signal = r.signal;
-    report.commandPid = r.commandPid;
-    report.sandboxPid = r.sandboxPid;
-    report.wallNanos = r.wallNanos;
-    report.namespaces = r.namespaces;
-    report.mounts = r.mounts;
-    report.gpus = r.gpus;
-    report.cgroup = r.cgroup;
-    if (r.notStarted) report.error = r.notStarted->message;
+    fillReport(report, r);
     int code = exitCodeOf(r);
     writeJson(opts.jsonStatusFd, gpubox::runReportJson(report));
     return code;
@@ -95,6 +115,152 @@ int runCommand(const std::string& socket, const std::vector<std::string>& args) 
     writeJson(opts.jsonStatusFd, gpubox::runReportJson(report));
     return fail(e.what());
   }
+}
+
+int execCommand(const std::string& socket, const std::vector<std::string>& args) {
+  gpubox::cli::ExecOptions opts;
+  try {
+    opts = gpubox::cli::parseExecOptions(args, environ);
+  } catch (const gpubox::Error& e) {
+    std::fprintf(stderr, "gpubox: %s\nusage: gpubox exec NAME [OPTIONS] [--] CMD [ARG...]\n",
+                 e.what());
+    return kExitGpuboxError;
+  }
+  if (opts.help) {
+    std::fputs(gpubox::cli::kExecHelp, stdout);
+    return 0;
+  }
+  gpubox::RunReport report;
+  try {
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) kj::UnixEventPort::captureSignal(sig);
+    gpubox::client::Connection conn(gpubox::client::defaultSocketPath(socket));
+    gpubox::client::ExecRequest request;
+    request.session = opts.session;
+    request.command = opts.command;
+    request.forwardSignals = true;
+    gpubox::client::RunResult r = conn.exec(request).wait();
+    fillReport(report, r);
+    int code = exitCodeOf(r);
+    writeJson(opts.jsonStatusFd, gpubox::runReportJson(report));
+    return code;
+  } catch (const gpubox::Error& e) {
+    report.error = e.what();
+    report.session = opts.session;
+    writeJson(opts.jsonStatusFd, gpubox::runReportJson(report));
+    return fail(e.what());
+  }
+}
+
+int sessionCreate(const std::string& socket, const std::vector<std::string>& args) {
+  gpubox::cli::SessionCreateOptions opts;
+  try {
+    opts = gpubox::cli::parseSessionCreateOptions(args, currentDirectory());
+  } catch (const gpubox::Error& e) {
+    std::fprintf(stderr, "gpubox: %s\nusage: gpubox session create [OPTIONS] [--name NAME]\n",
+                 e.what());
+    return kExitGpuboxError;
+  }
+  if (opts.help) {
+    std::fputs(gpubox::cli::kSessionCreateHelp, stdout);
+    return 0;
+  }
+  gpubox::client::Connection conn(gpubox::client::defaultSocketPath(socket));
+  gpubox::client::SessionRequest request;
+  request.spec = opts.spec;
+  request.name = opts.name;
+  request.ttlMs = opts.ttlMs;
+  request.idleTimeoutMs = opts.idleTimeoutMs;
+  gpubox::client::SessionInfo info = conn.createSession(request);
+  if (opts.json) {
+    nlohmann::json j;
+    j["name"] = info.name;
+    j["ttl_seconds"] = static_cast<double>(info.ttlMs) / 1000;
+    j["idle_timeout_seconds"] = opts.idleTimeoutMs
+                                    ? nlohmann::json(static_cast<double>(opts.idleTimeoutMs) / 1000)
+                                    : nlohmann::json(nullptr);
+    j["init_pid"] = info.initPid;
+    j["cgroup"] = info.cgroup;
+    j["gpus"] = info.gpus;
+    j["limits"] = info.limits;
+    j["namespaces"] = info.namespaces;
+    j["mounts"] = info.mounts;
+    std::cout << j.dump() << "\n";
+  } else {
+    std::cout << info.name << "\n";
+  }
+  return 0;
+}
+
+int psCommand(const std::string& socket, bool json) {
+  gpubox::client::Connection conn(gpubox::client::defaultSocketPath(socket));
+  auto list = conn.list();
+  auto seconds = [](uint64_t ms) { return static_cast<double>(ms) / 1000; };
+  if (json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& l : list) {
+      out.push_back(
+          {{"name", l.name},
+           {"kind", l.session ? "session" : "run"},
+           {"uid", l.uid},
+           {"age_seconds", seconds(l.ageMs)},
+           {"processes", l.processes},
+           {"memory_bytes", l.memoryBytes},
+           {"memory_peak_bytes", l.memoryPeakBytes},
+           {"cpu_seconds", static_cast<double>(l.cpuNanos) / 1e9},
+           {"gpus", l.gpus},
+           {"ttl_left_seconds",
+            l.session ? nlohmann::json(seconds(l.ttlLeftMs)) : nlohmann::json(nullptr)},
+           {"idle_timeout_seconds",
+            l.idleTimeoutMs ? nlohmann::json(seconds(l.idleTimeoutMs)) : nlohmann::json(nullptr)},
+           {"init_pid", l.initPid},
+           {"cgroup", l.cgroup},
+           {"command", l.command},
+           {"limits", l.limits}});
+    }
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  std::printf("%-20s %-7s %6s %8s %5s %9s %9s %8s %-9s %s\n", "NAME", "KIND", "UID", "AGE", "PROCS",
+              "MEM", "PEAK", "CPU", "TTL LEFT", "GPUS");
+  for (const auto& l : list) {
+    std::string gpus;
+    for (const auto& g : l.gpus) gpus += (gpus.empty() ? "" : ",") + g;
+    std::printf("%-20s %-7s %6u %8s %5u %9s %9s %7.1fs %-9s %s\n", l.name.c_str(),
+                l.session ? "session" : "run", l.uid, gpubox::formatDurationMs(l.ageMs).c_str(),
+                l.processes, gpubox::formatSize(l.memoryBytes).c_str(),
+                gpubox::formatSize(l.memoryPeakBytes).c_str(),
+                static_cast<double>(l.cpuNanos) / 1e9,
+                l.session ? gpubox::formatDurationMs(l.ttlLeftMs).c_str() : "-",
+                gpus.empty() ? "-" : gpus.c_str());
+  }
+  return 0;
+}
+
+int sessionCommand(const std::string& socket, const std::vector<std::string>& args) {
+  const char* usage = "usage: gpubox session create [OPTIONS] | rm NAME... | ls [--json]";
+  if (args.empty()) {
+    std::fprintf(stderr, "gpubox: %s\n", usage);
+    return kExitGpuboxError;
+  }
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  try {
+    if (args[0] == "create") return sessionCreate(socket, rest);
+    if (args[0] == "rm") {
+      if (rest.empty()) return fail("session rm: no session name given");
+      gpubox::client::Connection conn(gpubox::client::defaultSocketPath(socket));
+      for (const std::string& name : rest) conn.removeSession(name);
+      return 0;
+    }
+    if (args[0] == "ls") return psCommand(socket, rest.size() == 1 && rest[0] == "--json");
+    if (args[0] == "-h" || args[0] == "--help") {
+      std::printf("%s\n", usage);
+      return 0;
+    }
+  } catch (const gpubox::Error& e) {
+    return fail(e.what());
+  }
+  std::fprintf(stderr, "gpubox: unknown session command '%s'\n%s\n", args[0].c_str(), usage);
+  return kExitGpuboxError;
 }
 
 int infoCommand(const std::string& socket, bool json) {
@@ -126,9 +292,11 @@ int gpusCommand(const std::string& socket, bool json);
 
 }  // namespace
 
-// `gpubox [--socket PATH] run ...` is split off before CLI11 sees it: run's
-// options are bubblewrap-style and order-sensitive, so they get their own parser.
-bool splitRun(int argc, char** argv, std::string* socket, std::vector<std::string>* runArgs) {
+// `gpubox [--socket PATH] run|exec|session ...` are split off before CLI11
+// sees them: their options are bubblewrap-style and order-sensitive (and
+// exec's command has options of its own), so they get their own parser.
+bool splitCommand(int argc, char** argv, std::string* socket, std::string* command,
+                  std::vector<std::string>* rest) {
   int i = 1;
   std::string sock;
   while (i < argc) {
@@ -143,17 +311,24 @@ bool splitRun(int argc, char** argv, std::string* socket, std::vector<std::strin
       break;
     }
   }
-  if (i >= argc || std::string(argv[i]) != "run") return false;
+  if (i >= argc) return false;
+  std::string word = argv[i];
+  if (word != "run" && word != "exec" && word != "session") return false;
   *socket = sock;
-  runArgs->assign(argv + i + 1, argv + argc);
+  *command = word;
+  rest->assign(argv + i + 1, argv + argc);
   return true;
 }
 
 int main(int argc, char** argv) {
   {
-    std::string socket;
-    std::vector<std::string> runArgs;
-    if (splitRun(argc, argv, &socket, &runArgs)) return runCommand(socket, runArgs);
+    std::string socket, command;
+    std::vector<std::string> rest;
+    if (splitCommand(argc, argv, &socket, &command, &rest)) {
+      if (command == "run") return runCommand(socket, rest);
+      if (command == "exec") return execCommand(socket, rest);
+      return sessionCommand(socket, rest);
+    }
   }
   CLI::App app{"gpubox: run commands in GPU-capable sandboxes built by gpubox-helper"};
   app.require_subcommand(1);
@@ -162,7 +337,11 @@ int main(int argc, char** argv) {
                  "Helper socket (default: $GPUBOX_SOCKET, else /run/gpubox/gpubox.sock)");
   app.set_version_flag("--version", std::string("gpubox ") + GPUBOX_VERSION);
   app.add_subcommand("run", "Run a command in a new sandbox (see gpubox run --help)");
-  bool infoJson = false, gpusJson = false;
+  app.add_subcommand("session", "session create [OPTIONS] | rm NAME | ls: sandboxes that stay");
+  app.add_subcommand("exec", "Run a command in a session (gpubox exec NAME -- CMD)");
+  bool infoJson = false, gpusJson = false, psJson = false;
+  auto* ps = app.add_subcommand("ps", "List your sessions and running sandboxes");
+  ps->add_flag("--json", psJson, "Print JSON");
   auto* info = app.add_subcommand("info", "Show the helper's version and kernel features");
   info->add_flag("--json", infoJson, "Print JSON");
   auto* gpus = app.add_subcommand("gpus", "List the GPUs you may use");
@@ -174,12 +353,15 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "gpubox: %s\nusage: gpubox [--socket PATH] run|info|gpus ...\n", e.what());
+    std::fprintf(stderr,
+                 "gpubox: %s\nusage: gpubox [--socket PATH] run|exec|session|ps|info|gpus ...\n",
+                 e.what());
     return kExitGpuboxError;
   }
   try {
     if (info->parsed()) return infoCommand(socket, infoJson);
     if (gpus->parsed()) return gpusCommand(socket, gpusJson);
+    if (ps->parsed()) return psCommand(socket, psJson);
   } catch (const gpubox::Error& e) {
     return fail(e.what());
   }

@@ -4,6 +4,7 @@
 
 #include "env.hpp"
 #include "error.hpp"
+#include "limits.hpp"
 
 namespace gpubox::cli {
 
@@ -35,11 +36,47 @@ Process:
   --hostname NAME       hostname inside the sandbox
   --net none|host       network: a new namespace with only lo (default), or the host's
   --gpu SPEC            grant GPUs: none, all, 0,2, GPU-<uuid>, count:N, nvidia.com/gpu=NAME
+Limits (defaults are the helper's: see gpubox-helper(8)):
+  --memory SIZE         memory ceiling, swap off (512M, 4G); reaching it is an OOM kill
+  --cpus N              CPU time, in CPUs (0.5, 2)
+  --pids N              most processes and threads at once
+  --rlimit NAME=SOFT[:HARD]  setrlimit for every command (NOFILE, NPROC, CORE, STACK, AS,
+                        CPU, ...; a value or "unlimited"); CORE is 0 unless set
+  --timeout DURATION    then SIGTERM to every process (500ms, 30s, 5m, 2h, 1h30m)
+  --kill-after DURATION SIGKILL this long after --timeout's SIGTERM (default 10s)
   --json-status FD      write a JSON record of the run to FD when it ends
   -h, --help            this text
 
-Exit status: CMD's, or 128+N if signal N killed it; 125 when gpubox itself
-failed, 126 when CMD is not executable, 127 when it was not found.
+Exit status: CMD's, or 128+N if signal N killed it (137 for an out-of-memory
+kill, which gpubox names on stderr); 124 when --timeout ended it; 125 when
+gpubox itself failed, 126 when CMD is not executable, 127 when it was not found.
+)";
+
+const char* const kSessionCreateHelp =
+    R"(usage: gpubox session create [SANDBOX OPTIONS] [--name NAME] [--ttl DURATION]
+                             [--idle-timeout DURATION] [--json]
+
+Creates a sandbox that stays until `gpubox session rm NAME`, its TTL or its
+idle timeout, and prints its name. Run commands in it with `gpubox exec NAME`.
+SANDBOX OPTIONS are run's (mount plan, --gpu, --net, --hostname, --memory,
+--cpus, --pids, --rlimit; see gpubox run --help).
+  --name NAME           [A-Za-z0-9][A-Za-z0-9._-]*, at most 64 (default: generated)
+  --ttl DURATION        removed this long after creation (default 1h)
+  --idle-timeout DURATION  removed after this long with no command running
+  --json                print a JSON object instead of the name
+)";
+
+const char* const kExecHelp = R"(usage: gpubox exec NAME [OPTIONS] [--] CMD [ARG...]
+
+Runs CMD in session NAME (same mounts, namespaces, GPUs and limits) with
+your stdin/stdout/stderr and its own exit status (as gpubox run's).
+  --chdir DIR           working directory (default: the session's)
+  --setenv KEY VALUE    set an environment variable (the environment is yours)
+  --unsetenv KEY        remove one
+  --clearenv            start from an empty environment
+  --timeout DURATION    then SIGTERM to this command's process group
+  --kill-after DURATION then SIGKILL (default 10s)
+  --json-status FD      write a JSON record to FD when it ends
 )";
 
 namespace {
@@ -86,10 +123,26 @@ int parseFd(const std::string& option, const std::string& text) {
   return fd;
 }
 
-}  // namespace
+// The options every face shares, in one loop: which are accepted depends on
+// what is being parsed.
+enum class Face { Run, SessionCreate, Exec };
 
-RunOptions parseRunOptions(const std::vector<std::string>& args, char** environ,
-                           const std::string& cwd) {
+struct Parsed {
+  SandboxSpec spec;
+  Command command;
+  std::optional<int> jsonStatusFd;
+  bool help = false;
+  bool anyMount = false;
+  bool withDefaults = false;
+  std::string name;
+  uint64_t ttlMs = 0;
+  uint64_t idleTimeoutMs = 0;
+  bool json = false;
+};
+
+// Parses options until `--` or the first word that is not one. Returns false
+// when it stopped at such a word (left unread), true after `--` or the end.
+bool parseOptions(ArgReader& in, Face face, EnvBuilder& env, const std::string& cwd, Parsed& p) {
   const std::map<std::string, MountKind> twoArg = {{"--bind", MountKind::Bind},
                                                    {"--ro-bind", MountKind::RoBind},
                                                    {"--dev-bind", MountKind::DevBind},
@@ -99,70 +152,153 @@ RunOptions parseRunOptions(const std::vector<std::string>& args, char** environ,
                                                    {"--dev", MountKind::Dev},
                                                    {"--dir", MountKind::Dir},
                                                    {"--remount-ro", MountKind::RemountRo}};
-  RunOptions opts;
-  EnvBuilder env = EnvBuilder::fromEnviron(environ);
-  bool anyMount = false;
-  bool withDefaults = false;
-  opts.spec.cwd = cwd;
-  ArgReader in(args);
+  const bool sandboxOptions = face != Face::Exec;
+  const bool processOptions = face != Face::SessionCreate;
   while (!in.done()) {
     const std::string& arg = in.peek();
     if (arg == "--") {
       in.next();
-      break;
+      return true;
     }
-    if (arg.empty() || arg[0] != '-') break;
+    if (arg.empty() || arg[0] != '-') return false;
     std::string opt = in.next();
+    auto two = twoArg.find(opt);
+    auto one = oneArg.find(opt);
     if (opt == "-h" || opt == "--help") {
-      opts.help = true;
-      return opts;
-    } else if (auto two = twoArg.find(opt); two != twoArg.end()) {
+      p.help = true;
+      return true;
+    } else if (sandboxOptions && two != twoArg.end()) {
       MountOp op{.kind = two->second};
       op.source = in.value(opt, two->second == MountKind::Symlink ? "TARGET DST" : "SRC DST");
       op.dest = in.value(opt, "DST");
       if (op.kind != MountKind::Symlink) op.source = absoluteSource(op.source, cwd);
-      opts.spec.mounts.push_back(op);
-      anyMount = true;
-    } else if (auto one = oneArg.find(opt); one != oneArg.end()) {
-      opts.spec.mounts.push_back({.kind = one->second, .dest = in.value(opt, "DST")});
-      anyMount = true;
-    } else if (opt == "--with-defaults") {
-      withDefaults = true;
-    } else if (opt == "--chdir") {
-      opts.command.cwd = in.value(opt, "DIR");
-    } else if (opt == "--setenv") {
-      std::string key = in.value(opt, "KEY VALUE");
-      env.set(key, in.value(opt, "VALUE"));
-    } else if (opt == "--unsetenv") {
-      env.unset(in.value(opt, "KEY"));
-    } else if (opt == "--clearenv") {
-      env.clear();
-    } else if (opt == "--hostname") {
-      opts.spec.hostname = in.value(opt, "NAME");
-    } else if (opt == "--net") {
+      p.spec.mounts.push_back(op);
+      p.anyMount = true;
+    } else if (sandboxOptions && one != oneArg.end()) {
+      p.spec.mounts.push_back({.kind = one->second, .dest = in.value(opt, "DST")});
+      p.anyMount = true;
+    } else if (sandboxOptions && opt == "--with-defaults") {
+      p.withDefaults = true;
+    } else if (sandboxOptions && opt == "--hostname") {
+      p.spec.hostname = in.value(opt, "NAME");
+    } else if (sandboxOptions && opt == "--net") {
       std::string mode = in.value(opt, "none or host");
       if (mode == "none") {
-        opts.spec.network = Network::None;
+        p.spec.network = Network::None;
       } else if (mode == "host") {
-        opts.spec.network = Network::Host;
+        p.spec.network = Network::Host;
       } else {
         throw Error("--net '" + mode + "': expected none or host");
       }
-    } else if (opt == "--gpu") {
-      opts.spec.gpus.push_back(in.value(opt, "SPEC"));
-    } else if (opt == "--json-status") {
-      opts.jsonStatusFd = parseFd(opt, in.value(opt, "FD"));
+    } else if (sandboxOptions && opt == "--gpu") {
+      p.spec.gpus.push_back(in.value(opt, "SPEC"));
+    } else if (sandboxOptions && opt == "--memory") {
+      p.spec.limits.memoryBytes = parseSize(opt, in.value(opt, "SIZE"));
+    } else if (sandboxOptions && opt == "--cpus") {
+      p.spec.limits.cpuMillis = parseCpus(opt, in.value(opt, "N"));
+    } else if (sandboxOptions && opt == "--pids") {
+      p.spec.limits.pids = parseCount(opt, in.value(opt, "N"));
+    } else if (sandboxOptions && opt == "--rlimit") {
+      p.spec.limits.rlimits.push_back(parseRlimit(in.value(opt, "NAME=SOFT[:HARD]")));
+    } else if (processOptions && opt == "--chdir") {
+      p.command.cwd = in.value(opt, "DIR");
+    } else if (processOptions && opt == "--setenv") {
+      std::string key = in.value(opt, "KEY VALUE");
+      env.set(key, in.value(opt, "VALUE"));
+    } else if (processOptions && opt == "--unsetenv") {
+      env.unset(in.value(opt, "KEY"));
+    } else if (processOptions && opt == "--clearenv") {
+      env.clear();
+    } else if (processOptions && opt == "--timeout") {
+      p.command.timeoutMs = parseDurationMs(opt, in.value(opt, "DURATION"));
+    } else if (processOptions && opt == "--kill-after") {
+      p.command.killAfterMs = parseDurationMs(opt, in.value(opt, "DURATION"));
+    } else if (processOptions && opt == "--json-status") {
+      p.jsonStatusFd = parseFd(opt, in.value(opt, "FD"));
+    } else if (face == Face::SessionCreate && opt == "--name") {
+      p.name = in.value(opt, "NAME");
+    } else if (face == Face::SessionCreate && opt == "--ttl") {
+      p.ttlMs = parseDurationMs(opt, in.value(opt, "DURATION"));
+    } else if (face == Face::SessionCreate && opt == "--idle-timeout") {
+      p.idleTimeoutMs = parseDurationMs(opt, in.value(opt, "DURATION"));
+    } else if (face == Face::SessionCreate && opt == "--json") {
+      p.json = true;
     } else {
       throw Error("unknown option '" + opt + "'");
     }
   }
+  return true;
+}
+
+}  // namespace
+
+RunOptions parseRunOptions(const std::vector<std::string>& args, char** environ,
+                           const std::string& cwd) {
+  EnvBuilder env = EnvBuilder::fromEnviron(environ);
+  Parsed p;
+  p.spec.cwd = cwd;
+  ArgReader in(args);
+  parseOptions(in, Face::Run, env, cwd, p);
+  RunOptions opts;
+  if (p.help) {
+    opts.help = true;
+    return opts;
+  }
+  opts.spec = std::move(p.spec);
+  opts.command = std::move(p.command);
+  opts.jsonStatusFd = p.jsonStatusFd;
   opts.command.argv = in.rest();
   if (opts.command.argv.empty()) throw Error("no command given");
-  opts.spec.useDefaultPlan = !anyMount || withDefaults;
+  opts.spec.useDefaultPlan = !p.anyMount || p.withDefaults;
   opts.command.env = env.entries();
   // With the default plan the command starts where the user is; otherwise
   // bwrap's rule applies: the new root unless --chdir says otherwise.
   if (opts.command.cwd.empty() && opts.spec.useDefaultPlan) opts.command.cwd = cwd;
+  return opts;
+}
+
+SessionCreateOptions parseSessionCreateOptions(const std::vector<std::string>& args,
+                                               const std::string& cwd) {
+  EnvBuilder env({});
+  Parsed p;
+  p.spec.cwd = cwd;
+  ArgReader in(args);
+  parseOptions(in, Face::SessionCreate, env, cwd, p);
+  SessionCreateOptions opts;
+  opts.help = p.help;
+  if (opts.help) return opts;
+  if (!in.done())
+    throw Error("unexpected '" + in.peek() +
+                "': session create takes no command (run one with gpubox exec NAME -- CMD)");
+  opts.spec = std::move(p.spec);
+  opts.spec.useDefaultPlan = !p.anyMount || p.withDefaults;
+  opts.name = p.name;
+  opts.ttlMs = p.ttlMs;
+  opts.idleTimeoutMs = p.idleTimeoutMs;
+  opts.json = p.json;
+  return opts;
+}
+
+ExecOptions parseExecOptions(const std::vector<std::string>& args, char** environ) {
+  EnvBuilder env = EnvBuilder::fromEnviron(environ);
+  Parsed p;
+  ArgReader in(args);
+  ExecOptions opts;
+  bool ended = parseOptions(in, Face::Exec, env, "/", p);
+  if (!p.help && !ended) {
+    opts.session = in.next();
+    parseOptions(in, Face::Exec, env, "/", p);
+  }
+  if (p.help) {
+    opts.help = true;
+    return opts;
+  }
+  if (opts.session.empty()) throw Error("no session name given");
+  opts.command = std::move(p.command);
+  opts.jsonStatusFd = p.jsonStatusFd;
+  opts.command.argv = in.rest();
+  if (opts.command.argv.empty()) throw Error("no command given");
+  opts.command.env = env.entries();
   return opts;
 }
 

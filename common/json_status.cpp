@@ -16,6 +16,15 @@ std::string runReportJson(const RunReport& r) {
   j["gpus"] = r.gpus;
   j["cgroup"] = r.cgroup;
   if (!r.error.empty()) j["error"] = r.error;
+  j["reason"] = r.reason.empty() ? (r.error.empty() ? "exited" : "helper_error") : r.reason;
+  j["message"] = r.message.empty() ? r.error : r.message;
+  if (r.reason == "timed_out")
+    j["timeout"] = {{"limit_seconds", static_cast<double>(r.timeoutMs) / 1000},
+                    {"sigkill", r.sigkillNeeded}};
+  else
+    j["timeout"] = nullptr;
+  j["limits"] = r.limits;
+  j["session"] = r.session.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.session);
   return j.dump();
 }
 

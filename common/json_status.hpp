@@ -20,7 +20,13 @@ struct RunReport {
   std::vector<std::string> mounts;
   std::vector<std::string> gpus;
   std::string cgroup;
-  std::string error;  // non-empty when gpubox itself failed
+  std::string error;       // non-empty when gpubox itself failed
+  std::string reason;      // "exited", "out_of_memory", "timed_out", ...; "helper_error" with error
+  std::string message;     // why it ended, in words
+  uint64_t timeoutMs = 0;  // reason timed_out: the limit
+  bool sigkillNeeded = false;
+  std::vector<std::string> limits;
+  std::string session;  // "" for gpubox run
 };
 
 std::string runReportJson(const RunReport& report);

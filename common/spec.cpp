@@ -109,11 +109,16 @@ void validateSpec(const SandboxSpec& spec) {
     if (sel.size() > SpecLimits::kMaxSelector || hasNul(sel))
       throw Error("--gpu selector is malformed or longer than 256 bytes");
   }
+  validateLimits(spec.limits);
 }
 
 void validateCommand(const Command& cmd) {
   if (cmd.argv.empty()) throw Error("no command given");
   if (cmd.argv[0].empty()) throw Error("the command name is empty");
+  // A year: beyond that a timeout is a typo, and kj's timer must not overflow.
+  constexpr uint64_t kMaxTimeoutMs = 366ull * 24 * 3600 * 1000;
+  if (cmd.timeoutMs > kMaxTimeoutMs) throw Error("--timeout is longer than a year");
+  if (cmd.killAfterMs > kMaxTimeoutMs) throw Error("--kill-after is longer than a year");
   if (cmd.argv.size() > SpecLimits::kMaxArgs) throw Error("too many arguments");
   if (cmd.env.size() > SpecLimits::kMaxEnv) throw Error("too many environment variables");
   size_t total = 0;

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "limits.hpp"
+
 namespace gpubox {
 
 enum class MountKind { Bind, RoBind, DevBind, Tmpfs, Proc, Dev, Dir, Symlink, RemountRo, File };
@@ -34,13 +36,18 @@ struct SandboxSpec {
   std::string hostname;  // empty: keep the host's
   Network network = Network::None;
   std::vector<std::string> gpus;  // GPU selectors as the user wrote them
+  Limits limits;                  // unset: the helper's defaults
 };
 
 struct Command {
   std::vector<std::string> argv;
   std::vector<std::string> env;  // KEY=VALUE
   std::string cwd;               // empty: sandbox default
+  uint64_t timeoutMs = 0;        // 0: none
+  uint64_t killAfterMs = 0;      // grace between SIGTERM and SIGKILL; 0: kDefaultKillAfterMs
 };
+
+constexpr uint64_t kDefaultKillAfterMs = 10000;
 
 // Limits on what one request may carry; anything larger is refused.
 struct SpecLimits {

@@ -92,6 +92,13 @@ SandboxSpec specFromWire(wire::SandboxSpec::Reader reader) {
   if (reader.getGpus().size() > SpecLimits::kMaxGpuSelectors)
     throw Error("too many --gpu selectors");
   spec.gpus = textList(reader.getGpus());
+  auto limits = reader.getLimits();
+  if (limits.getMemoryBytes()) spec.limits.memoryBytes = limits.getMemoryBytes();
+  if (limits.getCpuMillis()) spec.limits.cpuMillis = limits.getCpuMillis();
+  if (limits.getPids()) spec.limits.pids = limits.getPids();
+  if (limits.getRlimits().size() > 64) throw Error("too many --rlimit settings");
+  for (auto r : limits.getRlimits())
+    spec.limits.rlimits.push_back({text(r.getName()), r.getSoft(), r.getHard()});
   return spec;
 }
 
@@ -107,6 +114,16 @@ void specToWire(const SandboxSpec& spec, wire::SandboxSpec::Builder builder) {
   builder.setHostname(spec.hostname);
   builder.setNetwork(spec.network == Network::Host ? wire::Network::HOST : wire::Network::NONE);
   fillTextList(builder.initGpus(spec.gpus.size()), spec.gpus);
+  auto limits = builder.initLimits();
+  limits.setMemoryBytes(spec.limits.memoryBytes.value_or(0));
+  limits.setCpuMillis(spec.limits.cpuMillis.value_or(0));
+  limits.setPids(spec.limits.pids.value_or(0));
+  auto rl = limits.initRlimits(spec.limits.rlimits.size());
+  for (size_t i = 0; i < spec.limits.rlimits.size(); ++i) {
+    rl[i].setName(spec.limits.rlimits[i].name);
+    rl[i].setSoft(spec.limits.rlimits[i].soft);
+    rl[i].setHard(spec.limits.rlimits[i].hard);
+  }
 }
 
 Command commandFromWire(wire::Command::Reader reader) {
@@ -116,6 +133,8 @@ Command commandFromWire(wire::Command::Reader reader) {
   cmd.argv = textList(reader.getArgv());
   cmd.env = textList(reader.getEnv());
   cmd.cwd = text(reader.getCwd());
+  cmd.timeoutMs = reader.getTimeoutMs();
+  cmd.killAfterMs = reader.getKillAfterMs();
   return cmd;
 }
 
@@ -123,6 +142,8 @@ void commandToWire(const Command& cmd, wire::Command::Builder builder) {
   fillTextList(builder.initArgv(cmd.argv.size()), cmd.argv);
   fillTextList(builder.initEnv(cmd.env.size()), cmd.env);
   builder.setCwd(cmd.cwd);
+  builder.setTimeoutMs(cmd.timeoutMs);
+  builder.setKillAfterMs(cmd.killAfterMs);
 }
 
 }  // namespace gpubox

@@ -2,10 +2,17 @@
 #pragma once
 
 #include <kj/async-unix.h>
+#include <kj/timer.h>
 
+#include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "cgroup/sandbox_cgroup.hpp"
+
+#include "gpu_inventory_cache.hpp"
 #include "lease_table.hpp"
 #include "log.hpp"
 #include "peer.hpp"
@@ -19,20 +26,50 @@ struct HelperLimits {
   size_t maxSandboxesPerConnection = 64;
   size_t maxSandboxesTotal = 1024;
   size_t maxConnections = 512;
+  // Per uid, sessions included (--max-sandboxes-per-uid).
+  size_t maxSandboxesPerUid = 64;
+  size_t maxSessionsPerUid = 16;  // --max-sessions-per-uid
 };
 
+// What a sandbox gets when its request does not say, and the most it may
+// ask for (helper flags; the policy file will set them per user).
+struct SandboxDefaults {
+  std::optional<uint64_t> memoryBytes;  // --default-memory (main.cpp: 3/4 of RAM)
+  std::optional<uint32_t> cpuMillis;    // --default-cpus
+  std::optional<uint32_t> pids = 4096;  // --default-pids
+  std::optional<uint64_t> maxMemoryBytes;
+  std::optional<uint32_t> maxCpuMillis;
+  std::optional<uint32_t> maxPids;
+  uint64_t sessionTtlMs = 3600 * 1000;          // --default-session-ttl
+  uint64_t maxSessionTtlMs = 24 * 3600 * 1000;  // --max-session-ttl
+};
+
+class SessionRegistry;
+struct LiveSandbox;
+
 struct DaemonContext {
-  explicit DaemonContext(kj::UnixEventPort& p) : port(p), reaper(p) {}
+  DaemonContext(kj::UnixEventPort& p, kj::Timer& t);
+  ~DaemonContext();
   kj::UnixEventPort& port;
+  kj::Timer& timer;
   SandboxNamespaces sandboxNamespaces;
   std::vector<MaskedSocket> helperSockets;  // hidden inside every sandbox
   HelperLimits limits;
   policy::Policy policy = policy::Policy::empty();
   std::string driverRoot = "/";
+  // The GPUs under driverRoot, discovered off the event loop (made in main).
+  std::unique_ptr<GpuInventoryCache> gpuInventory;
   leases::LeaseTable leases;
   uint64_t sandboxCounter = 0;
   size_t liveSandboxes = 0;
   size_t liveConnections = 0;
+  SandboxDefaults defaults;
+  cgroup::Layout cgroupLayout;  // decided once at start
+  // Live sandboxes (until reaped) per uid, for --max-sandboxes-per-uid.
+  std::map<uid_t, size_t> sandboxesPerUid;
+  // Every sandbox that still runs, runs and sessions alike (gpubox ps).
+  std::map<uint64_t, std::weak_ptr<LiveSandbox>> sandboxTable;
+  std::unique_ptr<SessionRegistry> sessions;
   // Last, so it is destroyed first: what it still holds refers to the rest.
   Reaper reaper;
 };

@@ -12,6 +12,13 @@ policy::Caller callerOf(const PeerIdentity& peer) {
   return {peer.uid, peer.gid, peer.groups};
 }
 
+// The helper's current GPU inventory: a snapshot the refresher thread
+// published, never a discovery on the event loop.
+std::shared_ptr<const GpuSnapshot> inventoryOf(const DaemonContext& ctx) {
+  if (!ctx.gpuInventory) throw Error("the helper has no GPU inventory");
+  return ctx.gpuInventory->snapshot();
+}
+
 bool grantCovers(const gpu::GpuGrant& grant, const gpu::Gpu& g) {
   if (!grant.allowed) return false;
   if (grant.all) return true;
@@ -31,10 +38,16 @@ bool asksForGpus(const std::vector<std::string>& selectors) {
 GpuAssignment assignGpus(DaemonContext& ctx, const PeerIdentity& peer,
                          const std::vector<std::string>& selectors) {
   policy::Grant grant = ctx.policy.grantFor(callerOf(peer));
-  // The policy check comes before discovery inside select(): a caller with
-  // no grant learns nothing about the host's GPUs.
-  gpu::Inventory inventory = gpu::discover(ctx.driverRoot);
-  for (const std::string& w : inventory.warnings) logError("gpu discovery: " + w);
+  std::shared_ptr<const GpuSnapshot> snapshot = inventoryOf(ctx);
+  if (!snapshot->inventory) {
+    // A caller with no grant learns nothing about the host's GPUs, not even
+    // that discovery failed: select() refuses it before it looks at an
+    // inventory, so an empty one gives the same refusal.
+    if (!grant.gpu.allowed) gpu::select(gpu::Inventory{}, selectors, grant.gpu, {}, peer.uid);
+    throw Error(snapshot->error);
+  }
+  // Warnings were logged once, when the snapshot was taken.
+  const gpu::Inventory& inventory = *snapshot->inventory;
   auto holders = [&](unsigned minor) { return ctx.leases.holders(minor); };
   gpu::Selection selection = gpu::select(inventory, selectors, grant.gpu, holders, peer.uid);
   GpuAssignment assignment;
@@ -45,37 +58,28 @@ GpuAssignment assignGpus(DaemonContext& ctx, const PeerIdentity& peer,
   return assignment;
 }
 
-std::unique_ptr<cgroup::DeviceCgroup> deviceCgroupFor(DaemonContext& ctx, const std::string& name,
-                                                      const GpuAssignment* gpus,
-                                                      bool bindsDevices) {
-  if (gpus) {
-    auto cg = cgroup::DeviceCgroup::create(name, cgroup::DevicePolicy::AllowListed,
-                                           gpus->binding.allow, {});
-    if (!cg->skipped().empty()) logInfo("device cgroup " + cg->path() + ": " + cg->skipped());
-    return cg;
-  }
-  if (!bindsDevices) return nullptr;
+std::optional<cgroup::DeviceRules> deviceRulesFor(DaemonContext& ctx, const GpuAssignment* gpus,
+                                                  bool bindsDevices) {
+  if (gpus) return cgroup::DeviceRules{cgroup::DevicePolicy::AllowListed, gpus->binding.allow, {}};
+  if (!bindsDevices) return std::nullopt;
   // NVIDIA's dynamic majors (uvm, caps) come from the driver's proc/devices.
+  // After a failed discovery (logged when it happened) there are none to add.
   std::vector<int> extra;
-  try {
-    gpu::Inventory inventory = gpu::discover(ctx.driverRoot);
-    if (inventory.uvmMajor) extra.push_back(static_cast<int>(inventory.uvmMajor));
-    if (inventory.capsMajor) extra.push_back(static_cast<int>(inventory.capsMajor));
-  } catch (const Error& e) {
-    logError(std::string("gpu discovery for a device-binding sandbox: ") + e.what());
+  std::shared_ptr<const GpuSnapshot> snapshot = inventoryOf(ctx);
+  if (const gpu::Inventory* inventory = snapshot->inventory.get()) {
+    if (inventory->uvmMajor) extra.push_back(static_cast<int>(inventory->uvmMajor));
+    if (inventory->capsMajor) extra.push_back(static_cast<int>(inventory->capsMajor));
   }
-  auto cg = cgroup::DeviceCgroup::create(name, cgroup::DevicePolicy::DenyNvidia, {}, extra);
-  if (!cg->skipped().empty()) logInfo("device cgroup " + cg->path() + ": " + cg->skipped());
-  return cg;
+  return cgroup::DeviceRules{cgroup::DevicePolicy::DenyNvidia, {}, extra};
 }
 
 std::vector<GpuListing> listGpus(DaemonContext& ctx, const PeerIdentity& peer) {
   policy::Grant grant = ctx.policy.grantFor(callerOf(peer));
   // Fail closed here too: a caller with no grant sees no GPU list at all.
   if (!grant.gpu.allowed) return {};
-  gpu::Inventory inventory = gpu::discover(ctx.driverRoot);
+  std::shared_ptr<const GpuSnapshot> snapshot = inventoryOf(ctx);
   std::vector<GpuListing> out;
-  for (const gpu::Gpu& g : inventory.gpus) {
+  for (const gpu::Gpu& g : snapshot->inventoryOrThrow().gpus) {
     if (!grantCovers(grant.gpu, g)) continue;
     out.push_back({g, true, ctx.leases.holders(g.minor)});
   }

@@ -10,10 +10,10 @@
 #include <vector>
 
 #include "daemon_context.hpp"
-#include "device_cgroup.hpp"
 #include "gpu.hpp"
 #include "lease_table.hpp"
 #include "peer.hpp"
+#include "sandbox_cgroup.hpp"
 
 namespace gpubox {
 
@@ -30,12 +30,12 @@ bool asksForGpus(const std::vector<std::string>& selectors);
 GpuAssignment assignGpus(DaemonContext& ctx, const PeerIdentity& peer,
                          const std::vector<std::string>& selectors);
 
-// The device cgroup for a sandbox: for a GPU sandbox, only the standard
-// nodes and the granted NVIDIA devices; for a sandbox that binds host devices
-// (root's --dev-bind), everything but NVIDIA devices. Other sandboxes need
-// none (their binds are nodev) and get nullptr.
-std::unique_ptr<cgroup::DeviceCgroup> deviceCgroupFor(DaemonContext& ctx, const std::string& name,
-                                                      const GpuAssignment* gpus, bool bindsDevices);
+// The device rules of a sandbox's cgroup: for a GPU sandbox, only the
+// standard nodes and the granted NVIDIA devices; for a sandbox that binds
+// host devices (root's --dev-bind), everything but NVIDIA devices. Other
+// sandboxes need none (their binds are nodev).
+std::optional<cgroup::DeviceRules> deviceRulesFor(DaemonContext& ctx, const GpuAssignment* gpus,
+                                                  bool bindsDevices);
 
 // What `gpubox gpus` shows this caller.
 struct GpuListing {

@@ -41,6 +41,10 @@ class RefusedHelper final : public wire::Helper::Server {
   kj::Promise<void> info(InfoContext) override { return refuse(); }
   kj::Promise<void> create(CreateContext) override { return refuse(); }
   kj::Promise<void> gpus(GpusContext) override { return refuse(); }
+  kj::Promise<void> createSession(CreateSessionContext) override { return refuse(); }
+  kj::Promise<void> openSession(OpenSessionContext) override { return refuse(); }
+  kj::Promise<void> removeSession(RemoveSessionContext) override { return refuse(); }
+  kj::Promise<void> list(ListContext) override { return refuse(); }
 
  private:
   kj::Promise<void> refuse() { return callerError(why_); }

@@ -13,12 +13,15 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <optional>
 
 #include "daemon_context.hpp"
 #include "error.hpp"
 #include "kernel_features.hpp"
+#include "limits.hpp"
 #include "listener.hpp"
 #include "log.hpp"
+#include "sessions.hpp"
 
 namespace {
 
@@ -29,7 +32,70 @@ struct Options {
   std::string config = "/etc/gpubox/helper.toml";
   bool configGiven = false;
   std::string driverRoot = "/";
+  std::string cgroupParent;
+  // Limits, as the user wrote them (parsed in applyLimitOptions).
+  std::string defaultMemory = "auto", defaultCpus = "none", defaultPids = "4096";
+  std::string maxMemory = "none", maxCpus = "none", maxPids = "none";
+  std::string defaultSessionTtl = "1h", maxSessionTtl = "24h";
+  size_t maxSandboxesPerUid = 64, maxSessionsPerUid = 16;
 };
+
+// 3/4 of the machine's memory: a runaway sandbox cannot take the host down
+// with it, and real jobs (a GPU job's host side included) rarely need more.
+uint64_t defaultMemoryCeiling() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), pageSize = ::sysconf(_SC_PAGESIZE);
+  return static_cast<uint64_t>(pages) * static_cast<uint64_t>(pageSize) / 4 * 3;
+}
+
+template <typename T, typename Parse>
+std::optional<T> optionalValue(const std::string& text, Parse parse) {
+  if (text == "none") return std::nullopt;
+  return parse(text);
+}
+
+void applyLimitOptions(const Options& o, gpubox::DaemonContext& ctx) {
+  using namespace gpubox;
+  SandboxDefaults& d = ctx.defaults;
+  d.memoryBytes = o.defaultMemory == "auto"
+                      ? std::optional<uint64_t>(defaultMemoryCeiling())
+                      : optionalValue<uint64_t>(o.defaultMemory, [](const std::string& t) {
+                          return parseSize("--default-memory", t);
+                        });
+  d.cpuMillis = optionalValue<uint32_t>(
+      o.defaultCpus, [](const std::string& t) { return parseCpus("--default-cpus", t); });
+  d.pids = optionalValue<uint32_t>(
+      o.defaultPids, [](const std::string& t) { return parseCount("--default-pids", t); });
+  d.maxMemoryBytes = optionalValue<uint64_t>(
+      o.maxMemory, [](const std::string& t) { return parseSize("--max-memory", t); });
+  d.maxCpuMillis = optionalValue<uint32_t>(
+      o.maxCpus, [](const std::string& t) { return parseCpus("--max-cpus", t); });
+  d.maxPids = optionalValue<uint32_t>(
+      o.maxPids, [](const std::string& t) { return parseCount("--max-pids", t); });
+  d.sessionTtlMs = parseDurationMs("--default-session-ttl", o.defaultSessionTtl);
+  d.maxSessionTtlMs = parseDurationMs("--max-session-ttl", o.maxSessionTtl);
+  if (d.sessionTtlMs > d.maxSessionTtlMs)
+    throw Error("--default-session-ttl is above --max-session-ttl");
+  ctx.limits.maxSandboxesPerUid = o.maxSandboxesPerUid;
+  ctx.limits.maxSessionsPerUid = o.maxSessionsPerUid;
+}
+
+// Where sandbox cgroups go, and what a dead predecessor left there. Every
+// default limit must be enforceable here: a helper that would hand out
+// sandboxes without the ceilings its flags promise refuses to start.
+void prepareCgroups(const Options& o, gpubox::DaemonContext& ctx) {
+  using namespace gpubox;
+  ctx.cgroupLayout = cgroup::prepareLayout(o.cgroupParent);
+  for (const std::string& line : cgroup::describeLayout(ctx.cgroupLayout))
+    logInfo("cgroups: " + line);
+  cgroup::ResourceLimits defaults{ctx.defaults.memoryBytes, ctx.defaults.cpuMillis,
+                                  ctx.defaults.pids};
+  if (std::string why = cgroup::unsupportedLimit(ctx.cgroupLayout, defaults); !why.empty())
+    throw Error("cannot enforce the default limits: " + why +
+                " (give the helper a delegated cgroup, or pass --default-memory none / "
+                "--default-cpus none / --default-pids none)");
+  for (const std::string& line : cgroup::cleanLeftovers(ctx.cgroupLayout))
+    logInfo("recovered: " + line);
+}
 
 unsigned parseMode(const std::string& text) {
   size_t used = 0;
@@ -79,11 +145,15 @@ int serve(const Options& opts) {
   }
 
   auto io = kj::setupAsyncIo();
-  gpubox::DaemonContext ctx(io.unixEventPort);
+  gpubox::DaemonContext ctx(io.unixEventPort, io.provider->getTimer());
   // Fail-closed: a missing default config means nobody gets a GPU or the
   // host network; a missing file named on the command line is an error.
   ctx.policy = gpubox::policy::Policy::load(opts.config, opts.configGiven);
   ctx.driverRoot = opts.driverRoot;
+  applyLimitOptions(opts, ctx);
+  prepareCgroups(opts, ctx);
+  // The first GPU discovery, before serving; later ones run off the loop.
+  ctx.gpuInventory = std::make_unique<gpubox::GpuInventoryCache>(ctx.driverRoot);
   gpubox::MaskedSocket mask = describeSocket(listenFd.get());
   if (!mask.path.empty()) ctx.helperSockets.push_back(mask);
 
@@ -123,6 +193,7 @@ int serve(const Options& opts) {
   // cgroups and leases, before anything they refer to goes away.
   serving = nullptr;
   server = nullptr;
+  ctx.sessions->endAll();
   for (int i = 0; i < 500 && (ctx.liveSandboxes > 0 || ctx.reaper.pending() > 0); ++i)
     timer.afterDelay(10 * kj::MILLISECONDS).wait(io.waitScope);
   return 0;
@@ -143,6 +214,35 @@ int main(int argc, char** argv) {
       app.add_option("--config", opts.config, "Policy file (TOML)")->capture_default_str();
   app.add_option("--driver-root", opts.driverRoot,
                  "Root under which the NVIDIA driver's /proc and /dev files are found")
+      ->capture_default_str();
+  app.add_option("--cgroup-parent", opts.cgroupParent,
+                 "cgroup path under which sandbox cgroups are made (default: the helper's own "
+                 "cgroup + /gpubox)");
+  app.add_option("--default-memory", opts.defaultMemory,
+                 "Memory ceiling of a sandbox that sets no --memory: SIZE, auto (3/4 of RAM) "
+                 "or none")
+      ->capture_default_str();
+  app.add_option("--default-cpus", opts.defaultCpus,
+                 "CPUs of a sandbox that sets no --cpus, or none")
+      ->capture_default_str();
+  app.add_option("--default-pids", opts.defaultPids,
+                 "Pids of a sandbox that sets no --pids, or none")
+      ->capture_default_str();
+  app.add_option("--max-memory", opts.maxMemory, "Most --memory a request may ask for, or none")
+      ->capture_default_str();
+  app.add_option("--max-cpus", opts.maxCpus, "Most --cpus a request may ask for, or none")
+      ->capture_default_str();
+  app.add_option("--max-pids", opts.maxPids, "Most --pids a request may ask for, or none")
+      ->capture_default_str();
+  app.add_option("--default-session-ttl", opts.defaultSessionTtl,
+                 "TTL of a session that sets no --ttl")
+      ->capture_default_str();
+  app.add_option("--max-session-ttl", opts.maxSessionTtl, "Longest --ttl a session may ask for")
+      ->capture_default_str();
+  app.add_option("--max-sandboxes-per-uid", opts.maxSandboxesPerUid,
+                 "Live sandboxes (sessions included) one uid may hold")
+      ->capture_default_str();
+  app.add_option("--max-sessions-per-uid", opts.maxSessionsPerUid, "Sessions one uid may hold")
       ->capture_default_str();
   app.set_version_flag("--version", std::string("gpubox-helper ") + GPUBOX_VERSION);
   CLI11_PARSE(app, argc, argv);

@@ -1,5 +1,6 @@
 #include "rpc_server.hpp"
 
+#include <signal.h>
 #include <sys/utsname.h>
 
 #include <kj/debug.h>
@@ -12,6 +13,7 @@
 #include "kernel_features.hpp"
 #include "kj_error.hpp"
 #include "sandbox_factory.hpp"
+#include "sessions.hpp"
 #include "spec_wire.hpp"
 
 namespace gpubox {
@@ -29,11 +31,48 @@ auto guarded(F&& f) -> decltype(f()) {
   }
 }
 
+wire::EndReason reasonToWire(EndReason r) {
+  using W = wire::EndReason;
+  switch (r) {
+    case EndReason::Exited:
+      return W::EXITED;
+    case EndReason::Signaled:
+      return W::SIGNALED;
+    case EndReason::OutOfMemory:
+      return W::OUT_OF_MEMORY;
+    case EndReason::TimedOut:
+      return W::TIMED_OUT;
+    case EndReason::NotStarted:
+      return W::NOT_STARTED;
+    case EndReason::SessionRemoved:
+      return W::SESSION_REMOVED;
+    case EndReason::SessionExpired:
+      return W::SESSION_EXPIRED;
+    case EndReason::ClientDisconnected:
+      return W::CLIENT_DISCONNECTED;
+    case EndReason::HelperError:
+      return W::HELPER_ERROR;
+  }
+  return W::HELPER_ERROR;
+}
+
+void fillTexts(capnp::List<capnp::Text>::Builder out, const std::vector<std::string>& in) {
+  for (size_t i = 0; i < in.size(); ++i) out.set(i, in[i]);
+}
+
 class ProcessImpl final : public wire::Process::Server {
  public:
-  ProcessImpl(std::shared_ptr<SandboxRuntime> runtime, std::shared_ptr<SandboxLogInfo> log,
-              uint32_t id)
-      : runtime_(std::move(runtime)), log_(std::move(log)), id_(id) {}
+  ProcessImpl(std::shared_ptr<LiveSandbox> live, uint32_t id) : live_(std::move(live)), id_(id) {}
+
+  // A session's command whose client went away goes with it (its process
+  // group); a one-shot sandbox dies whole when its client goes anyway.
+  ~ProcessImpl() {
+    if (!live_->session || live_->runtime->ended()) return;
+    try {
+      if (!finished_) live_->runtime->signal(id_, SIGKILL, initmsg::SignalScope::Group);
+    } catch (const Error&) {
+    }
+  }
 
   kj::Promise<void> wait(WaitContext context) override {
     // Cap'n Proto 0.9 lets a call outlive its caller unless it opts in to
@@ -41,18 +80,21 @@ class ProcessImpl final : public wire::Process::Server {
     // call (and the reference it holds on the sandbox) must go with it, so
     // the sandbox dies.
     context.allowCancellation();
-    return runtime_->wait(id_).then([this, context](ExecOutcome out) mutable {
+    return live_->runtime->wait(id_).then([this, context](ExecOutcome out) mutable {
+      finished_ = true;
       auto status = context.getResults().initStatus();
       status.setPid(out.pid);
       status.setWallNanos(out.wallNanos);
+      status.setReason(reasonToWire(out.reason));
+      status.setMessage(out.words);
+      status.setTimeoutMs(out.timeoutMs);
+      status.setSigkillNeeded(out.sigkillNeeded);
       switch (out.kind) {
         case ExecOutcome::Kind::Exited:
           status.setExited(out.value);
-          log_->record.result = "exit " + std::to_string(out.value);
           break;
         case ExecOutcome::Kind::Signaled:
           status.setSignaled(out.value);
-          log_->record.result = "signal " + std::to_string(out.value);
           break;
         case ExecOutcome::Kind::NotStarted: {
           auto failure = status.initNotStarted();
@@ -62,29 +104,31 @@ class ProcessImpl final : public wire::Process::Server {
           failure.setStage(out.stage == initmsg::StartStage::Exec    ? S::EXEC
                            : out.stage == initmsg::StartStage::Chdir ? S::CHDIR
                                                                      : S::OTHER);
-          log_->record.result = "not started: " + out.message;
           break;
         }
       }
+      // The sandbox's log record says how its last command ended.
+      live_->log->record.result = out.words;
     });
   }
 
   kj::Promise<void> signal(SignalContext context) override {
     return guarded([&]() -> kj::Promise<void> {
-      runtime_->signal(id_, context.getParams().getSigno());
+      live_->runtime->signal(id_, context.getParams().getSigno());
       return kj::READY_NOW;
     });
   }
 
  private:
-  std::shared_ptr<SandboxRuntime> runtime_;
-  std::shared_ptr<SandboxLogInfo> log_;
+  std::shared_ptr<LiveSandbox> live_;
   uint32_t id_;
+  bool finished_ = false;
 };
 
 class SandboxImpl final : public wire::Sandbox::Server {
  public:
-  explicit SandboxImpl(BuiltSandbox built) : built_(std::move(built)) {}
+  SandboxImpl(std::shared_ptr<LiveSandbox> live, std::shared_ptr<void> connectionSlot = nullptr)
+      : live_(std::move(live)), connectionSlot_(std::move(connectionSlot)) {}
 
   kj::Promise<void> exec(ExecContext context) override {
     Command cmd;
@@ -119,9 +163,15 @@ class SandboxImpl final : public wire::Sandbox::Server {
           }
           return guarded([&]() -> kj::Promise<void> {
             mergeSandboxEnv(cmd);
-            if (built_.log->record.argv0.empty()) built_.log->record.argv0 = cmd.argv[0];
-            uint32_t id = built_.runtime->exec(cmd, raw);
-            context.getResults().setProcess(kj::heap<ProcessImpl>(built_.runtime, built_.log, id));
+            if (live_->log->record.argv0.empty()) live_->log->record.argv0 = cmd.argv[0];
+            ExecOptions options;
+            options.timeoutMs = cmd.timeoutMs;
+            options.killAfterMs = cmd.killAfterMs ? cmd.killAfterMs : kDefaultKillAfterMs;
+            options.timeoutScope =
+                live_->session ? initmsg::SignalScope::Group : initmsg::SignalScope::All;
+            uint32_t id = live_->runtime->exec(cmd, raw, options);
+            if (live_->onActivity) live_->onActivity();
+            context.getResults().setProcess(kj::heap<ProcessImpl>(live_, id));
             return kj::READY_NOW;
           });
         });
@@ -129,20 +179,20 @@ class SandboxImpl final : public wire::Sandbox::Server {
 
   kj::Promise<void> applied(AppliedContext context) override {
     auto applied = context.getResults().initApplied();
-    auto ns = applied.initNamespaces(built_.namespaces.size());
-    for (size_t i = 0; i < built_.namespaces.size(); ++i) ns.set(i, built_.namespaces[i]);
-    const auto& skipped = built_.runtime->skippedSteps();
+    auto ns = applied.initNamespaces(live_->namespaces.size());
+    fillTexts(ns, live_->namespaces);
+    const auto& skipped = live_->runtime->skippedSteps();
     std::vector<std::string> lines;
-    for (size_t i = 0; i < built_.plan.size(); ++i) {
+    for (size_t i = 0; i < live_->plan.size(); ++i) {
       if (std::find(skipped.begin(), skipped.end(), i) == skipped.end())
-        lines.push_back(describeMount(built_.plan[i]));
+        lines.push_back(describeMount(live_->plan[i]));
     }
-    auto mounts = applied.initMounts(lines.size());
-    for (size_t i = 0; i < lines.size(); ++i) mounts.set(i, lines[i]);
-    applied.setInitPid(built_.runtime->initPid());
-    auto gpus = applied.initGpus(built_.gpuUuids.size());
-    for (size_t i = 0; i < built_.gpuUuids.size(); ++i) gpus.set(i, built_.gpuUuids[i]);
-    applied.setCgroup(built_.cgroup);
+    fillTexts(applied.initMounts(lines.size()), lines);
+    applied.setInitPid(live_->runtime->initPid());
+    fillTexts(applied.initGpus(live_->gpuUuids.size()), live_->gpuUuids);
+    applied.setCgroup(live_->cgroup);
+    fillTexts(applied.initLimits(live_->limits.size()), live_->limits);
+    if (live_->session) applied.setSession(live_->name);
     return kj::READY_NOW;
   }
 
@@ -150,12 +200,21 @@ class SandboxImpl final : public wire::Sandbox::Server {
   // GPU binding's variables (CUDA_VISIBLE_DEVICES, CDI env) win over the client's.
   void mergeSandboxEnv(Command& cmd) {
     EnvBuilder env(std::move(cmd.env));
-    env.merge(built_.extraEnv);
+    env.merge(live_->extraEnv);
     cmd.env = env.entries();
   }
 
-  BuiltSandbox built_;
+  std::shared_ptr<LiveSandbox> live_;
+  std::shared_ptr<void> connectionSlot_;  // released when the sandbox's last capability goes
 };
+
+SessionOptions sessionOptionsFromWire(wire::SessionOptions::Reader r) {
+  SessionOptions o;
+  o.name = std::string(r.getName().cStr(), r.getName().size());
+  o.ttlMs = r.getTtlMs();
+  o.idleTimeoutMs = r.getIdleTimeoutMs();
+  return o;
+}
 
 class HelperImpl final : public wire::Helper::Server {
  public:
@@ -186,19 +245,91 @@ class HelperImpl final : public wire::Helper::Server {
         throw Error("this connection already holds " +
                     std::to_string(ctx_.limits.maxSandboxesPerConnection) + " sandboxes");
       SandboxSpec spec = specFromWire(context.getParams().getSpec());
-      BuiltSandbox built = buildSandbox(ctx_, peer_, spec);
-      sandboxes_->add(built.runtime);
+      std::shared_ptr<LiveSandbox> live = buildSandbox(ctx_, peer_, spec);
+      sandboxes_->add(live->runtime);
       // Counts this sandbox against the connection until its last capability is gone.
       ++*liveSandboxes_;
-      built.connectionSlot =
-          std::shared_ptr<void>(nullptr, [live = liveSandboxes_](void*) { --*live; });
-      auto runtime = built.runtime;
-      return runtime->whenReady().then([context, built = std::move(built)]() mutable {
+      auto slot = std::shared_ptr<void>(nullptr, [live = liveSandboxes_](void*) { --*live; });
+      auto runtime = live->runtime;
+      return runtime->whenReady().then([context, live, slot]() mutable {
         // Until a command's end is reported, an end means it was cut short.
-        built.log->record.result = "closed before its command ended";
-        context.getResults().setSandbox(kj::heap<SandboxImpl>(std::move(built)));
+        live->log->record.result = "closed before its command ended";
+        context.getResults().setSandbox(kj::heap<SandboxImpl>(live, slot));
       });
     });
+  }
+
+  kj::Promise<void> createSession(CreateSessionContext context) override {
+    context.allowCancellation();
+    return guarded([&]() -> kj::Promise<void> {
+      SandboxSpec spec = specFromWire(context.getParams().getSpec());
+      SessionOptions options = sessionOptionsFromWire(context.getParams().getOptions());
+      SessionRegistry::Created created = ctx_.sessions->create(peer_, spec, options);
+      auto live = created.sandbox;
+      uint64_t ttl = created.ttlMs;
+      return live->runtime->whenReady().then([context, live, ttl]() mutable {
+        live->log->record.result = "session ended with no command run";
+        auto results = context.getResults();
+        results.setName(live->name);
+        results.setTtlMs(ttl);
+        results.setSandbox(kj::heap<SandboxImpl>(live));
+      });
+    });
+  }
+
+  kj::Promise<void> openSession(OpenSessionContext context) override {
+    return guarded([&]() -> kj::Promise<void> {
+      auto name = context.getParams().getName();
+      auto live = ctx_.sessions->open(peer_, std::string(name.cStr(), name.size()));
+      context.getResults().setSandbox(kj::heap<SandboxImpl>(live));
+      return kj::READY_NOW;
+    });
+  }
+
+  kj::Promise<void> removeSession(RemoveSessionContext context) override {
+    return guarded([&]() -> kj::Promise<void> {
+      auto name = context.getParams().getName();
+      ctx_.sessions->remove(peer_, std::string(name.cStr(), name.size()));
+      return kj::READY_NOW;
+    });
+  }
+
+  kj::Promise<void> list(ListContext context) override {
+    std::vector<std::shared_ptr<LiveSandbox>> mine;
+    for (const auto& [id, weak] : ctx_.sandboxTable) {
+      auto live = weak.lock();
+      if (!live || !live->runtime || live->runtime->ended()) continue;
+      if (peer_.uid != 0 && live->uid != peer_.uid) continue;
+      mine.push_back(std::move(live));
+    }
+    auto out = context.getResults().initSandboxes(mine.size());
+    const uint64_t now = monotonicMs();
+    for (size_t i = 0; i < mine.size(); ++i) {
+      const LiveSandbox& l = *mine[i];
+      auto e = out[i];
+      e.setName(l.name);
+      e.setSession(l.session);
+      e.setUid(l.uid);
+      e.setAgeMs(now - l.startMs);
+      if (auto cg = l.cgroupHandle.lock()) {
+        cgroup::Stats st = cg->stats();
+        // The sandbox's own init is not one of the caller's processes.
+        e.setProcesses(static_cast<uint32_t>(st.processes > 0 ? st.processes - 1 : 0));
+        e.setMemoryBytes(st.memoryCurrent);
+        e.setMemoryPeakBytes(st.memoryPeak);
+        e.setCpuNanos(st.cpuUsageNanos);
+      }
+      fillTexts(e.initGpus(l.gpuUuids.size()), l.gpuUuids);
+      if (l.session) {
+        e.setTtlLeftMs(ctx_.sessions->ttlLeftMs(l.name).value_or(0));
+        e.setIdleTimeoutMs(ctx_.sessions->idleTimeoutMs(l.name).value_or(0));
+      }
+      e.setInitPid(l.runtime->initPid());
+      e.setCgroup(l.cgroup);
+      e.setCommand(l.log->record.argv0);
+      fillTexts(e.initLimits(l.limits.size()), l.limits);
+    }
+    return kj::READY_NOW;
   }
 
   kj::Promise<void> gpus(GpusContext context) override {

@@ -7,19 +7,15 @@
 #include <algorithm>
 #include <optional>
 
+#include "cgroup_janitor.hpp"
 #include "error.hpp"
 #include "gpu_assignment.hpp"
+#include "limit_resolution.hpp"
 #include "sandbox/launcher.hpp"
 
 namespace gpubox {
 
 namespace {
-
-uint64_t monotonicMs() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
-}
 
 // Requests only root may make (host network also when the policy says so).
 void checkPrivilegedOptions(DaemonContext& ctx, const PeerIdentity& peer, const SandboxSpec& spec) {
@@ -35,6 +31,18 @@ void checkPrivilegedOptions(DaemonContext& ctx, const PeerIdentity& peer, const 
                 " may not share the host network (no policy rule sets host_network = true)");
 }
 
+void checkCapacity(DaemonContext& ctx, const PeerIdentity& peer) {
+  if (ctx.liveSandboxes >= ctx.limits.maxSandboxesTotal)
+    throw Error("the helper runs its maximum of " + std::to_string(ctx.limits.maxSandboxesTotal) +
+                " sandboxes; try again later");
+  auto it = ctx.sandboxesPerUid.find(peer.uid);
+  size_t mine = it == ctx.sandboxesPerUid.end() ? 0 : it->second;
+  if (mine >= ctx.limits.maxSandboxesPerUid)
+    throw Error("uid " + std::to_string(peer.uid) + " already runs " + std::to_string(mine) +
+                " sandboxes, the most allowed (the helper's --max-sandboxes-per-uid); " +
+                "end one (gpubox ps, gpubox session rm) and try again");
+}
+
 // Whether the NVIDIA driver publishes anything under /proc/driver/nvidia.
 bool driverInfoVisible(const DaemonContext& ctx) {
   struct stat st;
@@ -47,56 +55,85 @@ struct Holdings {
   // Destroyed in reverse order: the cgroup goes once its processes are gone,
   // then the GPU lease.
   leases::Lease lease;
-  std::unique_ptr<cgroup::DeviceCgroup> cgroup;
+  std::shared_ptr<cgroup::SandboxCgroup> cgroup;
   DaemonContext* ctx = nullptr;
+  uid_t uid = 0;
+  uint64_t id = 0;
   ino_t pidNs = 0;
   ino_t userNs = 0;
   ~Holdings() {
-    if (ctx) {
-      ctx->sandboxNamespaces.remove(pidNs, userNs);
-      --ctx->liveSandboxes;
-    }
+    if (!ctx) return;
+    ctx->sandboxNamespaces.remove(pidNs, userNs);
+    ctx->sandboxTable.erase(id);
+    --ctx->liveSandboxes;
+    if (--ctx->sandboxesPerUid[uid] == 0) ctx->sandboxesPerUid.erase(uid);
+    if (cgroup) removeCgroupLater(*ctx, std::move(cgroup));
   }
 };
 
 }  // namespace
 
-BuiltSandbox buildSandbox(DaemonContext& ctx, const PeerIdentity& peer, const SandboxSpec& spec) {
+uint64_t monotonicMs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity& peer,
+                                          const SandboxSpec& spec, const std::string& sessionName) {
   validateSpec(spec);
   checkPrivilegedOptions(ctx, peer, spec);
-  if (ctx.liveSandboxes >= ctx.limits.maxSandboxesTotal)
-    throw Error("the helper runs its maximum of " + std::to_string(ctx.limits.maxSandboxesTotal) +
-                " sandboxes; try again later");
+  checkCapacity(ctx, peer);
+  ResolvedLimits limits = resolveLimits(ctx.defaults, spec.limits);
+  if (std::string why = cgroup::unsupportedLimit(ctx.cgroupLayout, limits.resources); !why.empty())
+    throw Error(why);
 
-  BuiltSandbox built;
-  built.plan = spec.useDefaultPlan ? defaultPlan(spec.cwd) : std::vector<MountOp>{};
-  built.plan.insert(built.plan.end(), spec.mounts.begin(), spec.mounts.end());
+  auto live = std::make_shared<LiveSandbox>();
+  live->id = ++ctx.sandboxCounter;
+  live->session = !sessionName.empty();
+  live->name = live->session ? sessionName : "run-" + std::to_string(live->id);
+  live->uid = peer.uid;
+  live->startMs = monotonicMs();
+  live->plan = spec.useDefaultPlan ? defaultPlan(spec.cwd) : std::vector<MountOp>{};
+  live->plan.insert(live->plan.end(), spec.mounts.begin(), spec.mounts.end());
 
   auto holdings = std::make_shared<Holdings>();
   std::optional<GpuAssignment> gpus;
   if (asksForGpus(spec.gpus)) {
     gpus = assignGpus(ctx, peer, spec.gpus);
     const gpu::Binding& b = gpus->binding;
-    built.plan.insert(built.plan.end(), b.mounts.begin(), b.mounts.end());
-    built.extraEnv = b.env;
-    built.gpuUuids = b.uuids;
+    live->plan.insert(live->plan.end(), b.mounts.begin(), b.mounts.end());
+    live->extraEnv = b.env;
+    live->gpuUuids = b.uuids;
   } else if (driverInfoVisible(ctx)) {
     // No GPU granted: the sandbox's own procfs would still list every GPU
     // under /proc/driver/nvidia. Show it none (fail-closed for information
     // too); skipped when the plan has no /proc.
-    built.plan.push_back({.kind = MountKind::Tmpfs, .dest = "/proc/driver", .optional = true});
-    built.plan.push_back({.kind = MountKind::RemountRo, .dest = "/proc/driver", .optional = true});
+    live->plan.push_back({.kind = MountKind::Tmpfs, .dest = "/proc/driver", .optional = true});
+    live->plan.push_back({.kind = MountKind::RemountRo, .dest = "/proc/driver", .optional = true});
   }
   bool bindsDevices = std::any_of(spec.mounts.begin(), spec.mounts.end(),
                                   [](const MountOp& op) { return op.kind == MountKind::DevBind; });
-  std::string name =
-      "sb-" + std::to_string(::getpid()) + "-" + std::to_string(++ctx.sandboxCounter);
-  holdings->cgroup = deviceCgroupFor(ctx, name, gpus ? &*gpus : nullptr, bindsDevices);
-  if (holdings->cgroup) built.cgroup = holdings->cgroup->path();
+  // The helper's pid in the name lets a later helper tell its dead
+  // predecessor's leftovers from a live sibling's (cgroup::cleanLeftovers).
+  std::string name = "sb-" + std::to_string(::getpid()) + "-" + std::to_string(live->id);
+  std::optional<cgroup::DeviceRules> devices =
+      deviceRulesFor(ctx, gpus ? &*gpus : nullptr, bindsDevices);
+  holdings->cgroup = cgroup::SandboxCgroup::create(ctx.cgroupLayout, name, limits.resources,
+                                                   devices ? &*devices : nullptr);
+  if (!holdings->cgroup->skipped().empty())
+    logInfo("cgroup " + holdings->cgroup->path() + ": " + holdings->cgroup->skipped());
+  live->cgroup = holdings->cgroup->path();
+  live->limits = holdings->cgroup->applied();
+  for (const RlimitSetting& r : limits.rlimits)
+    live->limits.push_back("rlimit " + r.name + " = " +
+                           (r.soft == kRlimUnlimited ? "unlimited" : std::to_string(r.soft)) + ":" +
+                           (r.hard == kRlimUnlimited ? "unlimited" : std::to_string(r.hard)));
+  live->cgroupHandle = holdings->cgroup;
   if (gpus) holdings->lease = std::move(gpus->lease);
-  built.defaultCwd = spec.useDefaultPlan ? spec.cwd : "/";
+  live->defaultCwd = spec.useDefaultPlan ? spec.cwd : "/";
   bool newNetwork = spec.network == Network::None;
-  built.namespaces = sandboxNamespaces(newNetwork);
+  live->namespaces = sandboxNamespaces(newNetwork);
 
   InitConfig config;
   config.uid = peer.uid;
@@ -104,35 +141,51 @@ BuiltSandbox buildSandbox(DaemonContext& ctx, const PeerIdentity& peer, const Sa
   config.groups = peer.groups;
   config.hostname = spec.hostname;
   config.newNetwork = newNetwork;
-  config.plan = built.plan;
+  config.plan = live->plan;
   config.masks = ctx.helperSockets;
-  config.defaultCwd = built.defaultCwd;
+  config.defaultCwd = live->defaultCwd;
+  config.rlimits = limits.rlimits;
 
-  cgroup::DeviceCgroup* cg = holdings->cgroup.get();
-  LaunchedInit init = launchInit(config, [cg](pid_t pid) {
-    if (cg) cg->attach(pid);
-  });
+  cgroup::SandboxCgroup* cg = holdings->cgroup.get();
+  // cgroup v2: the init is born in its cgroup; v1 hierarchies are joined
+  // before it is released to run anything.
+  LaunchedInit init = launchInit(config, cg->v2Fd(), [cg](pid_t pid) { cg->attachV1(pid); });
   auto log = std::make_shared<SandboxLogInfo>();
   log->record.uid = peer.uid;
   log->record.pid = peer.pid;
   log->record.result = "setup failed";
-  for (const std::string& uuid : built.gpuUuids)
+  for (const std::string& uuid : live->gpuUuids)
     log->record.gpus += (log->record.gpus.empty() ? "" : ",") + uuid;
   log->startMs = monotonicMs();
-  built.log = log;
+  live->log = log;
   pid_t initPid = init.pid;
+  CgroupWatch watch;
+  std::weak_ptr<cgroup::SandboxCgroup> weakCg = holdings->cgroup;
+  watch.oomKills = [weakCg]() -> uint64_t {
+    auto c = weakCg.lock();
+    return c ? c->stats().oomKills : 0;
+  };
+  watch.processes = [weakCg]() -> uint64_t {
+    auto c = weakCg.lock();
+    return c ? c->stats().processes : 0;
+  };
+  watch.oomWords = oomWords(limits, gpus.has_value());
   // From here on the runtime owns the init: any later failure kills and reaps it.
-  built.runtime =
-      std::make_shared<SandboxRuntime>(ctx.port, ctx.reaper, std::move(init), holdings, [log]() {
+  live->runtime = std::make_shared<SandboxRuntime>(
+      ctx.port, ctx.timer, ctx.reaper, std::move(init), holdings, std::move(watch), [log]() {
         log->record.durationMs = monotonicMs() - log->startMs;
         logSandbox(log->record);
       });
   holdings->pidNs = namespaceInode(initPid, "pid");
   holdings->userNs = namespaceInode(initPid, "user");
+  holdings->uid = peer.uid;
+  holdings->id = live->id;
   holdings->ctx = &ctx;
   ctx.sandboxNamespaces.add(holdings->pidNs, holdings->userNs);
   ++ctx.liveSandboxes;
-  return built;
+  ++ctx.sandboxesPerUid[peer.uid];
+  ctx.sandboxTable[live->id] = live;
+  return live;
 }
 
 }  // namespace gpubox

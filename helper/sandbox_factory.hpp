@@ -1,8 +1,10 @@
 // Turns one validated request from one authenticated caller into a running
-// sandbox: decides the mount plan, checks what the caller may ask for, adds
-// the granted GPUs, launches the init and registers it.
+// sandbox: decides the mount plan, the limits and the cgroup, checks what
+// the caller may ask for, adds the granted GPUs, launches the init and
+// registers it.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,19 +22,35 @@ struct SandboxLogInfo {
   uint64_t startMs = 0;
 };
 
-struct BuiltSandbox {
+// One live sandbox, shared by the capabilities that reach it (and, for a
+// session, by the session registry).
+struct LiveSandbox {
+  uint64_t id = 0;
+  std::string name;  // the session's name, or "run-<id>"
+  bool session = false;
+  uid_t uid = 0;
+  uint64_t startMs = 0;  // monotonic
   std::shared_ptr<SandboxRuntime> runtime;
   std::shared_ptr<SandboxLogInfo> log;
   std::vector<MountOp> plan;  // every step requested, in order
   std::vector<std::string> namespaces;
   std::vector<std::string> extraEnv;  // e.g. from GPU binding
   std::vector<std::string> gpuUuids;
-  std::string cgroup;
+  std::string cgroup;               // the cgroup's directories, one line
+  std::vector<std::string> limits;  // one line per limit applied
   std::string defaultCwd;
+  std::weak_ptr<cgroup::SandboxCgroup> cgroupHandle;  // for statistics
   std::shared_ptr<void> connectionSlot;  // released when the sandbox's last capability goes
+  // Sessions: told when a command starts or ends (idle timeout).
+  std::function<void()> onActivity;
 };
 
-// Throws gpubox::Error with a message for the caller.
-BuiltSandbox buildSandbox(DaemonContext& ctx, const PeerIdentity& peer, const SandboxSpec& spec);
+// Throws gpubox::Error with a message for the caller. `sessionName` is empty
+// for a one-shot sandbox.
+std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity& peer,
+                                          const SandboxSpec& spec,
+                                          const std::string& sessionName = "");
+
+uint64_t monotonicMs();
 
 }  // namespace gpubox

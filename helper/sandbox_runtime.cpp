@@ -12,6 +12,7 @@
 
 #include "error.hpp"
 #include "kj_error.hpp"
+#include "log.hpp"
 #include "sandbox/fd_passing.hpp"
 #include "sandbox/syscalls.hpp"
 #include "spec_wire.hpp"
@@ -20,22 +21,45 @@ namespace gpubox {
 
 using initmsg::FromInit;
 
-SandboxRuntime::SandboxRuntime(kj::UnixEventPort& port, Reaper& reaper, LaunchedInit init,
-                               std::shared_ptr<void> holdings, std::function<void()> onEnd)
-    : reaper_(reaper),
+namespace {
+
+void explainTimeout(ExecOutcome& out, const ExecOptions& o, bool sigkill) {
+  const bool all = o.timeoutScope == initmsg::SignalScope::All;
+  out.reason = EndReason::TimedOut;
+  out.timeoutMs = o.timeoutMs;
+  out.sigkillNeeded = sigkill;
+  out.words =
+      "timed out: --timeout " + formatDurationMs(o.timeoutMs) + " elapsed; sent SIGTERM to " +
+      (all ? "every process" : "the command's process group") + "; " +
+      (sigkill ? "SIGKILL was needed after --kill-after " + formatDurationMs(o.killAfterMs)
+               : std::string(all ? "every process ended after it" : "the command ended after it"));
+}
+
+}  // namespace
+
+SandboxRuntime::SandboxRuntime(kj::UnixEventPort& port, kj::Timer& timer, Reaper& reaper,
+                               LaunchedInit init, std::shared_ptr<void> holdings,
+                               CgroupWatch cgroup, std::function<void()> onEnd)
+    : timer_(timer),
+      reaper_(reaper),
       pid_(init.pid),
       pidfd_(std::move(init.pidfd)),
       control_(std::move(init.control)),
       holdings_(std::move(holdings)),
+      cgroup_(std::move(cgroup)),
       onEnd_(std::move(onEnd)),
       observer_(port, control_.get(), kj::UnixEventPort::FdObserver::OBSERVE_READ) {
   readTask_ = readLoop().eagerlyEvaluate([this](kj::Exception&& e) {
-    failAll("lost contact with the sandbox: " + std::string(e.getDescription().cStr()));
+    initGone("lost contact with the sandbox: " + std::string(e.getDescription().cStr()));
   });
 }
 
 SandboxRuntime::~SandboxRuntime() {
-  failAll("the sandbox was closed");
+  for (auto& [id, state] : execs_) {
+    state.timeout = nullptr;
+    state.drain = nullptr;
+  }
+  initGone("the sandbox was closed");
   // SIGKILL to a pid namespace's init kills every process in it.
   sys::pidfdSendSignal(pidfd_.get(), SIGKILL);
   auto holdings = std::move(holdings_);
@@ -60,8 +84,16 @@ SandboxRuntime::~SandboxRuntime() {
   }
 }
 
-void SandboxRuntime::kill() {
+void SandboxRuntime::end(EndReason why) {
+  if (!endedBy_ && !dead_) endedBy_ = why;
   sys::pidfdSendSignal(pidfd_.get(), SIGKILL);
+}
+
+size_t SandboxRuntime::running() const {
+  size_t n = 0;
+  for (const auto& [id, state] : execs_)
+    if (!state.outcome) ++n;
+  return n;
 }
 
 kj::Promise<void> SandboxRuntime::readLoop() {
@@ -72,8 +104,8 @@ kj::Promise<void> SandboxRuntime::readLoop() {
       return observer_.whenBecomesReadable().then([this]() { return readLoop(); });
     }
     if (n <= 0) {
-      failAll(ready_ ? "the sandbox's init exited unexpectedly"
-                     : "the sandbox's init exited during setup");
+      initGone(ready_ ? "the sandbox's init exited unexpectedly"
+                      : "the sandbox's init exited during setup");
       return kj::READY_NOW;
     }
     if (n == static_cast<ssize_t>(sizeof(rec))) {
@@ -94,15 +126,30 @@ void SandboxRuntime::handle(const initmsg::FromInitRecord& rec) {
       readyWaiters_.clear();
       break;
     case FromInit::SetupFailed:
-      failAll(std::string("sandbox setup failed: ") + rec.text);
+      initGone(std::string("sandbox setup failed: ") + rec.text);
       break;
     case FromInit::Started:
       break;
+    case FromInit::AllGone: {
+      auto it = execs_.find(rec.id);
+      if (it == execs_.end()) break;
+      it->second.allGone = true;
+      if (it->second.deferred) {
+        ExecOutcome out = std::move(*it->second.deferred);
+        it->second.deferred.reset();
+        out.sigkillNeeded = out.sigkillNeeded || rec.a != 0;
+        if (out.sigkillNeeded) explainTimeout(out, it->second.options, true);
+        deliver(rec.id, std::move(out));
+      }
+      break;
+    }
     case FromInit::StartFailed:
       finishExec(rec.id, {.kind = ExecOutcome::Kind::NotStarted,
                           .value = rec.a,
                           .stage = static_cast<initmsg::StartStage>(rec.b),
-                          .message = rec.text});
+                          .message = rec.text,
+                          .reason = EndReason::NotStarted,
+                          .words = std::string("not started: ") + rec.text});
       break;
     case FromInit::Exited: {
       ExecOutcome out;
@@ -121,23 +168,126 @@ void SandboxRuntime::handle(const initmsg::FromInitRecord& rec) {
   }
 }
 
+void SandboxRuntime::explain(ExecState& state, ExecOutcome& out) {
+  if (out.kind == ExecOutcome::Kind::NotStarted) return;
+  const bool signaled = out.kind == ExecOutcome::Kind::Signaled;
+  const bool oomKilled = oomKills() > state.oomKillsAtStart;
+  if (state.timedOut) {
+    explainTimeout(out, state.options, state.sigkillSent);
+  } else if (signaled && out.value == SIGKILL && oomKilled) {
+    out.reason = EndReason::OutOfMemory;
+    out.words = cgroup_.oomWords;
+  } else {
+    out.reason = signaled ? EndReason::Signaled : EndReason::Exited;
+    out.words = exitWords(signaled, out.value);
+    // The command survived, but something of it did not (e.g. a compiler
+    // child): worth saying, it usually explains a failure.
+    if (oomKilled) out.words += " (a process of the sandbox was killed: " + cgroup_.oomWords + ")";
+  }
+}
+
 void SandboxRuntime::finishExec(uint32_t id, ExecOutcome outcome) {
   auto it = execs_.find(id);
   if (it == execs_.end() || it->second.outcome) return;
-  it->second.outcome = outcome;
-  for (auto& w : it->second.waiters) w->fulfill(ExecOutcome(outcome));
-  it->second.waiters.clear();
+  ExecState& state = it->second;
+  if (state.deferred) return;
+  explain(state, outcome);
+  if (state.timedOut && state.options.timeoutScope == initmsg::SignalScope::All) {
+    // "Timed out" means every process of the sandbox, not only the command:
+    // report it once they are all gone, after SIGTERM or after the SIGKILL.
+    if (state.sigkillSent && !state.allGone) {
+      state.deferred = std::move(outcome);
+      return;
+    }
+    if (!state.sigkillSent && cgroup_.processes && cgroup_.processes() > 1) {
+      state.deferred = std::move(outcome);
+      state.drain = drainThenDeliver(id).eagerlyEvaluate(nullptr);
+      return;
+    }
+  }
+  // A session's timed-out command may leave group members that ignored
+  // SIGTERM: the kill-after stage still runs for them. Otherwise stop it.
+  if (!state.timedOut) state.timeout = nullptr;
+  deliver(id, std::move(outcome));
 }
 
-void SandboxRuntime::failAll(const std::string& why) {
+void SandboxRuntime::deliver(uint32_t id, ExecOutcome outcome) {
+  ExecState& state = execs_.at(id);
+  state.outcome = outcome;
+  for (auto& w : state.waiters) w->fulfill(ExecOutcome(outcome));
+  state.waiters.clear();
+  if (onExecEnd_) onExecEnd_();
+}
+
+// Polls the cgroup (a single small read every 50 ms, only while a timed-out
+// sandbox winds down) until the init is the last process left.
+kj::Promise<void> SandboxRuntime::drainThenDeliver(uint32_t id) {
+  return timer_.afterDelay(50 * kj::MILLISECONDS).then([this, id]() -> kj::Promise<void> {
+    ExecState& state = execs_.at(id);
+    if (!state.deferred || state.sigkillSent) return kj::READY_NOW;  // AllGone will deliver
+    if (cgroup_.processes() > 1) return drainThenDeliver(id);
+    ExecOutcome out = std::move(*state.deferred);
+    state.deferred.reset();
+    deliver(id, std::move(out));
+    return kj::READY_NOW;
+  });
+}
+
+void SandboxRuntime::initGone(const std::string& why) {
   if (dead_) return;
   dead_ = why;
   for (auto& f : readyWaiters_) f->reject(callerError(why));
   readyWaiters_.clear();
   for (auto& [id, state] : execs_) {
-    for (auto& w : state.waiters) w->reject(callerError(why));
+    state.timeout = nullptr;
+    if (state.deferred) {
+      // The command's own end is known; the rest of the sandbox is gone now.
+      state.outcome = std::move(*state.deferred);
+      state.deferred.reset();
+      for (auto& w : state.waiters) w->fulfill(ExecOutcome(*state.outcome));
+      state.waiters.clear();
+      continue;
+    }
+    if (state.outcome) continue;
+    if (endedBy_) {
+      // The helper ended the sandbox on purpose: that is the command's end.
+      ExecOutcome out{.kind = ExecOutcome::Kind::Signaled, .value = SIGKILL};
+      out.reason = *endedBy_;
+      out.words = *endedBy_ == EndReason::SessionRemoved ? "the session was removed"
+                  : *endedBy_ == EndReason::SessionExpired
+                      ? "the session expired (its --ttl or --idle-timeout passed)"
+                      : "the sandbox was closed";
+      state.outcome = out;
+      for (auto& w : state.waiters) w->fulfill(ExecOutcome(out));
+    } else {
+      for (auto& w : state.waiters) w->reject(callerError(why));
+    }
     state.waiters.clear();
   }
+  if (onExecEnd_) onExecEnd_();
+}
+
+kj::Promise<void> SandboxRuntime::runTimeout(uint32_t id) {
+  const ExecOptions options = execs_.at(id).options;
+  return timer_.afterDelay(options.timeoutMs * kj::MILLISECONDS)
+      .then([this, id, options]() -> kj::Promise<void> {
+        ExecState& state = execs_.at(id);
+        if (state.outcome || dead_) return kj::READY_NOW;
+        state.timedOut = true;
+        signal(id, SIGTERM, options.timeoutScope);
+        return timer_.afterDelay(options.killAfterMs * kj::MILLISECONDS)
+            .then([this, id, options]() {
+              ExecState& st = execs_.at(id);
+              if (dead_) return;
+              // Processes still there after the grace period: the command's, or
+              // (outcome known, held back) others of the sandbox. A command that
+              // already ended in a session may have left group members: they get
+              // the SIGKILL too, but the command did not need it.
+              if (!st.outcome) st.sigkillSent = true;
+              if (st.outcome && options.timeoutScope == initmsg::SignalScope::All) return;
+              signal(id, SIGKILL, options.timeoutScope);
+            });
+      });
 }
 
 kj::Promise<void> SandboxRuntime::whenReady() {
@@ -148,7 +298,7 @@ kj::Promise<void> SandboxRuntime::whenReady() {
   return kj::mv(paf.promise);
 }
 
-uint32_t SandboxRuntime::exec(const Command& cmd, const int stdio[3]) {
+uint32_t SandboxRuntime::exec(const Command& cmd, const int stdio[3], const ExecOptions& options) {
   if (dead_) throw Error(*dead_);
   capnp::MallocMessageBuilder message;
   commandToWire(cmd, message.initRoot<wire::Command>());
@@ -165,7 +315,13 @@ uint32_t SandboxRuntime::exec(const Command& cmd, const int stdio[3]) {
   rec.id = id;
   if (!sendRecord(control_.get(), &rec, sizeof(rec), {memfd.get(), stdio[0], stdio[1], stdio[2]}))
     throwErrno("send exec request to the sandbox");
-  execs_[id];
+  ExecState& state = execs_[id];
+  state.options = options;
+  state.oomKillsAtStart = oomKills();
+  if (options.timeoutMs > 0)
+    state.timeout = runTimeout(id).eagerlyEvaluate([](kj::Exception&& e) {
+      logError(std::string("timeout handling failed: ") + e.getDescription().cStr());
+    });
   return id;
 }
 
@@ -179,12 +335,13 @@ kj::Promise<ExecOutcome> SandboxRuntime::wait(uint32_t id) {
   return kj::mv(paf.promise);
 }
 
-void SandboxRuntime::signal(uint32_t id, int signo) {
+void SandboxRuntime::signal(uint32_t id, int signo, initmsg::SignalScope scope) {
   if (signo <= 0 || signo >= NSIG) throw Error("invalid signal number " + std::to_string(signo));
   initmsg::ToInitRecord rec = {};
   rec.type = initmsg::ToInit::Signal;
   rec.id = id;
   rec.signo = signo;
+  rec.scope = scope;
   if (!dead_) sendRecord(control_.get(), &rec, sizeof(rec), {});
 }
 

@@ -9,7 +9,8 @@
 $import "/capnp/c++.capnp".namespace("gpubox::wire");
 
 const protocolMajor :UInt32 = 1;
-const protocolMinor :UInt32 = 0;
+const protocolMinor :UInt32 = 1;
+# 1.1: limits, timeouts, why a process ended, sessions and the list (issue 6).
 
 interface Fd {
   # Carries one file descriptor (Cap'n Proto fd passing over a Unix socket).
@@ -56,12 +57,43 @@ struct SandboxSpec {
   hostname @3 :Text;          # empty: keep the host's name
   network  @4 :Network;
   gpus     @5 :List(Text);    # GPU selectors: "all", "0,2", "GPU-<uuid>", "count:N", CDI names
+  limits   @6 :Limits;        # (1.1) resource ceilings; unset fields take the helper's defaults
+}
+
+struct Rlimit {
+  name @0 :Text;              # "NOFILE", "CORE", ... (setrlimit's RLIMIT_ without the prefix)
+  soft @1 :UInt64;            # 0xffffffffffffffff: unlimited
+  hard @2 :UInt64;
+}
+
+struct Limits {
+  # 0 in a numeric field means "not asked for": the helper's default applies.
+  memoryBytes @0 :UInt64;     # --memory: hard ceiling, no swap
+  cpuMillis   @1 :UInt32;     # --cpus x 1000
+  pids        @2 :UInt32;     # --pids
+  rlimits     @3 :List(Rlimit);  # applied to every command before it starts
 }
 
 struct Command {
   argv @0 :List(Text);
   env  @1 :List(Text);        # KEY=VALUE, exactly the environment the command gets
   cwd  @2 :Text;              # empty: the sandbox's default working directory
+  timeoutMs   @3 :UInt64;     # (1.1) 0: none. Then SIGTERM (one-shot sandbox: every process;
+                              # session exec: the command's process group) ...
+  killAfterMs @4 :UInt64;     # ... and SIGKILL this long after it (0: the default, 10 s)
+}
+
+enum EndReason {
+  # (1.1) Why a process ended, for programs; ExitStatus.message says it in words.
+  exited             @0;
+  signaled           @1;
+  outOfMemory        @2;      # the sandbox's memory ceiling was reached and the kernel killed it
+  timedOut           @3;      # Command.timeoutMs passed
+  notStarted         @4;
+  sessionRemoved     @5;      # `session rm` (or its owner's client) ended the session
+  sessionExpired     @6;      # the session's TTL or idle timeout passed
+  clientDisconnected @7;      # only seen in logs: nobody is left to tell
+  helperError        @8;
 }
 
 struct ExitStatus {
@@ -72,6 +104,10 @@ struct ExitStatus {
   }
   pid       @2 :Int32;        # the command's pid inside the sandbox
   wallNanos @3 :UInt64;       # from exec to exit
+  reason    @5 :EndReason;    # (1.1)
+  message   @6 :Text;         # (1.1) e.g. "out of memory: the sandbox reached its --memory 64M ceiling"
+  timeoutMs @7 :UInt64;       # (1.1) the timeout that fired (reason timedOut), else 0
+  sigkillNeeded @8 :Bool;     # (1.1) timedOut: processes were still there after the grace period
 }
 
 struct StartFailure {
@@ -91,7 +127,35 @@ struct Applied {
   mounts     @1 :List(Text);  # one human-readable line per mount step applied
   initPid    @2 :Int32;       # the sandbox's init, as the host sees it
   gpus       @3 :List(Text);  # UUIDs of the GPUs granted
-  cgroup     @4 :Text;        # device cgroup path, empty if none
+  cgroup     @4 :Text;        # the sandbox's cgroup directories, one line
+  limits     @5 :List(Text);  # (1.1) one line per limit applied, e.g. "pids.max = 64 (cgroup v1)"
+  session    @6 :Text;        # (1.1) the session's name; empty for a one-shot sandbox
+}
+
+struct SessionOptions {
+  # (1.1)
+  name          @0 :Text;     # empty: the helper picks one
+  ttlMs         @1 :UInt64;   # 0: the helper's default (1 h)
+  idleTimeoutMs @2 :UInt64;   # 0: none. Removed after this long with no command running
+}
+
+struct SandboxListing {
+  # (1.1) One live sandbox of the caller (root: of anyone), for `gpubox ps`.
+  name            @0 :Text;
+  session         @1 :Bool;   # false: a one-shot `run`
+  uid             @2 :UInt32;
+  ageMs           @3 :UInt64;
+  processes       @4 :UInt32;
+  memoryBytes     @5 :UInt64;
+  memoryPeakBytes @6 :UInt64;
+  cpuNanos        @7 :UInt64;
+  gpus            @8 :List(Text);
+  ttlLeftMs       @9 :UInt64;   # sessions only
+  idleTimeoutMs  @10 :UInt64;
+  initPid        @11 :Int32;
+  cgroup         @12 :Text;
+  command        @13 :Text;     # first command's argv[0]
+  limits         @14 :List(Text);
 }
 
 struct GpuInfo {
@@ -130,4 +194,10 @@ interface Helper {
   info   @0 () -> (info :HelperInfo);
   create @1 (spec :SandboxSpec) -> (sandbox :Sandbox);
   gpus   @2 () -> (gpus :List(GpuInfo));
+  # (1.1) Sessions: sandboxes that outlive the connection that made them,
+  # until removed, their TTL or their idle timeout; owned by the caller's uid.
+  createSession @3 (spec :SandboxSpec, options :SessionOptions) -> (name :Text, sandbox :Sandbox, ttlMs :UInt64);
+  openSession   @4 (name :Text) -> (sandbox :Sandbox);
+  removeSession @5 (name :Text) -> ();
+  list          @6 () -> (sandboxes :List(SandboxListing));
 }

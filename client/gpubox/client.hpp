@@ -10,6 +10,19 @@
 // One run() is create -> exec -> wait pipelined into a single round trip.
 // Errors of gpubox itself (refused, malformed, helper unreachable) throw
 // gpubox::Error with a message meant for a person.
+//
+// Sessions keep one sandbox for many commands:
+//
+//   auto s = conn.createSession({.spec = spec, .name = "work", .ttlMs = 3600000});
+//   gpubox::client::Process p = conn.exec({.session = "work", .command = cmd,
+//                                          .stdinFd = in, .stdoutFd = out, .stderrFd = err});
+//   p.signal(SIGINT);                      // optional
+//   gpubox::client::RunResult r = p.wait();
+//   conn.list();                           // your sessions and running sandboxes
+//   conn.removeSession("work");            // kills everything in it
+//
+// A session outlives this Connection; a Process does not: dropping it (or
+// the Connection) before wait() returns kills that command's process group.
 #pragma once
 
 #include <cstdint>
@@ -47,6 +60,12 @@ struct RunResult {
   std::optional<int> exitCode;
   std::optional<int> signal;
   std::optional<StartFailure> notStarted;
+  // Why it ended: "exited", "signaled", "out_of_memory", "timed_out",
+  // "not_started", "session_removed", "session_expired", ...; and in words.
+  std::string reason;
+  std::string message;
+  uint64_t timeoutMs = 0;      // reason "timed_out": the limit that fired
+  bool sigkillNeeded = false;  // reason "timed_out": SIGTERM was not enough
   int commandPid = 0;
   int sandboxPid = 0;
   uint64_t wallNanos = 0;
@@ -54,6 +73,74 @@ struct RunResult {
   std::vector<std::string> mounts;
   std::vector<std::string> gpus;
   std::string cgroup;
+  std::vector<std::string> limits;  // one line per limit applied
+  std::string session;              // the session's name, "" for run()
+};
+
+struct SessionRequest {
+  SandboxSpec spec;
+  std::string name;            // empty: the helper picks one
+  uint64_t ttlMs = 0;          // 0: the helper's default (1 h)
+  uint64_t idleTimeoutMs = 0;  // 0: none
+};
+
+struct SessionInfo {
+  std::string name;
+  uint64_t ttlMs = 0;
+  int initPid = 0;
+  std::string cgroup;
+  std::vector<std::string> gpus;
+  std::vector<std::string> limits;
+  std::vector<std::string> namespaces;
+  std::vector<std::string> mounts;
+};
+
+struct ExecRequest {
+  std::string session;
+  Command command;  // command.timeoutMs: SIGTERM to its process group, SIGKILL after killAfterMs
+  int stdinFd = 0;
+  int stdoutFd = 1;
+  int stderrFd = 2;
+  bool forwardSignals = false;  // as RunRequest::forwardSignals, during wait()
+};
+
+// One sandbox of the caller, as `gpubox ps` shows it.
+struct SandboxListing {
+  std::string name;
+  bool session = false;
+  unsigned uid = 0;
+  uint64_t ageMs = 0;
+  unsigned processes = 0;
+  uint64_t memoryBytes = 0;
+  uint64_t memoryPeakBytes = 0;
+  uint64_t cpuNanos = 0;
+  std::vector<std::string> gpus;
+  uint64_t ttlLeftMs = 0;  // sessions
+  uint64_t idleTimeoutMs = 0;
+  int initPid = 0;
+  std::string cgroup;
+  std::string command;
+  std::vector<std::string> limits;
+};
+
+class Connection;
+
+// A command started in a session. Belongs to the Connection that started it
+// and must not outlive it.
+class Process {
+ public:
+  Process(Process&&) noexcept;
+  Process& operator=(Process&&) noexcept;
+  ~Process();
+  // Blocks until the command ends.
+  RunResult wait();
+  void signal(int signo);
+
+ private:
+  friend class Connection;
+  struct Impl;
+  explicit Process(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
 };
 
 struct HelperInfo {
@@ -89,7 +176,13 @@ class Connection {
   HelperInfo info();
   std::vector<GpuInfo> gpus();
 
+  SessionInfo createSession(const SessionRequest& request);
+  Process exec(const ExecRequest& request);
+  void removeSession(const std::string& name);
+  std::vector<SandboxListing> list();
+
  private:
+  friend class Process;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

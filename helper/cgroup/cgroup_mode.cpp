@@ -1,11 +1,9 @@
 #include "cgroup_mode.hpp"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <mutex>
 #include <sstream>
 #include <vector>
 
@@ -60,10 +58,6 @@ std::string unescape(std::string_view s) {
   return out;
 }
 
-void mkdirIfMissing(const std::string& path) {
-  if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) throwErrno("creating cgroup " + path);
-}
-
 }  // namespace
 
 const char* modeName(Mode mode) {
@@ -107,8 +101,10 @@ Mounts parseMountinfo(std::string_view text) {
         // friends are not controllers either.
         if (opt != "rw" && opt != "ro" && !opt.starts_with("name=") && opt != "none" &&
             opt != "noprefix" && opt != "clone_children" && opt != "xattr" &&
-            !opt.starts_with("release_agent="))
+            !opt.starts_with("release_agent=")) {
           controller = true;
+          mounts.v1.try_emplace(std::string(opt), V1Mount{unescape(head[4]), unescape(head[3])});
+        }
       }
       anyV1Controller = anyV1Controller || controller;
       if (devices && mounts.v1DevicesMount.empty()) {
@@ -146,6 +142,7 @@ SelfCgroups parseProcCgroup(std::string_view text) {
       continue;
     }
     for (std::string_view c : split(controllers, ',')) {
+      if (!c.empty() && !c.starts_with("name=")) self.v1[std::string(c)] = path;
       if (c == "devices") {
         self.hasV1Devices = true;
         self.v1Devices = path;
@@ -180,39 +177,6 @@ std::string cgroupDir(const std::string& mountPoint, const std::string& root,
   }
   if (rel == "/") return mountPoint;
   return mountPoint + std::string(rel);
-}
-
-std::string v2SandboxParent(const Mounts& mounts) {
-  if (mounts.v2Mount.empty()) throw Error("no cgroup2 hierarchy is mounted");
-  // Computed once per process: after the helper moved itself into
-  // "<own>/helper", /proc/self/cgroup names that leaf, and recomputing from
-  // it would nest sandboxes below the helper's own leaf.
-  static std::mutex mutex;
-  static std::string parent;
-  const std::lock_guard lock(mutex);
-  if (!parent.empty()) {
-    mkdirIfMissing(parent);  // someone may have removed it meanwhile
-    return parent;
-  }
-
-  const SelfCgroups self = selfCgroups();
-  if (!self.hasV2) throw Error("/proc/self/cgroup has no cgroup v2 entry");
-  const std::string own = cgroupDir(mounts.v2Mount, mounts.v2Root, self.v2);
-  if (own != mounts.v2Mount) {
-    // Not the root cgroup (which is exempt from the no-internal-processes
-    // rule): become a leaf so "<own>" may later enable controllers for the
-    // sandboxes (the limits work needs memory/pids/cpu there).
-    const std::string leaf = own + "/helper";
-    mkdirIfMissing(leaf);
-    UniqueFd procs(::open((leaf + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
-    if (!procs) throwErrno("moving the helper into " + leaf);
-    const std::string pid = std::to_string(::getpid());
-    if (::write(procs.get(), pid.data(), pid.size()) != static_cast<ssize_t>(pid.size()))
-      throwErrno("moving the helper into " + leaf);
-  }
-  parent = own + "/gpubox";
-  mkdirIfMissing(parent);
-  return parent;
 }
 
 }  // namespace gpubox::cgroup

@@ -8,6 +8,7 @@
 // than assumed from fixed paths, so containers and unusual mounts work too.
 #pragma once
 
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -15,6 +16,12 @@ namespace gpubox::cgroup {
 
 enum class Mode { None, V1, V2, Hybrid };
 const char* modeName(Mode mode);
+
+// One mounted v1 hierarchy: where, and which cgroup path is its root.
+struct V1Mount {
+  std::string mountPoint;
+  std::string root;
+};
 
 struct Mounts {
   Mode mode = Mode::None;
@@ -26,6 +33,10 @@ struct Mounts {
   // The cgroup2 (unified) hierarchy, likewise.
   std::string v2Mount;
   std::string v2Root;
+  // Every mounted v1 controller ("memory", "cpu", "cpuacct", "pids",
+  // "devices", ...) -> its hierarchy. Co-mounted controllers (the common
+  // "cpu,cpuacct") map to the same mount.
+  std::map<std::string, V1Mount> v1;
 };
 
 // Parses mountinfo text (the format of /proc/self/mountinfo).
@@ -39,6 +50,8 @@ struct SelfCgroups {
   std::string v1Devices;  // e.g. "/system.slice/gpubox.service"
   bool hasV2 = false;
   std::string v2;  // from the "0::PATH" line
+  // v1 controller -> path in its hierarchy, e.g. "memory" -> "/system.slice".
+  std::map<std::string, std::string> v1;
 };
 SelfCgroups parseProcCgroup(std::string_view text);
 // Reads /proc/self/cgroup; throws gpubox::Error when it cannot be read.
@@ -49,14 +62,5 @@ SelfCgroups selfCgroups();
 // Throws when the path lies outside what the mount shows.
 std::string cgroupDir(const std::string& mountPoint, const std::string& root,
                       const std::string& path);
-
-// The directory under which the helper creates per-sandbox v2 cgroups,
-// created if missing: "<own cgroup>/gpubox". cgroup v2 forbids a cgroup with
-// member processes from distributing controllers to children ("no internal
-// processes"), so when the helper's own cgroup is not the hierarchy's root,
-// the helper first moves itself into the leaf "<own cgroup>/helper" (once per
-// process); the sandboxes' parent is then a sibling of that leaf. Under
-// systemd this needs Delegate=yes on the service. Throws gpubox::Error.
-std::string v2SandboxParent(const Mounts& mounts);
 
 }  // namespace gpubox::cgroup

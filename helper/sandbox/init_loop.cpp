@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -85,12 +86,20 @@ bool readCommand(int memfd, Command* out, std::string* error) {
 struct ChildFailure {
   int32_t stage;
   int32_t err;
+  int32_t rlimit;  // stage Other: index of the rlimit that failed
+};
+
+// What every command of this sandbox starts with; set once by runInitLoop.
+struct InitSettings {
+  std::string defaultCwd;
+  std::vector<RlimitSetting> rlimits;
 };
 
 // The command's process: its own session (it cannot drive the caller's
 // terminal through TIOCSTI or job control), the caller's stdio, then exec.
 [[noreturn]] void execChild(const Command& cmd, const std::vector<UniqueFd>& fds, int errFd,
-                            const std::string& defaultCwd) {
+                            const InitSettings& settings) {
+  const std::string& defaultCwd = settings.defaultCwd;
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -101,9 +110,20 @@ struct ChildFailure {
   // Everything else (control socket, memfd) closes on exec; errFd reports
   // failure and is close-on-exec too.
   ::syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+  for (size_t i = 0; i < settings.rlimits.size(); ++i) {
+    const RlimitSetting& r = settings.rlimits[i];
+    const struct rlimit value = {r.soft == kRlimUnlimited ? RLIM_INFINITY : r.soft,
+                                 r.hard == kRlimUnlimited ? RLIM_INFINITY : r.hard};
+    if (::setrlimit(static_cast<__rlimit_resource>(rlimitResource(r.name)), &value) != 0) {
+      ChildFailure f = {static_cast<int32_t>(initmsg::StartStage::Other), errno,
+                        static_cast<int32_t>(i)};
+      (void)!::write(errFd, &f, sizeof(f));
+      _exit(125);
+    }
+  }
   const std::string& cwd = cmd.cwd.empty() ? defaultCwd : cmd.cwd;
   if (::chdir(cwd.c_str()) != 0) {
-    ChildFailure f = {static_cast<int32_t>(initmsg::StartStage::Chdir), errno};
+    ChildFailure f = {static_cast<int32_t>(initmsg::StartStage::Chdir), errno, 0};
     (void)!::write(errFd, &f, sizeof(f));
     _exit(125);
   }
@@ -116,15 +136,21 @@ struct ChildFailure {
   // execvp searches the PATH of the environment the command will get.
   environ = envp.data();
   ::execvp(argv[0], argv.data());
-  ChildFailure f = {static_cast<int32_t>(initmsg::StartStage::Exec), errno};
+  ChildFailure f = {static_cast<int32_t>(initmsg::StartStage::Exec), errno, 0};
   (void)!::write(errFd, &f, sizeof(f));
   _exit(127);
 }
 
-std::string startFailureMessage(const Command& cmd, const std::string& defaultCwd,
+std::string startFailureMessage(const Command& cmd, const InitSettings& settings,
                                 const ChildFailure& f) {
+  if (f.stage == static_cast<int32_t>(initmsg::StartStage::Other)) {
+    std::string name = f.rlimit >= 0 && static_cast<size_t>(f.rlimit) < settings.rlimits.size()
+                           ? settings.rlimits[static_cast<size_t>(f.rlimit)].name
+                           : "?";
+    return "cannot apply --rlimit " + name + ": " + std::strerror(f.err);
+  }
   if (f.stage == static_cast<int32_t>(initmsg::StartStage::Chdir)) {
-    const std::string& cwd = cmd.cwd.empty() ? defaultCwd : cmd.cwd;
+    const std::string& cwd = cmd.cwd.empty() ? settings.defaultCwd : cmd.cwd;
     return "cannot change to directory " + cwd + ": " + std::strerror(f.err);
   }
   if (f.err == ENOENT) return cmd.argv[0] + ": command not found";
@@ -133,8 +159,18 @@ std::string startFailureMessage(const Command& cmd, const std::string& defaultCw
   return cmd.argv[0] + ": " + std::strerror(f.err);
 }
 
+// Each command's process group (its pid: the command calls setsid), kept
+// after the command ends while the group still has members, so a timeout's
+// SIGKILL still reaches what the command left behind.
+using Groups = std::map<uint32_t, pid_t>;
+
+void forgetEmptyGroups(Groups& groups) {
+  std::erase_if(groups,
+                [](const auto& entry) { return ::kill(-entry.second, 0) != 0 && errno == ESRCH; });
+}
+
 void startCommand(int controlFd, uint32_t id, std::vector<UniqueFd>& fds,
-                  const std::string& defaultCwd, std::map<pid_t, Running>& running) {
+                  const InitSettings& settings, std::map<pid_t, Running>& running, Groups& groups) {
   Command cmd;
   std::string error;
   if (fds.size() != 4 || !readCommand(fds[0].get(), &cmd, &error)) {
@@ -148,13 +184,15 @@ void startCommand(int controlFd, uint32_t id, std::vector<UniqueFd>& fds,
     return;
   }
   UniqueFd readEnd(pipeFds[0]), writeEnd(pipeFds[1]);
+  // Before the fork: a group id freed by an old command may be the new pid.
+  forgetEmptyGroups(groups);
   int64_t start = nowNanos();
   pid_t pid = ::fork();
   if (pid < 0) {
     sendStartFailed(controlFd, id, errno, initmsg::StartStage::Other, "fork failed");
     return;
   }
-  if (pid == 0) execChild(cmd, fds, writeEnd.get(), defaultCwd);
+  if (pid == 0) execChild(cmd, fds, writeEnd.get(), settings);
   writeEnd.reset();
   ChildFailure failure = {};
   ssize_t n;
@@ -164,10 +202,11 @@ void startCommand(int controlFd, uint32_t id, std::vector<UniqueFd>& fds,
   if (n == static_cast<ssize_t>(sizeof(failure))) {
     // The child exits right away; the reaper drops it since it is not in `running`.
     sendStartFailed(controlFd, id, failure.err, static_cast<initmsg::StartStage>(failure.stage),
-                    startFailureMessage(cmd, defaultCwd, failure));
+                    startFailureMessage(cmd, settings, failure));
     return;
   }
   running[pid] = {id, start};
+  groups[id] = pid;
   FromInitRecord rec = {};
   rec.type = FromInit::Started;
   rec.id = id;
@@ -175,10 +214,13 @@ void startCommand(int controlFd, uint32_t id, std::vector<UniqueFd>& fds,
   send(controlFd, rec);
 }
 
-void reapAll(int controlFd, std::map<pid_t, Running>& running) {
+// Reaps what has exited (or, with `block`, everything: every process has
+// been sent SIGKILL) and reports each command's end.
+void reapAll(int controlFd, std::map<pid_t, Running>& running, bool block = false) {
   for (;;) {
     int status = 0;
-    pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    pid_t pid = ::waitpid(-1, &status, block ? 0 : WNOHANG);
+    if (pid < 0 && errno == EINTR) continue;
     if (pid <= 0) return;
     auto it = running.find(pid);
     if (it == running.end()) continue;  // an orphan of the namespace: just reaped
@@ -193,9 +235,40 @@ void reapAll(int controlFd, std::map<pid_t, Running>& running) {
   }
 }
 
+// Delivers a Signal request. A command that already ended has no entry in
+// `running`; its group may still hold children, but they are out of reach
+// of that exec's signals by design (the sandbox's end takes them).
+void deliverSignal(int controlFd, const initmsg::ToInitRecord& rec,
+                   std::map<pid_t, Running>& running, const Groups& groups) {
+  if (rec.scope == initmsg::SignalScope::All) {
+    // From the namespace's init, kill(-1) reaches every process in it but the init itself.
+    const bool any = ::kill(-1, rec.signo) == 0;
+    if (rec.signo == SIGKILL) {
+      // The helper reports the command's end only once nothing of the
+      // sandbox is left: wait for every process, then say so.
+      reapAll(controlFd, running, /*block=*/true);
+      FromInitRecord done = {};
+      done.type = FromInit::AllGone;
+      done.id = rec.id;
+      done.a = any ? 1 : 0;
+      send(controlFd, done);
+    }
+    return;
+  }
+  if (rec.scope == initmsg::SignalScope::Group) {
+    if (auto it = groups.find(rec.id); it != groups.end()) ::kill(-it->second, rec.signo);
+    return;
+  }
+  for (const auto& [pid, r] : running) {
+    if (r.id == rec.id) ::kill(pid, rec.signo);
+  }
+}
+
 }  // namespace
 
-void runInitLoop(int controlFd, const std::string& defaultCwd) {
+void runInitLoop(int controlFd, const std::string& defaultCwd,
+                 const std::vector<RlimitSetting>& rlimits) {
+  const InitSettings settings{defaultCwd, rlimits};
   sigset_t chld;
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
@@ -203,6 +276,7 @@ void runInitLoop(int controlFd, const std::string& defaultCwd) {
   UniqueFd sigFd(::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!sigFd) _exit(1);
   std::map<pid_t, Running> running;
+  Groups groups;
   for (;;) {
     struct pollfd pfds[2] = {{controlFd, POLLIN, 0}, {sigFd.get(), POLLIN, 0}};
     if (::poll(pfds, 2, -1) < 0) {
@@ -222,11 +296,9 @@ void runInitLoop(int controlFd, const std::string& defaultCwd) {
       if (n <= 0) _exit(0);  // helper closed the sandbox: everything in it dies with us
       if (n != static_cast<ssize_t>(sizeof(rec))) continue;
       if (rec.type == initmsg::ToInit::Exec) {
-        startCommand(controlFd, rec.id, fds, defaultCwd, running);
-      } else if (rec.type == initmsg::ToInit::Signal) {
-        for (const auto& [pid, r] : running) {
-          if (r.id == rec.id) ::kill(pid, rec.signo);
-        }
+        startCommand(controlFd, rec.id, fds, settings, running, groups);
+      } else if (rec.type == initmsg::ToInit::Signal && rec.signo > 0 && rec.signo < NSIG) {
+        deliverSignal(controlFd, rec, running, groups);
       }
     }
   }

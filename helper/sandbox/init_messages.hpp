@@ -12,14 +12,23 @@ namespace gpubox::initmsg {
 enum class ToInit : uint32_t {
   Go = 1,      // uid/gid maps and cgroups are in place: finish setting up
   Exec = 2,    // fds: [memfd holding wire::Command, stdin, stdout, stderr]
-  Signal = 3,  // deliver `signo` to the process of exec `id`
+  Signal = 3,  // deliver `signo` to the processes of exec `id` that `scope` names
+};
+
+// Who a Signal reaches. The init does the sending because only it sees the
+// sandbox's pid namespace from inside: kill(-1) from a namespace's init
+// reaches every other process in it, double-forked daemons included.
+enum class SignalScope : uint32_t {
+  Process = 0,  // the command's own process (forwarded signals)
+  Group = 1,    // the command's process group (it starts as a session leader)
+  All = 2,      // every process of the sandbox but the init
 };
 
 struct ToInitRecord {
   ToInit type;
   uint32_t id;
   int32_t signo;
-  uint32_t reserved;
+  SignalScope scope;
 };
 
 enum class FromInit : uint32_t {
@@ -29,6 +38,8 @@ enum class FromInit : uint32_t {
   Started = 4,      // exec `id` runs as pid `b` (inside the sandbox)
   StartFailed = 5,  // exec `id` failed: `a` errno, `b` stage (StartStage), `text`
   Exited = 6,       // exec `id` ended: `a` raw wait status, `b` pid, `c` wall ns
+  AllGone = 7,      // after a SIGKILL to every process for exec `id`: all are reaped;
+                    // `a` = 1 if the SIGKILL found any process, else 0
 };
 
 enum class StartStage : int32_t { Exec = 0, Chdir = 1, Other = 2 };

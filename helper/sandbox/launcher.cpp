@@ -54,7 +54,7 @@ std::vector<std::string> sandboxNamespaces(bool newNetwork) {
   return ns;
 }
 
-LaunchedInit launchInit(const InitConfig& config,
+LaunchedInit launchInit(const InitConfig& config, int cgroupFd,
                         const std::function<void(pid_t)>& placeInCgroups) {
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
@@ -66,8 +66,10 @@ LaunchedInit launchInit(const InitConfig& config,
   uint64_t flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
   if (config.newNetwork) flags |= CLONE_NEWNET;
   int pidfd = -1;
-  pid_t pid = sys::clone3(flags, &pidfd);
-  if (pid < 0) throwErrno("clone3 into new namespaces");
+  pid_t pid = sys::clone3(flags, &pidfd, cgroupFd);
+  if (pid < 0)
+    throwErrno(cgroupFd >= 0 ? "clone3 into new namespaces and the sandbox's cgroup"
+                             : "clone3 into new namespaces");
   if (pid == 0) {
     parentEnd.reset();
     runSandboxInit(config, childEnd.get());

@@ -18,11 +18,14 @@ struct LaunchedInit {
 };
 
 // Clones the init (clone3: CLONE_PIDFD plus new user, mount, pid, ipc, uts and,
-// unless host network, net namespaces), writes its uid/gid maps (the caller's
-// uid and each of its groups mapped 1:1; nothing else, root included), runs
-// `placeInCgroups(pid)`, then tells it to go on. On any failure the child is
-// killed and reaped before this throws gpubox::Error.
-LaunchedInit launchInit(const InitConfig& config, const std::function<void(pid_t)>& placeInCgroups);
+// unless host network, net namespaces; straight into the cgroup v2 directory
+// `cgroupFd` when it is >= 0), writes its uid/gid maps (the caller's uid and
+// each of its groups mapped 1:1; nothing else, root included), runs
+// `placeInCgroups(pid)` (the v1 hierarchies), then tells it to go on: it runs
+// nothing of its own before that. On any failure the child is killed and
+// reaped before this throws gpubox::Error.
+LaunchedInit launchInit(const InitConfig& config, int cgroupFd,
+                        const std::function<void(pid_t)>& placeInCgroups);
 
 // The namespaces launchInit creates, by /proc/PID/ns name.
 std::vector<std::string> sandboxNamespaces(bool newNetwork);

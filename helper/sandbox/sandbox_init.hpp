@@ -23,6 +23,9 @@ struct InitConfig {
   std::vector<MountOp> plan;
   std::vector<MaskedSocket> masks;
   std::string defaultCwd;  // where a command without --chdir starts
+  // setrlimit before each command's exec, in this order (validated by the
+  // helper: names known, never above the helper's own hard limits).
+  std::vector<RlimitSetting> rlimits;
 };
 
 // Never returns. `controlFd` is the init's end of the control socketpair.

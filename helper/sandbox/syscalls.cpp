@@ -16,9 +16,13 @@ int openat2(int dirfd, const char* path, uint64_t flags, uint64_t mode, uint64_t
   return static_cast<int>(::syscall(SYS_openat2, dirfd, path, &how, sizeof(how)));
 }
 
-pid_t clone3(uint64_t flags, int* pidfd) {
+pid_t clone3(uint64_t flags, int* pidfd, int cgroupFd) {
   struct clone_args args = {};
   args.flags = flags | CLONE_PIDFD;
+  if (cgroupFd >= 0) {
+    args.flags |= CLONE_INTO_CGROUP;
+    args.cgroup = static_cast<uint64_t>(cgroupFd);
+  }
   args.pidfd = reinterpret_cast<uint64_t>(pidfd);
   args.exit_signal = SIGCHLD;
   return static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof(args)));

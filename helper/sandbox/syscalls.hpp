@@ -12,8 +12,10 @@ namespace gpubox::sys {
 int openat2(int dirfd, const char* path, uint64_t flags, uint64_t mode, uint64_t resolve);
 
 // clone3(2) in fork-like form: returns 0 in the child, the child's pid in the
-// parent (with *pidfd set), or -1/errno.
-pid_t clone3(uint64_t flags, int* pidfd);
+// parent (with *pidfd set), or -1/errno. With cgroupFd >= 0 the child starts
+// in that cgroup v2 directory (CLONE_INTO_CGROUP, 5.7): it never runs a
+// single instruction anywhere else.
+pid_t clone3(uint64_t flags, int* pidfd, int cgroupFd = -1);
 
 int pivotRoot(const char* newRoot, const char* putOld);
 

@@ -10,7 +10,11 @@
 #   - without --gpu the probe fails cleanly (non-zero, a "no device" error)
 #     and no /dev/nvidia* node is visible;
 #   - with more than one GPU, granting one shows exactly one;
-# and prints the probe's throughput inside the sandbox divided by outside.
+#   - a session (`session create --gpu 0 --memory 16G`) runs the probe in two
+#     execs, one after the other, and `session rm` ends it;
+#   - a --memory ceiling (8G) leaves the probe room to run;
+# and prints the probe's throughput inside the sandbox divided by outside,
+# and the sandboxes' peak memory where `ps --json`/--json-status report it.
 # Every check prints PASS or FAIL; the exit status is non-zero on any FAIL.
 set -uo pipefail
 
@@ -39,7 +43,9 @@ printf '  %s\n' "${host_gpus[@]}"
 tmp=$(mktemp -d /tmp/gpubox-gpu.XXXXXX)
 chmod 755 "$tmp"
 helper_pid=
+live_session= # "WHO NAME" of a session a failed check left behind
 cleanup() {
+  [[ -n $live_session ]] && cli "${live_session% *}" session rm "${live_session#* }" >/dev/null 2>&1
   [[ -n $helper_pid ]] && kill "$helper_pid" 2>/dev/null && wait "$helper_pid" 2>/dev/null
   rm -rf "$tmp"
 }
@@ -83,10 +89,43 @@ as() {
     (cd "$tmp" && timeout "$TIMEOUT" setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@")
   fi
 }
-run() { local who=$1; shift; as "$who" "$gpubox" --socket "$tmp/sock" run "$@"; }
+cli() { local who=$1; shift; as "$who" "$gpubox" --socket "$tmp/sock" "$@"; }
+run() { local who=$1; shift; cli "$who" run "$@"; }
 
 field() { sed -n "s/.*probe: ok .*$1=\([0-9.]*\).*/\1/p" <<<"$2" | tail -1; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
+probe_ok() { grep -q '^probe: ok devices=1 ' <<<"$1"; }
+mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
+# peak_bytes JSON [NAME]: the first memory-peak figure in JSON (in NAME's
+# entry when given), or nothing. Informational: the field's exact name is
+# left to the JSON's own documentation, so any key with "peak" in it counts.
+peak_bytes() {
+  command -v python3 >/dev/null || return 0
+  python3 -c '
+import json, sys
+name = sys.argv[1] if len(sys.argv) > 1 else ""
+text = sys.stdin.read()
+try:
+    docs = [json.loads(text)]
+except ValueError:  # JSON lines
+    docs = [json.loads(l) for l in text.splitlines() if l.strip().startswith(("{", "["))]
+def walk(o, inside):
+    if isinstance(o, dict):
+        inside = inside or o.get("name") == name
+        if inside:
+            for k, v in o.items():
+                if "peak" in k.lower() and isinstance(v, (int, float)) and not isinstance(v, bool):
+                    print(int(v))
+                    sys.exit(0)
+        for v in o.values():
+            walk(v, inside)
+    elif isinstance(o, list):
+        for v in o:
+            walk(v, inside)
+for d in docs:
+    walk(d, not name)
+' "${@:2}" 2>/dev/null <<<"$1"
+}
 
 echo "--- outside any sandbox"
 outside=$(as self "$probe" 2>&1)
@@ -163,6 +202,68 @@ for who in self nobody; do
     fi
   else
     echo "SKIP: $who: only one GPU, cannot check that granting one of several shows one"
+  fi
+
+  # A session: one sandbox, the probe in two execs (the second must find the
+  # GPU as usable as the first did), then removed.
+  session=gpu-probe-$$
+  created=$(cli "$who" session create --gpu 0 --memory 16G --name "$session" 2>&1)
+  rc=$?
+  echo "$created"
+  if ((rc == 0)) && [[ $(tail -n 1 <<<"$created") == "$session" ]]; then
+    pass "$who: session create --gpu 0 --memory 16G --name $session"
+    live_session="$who $session"
+    for n in 1 2; do
+      out=$(cli "$who" exec "$session" -- "$probe" 2>&1)
+      rc=$?
+      echo "$out"
+      if ((rc == 0)) && probe_ok "$out"; then
+        pass "$who: probe in exec $n of session $session (one device)"
+      else
+        fail "$who: probe in exec $n of session $session (exit $rc)"
+      fi
+    done
+    ps_json=$(cli "$who" ps --json 2>&1)
+    peak=$(peak_bytes "$ps_json" "$session")
+    if [[ -n $peak ]]; then
+      echo "session $session: memory peak $(mib "$peak") (ceiling 16G)"
+    else
+      echo "session $session: memory peak not reported by ps --json"
+    fi
+    removed=$(cli "$who" session rm "$session" 2>&1)
+    rc=$?
+    if ((rc == 0)); then
+      pass "$who: session rm $session"
+      live_session=
+      gone=$(cli "$who" exec "$session" -- true 2>&1)
+      rc=$?
+      if ((rc != 0)); then
+        pass "$who: exec in a removed session fails (exit $rc)"
+      else
+        fail "$who: exec in the removed session $session still ran: $gone"
+      fi
+    else
+      fail "$who: session rm $session (exit $rc): $removed"
+    fi
+  else
+    fail "$who: session create --gpu 0 --memory 16G --name $session (exit $rc, printed no name)"
+  fi
+
+  # A memory ceiling with room for CUDA: the probe must run under it.
+  status=$tmp/status-$who.json
+  inside=$(run "$who" --gpu 0 --memory 8G --json-status 3 -- "$probe" 2>&1 3>"$status")
+  rc=$?
+  echo "$inside"
+  if ((rc == 0)) && probe_ok "$inside"; then
+    pass "$who: probe inside run --gpu 0 --memory 8G"
+  else
+    fail "$who: probe inside run --gpu 0 --memory 8G (exit $rc)"
+  fi
+  peak=$(peak_bytes "$(cat "$status" 2>/dev/null)")
+  if [[ -n $peak ]]; then
+    echo "run --memory 8G: memory peak $(mib "$peak")"
+  else
+    echo "run --memory 8G: memory peak not reported by --json-status"
   fi
 done
 

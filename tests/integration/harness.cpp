@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -425,17 +426,26 @@ bool canConnect(const std::string& path) {
 }
 
 HelperProcess::HelperProcess(const HelperOptions& opts)
-    : dir_(0755, 0, 0, "gpubox-it-helper"), work_(0777, kNobodyUid, kNobodyGid, "gpubox-it-work") {
+    : opts_(opts),
+      dir_(0755, 0, 0, "gpubox-it-helper"),
+      work_(0777, kNobodyUid, kNobodyGid, "gpubox-it-work") {
   socket_ = dir_.path() + "/gpubox.sock";
   logPath_ = dir_.path() + "/helper.log";
+  start();
+}
+
+void HelperProcess::start() {
   std::vector<std::string> argv{helperPath(), "--listen", socket_};
-  argv.insert(argv.end(), opts.extraArgs.begin(), opts.extraArgs.end());
+  argv.insert(argv.end(), opts_.extraArgs.begin(), opts_.extraArgs.end());
   std::vector<char*> argvC = cStrings(argv);
   std::vector<std::string> env{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                                "LANG=C"};
   std::vector<char*> envC = cStrings(env);
   int logFd = ::open(logPath_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (logFd < 0) fail("create " + logPath_);
+  struct stat st;
+  logStart_ = ::fstat(logFd, &st) == 0 ? static_cast<size_t>(st.st_size) : 0;
+  status_.reset();
   pid_ = ::fork();
   if (pid_ < 0) fail("fork");
   if (pid_ == 0) {
@@ -448,14 +458,21 @@ HelperProcess::HelperProcess(const HelperOptions& opts)
     childFail(argvC[0]);
   }
   ::close(logFd);
-  if (!opts.waitReady) return;
+  if (!opts_.waitReady) return;
+  // After a restart the old socket file may still be there: wait for the
+  // new helper itself to accept (a connect to a dead socket fails anyway).
   bool ready =
-      pollUntil([&] { return canConnect(socket_) || !alive(); }, opts.readyTimeout) && alive();
+      pollUntil([&] { return canConnect(socket_) || !alive(); }, opts_.readyTimeout) && alive();
   if (!ready) {
     std::string why = alive() ? "did not accept connections in time" : "exited";
     stop();
     throw std::runtime_error("gpubox-helper " + why + "; its log:\n" + log());
   }
+}
+
+void HelperProcess::restart() {
+  if (alive()) throw std::runtime_error("HelperProcess::restart(): the helper still runs");
+  start();
 }
 
 HelperProcess::~HelperProcess() {
@@ -468,6 +485,11 @@ std::string HelperProcess::log() const {
   } catch (const std::exception&) {
     return "";
   }
+}
+
+std::string HelperProcess::logSinceStart() const {
+  std::string all = log();
+  return logStart_ <= all.size() ? all.substr(logStart_) : all;
 }
 
 bool HelperProcess::alive() {
@@ -523,6 +545,128 @@ std::unique_ptr<Process> HelperProcess::spawnCli(const std::vector<std::string>&
                                                  RunOptions opts) const {
   if (opts.cwd.empty()) opts.cwd = work_.path();
   return std::make_unique<Process>(cliArgv(args), opts);
+}
+
+nlohmann::json HelperProcess::psJson(std::optional<uid_t> uid, RunResult* raw) const {
+  RunOptions o;
+  o.asUid = uid;
+  o.timeout = 30s;
+  RunResult r = cli({"ps", "--json"}, o);
+  if (raw) *raw = r;
+  if (r.exitCode != 0) return nlohmann::json(nlohmann::json::value_t::discarded);
+  return parseJson(r.out);
+}
+
+bool pidRunning(pid_t pid) {
+  std::string stat = readProcQuietly("/proc/" + std::to_string(pid) + "/stat");
+  auto close = stat.rfind(')');
+  if (close == std::string::npos || close + 2 >= stat.size()) return false;
+  char state = stat[close + 2];
+  return state != 'Z' && state != 'X';
+}
+
+nlohmann::json parseJson(const std::string& text) {
+  return nlohmann::json::parse(text, nullptr, false);
+}
+
+nlohmann::json findByName(const nlohmann::json& list, const std::string& name) {
+  if (!list.is_array()) return nullptr;
+  for (const auto& e : list)
+    if (e.is_object() && e.contains("name") && e["name"].is_string() && e["name"] == name) return e;
+  return nullptr;
+}
+
+namespace {
+
+struct CgroupHierarchy {
+  std::string mountPoint;
+  std::vector<std::string> controllers;  // empty for cgroup2
+  bool v2 = false;
+};
+
+std::vector<CgroupHierarchy> cgroupHierarchies() {
+  std::vector<CgroupHierarchy> out;
+  for (const auto& l : lines(readProcQuietly("/proc/self/mountinfo"))) {
+    // id parent maj:min root mountpoint options [optional...] - fstype source superopts
+    auto dash = l.find(" - ");
+    if (dash == std::string::npos) continue;
+    std::istringstream head(l.substr(0, dash)), tail(l.substr(dash + 3));
+    std::string id, parent, dev, root, mountPoint, fstype, source, superOpts;
+    head >> id >> parent >> dev >> root >> mountPoint;
+    tail >> fstype >> source >> superOpts;
+    if (fstype != "cgroup" && fstype != "cgroup2") continue;
+    CgroupHierarchy h;
+    h.mountPoint = mountPoint;
+    h.v2 = fstype == "cgroup2";
+    std::istringstream opts(superOpts);
+    for (std::string o; std::getline(opts, o, ',');) h.controllers.push_back(o);
+    out.push_back(h);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string cgroupMount(const std::string& controller) {
+  for (const auto& h : cgroupHierarchies()) {
+    if (controller.empty() ? h.v2
+                           : !h.v2 && std::find(h.controllers.begin(), h.controllers.end(),
+                                                controller) != h.controllers.end())
+      return h.mountPoint;
+  }
+  return "";
+}
+
+std::vector<std::string> cgroupMounts() {
+  std::vector<std::string> out;
+  for (const auto& h : cgroupHierarchies())
+    if (std::find(out.begin(), out.end(), h.mountPoint) == out.end()) out.push_back(h.mountPoint);
+  return out;
+}
+
+std::vector<std::string> cgroupHostDirs(const std::string& field) {
+  std::vector<std::string> parts;
+  std::string rest = field;
+  for (;;) {
+    size_t plus = rest.find(" + ");
+    size_t comma = rest.find(", ");
+    size_t cut = std::min(plus, comma);
+    parts.push_back(rest.substr(0, cut));
+    if (cut == std::string::npos) break;
+    rest = rest.substr(cut + 3 - (cut == comma ? 1 : 0));
+  }
+  std::vector<std::string> out;
+  for (std::string p : parts) {
+    size_t b = p.find_first_not_of(" \t");
+    size_t e = p.find_last_not_of(" \t\n");
+    if (b == std::string::npos) continue;
+    p = p.substr(b, e - b + 1);
+    if (p.rfind("/sys/fs/cgroup", 0) == 0) {
+      out.push_back(p);
+      continue;
+    }
+    if (p[0] == '/') {
+      // A path inside the cgroup2 hierarchy.
+      std::string v2 = cgroupMount("");
+      out.push_back(!v2.empty() && pathExists(v2 + p) ? v2 + p : p);
+      continue;
+    }
+    size_t colon = p.find(":/");
+    if (colon == std::string::npos) {
+      out.push_back(p);
+      continue;
+    }
+    std::string controllers = p.substr(0, colon), path = p.substr(colon + 1);
+    if (controllers == "0" || controllers == "unified" || controllers == "cgroup2") {
+      std::string v2 = cgroupMount("");
+      out.push_back(v2.empty() ? p : v2 + (path == "/" ? "" : path));
+      continue;
+    }
+    std::string first = controllers.substr(0, controllers.find(','));
+    std::string mount = cgroupMount(first);
+    out.push_back(mount.empty() ? p : mount + (path == "/" ? "" : path));
+  }
+  return out;
 }
 
 std::vector<pid_t> findProcesses(const std::vector<std::string>& argv) {

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <memory>
@@ -151,13 +152,21 @@ class HelperProcess {
   HelperProcess(const HelperProcess&) = delete;
   HelperProcess& operator=(const HelperProcess&) = delete;
 
+  // Starts a new helper on the same socket with the same arguments (and the
+  // same log file, appended to) after this one has exited or been killed:
+  // what a service manager does after a crash. Throws when the old one still
+  // runs, or when the new one does not come up.
+  void restart();
+
   const std::string& socketPath() const { return socket_; }
   const std::string& dir() const { return dir_.path(); }
   const std::string& workDir() const { return work_.path(); }
   pid_t pid() const { return pid_; }
 
-  // The helper's stderr (and stdout) so far.
+  // The helper's stderr (and stdout) so far: every start's, appended.
   std::string log() const;
+  // The same, from the latest start (restart()) only.
+  std::string logSinceStart() const;
   bool alive();
   // Waits for the helper to exit on its own. Returns its wait status.
   std::optional<int> waitExit(std::chrono::milliseconds timeout);
@@ -173,11 +182,20 @@ class HelperProcess {
                                     RunOptions opts = {}) const;
   std::vector<std::string> cliArgv(const std::vector<std::string>& args) const;
 
+  // `gpubox ps --json` as `uid` (unset: root), parsed. A discarded json
+  // value (is_discarded()) when the command failed or printed no JSON;
+  // `raw`, when given, receives the run for assertion messages.
+  nlohmann::json psJson(std::optional<uid_t> uid = std::nullopt, RunResult* raw = nullptr) const;
+
  private:
+  void start();
+
+  HelperOptions opts_;
   TempDir dir_;
   TempDir work_;
   std::string socket_;
   std::string logPath_;
+  size_t logStart_ = 0;
   pid_t pid_ = -1;
   std::optional<int> status_;
 };
@@ -187,6 +205,30 @@ bool canConnect(const std::string& path);
 
 // Pids of host processes whose argv equals `argv` exactly (from /proc/*/cmdline).
 std::vector<pid_t> findProcesses(const std::vector<std::string>& argv);
+// True while `pid` exists and is not a zombie.
+bool pidRunning(pid_t pid);
+
+// ---------------------------------------------------------------- JSON, cgroups
+
+// Parses `text` (surrounding whitespace allowed); a discarded value
+// (is_discarded()) when it is not one JSON document.
+nlohmann::json parseJson(const std::string& text);
+// The element of the JSON array `list` whose "name" is `name`; null if none.
+nlohmann::json findByName(const nlohmann::json& list, const std::string& name);
+
+// The host directories named by a sandbox's "cgroup" field (of --json-status,
+// `gpubox ps --json`, `session create --json`): parts separated by " + " (or
+// ", "), each either an absolute cgroup v2 path ("/sys/fs/cgroup/...", or a
+// path inside the cgroup2 mount), or a v1 "controller[,controller]:/path"
+// resolved against the hierarchy mounted with that controller (from
+// /proc/self/mountinfo). Parts that cannot be resolved are returned as-is so
+// that assertions show them.
+std::vector<std::string> cgroupHostDirs(const std::string& field);
+// Where the hierarchy with `controller` ("memory", "pids", "cpuacct", or ""
+// for the cgroup2 one) is mounted on the host; "" when it is not.
+std::string cgroupMount(const std::string& controller);
+// Every cgroup (v1 and v2) hierarchy's mount point on the host.
+std::vector<std::string> cgroupMounts();
 
 void sleepFor(std::chrono::milliseconds d);
 

@@ -147,12 +147,13 @@ TEST_P(Lifetime, ConcurrentSandboxes) {
 TEST_P(Lifetime, HelperLogsOneRecordPerSandbox) {
   auto r = runAs({"--", "sh", "-c", "exit 7"});
   EXPECT_EQ(r.exitCode, 7);
-  ASSERT_TRUE(
-      pollUntil([&] { return helper().log().find("result=\"exit 7\"") != std::string::npos; }, 10s))
+  ASSERT_TRUE(pollUntil(
+      [&] { return helper().log().find("result=\"exited with status 7\"") != std::string::npos; },
+      10s))
       << helper().log();
   std::string record;
   for (const auto& l : lines(helper().log()))
-    if (l.find("result=\"exit 7\"") != std::string::npos) record = l;
+    if (l.find("result=\"exited with status 7\"") != std::string::npos) record = l;
   EXPECT_THAT(record, HasSubstr("uid=" + std::to_string(caller())));
   EXPECT_THAT(record, HasSubstr("argv0=sh"));
   EXPECT_THAT(record, HasSubstr("duration_ms="));

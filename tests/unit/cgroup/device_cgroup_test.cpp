@@ -1,8 +1,8 @@
-// Real enforcement tests: a child process is put into a DeviceCgroup and
-// tries to open (and mknod) device nodes. Needs root.
-#include "device_cgroup.hpp"
-
+// Real enforcement tests of device rules: a child process is put into a
+// SandboxCgroup with DeviceRules and tries to open (and mknod) device nodes.
+// Needs root.
 #include <fcntl.h>
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "cgroup_mode.hpp"
 #include "error.hpp"
+#include "sandbox_cgroup.hpp"
 #include "unique_fd.hpp"
 
 namespace gpubox::cgroup {
@@ -27,9 +27,24 @@ namespace {
 constexpr int kFreeMajor = 240;
 constexpr int kExtraDenyMajor = 241;
 
+// Not "sb-<pid>-<n>": a helper's cleanLeftovers() must never take a running
+// test's cgroups for a dead helper's.
 std::string uniqueName() {
   static int counter = 0;
   return "test-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
+}
+
+const Layout& layout() {
+  static const Layout l = prepareLayout();
+  return l;
+}
+
+std::unique_ptr<SandboxCgroup> createDevices(const std::string& name, DevicePolicy policy,
+                                             const std::vector<DeviceRule>& allow,
+                                             const std::vector<int>& extraDeny,
+                                             DeviceBackend backend = DeviceBackend::Auto) {
+  const DeviceRules rules{policy, allow, extraDeny, backend};
+  return SandboxCgroup::create(layout(), name, {}, &rules);
 }
 
 struct Node {
@@ -48,10 +63,9 @@ class DeviceCgroupTest : public ::testing::TestWithParam<DeviceBackend> {
   void SetUp() override {
     if (::geteuid() != 0)
       GTEST_SKIP() << "needs root (creates cgroups and device nodes); CI runs these as root";
-    const Mounts mounts = detectMounts();
-    if (GetParam() == DeviceBackend::V1Only && mounts.v1DevicesMount.empty())
+    if (GetParam() == DeviceBackend::V1Only && !layout().v1Parents.contains("devices"))
       GTEST_SKIP() << "this host has no cgroup v1 devices controller";
-    if (GetParam() == DeviceBackend::BpfOnly && mounts.v2Mount.empty())
+    if (GetParam() == DeviceBackend::BpfOnly && layout().v2Parent.empty())
       GTEST_SKIP() << "this host has no cgroup2 hierarchy";
 
     char tmpl[] = "/tmp/gpubox-devcg.XXXXXX";
@@ -77,9 +91,9 @@ class DeviceCgroupTest : public ::testing::TestWithParam<DeviceBackend> {
 
   std::string node(const std::string& name) const { return dir_ + "/" + name; }
 
-  std::unique_ptr<DeviceCgroup> make(DevicePolicy policy, const std::vector<DeviceRule>& allow,
-                                     const std::vector<int>& extraDeny) {
-    auto cg = DeviceCgroup::create(uniqueName(), policy, allow, extraDeny, GetParam());
+  std::unique_ptr<SandboxCgroup> make(DevicePolicy policy, const std::vector<DeviceRule>& allow,
+                                      const std::vector<int>& extraDeny) {
+    auto cg = createDevices(uniqueName(), policy, allow, extraDeny, GetParam());
     std::printf("device cgroup: %s%s%s\n", cg->path().c_str(), cg->skipped().empty() ? "" : "; ",
                 cg->skipped().c_str());
     return cg;
@@ -88,7 +102,7 @@ class DeviceCgroupTest : public ::testing::TestWithParam<DeviceBackend> {
   // Forks a child, attaches it to CG, and has it open each path and mknod
   // each (major, minor). Returns errno per attempt (0 = success), keyed by
   // path or by "mknod M:N".
-  std::map<std::string, int> probe(DeviceCgroup& cg, const std::vector<std::string>& paths,
+  std::map<std::string, int> probe(SandboxCgroup& cg, const std::vector<std::string>& paths,
                                    const std::vector<std::pair<int, int>>& mknods = {}) {
     int go[2], result[2];
     EXPECT_EQ(::pipe2(go, O_CLOEXEC), 0);
@@ -203,8 +217,12 @@ TEST_P(DeviceCgroupTest, DestructorRemovesDirectories) {
     struct stat st {};
     EXPECT_EQ(::stat(d.c_str(), &st), 0) << d;
   }
-  // A process that lived in it and is gone must not keep it busy.
+  // A process that lived in it and is gone must not keep it busy for
+  // longer than the moment the kernel needs to finish tearing it down (the
+  // helper retries from its event loop; the destructor tries once).
   probe(*cg, {"/dev/null"});
+  for (int i = 0; i < 200 && !cg->tryRemove(); ++i) ::usleep(5000);
+  EXPECT_TRUE(cg->directories().empty());
   cg.reset();
   for (const std::string& d : dirs) {
     struct stat st {};
@@ -215,9 +233,9 @@ TEST_P(DeviceCgroupTest, DestructorRemovesDirectories) {
 
 TEST_P(DeviceCgroupTest, NameReuseIsRefused) {
   const std::string name = uniqueName();
-  auto first = DeviceCgroup::create(name, DevicePolicy::AllowListed, {}, {}, GetParam());
+  auto first = createDevices(name, DevicePolicy::AllowListed, {}, {}, GetParam());
   try {
-    DeviceCgroup::create(name, DevicePolicy::AllowListed, {}, {}, GetParam());
+    createDevices(name, DevicePolicy::AllowListed, {}, {}, GetParam());
     ADD_FAILURE() << "a second cgroup with the same name must be refused";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("already exists"), std::string::npos) << e.what();
@@ -240,32 +258,48 @@ INSTANTIATE_TEST_SUITE_P(Backends, DeviceCgroupTest,
                            return std::string("?");
                          });
 
+TEST(DeviceCgroup, DestructorRemovesUnusedDirectories) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root (creates cgroups)";
+  auto cg = createDevices(uniqueName(), DevicePolicy::AllowListed, {}, {});
+  const std::vector<std::string> dirs = cg->directories();
+  ASSERT_FALSE(dirs.empty());
+  cg.reset();
+  for (const std::string& d : dirs) {
+    struct stat st {};
+    EXPECT_NE(::stat(d.c_str(), &st), 0) << d << " still exists";
+  }
+}
+
 TEST(DeviceCgroup, AutoUsesEveryAvailableBackend) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root (creates cgroups)";
   const Mounts mounts = detectMounts();
-  auto cg = DeviceCgroup::create(uniqueName(), DevicePolicy::AllowListed, {}, {});
-  EXPECT_EQ(cg->usesV1(), !mounts.v1DevicesMount.empty());
+  auto cg = createDevices(uniqueName(), DevicePolicy::AllowListed, {}, {});
+  EXPECT_EQ(cg->usesV1Devices(), !mounts.v1DevicesMount.empty());
   EXPECT_EQ(cg->usesBpf(), !mounts.v2Mount.empty());
   EXPECT_EQ(cg->skipped(), "");
   EXPECT_EQ(cg->usesBpf(), cg->v2Fd() >= 0);
   if (mounts.mode == Mode::Hybrid) {
     EXPECT_NE(cg->path().find(" + "), std::string::npos) << cg->path();
+    EXPECT_NE(cg->path().find("devices:/gpubox/"), std::string::npos) << cg->path();
   }
+  const std::vector<std::string> applied = cg->applied();
+  ASSERT_FALSE(applied.empty());
+  EXPECT_EQ(applied.back().rfind("devices: allow-list (", 0), 0u) << applied.back();
 }
 
 TEST(DeviceCgroup, RejectsBadNamesAndRules) {
   for (const char* name : {"", ".", "..", "a/b", "x y", "../escape"})
-    EXPECT_THROW(DeviceCgroup::create(name, DevicePolicy::AllowListed, {}, {}), Error) << name;
+    EXPECT_THROW(createDevices(name, DevicePolicy::AllowListed, {}, {}), Error) << name;
   const std::vector<DeviceRule> bad = {
       {'x', 1, 3, "rwm"}, {'c', 1, 3, ""},    {'c', 1, 3, "rwx"},
       {'c', -2, 3, "r"},  {'a', 1, 3, "rwm"}, {'c', 1 << 12, 0, "r"},
   };
   for (const DeviceRule& rule : bad)
-    EXPECT_THROW(DeviceCgroup::create("bad-rule", DevicePolicy::AllowListed, {rule}, {}), Error)
+    EXPECT_THROW(createDevices("bad-rule", DevicePolicy::AllowListed, {rule}, {}), Error)
         << toString(rule);
   // Under DenyNvidia an exception must name a major.
-  EXPECT_THROW(
-      DeviceCgroup::create("bad-exc", DevicePolicy::DenyNvidia, {{'c', -1, -1, "rwm"}}, {}), Error);
+  EXPECT_THROW(createDevices("bad-exc", DevicePolicy::DenyNvidia, {{'c', -1, -1, "rwm"}}, {}),
+               Error);
 }
 
 }  // namespace

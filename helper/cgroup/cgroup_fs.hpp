@@ -1,0 +1,47 @@
+// Small file operations on cgroup directories, all relative to an open
+// directory fd: the cgroup code keeps an fd per directory it made, and tests
+// drive the same functions against plain temporary directories.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "unique_fd.hpp"
+
+namespace gpubox::cgroup {
+
+// Whole content of FILE in DIRFD, or nullopt when it cannot be read (a
+// missing control file means "this controller is not here", not an error).
+std::optional<std::string> readControl(int dirFd, const char* file);
+
+// Writes VALUE to FILE in DIRFD in one write(2): cgroup files take one value
+// per write. DIR names the directory in the error. Throws gpubox::Error
+// "writing VALUE to DIR/FILE: <errno>".
+void writeControl(int dirFd, const std::string& dir, const char* file, const std::string& value);
+
+// The same for a directory given by its absolute path.
+void writeControl(const std::string& dir, const char* file, const std::string& value);
+
+// Whether FILE exists in DIRFD.
+bool hasControl(int dirFd, const char* file);
+
+// The pids listed in DIRFD's cgroup.procs; empty when none or unreadable.
+std::vector<pid_t> cgroupPids(int dirFd);
+
+// Throws gpubox::Error unless NAME is one path component of [A-Za-z0-9._-]
+// (at most 128 bytes, not "." or "..").
+void validateCgroupName(const std::string& name);
+
+// mkdir PARENT/NAME (and PARENT itself if it went missing), refusing to adopt an existing
+// directory: a stale or foreign cgroup of that name could hold other limits or other processes.
+// Returns the path and an O_DIRECTORY fd. Throws gpubox::Error.
+std::pair<std::string, UniqueFd> makeCgroup(const std::string& parent, const std::string& name);
+
+// mkdir -p of PATH, which must lie under BASE (existing, never created here).
+void makeDirsUnder(const std::string& base, const std::string& path);
+
+}  // namespace gpubox::cgroup

@@ -1,0 +1,235 @@
+#include "sandbox_cgroup.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <utility>
+
+#include "cgroup_fs.hpp"
+#include "cgroup_kill.hpp"
+#include "device_bpf.hpp"
+#include "error.hpp"
+
+namespace gpubox::cgroup {
+
+namespace {
+
+// The v1 hierarchies a sandbox may get a directory in, in display order.
+constexpr const char* kV1Order[] = {"memory", "cpu", "cpuacct", "pids", "devices"};
+
+// Throws unless the host has what RULES.backend asks for.
+void checkDeviceBackends(const Layout& layout, DeviceBackend backend) {
+  const bool haveV1 = layout.v1Parents.contains("devices");
+  const bool haveV2 = !layout.v2Parent.empty();
+  if (backend == DeviceBackend::V1Only && !haveV1)
+    throw Error("device cgroup: the cgroup v1 devices controller is not mounted");
+  if (backend == DeviceBackend::BpfOnly && !haveV2)
+    throw Error("device cgroup: no cgroup2 hierarchy is mounted");
+  if (!haveV1 && !haveV2)
+    throw Error("device cgroup: neither the cgroup v1 devices controller nor cgroup2 is mounted");
+}
+
+// "memory,cpuacct:/process_api/x/gpubox/sb-1-2": as /proc/PID/cgroup shows it.
+std::string v1Display(const Layout& layout, const std::vector<std::string>& controllers,
+                      const std::string& dir) {
+  std::string names;
+  for (const std::string& c : controllers) names += (names.empty() ? "" : ",") + c;
+  std::string path = dir;
+  if (const auto it = layout.mounts.v1.find(controllers.front()); it != layout.mounts.v1.end()) {
+    const V1Mount& mount = it->second;
+    if (dir.starts_with(mount.mountPoint + "/")) {
+      path = dir.substr(mount.mountPoint.size());
+      if (mount.root != "/") path = mount.root + path;
+    }
+  }
+  return names + ":" + path;
+}
+
+}  // namespace
+
+std::unique_ptr<SandboxCgroup> SandboxCgroup::create(const Layout& layout, const std::string& name,
+                                                     const ResourceLimits& limits,
+                                                     const DeviceRules* devices) {
+  // Everything that can be checked without touching the hierarchies first,
+  // so a bad request leaves nothing behind.
+  validateCgroupName(name);
+  validateLimits(limits);
+  if (const std::string why = unsupportedLimit(layout, limits); !why.empty()) throw Error(why);
+  std::optional<ExpandedDeviceRules> rules;
+  if (devices) {
+    rules = expandDeviceRules(*devices);
+    checkDeviceBackends(layout, devices->backend);
+  }
+
+  // v1 hierarchies to use, grouped by directory: co-mounted controllers
+  // ("cpu,cpuacct") share one.
+  std::vector<std::pair<std::string, std::vector<std::string>>> v1Groups;
+  for (const char* c : kV1Order) {
+    const auto it = layout.v1Parents.find(c);
+    if (it == layout.v1Parents.end()) continue;
+    const bool isDevices = std::string_view(c) == "devices";
+    if (isDevices && (!devices || devices->backend == DeviceBackend::BpfOnly)) continue;
+    if (!isDevices && handledByV2(layout, c)) continue;
+    auto group = v1Groups.begin();
+    while (group != v1Groups.end() && group->first != it->second) ++group;
+    if (group == v1Groups.end()) group = v1Groups.insert(group, {it->second, {}});
+    group->second.emplace_back(c);
+  }
+
+  auto cg = std::make_unique<SandboxCgroup>(Key{});
+  try {
+    if (!layout.v2Parent.empty()) {
+      auto [dir, fd] = makeCgroup(layout.v2Parent, name);
+      cg->v2_.emplace(Dir{dir, dir, {}, std::move(fd)});
+      for (std::string& line : writeV2Limits(cg->v2_->fd.get(), dir, layout.v2Controllers, limits))
+        cg->applied_.push_back(std::move(line));
+    }
+    for (const auto& [parent, controllers] : v1Groups) {
+      auto [dir, fd] = makeCgroup(parent, name);
+      const std::string display = v1Display(layout, controllers, dir);
+      Dir& made = cg->v1_.emplace_back(Dir{dir, display, controllers, std::move(fd)});
+      for (std::string& line : writeV1Limits(made.fd.get(), dir, controllers, limits))
+        cg->applied_.push_back(std::move(line));
+    }
+    if (devices) cg->setUpDevices(*rules, *devices);
+  } catch (...) {
+    cg->tryRemove();  // nothing has joined yet, so nothing is busy
+    throw;
+  }
+  return cg;
+}
+
+void SandboxCgroup::setUpDevices(const ExpandedDeviceRules& rules, const DeviceRules& request) {
+  std::string v1Error, bpfError;
+  for (auto dir = v1_.begin(); dir != v1_.end(); ++dir) {
+    if (std::find(dir->controllers.begin(), dir->controllers.end(), "devices") ==
+        dir->controllers.end())
+      continue;
+    try {
+      writeV1DeviceRules(dir->fd.get(), dir->path, rules);
+      v1Devices_ = true;
+    } catch (const Error& e) {
+      // Half-written rules must not stay in force: an allow-list missing
+      // /dev/null would break the sandbox in ways nobody could explain. A
+      // hierarchy shared with other controllers cannot be dropped, though.
+      if (dir->controllers.size() > 1 || ::rmdir(dir->path.c_str()) != 0) throw;
+      v1Error = e.what();
+      v1_.erase(dir);
+      break;
+    }
+  }
+  if (v2_ && request.backend != DeviceBackend::V1Only) {
+    try {
+      UniqueFd program =
+          loadDeviceProgram(buildDeviceProgram(rules.allow, rules.deny, rules.defaultAllow));
+      attachDeviceProgram(v2_->fd.get(), program.get());
+      program_ = std::move(program);
+    } catch (const Error& e) {
+      bpfError = e.what();
+    }
+  }
+  if (!usesV1Devices() && !usesBpf()) {
+    std::string message = "cannot set up the sandbox's device cgroup";
+    if (!v1Error.empty()) message += ": v1: " + v1Error;
+    if (!bpfError.empty())
+      message += (v1Error.empty() ? ": " : "; ") + std::string("bpf: ") + bpfError;
+    throw Error(message);
+  }
+  if (!v1Error.empty()) skipped_ = "cgroup v1 devices not used: " + v1Error;
+  if (!bpfError.empty()) skipped_ = "cgroup v2 BPF device program not used: " + bpfError;
+  std::string backends;
+  if (usesV1Devices()) backends = "cgroup v1";
+  if (usesBpf()) backends += (backends.empty() ? "" : " + ") + std::string("bpf");
+  applied_.push_back(std::string("devices: ") + policyName(request.policy) + " (" + backends + ")");
+}
+
+SandboxCgroup::~SandboxCgroup() {
+  if (tryRemove()) return;
+  for (const Dir* dir : dirs())
+    if (!dir->removed)
+      std::fprintf(
+          stderr, "gpubox-helper: %s\n",
+          errnoMessage("cannot remove sandbox cgroup " + dir->path, dir->removeError).c_str());
+}
+
+std::vector<const SandboxCgroup::Dir*> SandboxCgroup::dirs() const {
+  std::vector<const Dir*> all;
+  if (v2_) all.push_back(&*v2_);
+  for (const Dir& dir : v1_) all.push_back(&dir);
+  return all;
+}
+
+std::vector<SandboxCgroup::Dir*> SandboxCgroup::dirs() {
+  std::vector<Dir*> all;
+  if (v2_) all.push_back(&*v2_);
+  for (Dir& dir : v1_) all.push_back(&dir);
+  return all;
+}
+
+void SandboxCgroup::attachV1(pid_t pid) {
+  for (Dir& dir : v1_)
+    if (!dir.removed) writeControl(dir.fd.get(), dir.path, "cgroup.procs", std::to_string(pid));
+}
+
+void SandboxCgroup::attach(pid_t pid) {
+  attachV1(pid);
+  if (v2_ && !v2_->removed)
+    writeControl(v2_->fd.get(), v2_->path, "cgroup.procs", std::to_string(pid));
+}
+
+Stats SandboxCgroup::stats() const {
+  Stats stats;
+  bool havePids = false;
+  // v1 first: where both have a figure (CPU time on hybrid hosts) the v2 one
+  // wins, as it covers the whole sandbox whichever way it joined.
+  for (const Dir& dir : v1_)
+    if (!dir.removed) havePids = readV1Stats(dir.fd.get(), stats) || havePids;
+  if (v2_ && !v2_->removed) havePids = readV2Stats(v2_->fd.get(), stats) || havePids;
+  if (!havePids) {
+    for (const Dir* dir : dirs()) {
+      if (dir->removed) continue;
+      stats.processes = cgroupPids(dir->fd.get()).size();
+      break;
+    }
+  }
+  return stats;
+}
+
+size_t SandboxCgroup::killAll() {
+  std::vector<int> fds;
+  for (const Dir* dir : dirs())
+    if (!dir->removed) fds.push_back(dir->fd.get());
+  return killCgroupProcesses(fds);
+}
+
+bool SandboxCgroup::tryRemove() {
+  bool all = true;
+  for (Dir* dir : dirs()) {
+    if (dir->removed) continue;
+    if (::rmdir(dir->path.c_str()) == 0 || errno == ENOENT) {
+      dir->removed = true;
+      dir->fd.reset();
+    } else {
+      dir->removeError = errno;
+      all = false;
+    }
+  }
+  return all;
+}
+
+std::vector<std::string> SandboxCgroup::directories() const {
+  std::vector<std::string> paths;
+  for (const Dir* dir : dirs())
+    if (!dir->removed) paths.push_back(dir->path);
+  return paths;
+}
+
+std::string SandboxCgroup::path() const {
+  std::string s;
+  for (const Dir* dir : dirs()) s += (s.empty() ? "" : " + ") + dir->display;
+  return s;
+}
+
+}  // namespace gpubox::cgroup

@@ -1,0 +1,138 @@
+// The cgroup of one sandbox: one directory per hierarchy, the same NAME in
+// each, carrying the sandbox's resource limits and, when asked, its device
+// rules. It is also how the helper measures a sandbox (stats()), ends it
+// (killAll()) and cleans up after a crashed predecessor (cleanLeftovers()).
+//
+// Which hierarchy does what is decided once at helper start (Layout, see
+// cgroup_layout.hpp). A sandbox gets a v2 directory whenever cgroup2 is
+// mounted (CLONE_INTO_CGROUP, cgroup.kill, cpu.stat and the BPF device
+// program work there even without controllers), a v1 directory in every
+// mounted memory/cpu/cpuacct/pids hierarchy that v2 does not replace (always,
+// even without a limit, so statistics work), and a v1 devices directory when
+// it has device rules.
+//
+// Device backends: on hybrid hosts both the v1 devices rules and the v2 BPF
+// program are used, each a complete guard on its own; if one of them fails
+// there the other still enforces and skipped() says what was not used and
+// why. If none works, create() throws: a GPU sandbox must never go without.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cgroup_layout.hpp"
+#include "cgroup_stats.hpp"
+#include "device_rules.hpp"
+#include "resource_limits.hpp"
+#include "unique_fd.hpp"
+
+namespace gpubox::cgroup {
+
+class SandboxCgroup {
+ public:
+  // Creates NAME (one path component of [A-Za-z0-9._-]; the helper uses
+  // "sb-<helper pid>-<n>", which cleanLeftovers() recognises) in the v2
+  // parent and in each v1 hierarchy the sandbox needs, then writes each limit
+  // and the device rules. Refuses an existing directory (never adopts one).
+  // On any failure removes what it made and throws gpubox::Error naming the
+  // option and file, e.g. "--memory 64M: writing 67108864 to .../memory.max:
+  // Device or resource busy". A limit whose controller is unavailable throws;
+  // none is ever skipped silently.
+  static std::unique_ptr<SandboxCgroup> create(const Layout& layout, const std::string& name,
+                                               const ResourceLimits& limits,
+                                               const DeviceRules* devices = nullptr);
+
+  // Only create() can make the key, so only it constructs (through
+  // make_unique, which needs a public constructor).
+  class Key {
+    friend class SandboxCgroup;
+    Key() = default;
+  };
+  explicit SandboxCgroup(Key) {}
+  SandboxCgroup(const SandboxCgroup&) = delete;
+  SandboxCgroup& operator=(const SandboxCgroup&) = delete;
+  // tryRemove() once; whatever is still busy is reported on stderr. The
+  // helper calls killAll() and tryRemove() (with retries from its event loop)
+  // before destroying.
+  ~SandboxCgroup();
+
+  // O_DIRECTORY fd of the v2 directory, for clone3(CLONE_INTO_CGROUP); -1
+  // without cgroup2. The v1 directories still need attachV1().
+  int v2Fd() const { return v2_ ? v2_->fd.get() : -1; }
+  // Writes PID to cgroup.procs of every v1 directory. Throws gpubox::Error.
+  void attachV1(pid_t pid);
+  // The v1 directories and the v2 one. Throws gpubox::Error.
+  void attach(pid_t pid);
+
+  // A handful of small reads, no directory walk. Never throws (a missing
+  // file reads as 0).
+  Stats stats() const;
+
+  // SIGKILLs every process in the cgroup (cgroup.kill where the v2 directory
+  // has it, else each pid of cgroup.procs, repeated until empty: at most 100
+  // rounds 1 ms apart, so it returns within about 0.1 s even when a process
+  // hangs in the kernel). Returns how many pids it signalled (best effort).
+  size_t killAll();
+
+  // rmdir of every directory still there, once: no sleeping, no retries (the
+  // caller retries from its event loop). True when all are gone.
+  bool tryRemove();
+  // The directories it made that still exist.
+  std::vector<std::string> directories() const;
+
+  // One line for humans and the JSON status, e.g.
+  // "/sys/fs/cgroup/unified/gpubox/sb-1-2 + memory:/process_api/x/gpubox/sb-1-2 + ...".
+  std::string path() const;
+  // One line per limit or device rule set written, e.g.
+  // "memory.limit_in_bytes = 67108864 (cgroup v1)",
+  // "devices: allow-list (cgroup v1 + bpf)".
+  std::vector<std::string> applied() const { return applied_; }
+  // The device backend not used and why; "" otherwise.
+  const std::string& skipped() const { return skipped_; }
+  // Which device backends enforce this sandbox's device rules.
+  bool usesV1Devices() const { return v1Devices_; }
+  bool usesBpf() const { return program_.valid(); }
+
+ private:
+  struct Dir {
+    std::string path;                      // absolute
+    std::string display;                   // "memory:/process_api/x/gpubox/sb-1-2"
+    std::vector<std::string> controllers;  // v1: the hierarchy's controllers in use
+    UniqueFd fd;
+    bool removed = false;
+    int removeError = 0;  // errno of the last failed rmdir
+  };
+
+  void setUpDevices(const ExpandedDeviceRules& rules, const DeviceRules& request);
+  // Every directory, the v2 one first.
+  std::vector<const Dir*> dirs() const;
+  std::vector<Dir*> dirs();
+
+  std::optional<Dir> v2_;
+  std::vector<Dir> v1_;
+  bool v1Devices_ = false;
+  UniqueFd program_;  // keeps the BPF program alive as long as the object
+  std::vector<std::string> applied_;
+  std::string skipped_;
+};
+
+// The default liveness test of cleanLeftovers(): /proc/PID/comm is
+// "gpubox-helper".
+bool isGpuboxHelper(pid_t pid);
+
+// Crash recovery, run once at helper start before serving: under every
+// parent of LAYOUT, each directory named "sb-<pid>-<n>" whose <pid> is not a
+// live helper (ISLIVEHELPER false; default isGpuboxHelper) is a leftover of a
+// dead helper: its processes are killed and it is removed. Directories of
+// live helpers (several may share a parent) are left alone. Returns one line
+// per directory handled, e.g. "removed leftover cgroup .../gpubox/sb-123-4 of
+// dead helper 123 (killed 2 processes)", or why it could not be removed.
+std::vector<std::string> cleanLeftovers(const Layout& layout,
+                                        const std::function<bool(pid_t)>& isLiveHelper = {});
+
+}  // namespace gpubox::cgroup

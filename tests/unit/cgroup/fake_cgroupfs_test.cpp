@@ -1,0 +1,338 @@
+// The limit writers and statistics readers against a fake cgroupfs: a plain
+// temporary directory with empty (or pre-filled) control files. The v2 path
+// cannot run for real on this project's hybrid CI hosts (their cgroup2 has no
+// controllers), so this is where the exact bytes written are checked. Also the
+// pure decisions (unsupportedLimit, describeLayout). No root needed.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "cgroup_fs.hpp"
+#include "cgroup_layout.hpp"
+#include "cgroup_stats.hpp"
+#include "error.hpp"
+#include "resource_limits.hpp"
+#include "sandbox_cgroup.hpp"
+#include "unique_fd.hpp"
+
+namespace gpubox::cgroup {
+namespace {
+
+constexpr uint64_t kMiB = 1024 * 1024;
+
+class FakeCgroup : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/gpubox-fakecg.XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr) << std::strerror(errno);
+    dir_ = tmpl;
+    fd_ = UniqueFd(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    ASSERT_TRUE(fd_.valid());
+  }
+  void TearDown() override {
+    for (const std::string& f : files_) ::unlink((dir_ + "/" + f).c_str());
+    ::rmdir(dir_.c_str());
+  }
+  void put(const std::string& file, const std::string& content = "") {
+    std::ofstream(dir_ + "/" + file) << content;
+    files_.push_back(file);
+  }
+  std::string get(const std::string& file) const {
+    std::ifstream in(dir_ + "/" + file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+
+  std::string dir_;
+  UniqueFd fd_;
+  std::vector<std::string> files_;
+};
+
+TEST_F(FakeCgroup, V2WriterWritesExactBytes) {
+  for (const char* f : {"memory.max", "memory.swap.max", "cpu.max", "pids.max"}) put(f);
+  ResourceLimits limits;
+  limits.memoryBytes = 64 * kMiB;
+  limits.cpuMillis = 500;
+  limits.pids = 64;
+  const auto applied = writeV2Limits(fd_.get(), dir_, {"memory", "cpu", "pids"}, limits);
+  EXPECT_EQ(get("memory.max"), "67108864");
+  EXPECT_EQ(get("memory.swap.max"), "0");
+  EXPECT_EQ(get("cpu.max"), "50000 100000");
+  EXPECT_EQ(get("pids.max"), "64");
+  const std::vector<std::string> want = {
+      "memory.max = 67108864 (cgroup v2)", "memory.swap.max = 0 (cgroup v2)",
+      "cpu.max = 50000 100000 (cgroup v2)", "pids.max = 64 (cgroup v2)"};
+  EXPECT_EQ(applied, want);
+}
+
+TEST_F(FakeCgroup, V2WriterOnlyTouchesGivenControllersAndUnsetLimits) {
+  for (const char* f : {"memory.max", "memory.swap.max", "cpu.max", "pids.max"}) put(f);
+  ResourceLimits limits;
+  limits.cpuMillis = 2500;
+  limits.pids = 7;
+  const auto applied = writeV2Limits(fd_.get(), dir_, {"cpu"}, limits);
+  EXPECT_EQ(get("cpu.max"), "250000 100000");
+  EXPECT_EQ(get("pids.max"), "") << "pids is not in the controllers given";
+  EXPECT_EQ(get("memory.max"), "") << "no memory limit was set";
+  EXPECT_EQ(applied.size(), 1u);
+}
+
+TEST_F(FakeCgroup, V2WriterErrorNamesOptionAndFile) {
+  ResourceLimits limits;
+  limits.memoryBytes = 64 * kMiB;  // memory.max does not exist here
+  try {
+    writeV2Limits(fd_.get(), dir_, {"memory"}, limits);
+    ADD_FAILURE() << "must throw";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_EQ(m.rfind("--memory 64M: writing 67108864 to " + dir_ + "/memory.max: ", 0), 0u) << m;
+  }
+}
+
+TEST_F(FakeCgroup, V2WriterWithoutSwapAccountingSaysSo) {
+  put("memory.max");
+  ResourceLimits limits;
+  limits.memoryBytes = 3 * 1024 * kMiB;
+  const auto applied = writeV2Limits(fd_.get(), dir_, {"memory"}, limits);
+  EXPECT_EQ(get("memory.max"), "3221225472");
+  ASSERT_EQ(applied.size(), 2u);
+  EXPECT_NE(applied[1].find("swap not limited"), std::string::npos) << applied[1];
+}
+
+TEST_F(FakeCgroup, V1WriterWritesExactBytesPerHierarchy) {
+  for (const char* f : {"memory.limit_in_bytes", "memory.memsw.limit_in_bytes", "cpu.cfs_period_us",
+                        "cpu.cfs_quota_us", "pids.max"})
+    put(f);
+  ResourceLimits limits;
+  limits.memoryBytes = 64 * kMiB;
+  limits.cpuMillis = 500;
+  limits.pids = 16;
+  // A memory hierarchy gets only the memory files.
+  auto applied = writeV1Limits(fd_.get(), dir_, {"memory"}, limits);
+  EXPECT_EQ(get("memory.limit_in_bytes"), "67108864");
+  EXPECT_EQ(get("memory.memsw.limit_in_bytes"), "67108864");
+  EXPECT_EQ(get("cpu.cfs_quota_us"), "");
+  EXPECT_EQ(get("pids.max"), "");
+  std::vector<std::string> want = {"memory.limit_in_bytes = 67108864 (cgroup v1)",
+                                   "memory.memsw.limit_in_bytes = 67108864 (cgroup v1)"};
+  EXPECT_EQ(applied, want);
+  // A co-mounted cpu,cpuacct hierarchy gets the CPU files; pids its own.
+  applied = writeV1Limits(fd_.get(), dir_, {"cpu", "cpuacct"}, limits);
+  EXPECT_EQ(get("cpu.cfs_period_us"), "100000");
+  EXPECT_EQ(get("cpu.cfs_quota_us"), "50000");
+  want = {"cpu.cfs_quota_us = 50000 per 100000 (cgroup v1)"};
+  EXPECT_EQ(applied, want);
+  applied = writeV1Limits(fd_.get(), dir_, {"pids"}, limits);
+  EXPECT_EQ(get("pids.max"), "16");
+  want = {"pids.max = 16 (cgroup v1)"};
+  EXPECT_EQ(applied, want);
+}
+
+TEST_F(FakeCgroup, V1WriterErrorNamesOption) {
+  ResourceLimits limits;
+  limits.pids = 16;
+  try {
+    writeV1Limits(fd_.get(), dir_, {"pids"}, limits);
+    ADD_FAILURE() << "must throw";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("--pids 16: writing 16 to " + dir_ + "/pids.max", 0), 0u)
+        << e.what();
+  }
+  limits = {};
+  limits.cpuMillis = 1500;
+  try {
+    writeV1Limits(fd_.get(), dir_, {"cpu"}, limits);
+    ADD_FAILURE() << "must throw";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("--cpus 1.5: ", 0), 0u) << e.what();
+  }
+}
+
+TEST_F(FakeCgroup, V2StatsParsing) {
+  put("memory.current", "1234\n");
+  put("memory.peak", "5678\n");
+  put("memory.events", "low 0\nhigh 0\nmax 9\noom 3\noom_kill 2\noom_group_kill 0\n");
+  put("cpu.stat", "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n");
+  put("pids.current", "3\n");
+  Stats s;
+  EXPECT_TRUE(readV2Stats(fd_.get(), s));
+  EXPECT_EQ(s.memoryCurrent, 1234u);
+  EXPECT_EQ(s.memoryPeak, 5678u);
+  EXPECT_EQ(s.oomKills, 2u) << "oom_kill, not oom or oom_group_kill";
+  EXPECT_EQ(s.cpuUsageNanos, 1500000u);
+  EXPECT_EQ(s.processes, 3u);
+}
+
+TEST_F(FakeCgroup, V2StatsWithoutControllers) {
+  // What a controller-less v2 cgroup (hybrid host) has.
+  put("cpu.stat", "usage_usec 42\n");
+  put("cgroup.procs", "10\n11\n12\n");
+  Stats s;
+  EXPECT_FALSE(readV2Stats(fd_.get(), s));
+  EXPECT_EQ(s.cpuUsageNanos, 42000u);
+  EXPECT_EQ(s.memoryCurrent, 0u);
+  EXPECT_EQ(s.oomKills, 0u);
+  EXPECT_EQ(cgroupPids(fd_.get()), (std::vector<pid_t>{10, 11, 12}));
+}
+
+TEST_F(FakeCgroup, V1StatsParsing) {
+  put("memory.usage_in_bytes", "4096\n");
+  put("memory.max_usage_in_bytes", "8192\n");
+  put("memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 4\n");
+  put("cpuacct.usage", "987654321\n");
+  Stats s;
+  EXPECT_FALSE(readV1Stats(fd_.get(), s));
+  EXPECT_EQ(s.memoryCurrent, 4096u);
+  EXPECT_EQ(s.memoryPeak, 8192u);
+  EXPECT_EQ(s.oomKills, 4u) << "oom_kill, not oom_kill_disable";
+  EXPECT_EQ(s.cpuUsageNanos, 987654321u);
+  put("pids.current", "5\n");
+  EXPECT_TRUE(readV1Stats(fd_.get(), s));
+  EXPECT_EQ(s.processes, 5u);
+}
+
+TEST(KeyedValue, FindsWholeKeysOnly) {
+  EXPECT_EQ(keyedValue("oom 1\noom_kill 7\n", "oom_kill"), 7u);
+  EXPECT_EQ(keyedValue("oom_kill_disable 1\n", "oom_kill"), std::nullopt);
+  EXPECT_EQ(keyedValue("usage_usec 3", "usage_usec"), 3u);
+  EXPECT_EQ(keyedValue("", "x"), std::nullopt);
+  EXPECT_EQ(keyedValue("x notanumber\n", "x"), std::nullopt);
+}
+
+TEST(ResourceLimits, OptionSpelling) {
+  EXPECT_EQ(memoryOption(64 * kMiB), "--memory 64M");
+  EXPECT_EQ(memoryOption(2 * 1024 * kMiB), "--memory 2G");
+  EXPECT_EQ(memoryOption(1000), "--memory 1000");
+  EXPECT_EQ(memoryOption(1536 * 1024), "--memory 1536K");
+  EXPECT_EQ(cpuOption(500), "--cpus 0.5");
+  EXPECT_EQ(cpuOption(2000), "--cpus 2");
+  EXPECT_EQ(cpuOption(1250), "--cpus 1.25");
+  EXPECT_EQ(cpuOption(5), "--cpus 0.005");
+  EXPECT_EQ(pidsOption(16), "--pids 16");
+}
+
+TEST(ResourceLimits, RejectsValuesNoCgroupAccepts) {
+  ResourceLimits limits;
+  limits.cpuMillis = 5;
+  try {
+    validateLimits(limits);
+    ADD_FAILURE() << "must throw";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("--cpus 0.005: ", 0), 0u) << e.what();
+  }
+  limits = {};
+  limits.pids = 0;
+  EXPECT_THROW(validateLimits(limits), Error);
+  limits = {};
+  limits.memoryBytes = 0;
+  EXPECT_THROW(validateLimits(limits), Error);
+  limits = {};
+  limits.memoryBytes = 1;
+  limits.cpuMillis = 10;
+  limits.pids = 1;
+  EXPECT_NO_THROW(validateLimits(limits));
+}
+
+// A hybrid host like CI, by hand: v1 memory and cpu, no v1 pids, a
+// controller-less cgroup2.
+Layout hybridLayout() {
+  Layout l;
+  l.mounts.v2Mount = "/sys/fs/cgroup/unified";
+  l.mounts.v1["memory"] = {"/sys/fs/cgroup/memory", "/"};
+  l.mounts.v1["cpu"] = {"/sys/fs/cgroup/cpu", "/"};
+  l.v2Parent = "/sys/fs/cgroup/unified/x/gpubox";
+  l.v1Parents["memory"] = "/sys/fs/cgroup/memory/x/gpubox";
+  l.v1Parents["cpu"] = "/sys/fs/cgroup/cpu/gpubox";
+  return l;
+}
+
+TEST(Layout, UnsupportedLimitNamesTheOption) {
+  const Layout l = hybridLayout();
+  ResourceLimits limits;
+  limits.memoryBytes = kMiB;
+  limits.cpuMillis = 100;
+  EXPECT_EQ(unsupportedLimit(l, limits), "");
+  limits.pids = 10;
+  EXPECT_EQ(unsupportedLimit(l, limits),
+            "--pids: no pids controller is available to the helper (cgroup v2: not enabled in "
+            "/sys/fs/cgroup/unified/x/gpubox/cgroup.subtree_control; cgroup v1: not mounted)");
+
+  Layout none;  // no cgroups at all
+  limits = {};
+  limits.memoryBytes = kMiB;
+  EXPECT_EQ(unsupportedLimit(none, limits),
+            "--memory: no memory controller is available to the helper (cgroup v2: not mounted; "
+            "cgroup v1: not mounted)");
+  limits = {};
+  limits.cpuMillis = 500;
+  EXPECT_EQ(unsupportedLimit(none, limits).rfind("--cpus: no cpu controller", 0), 0u);
+  EXPECT_EQ(unsupportedLimit(none, {}), "") << "no limit asked, nothing missing";
+
+  // A controller in v2 counts without any v1.
+  Layout v2;
+  v2.v2Parent = "/sys/fs/cgroup/gpubox";
+  v2.v2Controllers = {"memory", "pids"};
+  limits = {};
+  limits.memoryBytes = kMiB;
+  limits.pids = 3;
+  EXPECT_EQ(unsupportedLimit(v2, limits), "");
+  limits.cpuMillis = 100;
+  EXPECT_NE(unsupportedLimit(v2, limits).find("--cpus"), std::string::npos);
+}
+
+TEST(Layout, DescribesWhereEachResourceIsEnforced) {
+  Layout l = hybridLayout();
+  l.v1Parents["devices"] = "/sys/fs/cgroup/devices/gpubox";
+  const std::vector<std::string> want = {
+      "memory: cgroup v1 (/sys/fs/cgroup/memory/x/gpubox)",
+      "cpu: cgroup v1 (/sys/fs/cgroup/cpu/gpubox)",
+      "pids: unavailable",
+      "devices: cgroup v1 (/sys/fs/cgroup/devices/gpubox) + cgroup v2 BPF "
+      "(/sys/fs/cgroup/unified/x/gpubox)",
+  };
+  EXPECT_EQ(describeLayout(l), want);
+  Layout v2;
+  v2.v2Parent = "/sys/fs/cgroup/gpubox";
+  v2.v2Controllers = {"memory", "cpu", "pids"};
+  EXPECT_EQ(describeLayout(v2)[1], "cpu: cgroup v2 (/sys/fs/cgroup/gpubox)");
+  EXPECT_TRUE(handledByV2(v2, "cpuacct"));
+}
+
+TEST(SandboxCgroup, LimitWithoutControllerThrowsAndCreatesNothing) {
+  // No parents at all: nothing could be created even by accident.
+  Layout none;
+  ResourceLimits limits;
+  limits.pids = 4;
+  try {
+    SandboxCgroup::create(none, "sb-1-1", limits);
+    ADD_FAILURE() << "must throw";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("--pids: no pids controller", 0), 0u) << e.what();
+  }
+}
+
+TEST(SandboxCgroup, RejectsBadNames) {
+  const Layout none;
+  for (const char* name : {"", ".", "..", "a/b", "x y", "../escape", "a\nb", "é"}) {
+    try {
+      SandboxCgroup::create(none, name, {});
+      ADD_FAILURE() << "accepted '" << name << "'";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("invalid sandbox cgroup name"), std::string::npos)
+          << e.what();
+    }
+  }
+  EXPECT_THROW(validateCgroupName(std::string(129, 'a')), Error);
+  EXPECT_NO_THROW(validateCgroupName("sb-123-4"));
+  EXPECT_NO_THROW(validateCgroupName("A.b_c-9"));
+}
+
+}  // namespace
+}  // namespace gpubox::cgroup
