@@ -294,11 +294,15 @@ Process Connection::exec(const ExecRequest& request) {
     auto exec = sandbox.execRequest();
     commandToWire(request.command, exec.initCommand());
     lendStdio(exec.initStdio(), request.stdinFd, request.stdoutFd, request.stderrFd);
-    auto started = exec.send().getProcess();
+    auto sent = exec.send();
+    auto started = sent.getProcess();
     auto impl = std::make_unique<Process::Impl>(
         Process::Impl{*impl_, started, nullptr, nullptr, request.forwardSignals});
     impl->waited = started.waitRequest().send();
     impl->applied = sandbox.appliedRequest().send();
+    // One round trip: when exec() returns, the command runs (and a refusal,
+    // such as another user's session, is thrown here rather than at wait()).
+    sent.wait(impl_->io.waitScope);
     return Process(std::move(impl));
   });
 }

@@ -100,8 +100,14 @@ TEST_P(Sessions, CreateExecShareStateAndRemove) {
   EXPECT_EQ(ra.out, "A-saw-B\n") << ra.describe();
   EXPECT_EQ(rb.out, "B-saw-A\n") << rb.describe();
 
+  nlohmann::json entry = findByName(helper().psJson(caller()), "life");
+  ASSERT_TRUE(entry.is_object()) << helper().psJson(caller()).dump();
+  std::vector<std::string> dirs = cgroupHostDirs(entry["cgroup"].get<std::string>());
+  ASSERT_FALSE(dirs.empty()) << entry.dump();
   auto rm = mine({"session", "rm", "life"});
   EXPECT_EQ(rm.exitCode, 0) << rm.describe();
+  for (const auto& dir : dirs)
+    EXPECT_TRUE(pollUntil([&] { return !pathExists(dir); }, 10s)) << dir << " outlived rm";
   auto after = mine({"exec", "life", "--", "true"});
   EXPECT_EQ(after.exitCode, 125) << after.describe();
   EXPECT_THAT(after.err, StartsWith("gpubox: ")) << after.describe();
@@ -415,7 +421,7 @@ TEST_F(Expiry, IdleTimeoutRemovesOnlyIdleSessions) {
   // "busy" runs one exec for longer than its idle timeout: while that runs,
   // it is not idle.
   auto ex = helper().spawnCli(
-      {"exec", "busy", "--json-status", "3", "--", "sh", "-c", "sleep 4; echo done-busy"},
+      {"exec", "busy", "--json-status", "3", "--", "sh", "-c", "sleep 4.0101; echo done-busy"},
       {.asUid = kNobodyUid, .timeout = 60s, .extraFd = 3});
   EXPECT_TRUE(
       pollUntil([&] { return findByName(helper().psJson(kNobodyUid), "idle").is_null(); }, 30s))
@@ -423,9 +429,13 @@ TEST_F(Expiry, IdleTimeoutRemovesOnlyIdleSessions) {
   auto idleExec = nobody({"exec", "idle", "--", "true"});
   EXPECT_EQ(idleExec.exitCode, 125) << idleExec.describe();
   EXPECT_THAT(idleExec.err, HasSubstr("no session named 'idle'")) << idleExec.describe();
-  // The busy one is still there while its exec runs (this check happens
-  // while `sleep 4` runs unless the machine is very slow; then the exec's own
-  // result below still tells).
+  // The busy one is still there while its exec runs (checked while the
+  // exec's sleep is seen running; the exec's own result below tells too).
+  bool sleeping = !findProcesses({"sleep", "4.0101"}).empty();
+  nlohmann::json during = helper().psJson(kNobodyUid);
+  if (sleeping && !findProcesses({"sleep", "4.0101"}).empty()) {
+    EXPECT_TRUE(findByName(during, "busy").is_object()) << during.dump();
+  }
   auto r = ex->finish();
   EXPECT_EQ(r.exitCode, 0) << r.describe();
   EXPECT_EQ(r.out, "done-busy\n") << r.describe();

@@ -78,3 +78,58 @@ TEST(RunOptions, ErrorsNameTheOption) {
 TEST(RunOptions, HelpStopsParsing) {
   EXPECT_TRUE(parseRunOptions({"--help"}, testEnv, "/").help);
 }
+
+TEST(RunOptions, LimitsAndTimeouts) {
+  auto o =
+      parseRunOptions({"--memory", "512M", "--cpus", "0.5", "--pids", "64", "--rlimit",
+                       "NOFILE=100:200", "--timeout", "30s", "--kill-after", "2s", "--", "true"},
+                      testEnv, "/w");
+  EXPECT_EQ(o.spec.limits.memoryBytes, 512ull << 20);
+  EXPECT_EQ(o.spec.limits.cpuMillis, 500u);
+  EXPECT_EQ(o.spec.limits.pids, 64u);
+  ASSERT_EQ(o.spec.limits.rlimits.size(), 1u);
+  EXPECT_EQ(o.spec.limits.rlimits[0].name, "NOFILE");
+  EXPECT_EQ(o.command.timeoutMs, 30000u);
+  EXPECT_EQ(o.command.killAfterMs, 2000u);
+  EXPECT_THROW(parseRunOptions({"--memory", "lots", "true"}, testEnv, "/w"), Error);
+  EXPECT_THROW(parseRunOptions({"--name", "x", "true"}, testEnv, "/w"), Error)
+      << "--name belongs to session create";
+}
+
+TEST(SessionCreateOptions, SandboxOptionsNoCommand) {
+  auto o =
+      gpubox::cli::parseSessionCreateOptions({"--name", "work", "--ttl", "2h", "--idle-timeout",
+                                              "5m", "--memory", "1G", "--gpu", "0", "--json"},
+                                             "/home/u");
+  EXPECT_EQ(o.name, "work");
+  EXPECT_EQ(o.ttlMs, 7200000u);
+  EXPECT_EQ(o.idleTimeoutMs, 300000u);
+  EXPECT_TRUE(o.json);
+  EXPECT_EQ(o.spec.gpus, (std::vector<std::string>{"0"}));
+  EXPECT_EQ(o.spec.limits.memoryBytes, 1ull << 30);
+  EXPECT_TRUE(o.spec.useDefaultPlan);
+  EXPECT_EQ(o.spec.cwd, "/home/u");
+  EXPECT_THROW(gpubox::cli::parseSessionCreateOptions({"--", "ls"}, "/w"), Error)
+      << "a command belongs to exec";
+  EXPECT_THROW(gpubox::cli::parseSessionCreateOptions({"--timeout", "1s"}, "/w"), Error)
+      << "--timeout is per command";
+}
+
+TEST(ExecOptions, NameThenOptionsThenCommand) {
+  auto o = gpubox::cli::parseExecOptions(
+      {"work", "--chdir", "/src", "--setenv", "A", "1", "--timeout", "5s", "--", "make", "-j2"},
+      testEnv);
+  EXPECT_EQ(o.session, "work");
+  EXPECT_EQ(o.command.cwd, "/src");
+  EXPECT_EQ(o.command.timeoutMs, 5000u);
+  EXPECT_EQ(o.command.argv, (std::vector<std::string>{"make", "-j2"}));
+  EXPECT_EQ(o.command.env, (std::vector<std::string>{"PATH=/usr/bin", "HOME=/home/u", "A=1"}));
+  auto before = gpubox::cli::parseExecOptions({"--clearenv", "work", "env"}, testEnv);
+  EXPECT_EQ(before.session, "work");
+  EXPECT_TRUE(before.command.env.empty());
+  EXPECT_EQ(before.command.argv, (std::vector<std::string>{"env"}));
+  EXPECT_THROW(gpubox::cli::parseExecOptions({"work"}, testEnv), Error);
+  EXPECT_THROW(gpubox::cli::parseExecOptions({"--", "ls"}, testEnv), Error);
+  EXPECT_THROW(gpubox::cli::parseExecOptions({"work", "--memory", "1G", "ls"}, testEnv), Error)
+      << "limits are the session's";
+}

@@ -24,6 +24,10 @@ TEST(SpecWire, RoundTripsEveryField) {
                  {.kind = MountKind::Dir, .dest = "/e"},
                  {.kind = MountKind::Symlink, .source = "usr/bin", .dest = "/bin"},
                  {.kind = MountKind::RemountRo, .dest = "/"}};
+  spec.limits.memoryBytes = 64ull << 20;
+  spec.limits.cpuMillis = 500;
+  spec.limits.pids = 64;
+  spec.limits.rlimits = {{"NOFILE", 100, 200}, {"CORE", kRlimUnlimited, kRlimUnlimited}};
   capnp::MallocMessageBuilder message;
   specToWire(spec, message.initRoot<wire::SandboxSpec>());
   SandboxSpec back = specFromWire(message.getRoot<wire::SandboxSpec>().asReader());
@@ -33,6 +37,23 @@ TEST(SpecWire, RoundTripsEveryField) {
   EXPECT_EQ(back.network, spec.network);
   EXPECT_EQ(back.gpus, spec.gpus);
   EXPECT_EQ(back.mounts, spec.mounts);
+  EXPECT_EQ(back.limits, spec.limits);
+}
+
+TEST(SpecWire, UnsetLimitsStayUnsetAndCommandsCarryTimeouts) {
+  capnp::MallocMessageBuilder message;
+  specToWire(SandboxSpec{}, message.initRoot<wire::SandboxSpec>());
+  SandboxSpec back = specFromWire(message.getRoot<wire::SandboxSpec>().asReader());
+  EXPECT_FALSE(back.limits.memoryBytes.has_value()) << "0 on the wire means the helper's default";
+  EXPECT_FALSE(back.limits.cpuMillis.has_value());
+  EXPECT_FALSE(back.limits.pids.has_value());
+
+  Command cmd{.argv = {"sleep", "9"}, .env = {}, .cwd = "", .timeoutMs = 1500, .killAfterMs = 250};
+  capnp::MallocMessageBuilder m2;
+  commandToWire(cmd, m2.initRoot<wire::Command>());
+  Command c2 = commandFromWire(m2.getRoot<wire::Command>().asReader());
+  EXPECT_EQ(c2.timeoutMs, 1500u);
+  EXPECT_EQ(c2.killAfterMs, 250u);
 }
 
 TEST(SpecWire, HelperOnlyFlagsNeverTravel) {

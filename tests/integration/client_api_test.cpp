@@ -1,0 +1,173 @@
+// libgpubox-client's session API driven directly (the CLI tests cover the
+// same helper paths as uid 65534): exec with the caller's own fds, wait,
+// signal, list, remove, and a Process dropped before its end.
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "error.hpp"
+#include "gpubox/client.hpp"
+#include "harness.hpp"
+
+namespace gpubox::itest {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+
+struct Pipe {
+  int fds[2] = {-1, -1};
+  Pipe() { EXPECT_EQ(::pipe2(fds, O_CLOEXEC), 0); }
+  ~Pipe() {
+    closeRead();
+    closeWrite();
+  }
+  int read() const { return fds[0]; }
+  int write() const { return fds[1]; }
+  void closeRead() {
+    if (fds[0] >= 0) ::close(fds[0]);
+    fds[0] = -1;
+  }
+  void closeWrite() {
+    if (fds[1] >= 0) ::close(fds[1]);
+    fds[1] = -1;
+  }
+  std::string drain() {
+    closeWrite();
+    std::string out;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(fds[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+    return out;
+  }
+};
+
+class ClientApi : public HelperTest {
+ protected:
+  client::SessionInfo create(client::Connection& conn, const std::string& name) {
+    client::SessionRequest req;
+    req.spec.cwd = helper().workDir();
+    req.name = name;
+    req.ttlMs = 60000;
+    return conn.createSession(req);
+  }
+  client::ExecRequest execOf(const std::string& session, std::vector<std::string> argv, int in,
+                             int out, int err) {
+    client::ExecRequest r;
+    r.session = session;
+    r.command.argv = std::move(argv);
+    r.command.env = {"PATH=/usr/bin:/bin"};
+    r.stdinFd = in;
+    r.stdoutFd = out;
+    r.stderrFd = err;
+    return r;
+  }
+};
+
+TEST_F(ClientApi, ExecWithOwnFdsWaitSignalListRemove) {
+  client::Connection conn(helper().socketPath());
+  client::SessionInfo info = create(conn, "api");
+  EXPECT_EQ(info.name, "api");
+  EXPECT_EQ(info.ttlMs, 60000u);
+  EXPECT_GT(info.initPid, 0);
+  EXPECT_FALSE(info.cgroup.empty());
+
+  // The command reads our pipe and writes into our other pipe, directly.
+  Pipe in, out, err;
+  client::Process p =
+      conn.exec(execOf("api", {"sh", "-c", "read x; echo got $x; echo oops >&2; exit 4"}, in.read(),
+                       out.write(), err.write()));
+  ASSERT_EQ(::write(in.write(), "hi\n", 3), 3);
+  in.closeWrite();
+  client::RunResult r = p.wait();
+  EXPECT_EQ(r.exitCode, 4);
+  EXPECT_EQ(r.reason, "exited");
+  EXPECT_EQ(r.message, "exited with status 4");
+  EXPECT_EQ(r.session, "api");
+  EXPECT_EQ(out.drain(), "got hi\n");
+  EXPECT_EQ(err.drain(), "oops\n");
+
+  // signal() reaches the command.
+  Pipe none;
+  client::Process sleeper =
+      conn.exec(execOf("api", {"sleep", "60"}, none.read(), none.write(), none.write()));
+  ASSERT_TRUE(pollUntil([] { return !findProcesses({"sleep", "60"}).empty(); }, 20s));
+  sleeper.signal(SIGTERM);
+  client::RunResult s = sleeper.wait();
+  EXPECT_EQ(s.signal, SIGTERM);
+  EXPECT_EQ(s.reason, "signaled");
+
+  // list() shows it with its ttl; remove() ends it; then it is gone.
+  bool listed = false;
+  for (const auto& l : conn.list())
+    if (l.name == "api") {
+      listed = true;
+      EXPECT_TRUE(l.session);
+      EXPECT_GT(l.ttlLeftMs, 0u);
+      EXPECT_LE(l.ttlLeftMs, 60000u);
+    }
+  EXPECT_TRUE(listed);
+  conn.removeSession("api");
+  for (const auto& l : conn.list()) EXPECT_NE(l.name, "api");
+  try {
+    conn.exec(execOf("api", {"true"}, none.read(), none.write(), none.write())).wait();
+    ADD_FAILURE() << "exec into a removed session worked";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("no session named 'api'"));
+  }
+}
+
+TEST_F(ClientApi, DroppingAProcessKillsItsCommandButNotTheSession) {
+  client::Connection conn(helper().socketPath());
+  create(conn, "drop");
+  Pipe none;
+  {
+    client::Process p = conn.exec(execOf("drop", {"sh", "-c", "sleep 7171 & sleep 7172; wait"},
+                                         none.read(), none.write(), none.write()));
+    ASSERT_TRUE(pollUntil(
+        [] {
+          return !findProcesses({"sleep", "7171"}).empty() &&
+                 !findProcesses({"sleep", "7172"}).empty();
+        },
+        20s));
+  }  // dropped without wait()
+  // Let the release reach the helper (it travels with the next call).
+  EXPECT_TRUE(pollUntil(
+      [&] {
+        conn.list();
+        return findProcesses({"sleep", "7171"}).empty() && findProcesses({"sleep", "7172"}).empty();
+      },
+      20s))
+      << "the command's process group outlived its dropped Process";
+  Pipe out;
+  client::RunResult r =
+      conn.exec(execOf("drop", {"echo", "alive"}, none.read(), out.write(), none.write())).wait();
+  EXPECT_EQ(r.exitCode, 0);
+  EXPECT_EQ(out.drain(), "alive\n");
+  conn.removeSession("drop");
+}
+
+TEST_F(ClientApi, RunReportsATimeout) {
+  client::Connection conn(helper().socketPath());
+  client::RunRequest req;
+  req.spec.cwd = helper().workDir();
+  req.command.argv = {"sleep", "60"};
+  req.command.env = {"PATH=/usr/bin:/bin"};
+  req.command.timeoutMs = 300;
+  Pipe none;
+  req.stdinFd = none.read();
+  req.stdoutFd = none.write();
+  req.stderrFd = none.write();
+  client::RunResult r = conn.run(req);
+  EXPECT_EQ(r.reason, "timed_out");
+  EXPECT_EQ(r.timeoutMs, 300u);
+  EXPECT_FALSE(r.sigkillNeeded) << "sleep ends on SIGTERM";
+  EXPECT_EQ(r.signal, SIGTERM);
+  EXPECT_THAT(r.message, HasSubstr("--timeout 300ms"));
+}
+
+}  // namespace
+}  // namespace gpubox::itest
