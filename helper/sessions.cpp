@@ -132,8 +132,15 @@ void SessionRegistry::endLater(const std::string& name, EndReason why, const std
 
 void SessionRegistry::activity(const std::string& name) {
   auto it = sessions_.find(name);
-  if (it == sessions_.end() || it->second.idleMs == 0) return;
+  if (it == sessions_.end()) return;
   Session& s = it->second;
+  if (s.sandbox->runtime->ended()) {
+    // Its init is gone (setup failed, or it was killed): release what the
+    // session holds (cgroup, GPU lease) now, not at its TTL.
+    endLater(name, EndReason::HelperError, "its sandbox's init exited");
+    return;
+  }
+  if (s.idleMs == 0) return;
   if (s.sandbox->runtime->running() > 0) {
     s.idleTimer = nullptr;  // busy: not idle
     return;

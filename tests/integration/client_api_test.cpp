@@ -5,6 +5,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <filesystem>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -167,6 +169,54 @@ TEST_F(ClientApi, RunReportsATimeout) {
   EXPECT_FALSE(r.sigkillNeeded) << "sleep ends on SIGTERM";
   EXPECT_EQ(r.signal, SIGTERM);
   EXPECT_THAT(r.message, HasSubstr("--timeout 300ms"));
+}
+
+// Cgroup directories under /sys/fs/cgroup whose name starts with PREFIX.
+std::vector<std::string> cgroupsNamed(const std::string& prefix) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> found;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator("/sys/fs/cgroup", ec);
+       it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (ec) break;
+    if (it.depth() > 6) {
+      it.disable_recursion_pending();
+      continue;
+    }
+    if (it->is_directory(ec) && it->path().filename().string().rfind(prefix, 0) == 0)
+      found.push_back(it->path().string());
+  }
+  return found;
+}
+
+// A session whose setup fails holds nothing afterwards: not its name, not a
+// place under --max-sessions-per-uid, not a line in the list.
+class FailedSessionSetup : public ClientApi {
+ protected:
+  HelperOptions helperOptions() override { return {.extraArgs = {"--max-sessions-per-uid", "1"}}; }
+};
+
+TEST_F(FailedSessionSetup, ReleasesEverything) {
+  client::Connection conn(helper().socketPath());
+  client::SessionRequest bad;
+  bad.spec.cwd = helper().workDir();
+  bad.spec.mounts = {{.kind = MountKind::RoBind, .source = "/nonexistent-gpubox", .dest = "/x"}};
+  bad.name = "bad";
+  try {
+    conn.createSession(bad);
+    ADD_FAILURE() << "a session with a missing bind source was created";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("/nonexistent-gpubox"));
+  }
+  EXPECT_TRUE(pollUntil([&] { return conn.list().empty(); }, 10s));
+  // Its cgroups are gone at once, not when its TTL would have passed.
+  const std::string prefix = "sb-" + std::to_string(helper().pid()) + "-";
+  EXPECT_TRUE(pollUntil([&] { return cgroupsNamed(prefix).empty(); }, 10s))
+      << cgroupsNamed(prefix)[0];
+  // The cap of one session is free again, and so is the name.
+  client::SessionInfo good = create(conn, "bad");
+  EXPECT_EQ(good.name, "bad");
+  conn.removeSession("bad");
 }
 
 }  // namespace
