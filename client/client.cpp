@@ -355,6 +355,8 @@ HelperInfo Connection::info() {
     info.cgroupMode = i.getCgroupMode().cStr();
     info.callerUid = i.getCallerUid();
     info.callerGid = i.getCallerGid();
+    info.limits = strings(i.getLimits());
+    info.cgroups = strings(i.getCgroups());
     return info;
   });
 }

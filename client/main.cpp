@@ -266,8 +266,9 @@ int sessionCommand(const std::string& socket, const std::vector<std::string>& ar
 int infoCommand(const std::string& socket, bool json) {
   gpubox::client::Connection conn(gpubox::client::defaultSocketPath(socket));
   gpubox::client::HelperInfo i = conn.info();
-  gpubox::InfoReport r{i.version,  GPUBOX_VERSION, i.protocolMajor, i.protocolMinor, i.kernel,
-                       i.features, i.cgroupMode,   i.callerUid,     i.callerGid};
+  gpubox::InfoReport r{i.version,   GPUBOX_VERSION, i.protocolMajor, i.protocolMinor,
+                       i.kernel,    i.features,     i.cgroupMode,    i.callerUid,
+                       i.callerGid, i.limits,       i.cgroups};
   if (json) {
     std::cout << gpubox::infoReportJson(r) << "\n";
   } else {
@@ -281,6 +282,8 @@ int infoCommand(const std::string& socket, bool json) {
               << "kernel features:";
     for (const auto& f : r.features) std::cout << " " << f;
     std::cout << "\n";
+    for (const auto& l : r.limits) std::cout << "limits:           " << l << "\n";
+    for (const auto& c : r.cgroups) std::cout << "enforced by:      " << c << "\n";
   }
   if (i.protocolMajor != gpubox::wire::PROTOCOL_MAJOR)
     return fail("helper speaks protocol " + std::to_string(i.protocolMajor) + ".x, this client " +

@@ -38,6 +38,8 @@ std::string infoReportJson(const InfoReport& i) {
   j["cgroup_mode"] = i.cgroupMode;
   j["caller_uid"] = i.callerUid;
   j["caller_gid"] = i.callerGid;
+  j["limits"] = i.limits;
+  j["cgroups"] = i.cgroups;
   return j.dump(2);
 }
 

@@ -41,6 +41,8 @@ struct InfoReport {
   std::string cgroupMode;
   unsigned callerUid = 0;
   unsigned callerGid = 0;
+  std::vector<std::string> limits;
+  std::vector<std::string> cgroups;
 };
 
 std::string infoReportJson(const InfoReport& info);

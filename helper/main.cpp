@@ -159,6 +159,18 @@ int serve(const Options& opts) {
 
   io.unixEventPort.captureSignal(SIGTERM);
   io.unixEventPort.captureSignal(SIGINT);
+  io.unixEventPort.captureSignal(SIGHUP);
+  // SIGHUP: look at the GPUs again now (a driver reload, a new MIG layout),
+  // on the inventory's own thread. (Declared here: it re-arms itself until
+  // serve() returns.)
+  std::function<kj::Promise<void>()> onHangup = [&]() {
+    return io.unixEventPort.onSignal(SIGHUP).then([&](siginfo_t) {
+      gpubox::logInfo("SIGHUP: refreshing the GPU inventory");
+      ctx.gpuInventory->refreshNow();
+      return onHangup();
+    });
+  };
+  auto hangups = onHangup().eagerlyEvaluate(nullptr);
   auto server = kj::heap<gpubox::Server>(ctx, io, std::move(listenFd));
   auto serving = server->run().eagerlyEvaluate([](kj::Exception&& e) {
     gpubox::logError(std::string("listener failed: ") + e.getDescription().cStr());

@@ -60,6 +60,24 @@ void fillTexts(capnp::List<capnp::Text>::Builder out, const std::vector<std::str
   for (size_t i = 0; i < in.size(); ++i) out.set(i, in[i]);
 }
 
+// The helper's defaults and ceilings, in the words of the options.
+std::vector<std::string> describeDefaults(const DaemonContext& ctx) {
+  const SandboxDefaults& d = ctx.defaults;
+  auto size = [](const std::optional<uint64_t>& v) { return v ? formatSize(*v) : "none"; };
+  auto cpus = [](const std::optional<uint32_t>& v) { return v ? formatCpus(*v) : "none"; };
+  auto count = [](const std::optional<uint32_t>& v) { return v ? std::to_string(*v) : "none"; };
+  return {
+      "memory: default " + size(d.memoryBytes) + ", ceiling " + size(d.maxMemoryBytes),
+      "cpus: default " + cpus(d.cpuMillis) + ", ceiling " + cpus(d.maxCpuMillis),
+      "pids: default " + count(d.pids) + ", ceiling " + count(d.maxPids),
+      "rlimits: CORE=0 unless set",
+      "session ttl: default " + formatDurationMs(d.sessionTtlMs) + ", ceiling " +
+          formatDurationMs(d.maxSessionTtlMs),
+      "per uid: " + std::to_string(ctx.limits.maxSandboxesPerUid) + " sandboxes, " +
+          std::to_string(ctx.limits.maxSessionsPerUid) + " sessions",
+  };
+}
+
 class ProcessImpl final : public wire::Process::Server {
  public:
   ProcessImpl(std::shared_ptr<LiveSandbox> live, uint32_t id) : live_(std::move(live)), id_(id) {}
@@ -235,6 +253,10 @@ class HelperImpl final : public wire::Helper::Server {
     info.setCgroupMode(cgroupModeName());
     info.setCallerUid(peer_.uid);
     info.setCallerGid(peer_.gid);
+    std::vector<std::string> limits = describeDefaults(ctx_);
+    fillTexts(info.initLimits(limits.size()), limits);
+    std::vector<std::string> cgroups = cgroup::describeLayout(ctx_.cgroupLayout);
+    fillTexts(info.initCgroups(cgroups.size()), cgroups);
     return kj::READY_NOW;
   }
 
@@ -253,7 +275,7 @@ class HelperImpl final : public wire::Helper::Server {
       auto runtime = live->runtime;
       return runtime->whenReady().then([context, live, slot]() mutable {
         // Until a command's end is reported, an end means it was cut short.
-        live->log->record.result = "closed before its command ended";
+        live->log->record.result = "client disconnected before its command ended";
         context.getResults().setSandbox(kj::heap<SandboxImpl>(live, slot));
       });
     });

@@ -1,5 +1,6 @@
 #include "sandbox_runtime.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -49,6 +50,10 @@ SandboxRuntime::SandboxRuntime(kj::UnixEventPort& port, kj::Timer& timer, Reaper
       cgroup_(std::move(cgroup)),
       onEnd_(std::move(onEnd)),
       observer_(port, control_.get(), kj::UnixEventPort::FdObserver::OBSERVE_READ) {
+  // Never block the event loop on a sandbox: an init that stopped reading
+  // (wedged in a reap) makes a send fail with EAGAIN instead of hanging the
+  // helper. (The init's own end stays blocking.)
+  ::fcntl(control_.get(), F_SETFL, ::fcntl(control_.get(), F_GETFL) | O_NONBLOCK);
   readTask_ = readLoop().eagerlyEvaluate([this](kj::Exception&& e) {
     initGone("lost contact with the sandbox: " + std::string(e.getDescription().cStr()));
   });

@@ -178,6 +178,8 @@ struct HelperInfo {
   cgroupMode      @5 :Text;         # "v1", "v2" or "hybrid"
   callerUid       @6 :UInt32;
   callerGid       @7 :UInt32;
+  limits          @8 :List(Text);   # (1.1) defaults and ceilings, e.g. "memory: default 17.6G, ceiling none"
+  cgroups         @9 :List(Text);   # (1.1) where each resource is enforced, e.g. "pids: cgroup v1 (...)"
 }
 
 interface Process {

@@ -152,6 +152,8 @@ struct HelperInfo {
   std::string cgroupMode;
   unsigned callerUid = 0;
   unsigned callerGid = 0;
+  std::vector<std::string> limits;   // the helper's defaults and ceilings
+  std::vector<std::string> cgroups;  // where each resource is enforced
 };
 
 struct GpuInfo {
