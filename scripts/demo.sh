@@ -37,5 +37,26 @@ echo "== gpubox run, as nobody, default sandbox plan"
     touch /tmp/x && echo "write to /tmp: ok (private tmpfs)"
   ')
 echo
+echo "== limits, as nobody"
+as_nobody() {
+  (cd "$run_dir" && setpriv --reuid=nobody --regid=nogroup --clear-groups \
+    "$gpubox" --socket "$run_dir/gpubox.sock" "$@")
+}
+echo "-- a fork bomb under --pids 32:"
+as_nobody run --pids 32 -- perl -e 'my $n = 0;
+  for (1..1000) { my $p = fork(); if (!defined $p) { print "fork failed after $n children: $!\n"; last }
+                  if ($p == 0) { sleep 5; exit 0 } $n++ }'
+echo "-- a memory hog under --memory 64M:"
+as_nobody run --memory 64M -- sh -c 'x=$(head -c 300000000 /dev/zero | tr "\0" a)' || echo "exit status $?"
+echo "-- a process that ignores SIGTERM under --timeout 2s --kill-after 1s:"
+as_nobody run --timeout 2s --kill-after 1s -- sh -c 'trap "" TERM; sleep 600' || echo "exit status $?"
+echo
+echo "== a session, as nobody: state kept across commands"
+name=$(as_nobody session create --name demo --ttl 10m --memory 256M)
+as_nobody exec "$name" -- sh -c 'echo "first command wrote this" > /tmp/note'
+as_nobody exec "$name" -- cat /tmp/note
+as_nobody ps
+as_nobody session rm "$name"
+echo
 echo "== helper log"
 cat "$run_dir/helper.log"
