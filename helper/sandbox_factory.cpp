@@ -116,7 +116,7 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
                                   [](const MountOp& op) { return op.kind == MountKind::DevBind; });
   // The helper's pid in the name lets a later helper tell its dead
   // predecessor's leftovers from a live sibling's (cgroup::cleanLeftovers).
-  std::string name = "sb-" + std::to_string(::getpid()) + "-" + std::to_string(live->id);
+  std::string name = cgroup::sandboxCgroupName(live->id);
   std::optional<cgroup::DeviceRules> devices =
       deviceRulesFor(ctx, gpus ? &*gpus : nullptr, bindsDevices);
   holdings->cgroup = cgroup::SandboxCgroup::create(ctx.cgroupLayout, name, limits.resources,

@@ -2,6 +2,7 @@
 // left in the shared parents.
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,19 +29,49 @@ struct DirCloser {
   void operator()(DIR* dir) const { ::closedir(dir); }
 };
 
-// The helper pid of a sandbox cgroup name "sb-<pid>-<n>", or nullopt.
-std::optional<pid_t> helperPidOf(const std::string& name) {
+// Who made a sandbox cgroup, from its name "sb-<pid>-<n>-ns<pid namespace
+// inode>" (sandbox_cgroup.hpp, sandboxCgroupName); names without the "-ns"
+// part are read as made in our own pid namespace.
+struct Maker {
+  pid_t pid = 0;
+  std::optional<uint64_t> pidNamespace;
+};
+
+std::optional<Maker> makerOf(const std::string& name) {
   if (!name.starts_with("sb-")) return std::nullopt;
   const char* p = name.data() + 3;
   const char* end = name.data() + name.size();
-  pid_t pid = 0;
-  const auto [afterPid, ec] = std::from_chars(p, end, pid);
-  if (ec != std::errc() || afterPid == p || pid <= 0 || afterPid == end || *afterPid != '-')
+  Maker maker;
+  const auto [afterPid, ec] = std::from_chars(p, end, maker.pid);
+  if (ec != std::errc() || afterPid == p || maker.pid <= 0 || afterPid == end || *afterPid != '-')
     return std::nullopt;
   unsigned long n = 0;
   const auto [afterN, ec2] = std::from_chars(afterPid + 1, end, n);
-  if (ec2 != std::errc() || afterN == afterPid + 1 || afterN != end) return std::nullopt;
-  return pid;
+  if (ec2 != std::errc() || afterN == afterPid + 1) return std::nullopt;
+  if (afterN == end) return maker;
+  const std::string_view rest(afterN, static_cast<size_t>(end - afterN));
+  if (!rest.starts_with("-ns")) return std::nullopt;
+  uint64_t ns = 0;
+  const auto [afterNs, ec3] = std::from_chars(afterN + 3, end, ns);
+  if (ec3 != std::errc() || afterNs == afterN + 3 || afterNs != end) return std::nullopt;
+  maker.pidNamespace = ns;
+  return maker;
+}
+
+// A sandbox made by a helper in another pid namespace (another container)
+// cannot be judged by its maker's pid. It is a leftover only when the kernel
+// says no process is in it (cgroup v2 "populated 0", which counts processes
+// of every namespace) and it is older than any sandbox still being set up.
+constexpr time_t kForeignGraceSeconds = 60;
+
+bool foreignAndAbandoned(const Layout& layout, const std::string& name) {
+  if (layout.v2Parent.empty()) return false;  // no way to tell: leave it alone
+  const std::string dir = layout.v2Parent + "/" + name;
+  const std::optional<std::string> events = readControl(AT_FDCWD, (dir + "/cgroup.events").c_str());
+  if (!events || events->find("populated 0") == std::string::npos) return false;
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) return false;
+  return std::time(nullptr) - st.st_mtime > kForeignGraceSeconds;
 }
 
 std::vector<std::string> subdirectories(const std::string& parent) {
@@ -63,6 +94,16 @@ int removeLeftover(const std::string& path) {
 
 }  // namespace
 
+uint64_t ownPidNamespace() {
+  struct stat st;
+  return ::stat("/proc/self/ns/pid", &st) == 0 ? static_cast<uint64_t>(st.st_ino) : 0;
+}
+
+std::string sandboxCgroupName(uint64_t id) {
+  static const std::string suffix = "-ns" + std::to_string(ownPidNamespace());
+  return "sb-" + std::to_string(::getpid()) + "-" + std::to_string(id) + suffix;
+}
+
 bool isGpuboxHelper(pid_t pid) {
   const std::string path = "/proc/" + std::to_string(pid) + "/comm";
   const std::optional<std::string> comm = readControl(AT_FDCWD, path.c_str());
@@ -78,14 +119,18 @@ std::vector<std::string> cleanLeftovers(const Layout& layout,
     if (std::find(parents.begin(), parents.end(), parent) == parents.end())
       parents.push_back(parent);
 
+  const uint64_t ownNamespace = ownPidNamespace();
   std::vector<std::string> lines;
   for (const std::string& parent : parents) {
     for (const std::string& name : subdirectories(parent)) {
-      const std::optional<pid_t> pid = helperPidOf(name);
-      if (!pid || live(*pid)) continue;
+      const std::optional<Maker> maker = makerOf(name);
+      if (!maker) continue;
+      const bool foreign = maker->pidNamespace && *maker->pidNamespace != ownNamespace;
+      if (foreign ? !foreignAndAbandoned(layout, name) : live(maker->pid)) continue;
       const std::string path = parent + "/" + name;
-      const std::string what =
-          "leftover cgroup " + path + " of dead helper " + std::to_string(*pid);
+      const std::string what = "leftover cgroup " + path + " of dead helper " +
+                               std::to_string(maker->pid) +
+                               (foreign ? " (of another pid namespace)" : "");
       UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
       if (!fd) {
         if (errno != ENOENT) lines.push_back(errnoMessage("cannot open " + what, errno));

@@ -36,7 +36,7 @@ namespace gpubox::cgroup {
 class SandboxCgroup {
  public:
   // Creates NAME (one path component of [A-Za-z0-9._-]; the helper uses
-  // "sb-<helper pid>-<n>", which cleanLeftovers() recognises) in the v2
+  // sandboxCgroupName(), which cleanLeftovers() recognises) in the v2
   // parent and in each v1 hierarchy the sandbox needs, then writes each limit
   // and the device rules. Refuses an existing directory (never adopts one).
   // On any failure removes what it made and throws gpubox::Error naming the
@@ -125,11 +125,21 @@ class SandboxCgroup {
 // "gpubox-helper".
 bool isGpuboxHelper(pid_t pid);
 
+// The name this helper gives sandbox ID's cgroup: "sb-<helper pid>-<id>-ns<the
+// helper's pid namespace inode>", so that a later helper can tell a dead
+// predecessor's leftovers from a live helper's sandboxes, also across
+// containers (cleanLeftovers).
+std::string sandboxCgroupName(uint64_t id);
+uint64_t ownPidNamespace();
+
 // Crash recovery, run once at helper start before serving: under every
-// parent of LAYOUT, each directory named "sb-<pid>-<n>" whose <pid> is not a
-// live helper (ISLIVEHELPER false; default isGpuboxHelper) is a leftover of a
-// dead helper: its processes are killed and it is removed. Directories of
-// live helpers (several may share a parent) are left alone. Returns one line
+// parent of LAYOUT, each directory named "sb-<pid>-<n>[-ns<inode>]" made in
+// this pid namespace whose <pid> is not a live helper (ISLIVEHELPER false;
+// default isGpuboxHelper) is a leftover of a dead helper: its processes are
+// killed and it is removed. One made in another pid namespace (another
+// container sharing the hierarchy) is a leftover only when cgroup v2 reports
+// it unpopulated and it is over a minute old. Directories of live helpers
+// (several may share a parent) are left alone. Returns one line
 // per directory handled, e.g. "removed leftover cgroup .../gpubox/sb-123-4 of
 // dead helper 123 (killed 2 processes)", or why it could not be removed.
 std::vector<std::string> cleanLeftovers(const Layout& layout,

@@ -435,7 +435,8 @@ HelperProcess::HelperProcess(const HelperOptions& opts)
 }
 
 void HelperProcess::start() {
-  std::vector<std::string> argv{helperPath(), "--listen", socket_};
+  std::vector<std::string> argv = opts_.wrapper;
+  argv.insert(argv.end(), {helperPath(), "--listen", socket_});
   argv.insert(argv.end(), opts_.extraArgs.begin(), opts_.extraArgs.end());
   std::vector<char*> argvC = cStrings(argv);
   std::vector<std::string> env{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",

@@ -138,6 +138,10 @@ struct HelperOptions {
   std::vector<std::string> extraArgs;  // e.g. {"--config", path, "--driver-root", dir}
   bool waitReady = true;               // wait until the socket accepts connections
   std::chrono::milliseconds readyTimeout{std::chrono::seconds(30)};
+  // Started under this command (e.g. {"/usr/bin/unshare", "--pid", "--fork",
+  // "--kill-child", "--mount-proc"}): pid() is then the wrapper's, and
+  // signals go to it.
+  std::vector<std::string> wrapper = {};
 };
 
 // A real gpubox-helper listening on <tempdir>/gpubox.sock. The temp dir is

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "fake_driver.hpp"
 #include "harness.hpp"
 
 namespace gpubox::itest {
@@ -95,6 +96,31 @@ TEST_P(Memory, WorkThatFitsIsNotKilled) {
 }
 
 GPUBOX_INSTANTIATE_CALLERS(Memory);
+
+// A GPU sandbox's OOM message also speaks of the host memory GPU jobs need.
+TEST(GpuMemory, OomOfAGpuSandboxMentionsGpuHostMemory) {
+  GPUBOX_REQUIRE_ROOT();
+  using gpubox::testing::FakeDriverRoot;
+  if (!FakeDriverRoot::canMknod()) GTEST_SKIP() << "cannot mknod fake NVIDIA nodes here";
+  FakeDriverRoot fake({.gpus = 1});
+  TempDir config(0755);
+  writeFile(config / "helper.toml", "[[allow]]\nusers = [65534]\ngpus = [\"all\"]\n", 0644);
+  HelperProcess h(
+      {.extraArgs = {"--config", config / "helper.toml", "--driver-root", fake.root()}});
+  auto r = h.cli({"run", "--gpu", "0", "--memory", "64M", "--json-status", "3", "--", "sh", "-c",
+                  "x=$(head -c 300000000 /dev/zero | tr '\\0' a); echo survived"},
+                 withStatusFd({.asUid = kNobodyUid, .timeout = 120s}));
+  EXPECT_EQ(r.exitCode, 137) << r.describe();
+  auto said = linesStartingWith(r.err, "gpubox: out of memory");
+  ASSERT_EQ(said.size(), 1u) << r.describe();
+  EXPECT_THAT(said[0], HasSubstr("--memory 64M")) << r.describe();
+  EXPECT_THAT(said[0], HasSubstr("GPU")) << r.describe();
+  EXPECT_THAT(said[0], HasSubstr("host memory")) << r.describe();
+  nlohmann::json j = parseJson(r.extra);
+  ASSERT_FALSE(j.is_discarded()) << r.describe();
+  EXPECT_EQ(j["reason"], "out_of_memory") << j.dump();
+  EXPECT_EQ(j["gpus"], nlohmann::json::array({fake.gpus()[0].uuid})) << j.dump();
+}
 
 // ------------------------------------------------------------ defaults
 

@@ -99,21 +99,76 @@ TEST(CleanLeftovers, IgnoresOtherNamesAndEmptyLayouts) {
   ASSERT_NE(::mkdtemp(tmpl), nullptr);
   const std::string parent = tmpl;
   // Only "sb-<pid>-<n>" is ours; pid 999999999 is never live.
-  const std::vector<std::string> keep = {"sb-x-1",   "sb-12",   "sb-12-", "sb-12-3x",
-                                         "test-1-2", "sb--1-2", "helper"};
+  const std::vector<std::string> keep = {"sb-x-1",      "sb-12",    "sb-12-", "sb-12-3x",
+                                         "test-1-2",    "sb--1-2",  "helper", "sb-12-3-ns",
+                                         "sb-12-3-nsx", "sb-12-3-4"};
   for (const std::string& n : keep) ASSERT_EQ(::mkdir((parent + "/" + n).c_str(), 0755), 0);
   ASSERT_EQ(::mkdir((parent + "/sb-999999999-7").c_str(), 0755), 0);
+  // Named the way this helper names them: same pid namespace, judged by pid.
+  const std::string ours = "sb-999999999-8-ns" + std::to_string(ownPidNamespace());
+  ASSERT_EQ(::mkdir((parent + "/" + ours).c_str(), 0755), 0);
   Layout layout;
   layout.v1Parents["memory"] = parent;
-  const auto lines = cleanLeftovers(layout, [](pid_t) { return false; });
-  ASSERT_EQ(lines.size(), 1u);
+  auto lines = cleanLeftovers(layout, [](pid_t) { return false; });
+  std::sort(lines.begin(), lines.end());
+  ASSERT_EQ(lines.size(), 2u);
   EXPECT_EQ(lines[0], "removed leftover cgroup " + parent +
                           "/sb-999999999-7 of dead helper 999999999 (killed 0 processes)");
+  EXPECT_EQ(lines[1], "removed leftover cgroup " + parent + "/" + ours +
+                          " of dead helper 999999999 (killed 0 processes)");
   for (const std::string& n : keep) {
     EXPECT_TRUE(exists(parent + "/" + n)) << n;
     ::rmdir((parent + "/" + n).c_str());
   }
   ::rmdir(parent.c_str());
+}
+
+// A helper in another pid namespace (another container on the same
+// hierarchy) cannot be judged by its pid: its pid means nothing here. Its
+// sandbox is left alone while the kernel says a process is in it, and while
+// it may still be being set up.
+TEST(CleanLeftovers, AnotherPidNamespacesSandboxesAreJudgedByTheKernelOnly) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root (creates cgroups); CI runs these as root";
+  const Layout layout = prepareLayout();
+  if (layout.v2Parent.empty()) GTEST_SKIP() << "no cgroup2 hierarchy on this host";
+  const std::string foreign = "sb-1-1-ns" + std::to_string(ownPidNamespace() + 1);
+  const std::string dir = layout.v2Parent + "/" + foreign;
+  ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0) << std::strerror(errno);
+  // Fresh and unpopulated: could be a sandbox a live helper is setting up.
+  auto lines = cleanLeftovers(layout, [](pid_t) { return false; });
+  EXPECT_TRUE(exists(dir)) << "a fresh foreign cgroup was removed";
+  for (const auto& l : lines) EXPECT_EQ(l.find(foreign), std::string::npos) << l;
+  // Populated and old: a live sandbox of another container.
+  pid_t child = ::fork();
+  if (child == 0) {
+    ::pause();
+    ::_exit(0);
+  }
+  const std::string pid = std::to_string(child);
+  const int procs = ::open((dir + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(procs, 0);
+  ASSERT_EQ(::write(procs, pid.data(), pid.size()), static_cast<ssize_t>(pid.size()));
+  ::close(procs);
+  const timespec old[2] = {{std::time(nullptr) - 3600, 0}, {std::time(nullptr) - 3600, 0}};
+  const bool aged = ::utimensat(AT_FDCWD, dir.c_str(), old, 0) == 0;
+  cleanLeftovers(layout, [](pid_t) { return false; });
+  EXPECT_TRUE(exists(dir)) << "a populated foreign cgroup was removed";
+  EXPECT_EQ(::kill(child, 0), 0) << "a process of another container's sandbox was killed";
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  if (!aged) {
+    ::rmdir(dir.c_str());
+    GTEST_SKIP() << "cannot age a cgroup directory here (utimensat: " << std::strerror(errno)
+                 << ")";
+  }
+  // Unpopulated and old: abandoned, removed.
+  for (int i = 0; i < 100 && exists(dir + "/cgroup.procs"); ++i) {
+    lines = cleanLeftovers(layout, [](pid_t) { return false; });
+    if (!exists(dir)) break;
+    ::usleep(20000);
+  }
+  EXPECT_FALSE(exists(dir)) << "an abandoned foreign cgroup stayed";
+  ::rmdir(dir.c_str());
 }
 
 TEST(CleanLeftovers, DefaultLivenessIsTheHelpersName) {
