@@ -10,6 +10,7 @@
 #include <kj/async-io.h>
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -73,8 +74,9 @@ void applyLimitOptions(const Options& o, gpubox::DaemonContext& ctx) {
       o.maxPids, [](const std::string& t) { return parseCount("--max-pids", t); });
   d.sessionTtlMs = parseDurationMs("--default-session-ttl", o.defaultSessionTtl);
   d.maxSessionTtlMs = parseDurationMs("--max-session-ttl", o.maxSessionTtl);
-  if (d.sessionTtlMs > d.maxSessionTtlMs)
-    throw Error("--default-session-ttl is above --max-session-ttl");
+  // A lower ceiling lowers the default with it (--max-session-ttl 10m alone
+  // means sessions get 10 minutes unless they ask for less).
+  d.sessionTtlMs = std::min(d.sessionTtlMs, d.maxSessionTtlMs);
   ctx.limits.maxSandboxesPerUid = o.maxSandboxesPerUid;
   ctx.limits.maxSessionsPerUid = o.maxSessionsPerUid;
 }
