@@ -139,12 +139,9 @@ int serve(const Options& opts) {
 
   gpubox::UniqueFd listenFd = gpubox::socketFromSystemd();
   bool underSystemd = listenFd.valid();
-  if (!listenFd) {
-    if (opts.listen.empty())
-      throw gpubox::Error(
-          "no socket: start gpubox-helper from gpubox.socket (systemd) or pass --listen PATH");
-    listenFd = gpubox::listenOn(opts.listen, parseMode(opts.socketMode));
-  }
+  if (!listenFd && opts.listen.empty())
+    throw gpubox::Error(
+        "no socket: start gpubox-helper from gpubox.socket (systemd) or pass --listen PATH");
 
   auto io = kj::setupAsyncIo();
   gpubox::DaemonContext ctx(io.unixEventPort, io.provider->getTimer());
@@ -156,6 +153,8 @@ int serve(const Options& opts) {
   prepareCgroups(opts, ctx);
   // The first GPU discovery, before serving; later ones run off the loop.
   ctx.gpuInventory = std::make_unique<gpubox::GpuInventoryCache>(ctx.driverRoot);
+  // The socket last: a helper that cannot start leaves none behind.
+  if (!listenFd) listenFd = gpubox::listenOn(opts.listen, parseMode(opts.socketMode));
   gpubox::MaskedSocket mask = describeSocket(listenFd.get());
   if (!mask.path.empty()) ctx.helperSockets.push_back(mask);
 

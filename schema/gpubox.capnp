@@ -1,9 +1,9 @@
 # gpubox wire contract. This file is the one place the protocol is defined.
 #
 # Versioning rule (see docs/protocol.md): fields and methods are only ever
-# appended, never renumbered or removed; `protocolVersion` in HelperInfo is
-# bumped when a change alters meaning, and a client refuses a helper whose
-# major protocol version differs from its own.
+# appended, never renumbered or removed; `protocolMinor` (HelperInfo) is
+# bumped with every addition and `protocolMajor` when a change alters
+# meaning; a client refuses a helper whose major version differs from its own.
 @0xc3a1f1d0e6b2a901;
 
 $import "/capnp/c++.capnp".namespace("gpubox::wire");

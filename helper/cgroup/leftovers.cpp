@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <charconv>
 #include <ctime>
+#include <map>
 #include <memory>
 #include <optional>
 
@@ -105,9 +106,16 @@ std::string sandboxCgroupName(uint64_t id) {
 }
 
 bool isGpuboxHelper(pid_t pid) {
-  const std::string path = "/proc/" + std::to_string(pid) + "/comm";
-  const std::optional<std::string> comm = readControl(AT_FDCWD, path.c_str());
-  return comm && (*comm == "gpubox-helper\n" || *comm == "gpubox-helper");
+  const std::string proc = "/proc/" + std::to_string(pid);
+  const std::optional<std::string> comm = readControl(AT_FDCWD, (proc + "/comm").c_str());
+  if (!comm || (*comm != "gpubox-helper\n" && *comm != "gpubox-helper")) return false;
+  // A helper killed a moment ago and not yet reaped (a zombie) is dead: its
+  // sandboxes are gone, its cgroups are leftovers.
+  const std::optional<std::string> stat = readControl(AT_FDCWD, (proc + "/stat").c_str());
+  if (!stat) return false;
+  const size_t close = stat->rfind(')');
+  return close != std::string::npos && close + 2 < stat->size() && (*stat)[close + 2] != 'Z' &&
+         (*stat)[close + 2] != 'X';
 }
 
 std::vector<std::string> cleanLeftovers(const Layout& layout,
@@ -120,16 +128,27 @@ std::vector<std::string> cleanLeftovers(const Layout& layout,
       parents.push_back(parent);
 
   const uint64_t ownNamespace = ownPidNamespace();
+  // Decided per name before anything is removed: whether another pid
+  // namespace's sandbox is abandoned is read from its v2 directory, which
+  // goes in the same pass as its v1 siblings.
+  std::map<std::string, bool> abandoned;
+  for (const std::string& parent : parents)
+    for (const std::string& name : subdirectories(parent)) {
+      const std::optional<Maker> maker = makerOf(name);
+      if (!maker || abandoned.count(name)) continue;
+      const bool foreign = maker->pidNamespace && *maker->pidNamespace != ownNamespace;
+      abandoned[name] = foreign ? foreignAndAbandoned(layout, name) : !live(maker->pid);
+    }
   std::vector<std::string> lines;
   for (const std::string& parent : parents) {
     for (const std::string& name : subdirectories(parent)) {
-      const std::optional<Maker> maker = makerOf(name);
-      if (!maker) continue;
-      const bool foreign = maker->pidNamespace && *maker->pidNamespace != ownNamespace;
-      if (foreign ? !foreignAndAbandoned(layout, name) : live(maker->pid)) continue;
+      auto verdict = abandoned.find(name);
+      if (verdict == abandoned.end() || !verdict->second) continue;
+      const Maker maker = *makerOf(name);
+      const bool foreign = maker.pidNamespace && *maker.pidNamespace != ownNamespace;
       const std::string path = parent + "/" + name;
       const std::string what = "leftover cgroup " + path + " of dead helper " +
-                               std::to_string(maker->pid) +
+                               std::to_string(maker.pid) +
                                (foreign ? " (of another pid namespace)" : "");
       UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
       if (!fd) {

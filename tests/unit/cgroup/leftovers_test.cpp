@@ -2,10 +2,12 @@
 // what a live helper owns is left alone. Needs root (real cgroups).
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -161,19 +163,47 @@ TEST(CleanLeftovers, AnotherPidNamespacesSandboxesAreJudgedByTheKernelOnly) {
     GTEST_SKIP() << "cannot age a cgroup directory here (utimensat: " << std::strerror(errno)
                  << ")";
   }
-  // Unpopulated and old: abandoned, removed.
+  // Unpopulated and old: abandoned, removed, with its v1 siblings (judged
+  // by the v2 directory, which goes in the same pass).
+  std::vector<std::string> siblings;
+  for (const auto& [controller, parent] : layout.v1Parents)
+    if (std::find(siblings.begin(), siblings.end(), parent + "/" + foreign) == siblings.end() &&
+        ::mkdir((parent + "/" + foreign).c_str(), 0755) == 0)
+      siblings.push_back(parent + "/" + foreign);
   for (int i = 0; i < 100 && exists(dir + "/cgroup.procs"); ++i) {
     lines = cleanLeftovers(layout, [](pid_t) { return false; });
     if (!exists(dir)) break;
     ::usleep(20000);
   }
   EXPECT_FALSE(exists(dir)) << "an abandoned foreign cgroup stayed";
+  for (const std::string& sibling : siblings) {
+    EXPECT_FALSE(exists(sibling)) << "its v1 sibling stayed: " << sibling;
+    ::rmdir(sibling.c_str());
+  }
   ::rmdir(dir.c_str());
 }
 
 TEST(CleanLeftovers, DefaultLivenessIsTheHelpersName) {
   EXPECT_FALSE(isGpuboxHelper(::getpid())) << "the test binary is not gpubox-helper";
   EXPECT_FALSE(isGpuboxHelper(999999999));
+  // A process called gpubox-helper is live until it dies; as a zombie (killed,
+  // not yet reaped) it is dead: its sandboxes are gone with it.
+  pid_t child = ::fork();
+  if (child == 0) {
+    ::prctl(PR_SET_NAME, "gpubox-helper", 0, 0, 0);
+    ::pause();
+    ::_exit(0);
+  }
+  ASSERT_GT(child, 0);
+  bool named = false;
+  for (int i = 0; i < 200 && !(named = isGpuboxHelper(child)); ++i) ::usleep(5000);
+  EXPECT_TRUE(named);
+  ::kill(child, SIGKILL);
+  siginfo_t info = {};
+  // Wait for the exit without reaping it (WNOWAIT): it stays a zombie.
+  ASSERT_EQ(::waitid(P_PID, static_cast<id_t>(child), &info, WEXITED | WNOWAIT), 0);
+  EXPECT_FALSE(isGpuboxHelper(child)) << "a zombie helper counted as live";
+  ::waitpid(child, nullptr, 0);
 }
 
 }  // namespace
