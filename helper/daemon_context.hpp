@@ -65,6 +65,10 @@ struct DaemonContext {
   size_t liveConnections = 0;
   SandboxDefaults defaults;
   cgroup::Layout cgroupLayout;  // decided once at start
+  // Why the helper has no cgroups to give sandboxes (e.g. a read-only
+  // /sys/fs/cgroup in a pod), or "" when it has. Without them, requests for
+  // limits or GPUs are refused; nothing else needs a cgroup.
+  std::string cgroupsUnavailable;
   // Live sandboxes (until reaped) per uid, for --max-sandboxes-per-uid.
   std::map<uid_t, size_t> sandboxesPerUid;
   // Every sandbox that still runs, runs and sessions alike (gpubox ps).

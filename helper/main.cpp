@@ -86,11 +86,25 @@ void applyLimitOptions(const Options& o, gpubox::DaemonContext& ctx) {
 // sandboxes without the ceilings its flags promise refuses to start.
 void prepareCgroups(const Options& o, gpubox::DaemonContext& ctx) {
   using namespace gpubox;
-  ctx.cgroupLayout = cgroup::prepareLayout(o.cgroupParent);
-  for (const std::string& line : cgroup::describeLayout(ctx.cgroupLayout))
-    logInfo("cgroups: " + line);
   cgroup::ResourceLimits defaults{ctx.defaults.memoryBytes, ctx.defaults.cpuMillis,
                                   ctx.defaults.pids};
+  try {
+    ctx.cgroupLayout = cgroup::prepareLayout(o.cgroupParent);
+  } catch (const Error& e) {
+    const bool needed = defaults.memoryBytes || defaults.cpuMillis || defaults.pids;
+    if (!o.cgroupParent.empty()) throw;  // asked for by name: a misconfiguration
+    if (needed)
+      throw Error(std::string("cannot enforce the default limits: ") + e.what() +
+                  " (give the helper a writable, delegated cgroup, or run it without default "
+                  "limits: --default-memory none --default-cpus none --default-pids none)");
+    ctx.cgroupsUnavailable = e.what();
+    logError("cgroups: unavailable (" + ctx.cgroupsUnavailable +
+             "): sandboxes get no cgroup; requests for --memory, --cpus, --pids or GPUs are "
+             "refused");
+    return;
+  }
+  for (const std::string& line : cgroup::describeLayout(ctx.cgroupLayout))
+    logInfo("cgroups: " + line);
   if (std::string why = cgroup::unsupportedLimit(ctx.cgroupLayout, defaults); !why.empty())
     throw Error("cannot enforce the default limits: " + why +
                 " (give the helper a delegated cgroup, or pass --default-memory none / "

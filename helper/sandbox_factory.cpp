@@ -85,7 +85,15 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   checkPrivilegedOptions(ctx, peer, spec);
   checkCapacity(ctx, peer);
   ResolvedLimits limits = resolveLimits(ctx.defaults, spec.limits);
-  if (std::string why = cgroup::unsupportedLimit(ctx.cgroupLayout, limits.resources); !why.empty())
+  const cgroup::ResourceLimits& r = limits.resources;
+  if (!ctx.cgroupsUnavailable.empty() && (r.memoryBytes || r.cpuMillis || r.pids))
+    throw Error(std::string(r.memoryBytes ? "--memory"
+                            : r.cpuMillis ? "--cpus"
+                                          : "--pids") +
+                ": refused: the helper has no cgroups to enforce it (" + ctx.cgroupsUnavailable +
+                ")");
+  if (std::string why = cgroup::unsupportedLimit(ctx.cgroupLayout, r);
+      ctx.cgroupsUnavailable.empty() && !why.empty())
     throw Error(why);
 
   auto live = std::make_shared<LiveSandbox>();
@@ -119,12 +127,20 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   std::string name = cgroup::sandboxCgroupName(live->id);
   std::optional<cgroup::DeviceRules> devices =
       deviceRulesFor(ctx, gpus ? &*gpus : nullptr, bindsDevices);
-  holdings->cgroup = cgroup::SandboxCgroup::create(ctx.cgroupLayout, name, limits.resources,
-                                                   devices ? &*devices : nullptr);
-  if (!holdings->cgroup->skipped().empty())
-    logInfo("cgroup " + holdings->cgroup->path() + ": " + holdings->cgroup->skipped());
-  live->cgroup = holdings->cgroup->path();
-  live->limits = holdings->cgroup->applied();
+  if (ctx.cgroupsUnavailable.empty()) {
+    holdings->cgroup = cgroup::SandboxCgroup::create(ctx.cgroupLayout, name, limits.resources,
+                                                     devices ? &*devices : nullptr);
+    if (!holdings->cgroup->skipped().empty())
+      logInfo("cgroup " + holdings->cgroup->path() + ": " + holdings->cgroup->skipped());
+    live->cgroup = holdings->cgroup->path();
+    live->limits = holdings->cgroup->applied();
+  } else if (devices) {
+    // Fail closed: a GPU (or device-binding) sandbox without its device
+    // cgroup would see more than it was granted.
+    throw Error(std::string(gpus ? "--gpu" : "--dev-bind") +
+                ": refused: the helper has no cgroups for the device rules (" +
+                ctx.cgroupsUnavailable + ")");
+  }
   for (const RlimitSetting& r : limits.rlimits)
     live->limits.push_back("rlimit " + r.name + " = " +
                            (r.soft == kRlimUnlimited ? "unlimited" : std::to_string(r.soft)) + ":" +
@@ -149,7 +165,9 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   cgroup::SandboxCgroup* cg = holdings->cgroup.get();
   // cgroup v2: the init is born in its cgroup; v1 hierarchies are joined
   // before it is released to run anything.
-  LaunchedInit init = launchInit(config, cg->v2Fd(), [cg](pid_t pid) { cg->attachV1(pid); });
+  LaunchedInit init = launchInit(config, cg ? cg->v2Fd() : -1, [cg](pid_t pid) {
+    if (cg) cg->attachV1(pid);
+  });
   auto log = std::make_shared<SandboxLogInfo>();
   log->record.uid = peer.uid;
   log->record.pid = peer.pid;

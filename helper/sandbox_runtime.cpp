@@ -305,6 +305,8 @@ kj::Promise<void> SandboxRuntime::whenReady() {
 
 uint32_t SandboxRuntime::exec(const Command& cmd, const int stdio[3], const ExecOptions& options) {
   if (dead_) throw Error(*dead_);
+  if (endedBy_)
+    throw Error("the sandbox is ending (" + std::string(endReasonName(*endedBy_)) + ")");
   capnp::MallocMessageBuilder message;
   commandToWire(cmd, message.initRoot<wire::Command>());
   auto words = capnp::messageToFlatArray(message);

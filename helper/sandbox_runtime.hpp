@@ -82,7 +82,8 @@ class SandboxRuntime {
   // reference does.
   void end(EndReason why);
   void kill() { end(EndReason::ClientDisconnected); }
-  bool ended() const { return dead_.has_value(); }
+  // Once end() was called, or the init is gone: no new command may start.
+  bool ended() const { return dead_.has_value() || endedBy_.has_value(); }
 
  private:
   struct ExecState {

@@ -1,6 +1,7 @@
 #include "cgroup_layout.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -145,6 +146,21 @@ std::string whereEnforced(const Layout& layout, const std::string& controller) {
   return "unavailable";
 }
 
+// Parents that already exist say nothing about whether sandboxes can be made
+// under them (a read-only cgroup mount in a pod): make and remove one.
+void checkWritable(const Layout& layout) {
+  std::vector<std::string> parents;
+  if (!layout.v2Parent.empty()) parents.push_back(layout.v2Parent);
+  for (const auto& [controller, parent] : layout.v1Parents)
+    if (!contains(parents, parent)) parents.push_back(parent);
+  for (const std::string& parent : parents) {
+    const std::string probe = parent + "/probe-" + std::to_string(::getpid());
+    if (::mkdir(probe.c_str(), 0755) != 0 && errno != EEXIST)
+      throwErrno("cannot make cgroups under " + parent);
+    ::rmdir(probe.c_str());
+  }
+}
+
 }  // namespace
 
 bool handledByV2(const Layout& layout, const std::string& controller) {
@@ -158,6 +174,7 @@ Layout prepareLayout(const std::string& configuredParent) {
   layout.mounts = detectMounts();
   if (!layout.mounts.v2Mount.empty()) prepareV2(layout, configuredParent);
   prepareV1(layout, configuredParent);
+  checkWritable(layout);
   return layout;
 }
 

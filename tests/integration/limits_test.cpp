@@ -585,5 +585,67 @@ TEST_F(ManyClients, FiftyConcurrentRunsEachGetTheirOwnOutput) {
   EXPECT_TRUE(helper().alive()) << helper().log();
 }
 
+// ------------------------------------------------------------ no cgroups
+
+// A helper whose cgroup hierarchies are read-only (a pod without a
+// delegated cgroup): with default limits it refuses to start, saying how to
+// run without them; without them it serves sandboxes that need no cgroup and
+// refuses, by name, every request that does.
+std::vector<std::string> readOnlyCgroupsWrapper() {
+  // A mount namespace of its own in which every cgroup mount is read-only.
+  return {"/usr/bin/unshare",
+          "--mount",
+          "--propagation",
+          "slave",
+          "/bin/sh",
+          "-c",
+          "for m in $(awk '$3 ~ /^cgroup2?$/ {print $2}' /proc/self/mounts); do "
+          "mount -o remount,bind,ro \"$m\" || exit 99; done; exec \"$@\"",
+          "sh"};
+}
+
+TEST(ReadOnlyCgroups, DefaultLimitsStopTheHelperWithAWayOut) {
+  GPUBOX_REQUIRE_ROOT();
+  HelperProcess h({.waitReady = false, .wrapper = readOnlyCgroupsWrapper()});
+  auto status = h.waitExit(30s);
+  ASSERT_TRUE(status.has_value()) << "the helper kept running without its cgroups:\n" << h.log();
+  EXPECT_NE(*status, 0) << h.log();
+  EXPECT_THAT(h.log(), HasSubstr("cannot enforce the default limits")) << h.log();
+  EXPECT_THAT(h.log(), HasSubstr("--default-memory none")) << h.log();
+  EXPECT_FALSE(pathExists(h.socketPath())) << "a helper that did not start left its socket";
+}
+
+TEST(ReadOnlyCgroups, WithoutDefaultLimitsOnlyWhatNeedsACgroupIsRefused) {
+  GPUBOX_REQUIRE_ROOT();
+  HelperProcess h({.extraArgs = {"--default-memory", "none", "--default-pids", "none"},
+                   .wrapper = readOnlyCgroupsWrapper()});
+  ASSERT_TRUE(
+      pollUntil([&] { return h.log().find("cgroups: unavailable") != std::string::npos; }, 10s))
+      << h.log();
+  // Clients must share the helper's mount namespace (it refuses others).
+  auto cli = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = {"/usr/bin/nsenter",
+                                     "--mount=/proc/" + std::to_string(h.pid()) + "/ns/mnt",
+                                     "--",
+                                     cliPath(),
+                                     "--socket",
+                                     h.socketPath()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return runProcess(argv, {.cwd = h.workDir(), .timeout = 60s});
+  };
+  auto ok = cli({"run", "--", "echo", "no cgroup needed"});
+  EXPECT_EQ(ok.exitCode, 0) << ok.describe() << h.log();
+  EXPECT_EQ(ok.out, "no cgroup needed\n");
+  for (const std::vector<std::string>& ask :
+       {std::vector<std::string>{"--memory", "64M"}, {"--pids", "8"}, {"--cpus", "1"}}) {
+    std::vector<std::string> args = {"run"};
+    args.insert(args.end(), ask.begin(), ask.end());
+    args.insert(args.end(), {"--", "true"});
+    auto r = cli(args);
+    EXPECT_EQ(r.exitCode, 125) << r.describe();
+    EXPECT_THAT(r.err, AllOf(HasSubstr(ask[0]), HasSubstr("no cgroups"))) << r.describe();
+  }
+}
+
 }  // namespace
 }  // namespace gpubox::itest
