@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <functional>
 #include <iostream>
 
 #include "error.hpp"
@@ -85,6 +86,28 @@ void fillReport(gpubox::RunReport& report, const gpubox::client::RunResult& r) {
   if (r.notStarted) report.error = r.notStarted->message;
 }
 
+// Runs one command through START (a run or an exec) and turns its end into
+// gpubox's exit status and the --json-status record.
+int runAndReport(
+    const std::string& socket, std::optional<int> jsonStatusFd, const std::string& session,
+    const std::function<gpubox::client::RunResult(gpubox::client::Connection&)>& start) {
+  gpubox::RunReport report;
+  report.session = session;
+  try {
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) kj::UnixEventPort::captureSignal(sig);
+    gpubox::client::Connection conn(gpubox::client::defaultSocketPath(socket));
+    gpubox::client::RunResult r = start(conn);
+    fillReport(report, r);
+    int code = exitCodeOf(r);
+    writeJson(jsonStatusFd, gpubox::runReportJson(report));
+    return code;
+  } catch (const gpubox::Error& e) {
+    report.error = e.what();
+    writeJson(jsonStatusFd, gpubox::runReportJson(report));
+    return fail(e.what());
+  }
+}
+
 int runCommand(const std::string& socket, const std::vector<std::string>& args) {
   gpubox::cli::RunOptions opts;
   try {
@@ -97,24 +120,13 @@ int runCommand(const std::string& socket, const std::vector<std::string>& args) 
     std::fputs(gpubox::cli::kRunHelp, stdout);
     return 0;
   }
-  gpubox::RunReport report;
-  try {
-    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) kj::UnixEventPort::captureSignal(sig);
-    gpubox::client::Connection conn(gpubox::client::defaultSocketPath(socket));
+  return runAndReport(socket, opts.jsonStatusFd, "", [&](gpubox::client::Connection& conn) {
     gpubox::client::RunRequest request;
     request.spec = opts.spec;
     request.command = opts.command;
     request.forwardSignals = true;
-    gpubox::client::RunResult r = conn.run(request);
-    fillReport(report, r);
-    int code = exitCodeOf(r);
-    writeJson(opts.jsonStatusFd, gpubox::runReportJson(report));
-    return code;
-  } catch (const gpubox::Error& e) {
-    report.error = e.what();
-    writeJson(opts.jsonStatusFd, gpubox::runReportJson(report));
-    return fail(e.what());
-  }
+    return conn.run(request);
+  });
 }
 
 int execCommand(const std::string& socket, const std::vector<std::string>& args) {
@@ -130,25 +142,14 @@ int execCommand(const std::string& socket, const std::vector<std::string>& args)
     std::fputs(gpubox::cli::kExecHelp, stdout);
     return 0;
   }
-  gpubox::RunReport report;
-  try {
-    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) kj::UnixEventPort::captureSignal(sig);
-    gpubox::client::Connection conn(gpubox::client::defaultSocketPath(socket));
-    gpubox::client::ExecRequest request;
-    request.session = opts.session;
-    request.command = opts.command;
-    request.forwardSignals = true;
-    gpubox::client::RunResult r = conn.exec(request).wait();
-    fillReport(report, r);
-    int code = exitCodeOf(r);
-    writeJson(opts.jsonStatusFd, gpubox::runReportJson(report));
-    return code;
-  } catch (const gpubox::Error& e) {
-    report.error = e.what();
-    report.session = opts.session;
-    writeJson(opts.jsonStatusFd, gpubox::runReportJson(report));
-    return fail(e.what());
-  }
+  return runAndReport(socket, opts.jsonStatusFd, opts.session,
+                      [&](gpubox::client::Connection& conn) {
+                        gpubox::client::ExecRequest request;
+                        request.session = opts.session;
+                        request.command = opts.command;
+                        request.forwardSignals = true;
+                        return conn.exec(request).wait();
+                      });
 }
 
 int sessionCreate(const std::string& socket, const std::vector<std::string>& args) {
