@@ -1,11 +1,16 @@
 #include "daemon_context.hpp"
 
+#include "cgroup_attacher.hpp"
 #include "sessions.hpp"
 
 namespace gpubox {
 
 DaemonContext::DaemonContext(kj::UnixEventPort& p, kj::Timer& t)
-    : port(p), timer(t), sessions(std::make_unique<SessionRegistry>(*this)), reaper(p) {}
+    : port(p),
+      timer(t),
+      sessions(std::make_unique<SessionRegistry>(*this)),
+      cgroupAttacher(std::make_unique<CgroupAttacher>(p)),
+      reaper(p) {}
 
 DaemonContext::~DaemonContext() {
   // Sessions hold sandboxes whose end goes through the reaper: end them

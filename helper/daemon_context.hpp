@@ -45,6 +45,7 @@ struct SandboxDefaults {
 };
 
 class SessionRegistry;
+class CgroupAttacher;
 struct LiveSandbox;
 
 struct DaemonContext {
@@ -74,6 +75,7 @@ struct DaemonContext {
   // Every sandbox that still runs, runs and sessions alike (gpubox ps).
   std::map<uint64_t, std::weak_ptr<LiveSandbox>> sandboxTable;
   std::unique_ptr<SessionRegistry> sessions;
+  std::unique_ptr<CgroupAttacher> cgroupAttacher;  // joins inits to v1 hierarchies off the loop
   // Last, so it is destroyed first: what it still holds refers to the rest.
   Reaper reaper;
 };

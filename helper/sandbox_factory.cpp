@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <optional>
 
+#include "cgroup_attacher.hpp"
 #include "cgroup_janitor.hpp"
 #include "error.hpp"
 #include "gpu_assignment.hpp"
@@ -163,11 +164,13 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   config.rlimits = limits.rlimits;
 
   cgroup::SandboxCgroup* cg = holdings->cgroup.get();
-  // cgroup v2: the init is born in its cgroup; v1 hierarchies are joined
-  // before it is released to run anything.
-  LaunchedInit init = launchInit(config, cg ? cg->v2Fd() : -1, [cg](pid_t pid) {
-    if (cg) cg->attachV1(pid);
-  });
+  // cgroup v2: the init is born in its cgroup. v1 hierarchies are joined off
+  // the event loop while the init builds its root; it waits for that before
+  // it enters its cgroup namespace or runs anything.
+  std::vector<std::pair<std::string, UniqueFd>> v1Procs;
+  if (cg) v1Procs = cg->openV1Procs();
+  config.awaitPlacement = !v1Procs.empty();
+  LaunchedInit init = launchInit(config, cg ? cg->v2Fd() : -1);
   auto log = std::make_shared<SandboxLogInfo>();
   log->record.uid = peer.uid;
   log->record.pid = peer.pid;
@@ -194,6 +197,8 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
         log->record.durationMs = monotonicMs() - log->startMs;
         logSandbox(log->record);
       });
+  if (config.awaitPlacement)
+    live->runtime->placeWhen(ctx.cgroupAttacher->attach(initPid, std::move(v1Procs)));
   holdings->pidNs = namespaceInode(initPid, "pid");
   holdings->userNs = namespaceInode(initPid, "user");
   holdings->uid = peer.uid;

@@ -60,6 +60,7 @@ SandboxRuntime::SandboxRuntime(kj::UnixEventPort& port, kj::Timer& timer, Reaper
 }
 
 SandboxRuntime::~SandboxRuntime() {
+  placement_ = nullptr;
   for (auto& [id, state] : execs_) {
     state.timeout = nullptr;
     state.drain = nullptr;
@@ -293,6 +294,20 @@ kj::Promise<void> SandboxRuntime::runTimeout(uint32_t id) {
               signal(id, SIGKILL, options.timeoutScope);
             });
       });
+}
+
+void SandboxRuntime::placeWhen(kj::Promise<void> placement) {
+  placement_ = placement
+                   .then([this]() {
+                     initmsg::ToInitRecord rec = {};
+                     rec.type = initmsg::ToInit::Placed;
+                     if (!dead_ && !sendRecord(control_.get(), &rec, sizeof(rec), {}))
+                       throwErrno("tell the sandbox's init it joined its cgroups");
+                   })
+                   .eagerlyEvaluate([this](kj::Exception&& e) {
+                     initGone(e.getDescription().cStr());
+                     sys::pidfdSendSignal(pidfd_.get(), SIGKILL);
+                   });
 }
 
 kj::Promise<void> SandboxRuntime::whenReady() {

@@ -65,6 +65,9 @@ class SandboxRuntime {
 
   // Resolves when setup finished; rejects with the init's message otherwise.
   kj::Promise<void> whenReady();
+  // Tells the init it was placed in its cgroups once PLACEMENT resolves (see
+  // InitConfig::awaitPlacement); if it rejects, the sandbox fails with that.
+  void placeWhen(kj::Promise<void> placement);
   const std::vector<size_t>& skippedSteps() const { return skipped_; }
   pid_t initPid() const { return pid_; }
 
@@ -121,6 +124,7 @@ class SandboxRuntime {
   std::function<void()> onExecEnd_;
   kj::UnixEventPort::FdObserver observer_;
   kj::Promise<void> readTask_ = nullptr;
+  kj::Promise<void> placement_ = nullptr;
   bool ready_ = false;
   std::optional<std::string> dead_;   // why the init is gone
   std::optional<EndReason> endedBy_;  // set by end(): the helper ended it on purpose

@@ -1,5 +1,6 @@
 #include "sandbox_cgroup.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -171,6 +172,17 @@ std::vector<SandboxCgroup::Dir*> SandboxCgroup::dirs() {
 void SandboxCgroup::attachV1(pid_t pid) {
   for (Dir& dir : v1_)
     if (!dir.removed) writeControl(dir.fd.get(), dir.path, "cgroup.procs", std::to_string(pid));
+}
+
+std::vector<std::pair<std::string, UniqueFd>> SandboxCgroup::openV1Procs() const {
+  std::vector<std::pair<std::string, UniqueFd>> files;
+  for (const Dir& dir : v1_) {
+    if (dir.removed) continue;
+    UniqueFd fd(::openat(dir.fd.get(), "cgroup.procs", O_WRONLY | O_CLOEXEC));
+    if (!fd) throwErrno("opening " + dir.path + "/cgroup.procs");
+    files.emplace_back(dir.path + "/cgroup.procs", std::move(fd));
+  }
+  return files;
 }
 
 void SandboxCgroup::attach(pid_t pid) {

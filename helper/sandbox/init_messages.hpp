@@ -13,6 +13,7 @@ enum class ToInit : uint32_t {
   Go = 1,      // uid/gid maps and cgroups are in place: finish setting up
   Exec = 2,    // fds: [memfd holding wire::Command, stdin, stdout, stderr]
   Signal = 3,  // deliver `signo` to the processes of exec `id` that `scope` names
+  Placed = 4,  // the init has joined its cgroup v1 hierarchies (InitConfig::awaitPlacement)
 };
 
 // Who a Signal reaches. The init does the sending because only it sees the

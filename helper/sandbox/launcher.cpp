@@ -54,8 +54,7 @@ std::vector<std::string> sandboxNamespaces(bool newNetwork) {
   return ns;
 }
 
-LaunchedInit launchInit(const InitConfig& config, int cgroupFd,
-                        const std::function<void(pid_t)>& placeInCgroups) {
+LaunchedInit launchInit(const InitConfig& config, int cgroupFd) {
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
     throwErrno("control socketpair");
@@ -79,7 +78,6 @@ LaunchedInit launchInit(const InitConfig& config, int cgroupFd,
   try {
     writeProcFile(pid, "uid_map", uidMap);
     writeProcFile(pid, "gid_map", gids);
-    placeInCgroups(pid);
     initmsg::ToInitRecord go = {};
     go.type = initmsg::ToInit::Go;
     if (!sendRecord(launched.control.get(), &go, sizeof(go), {}))

@@ -4,8 +4,6 @@
 
 #include <sys/types.h>
 
-#include <functional>
-
 #include "sandbox_init.hpp"
 #include "unique_fd.hpp"
 
@@ -20,12 +18,11 @@ struct LaunchedInit {
 // Clones the init (clone3: CLONE_PIDFD plus new user, mount, pid, ipc, uts and,
 // unless host network, net namespaces; straight into the cgroup v2 directory
 // `cgroupFd` when it is >= 0), writes its uid/gid maps (the caller's uid and
-// each of its groups mapped 1:1; nothing else, root included), runs
-// `placeInCgroups(pid)` (the v1 hierarchies), then tells it to go on: it runs
-// nothing of its own before that. On any failure the child is killed and
-// reaped before this throws gpubox::Error.
-LaunchedInit launchInit(const InitConfig& config, int cgroupFd,
-                        const std::function<void(pid_t)>& placeInCgroups);
+// each of its groups mapped 1:1; nothing else, root included), then tells it
+// to go on: it runs nothing of its own before that. (cgroup v1 hierarchies
+// are joined afterwards, see InitConfig::awaitPlacement.) On any failure the
+// child is killed and reaped before this throws gpubox::Error.
+LaunchedInit launchInit(const InitConfig& config, int cgroupFd);
 
 // The namespaces launchInit creates, by /proc/PID/ns name.
 std::vector<std::string> sandboxNamespaces(bool newNetwork);

@@ -49,11 +49,12 @@ void resetSignals() {
   for (int sig = 1; sig < NSIG; ++sig) signal(sig, SIG_DFL);
 }
 
-void waitForGo() {
+// Waits for one record of TYPE from the helper. EOF (or anything else): the
+// helper gave up on this sandbox (or died) before releasing it.
+void waitFor(initmsg::ToInit type) {
   initmsg::ToInitRecord rec = {};
   ssize_t n = recvRecord(kControlFd, &rec, sizeof(rec), nullptr, 0);
-  // EOF: the helper gave up on this sandbox (or died) before releasing it.
-  if (n != static_cast<ssize_t>(sizeof(rec)) || rec.type != initmsg::ToInit::Go) _exit(0);
+  if (n != static_cast<ssize_t>(sizeof(rec)) || rec.type != type) _exit(0);
 }
 
 void setUp(const InitConfig& config) {
@@ -61,14 +62,15 @@ void setUp(const InitConfig& config) {
   // The kernel clears the parent-death signal on a uid/gid change: set it
   // again. (Were the helper already gone, the control socket's EOF ends us.)
   ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-  // Entered after the helper placed us in our cgroups, so the sandbox sees
-  // its own cgroup as its root.
-  if (::unshare(CLONE_NEWCGROUP) != 0) throwErrno("new cgroup namespace");
   if (config.newNetwork) bringUpLoopback();
   if (!config.hostname.empty() &&
       ::sethostname(config.hostname.c_str(), config.hostname.size()) != 0)
     throwErrno("sethostname");
   MountOutcome outcome = buildSandboxRoot(config.plan, config.masks);
+  // Entered once the helper placed us in all our cgroups, so the sandbox
+  // sees its own cgroup as its root; nothing of the sandbox runs before.
+  if (config.awaitPlacement) waitFor(initmsg::ToInit::Placed);
+  if (::unshare(CLONE_NEWCGROUP) != 0) throwErrno("new cgroup namespace");
   for (size_t index : outcome.skipped) {
     initmsg::FromInitRecord rec = {};
     rec.type = initmsg::FromInit::Skipped;
@@ -88,7 +90,7 @@ void runSandboxInit(const InitConfig& config, int controlFd) {
   resetSignals();
   isolateFds(controlFd);
   ::umask(022);
-  waitForGo();
+  waitFor(initmsg::ToInit::Go);
   try {
     setUp(config);
   } catch (const std::exception& e) {

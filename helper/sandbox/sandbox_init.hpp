@@ -26,6 +26,10 @@ struct InitConfig {
   // setrlimit before each command's exec, in this order (validated by the
   // helper: names known, never above the helper's own hard limits).
   std::vector<RlimitSetting> rlimits;
+  // Wait for ToInit::Placed before entering a cgroup namespace and running
+  // anything: the helper joins the init to its cgroup v1 hierarchies while
+  // the init builds its root (cgroup v2 placed it at birth).
+  bool awaitPlacement = false;
 };
 
 // Never returns. `controlFd` is the init's end of the control socketpair.

@@ -158,6 +158,44 @@ TEST_P(Defaults, EverySandboxHasACgroupAndDefaultCeilings) {
     EXPECT_TRUE(pollUntil([&] { return !pathExists(dir); }, 10s)) << dir << " outlived its sandbox";
 }
 
+// The init and every command sit in the sandbox's cgroup in every hierarchy
+// it uses (v2 from birth through CLONE_INTO_CGROUP, v1 joined before the
+// init runs anything), as the host sees them in /proc/PID/cgroup.
+TEST_P(Defaults, InitAndCommandsAreInTheSandboxsCgroupInEveryHierarchy) {
+  auto created = helper().cli({"session", "create", "--name", "where", "--json"}, as());
+  ASSERT_EQ(created.exitCode, 0) << created.describe();
+  nlohmann::json s = parseJson(created.out);
+  ASSERT_TRUE(s["cgroup"].is_string()) << created.out;
+  const std::string secs = std::to_string(61717 + caller());
+  auto exec = helper().spawnCli({"exec", "where", "--", "sleep", secs}, as());
+  std::vector<pid_t> sleepers;
+  ASSERT_TRUE(pollUntil([&] { return !(sleepers = findProcesses({"sleep", secs})).empty(); }, 20s));
+  // The directory name, e.g. "sb-123-4-ns4026531836", and each line of it.
+  std::string field = s["cgroup"].get<std::string>();
+  const std::string first = field.substr(0, field.find(' '));
+  const std::string name = first.substr(first.rfind('/') + 1);
+  ASSERT_THAT(name, StartsWith("sb-"));
+  for (pid_t pid : {static_cast<pid_t>(s["init_pid"].get<int>()), sleepers[0]}) {
+    std::string cgroups = readFile("/proc/" + std::to_string(pid) + "/cgroup");
+    for (const char* controller : {"memory", "pids"}) {
+      bool placed = false;
+      for (const auto& line : lines(cgroups))
+        if (line.find(std::string(":") + controller) != std::string::npos &&
+            line.ends_with("/" + name))
+          placed = true;
+      EXPECT_TRUE(placed) << "pid " << pid << " is not in " << name << " for " << controller
+                          << ":\n"
+                          << cgroups;
+    }
+    bool v2 = false;
+    for (const auto& line : lines(cgroups))
+      if (line.starts_with("0::") && line.ends_with("/" + name)) v2 = true;
+    EXPECT_TRUE(v2) << "pid " << pid << " is not in the v2 " << name << ":\n" << cgroups;
+  }
+  EXPECT_EQ(helper().cli({"session", "rm", "where"}, as()).exitCode, 0);
+  exec->finish();
+}
+
 GPUBOX_INSTANTIATE_CALLERS(Defaults);
 
 // ------------------------------------------------------------ pids

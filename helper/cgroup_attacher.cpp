@@ -1,0 +1,121 @@
+#include "cgroup_attacher.hpp"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <tuple>
+
+#include "error.hpp"
+#include "kj_error.hpp"
+#include "log.hpp"
+
+namespace gpubox {
+
+// Everything the worker touches is made and freed on the loop's thread.
+struct CgroupAttacher::Job {
+  char pid[16] = {};
+  size_t pidLength = 0;
+  std::vector<std::pair<std::string, UniqueFd>> procs;
+  size_t failedAt = 0;  // index into procs; procs.size() when all succeeded
+  int err = 0;
+  kj::Own<kj::PromiseFulfiller<void>> done;
+};
+
+namespace {
+
+std::pair<UniqueFd, UniqueFd> makePipe() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) throwErrno("pipe for the cgroup attacher");
+  return {UniqueFd(fds[0]), UniqueFd(fds[1])};
+}
+
+}  // namespace
+
+CgroupAttacher::Pipes::Pipes() {
+  std::tie(requestRead, requestWrite) = makePipe();
+  std::tie(resultRead, resultWrite) = makePipe();
+  // Never block the loop: a full queue (a wedged worker) fails the request.
+  ::fcntl(requestWrite.get(), F_SETFL, ::fcntl(requestWrite.get(), F_GETFL) | O_NONBLOCK);
+  ::fcntl(resultRead.get(), F_SETFL, ::fcntl(resultRead.get(), F_GETFL) | O_NONBLOCK);
+}
+
+CgroupAttacher::CgroupAttacher(kj::UnixEventPort& port)
+    : observer_(port, pipes_.resultRead.get(), kj::UnixEventPort::FdObserver::OBSERVE_READ) {
+  // The worker must never take a signal meant for the helper (SIGTERM, SIGHUP).
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  worker_ = std::thread([this] { work(); });
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  collecting_ = collect().eagerlyEvaluate([](kj::Exception&& e) {
+    logError(std::string("cgroup attacher failed: ") + e.getDescription().cStr());
+  });
+}
+
+CgroupAttacher::~CgroupAttacher() {
+  pipes_.requestWrite.reset();  // EOF: the worker finishes the job at hand and returns
+  if (worker_.joinable()) worker_.join();
+}
+
+void CgroupAttacher::work() {
+  for (;;) {
+    Job* job = nullptr;
+    ssize_t n = ::read(pipes_.requestRead.get(), &job, sizeof job);
+    if (n < 0 && errno == EINTR) continue;
+    if (n != static_cast<ssize_t>(sizeof job)) return;
+    job->failedAt = job->procs.size();
+    for (size_t i = 0; i < job->procs.size(); ++i) {
+      ssize_t w;
+      do {
+        w = ::write(job->procs[i].second.get(), job->pid, job->pidLength);
+      } while (w < 0 && errno == EINTR);
+      if (w != static_cast<ssize_t>(job->pidLength)) {
+        job->err = w < 0 ? errno : EIO;
+        job->failedAt = i;
+        break;
+      }
+    }
+    while (::write(pipes_.resultWrite.get(), &job, sizeof job) < 0 && errno == EINTR) {
+    }
+  }
+}
+
+kj::Promise<void> CgroupAttacher::attach(pid_t pid,
+                                         std::vector<std::pair<std::string, UniqueFd>> procs) {
+  if (procs.empty()) return kj::READY_NOW;
+  auto job = std::make_unique<Job>();
+  job->pidLength = static_cast<size_t>(std::snprintf(job->pid, sizeof job->pid, "%d", pid));
+  job->procs = std::move(procs);
+  auto paf = kj::newPromiseAndFulfiller<void>();
+  job->done = kj::mv(paf.fulfiller);
+  Job* raw = job.get();
+  if (::write(pipes_.requestWrite.get(), &raw, sizeof raw) != static_cast<ssize_t>(sizeof raw))
+    return callerError(errnoMessage("cannot queue a cgroup v1 attach", errno));
+  pending_.emplace(raw, std::move(job));
+  return kj::mv(paf.promise);
+}
+
+kj::Promise<void> CgroupAttacher::collect() {
+  for (;;) {
+    Job* raw = nullptr;
+    ssize_t n = ::read(pipes_.resultRead.get(), &raw, sizeof raw);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      return observer_.whenBecomesReadable().then([this] { return collect(); });
+    if (n < 0 && errno == EINTR) continue;
+    if (n != static_cast<ssize_t>(sizeof raw)) return kj::READY_NOW;
+    auto it = pending_.find(raw);
+    if (it == pending_.end()) continue;
+    std::unique_ptr<Job> job = std::move(it->second);
+    pending_.erase(it);
+    if (job->failedAt == job->procs.size())
+      job->done->fulfill();
+    else
+      job->done->reject(callerError(errnoMessage(
+          "joining the sandbox's cgroup (" + job->procs[job->failedAt].first + ")", job->err)));
+  }
+}
+
+}  // namespace gpubox
