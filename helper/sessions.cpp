@@ -111,7 +111,7 @@ void SessionRegistry::remove(const PeerIdentity& peer, const std::string& name) 
   end(name, EndReason::SessionRemoved, "removed by uid " + std::to_string(peer.uid));
 }
 
-void SessionRegistry::end(const std::string& name, EndReason why, const std::string& logWhy) {
+void SessionRegistry::end(std::string name, EndReason why, const std::string& logWhy) {
   auto it = sessions_.find(name);
   if (it == sessions_.end()) return;
   Session s = std::move(it->second);

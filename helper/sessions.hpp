@@ -63,7 +63,8 @@ class SessionRegistry {
     kj::Promise<void> idleTimer = nullptr;
   };
   Session& owned(const PeerIdentity& peer, const std::string& name);
-  void end(const std::string& name, EndReason why, const std::string& logWhy);
+  // NAME by value: it may be the key of the entry this erases.
+  void end(std::string name, EndReason why, const std::string& logWhy);
   // Ends NAME from a timer: deferred to a turn of its own, since ending
   // destroys the timer's promise.
   void endLater(const std::string& name, EndReason why, const std::string& logWhy);

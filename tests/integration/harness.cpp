@@ -521,7 +521,15 @@ void HelperProcess::stop() {
   for (pid_t p : allPids())
     if (parentOf(p) == pid_) children.push_back(p);
   ::kill(pid_, SIGTERM);
-  if (!waitExit(5s)) {
+  if (auto stopped = waitExit(5s)) {
+    // An orderly stop ends every sandbox and session and exits 0; anything
+    // else (a crash in the shutdown path, a sanitizer report) fails the test.
+    if (!WIFEXITED(*stopped) || WEXITSTATUS(*stopped) != 0)
+      ADD_FAILURE() << "the helper did not stop cleanly on SIGTERM (wait status " << *stopped
+                    << "); its log:\n"
+                    << log();
+  } else {
+    ADD_FAILURE() << "the helper did not stop within 5 s of SIGTERM; its log:\n" << log();
     ::kill(pid_, SIGKILL);
     int st;
     while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
