@@ -540,6 +540,14 @@ void HelperProcess::stop() {
   for (pid_t c : children) ::kill(c, SIGKILL);
 }
 
+unsigned gpuHolders(const HelperProcess& h, unsigned index) {
+  nlohmann::json j = parseJson(h.cli({"gpus", "--json"}).out);
+  if (!j.is_array()) return 999;
+  for (const auto& g : j)
+    if (g["index"] == index) return g["holders"].get<unsigned>();
+  return 998;
+}
+
 std::vector<std::string> HelperProcess::cliArgv(const std::vector<std::string>& args) const {
   std::vector<std::string> argv{cliPath(), "--socket", socket_};
   argv.insert(argv.end(), args.begin(), args.end());

@@ -204,6 +204,10 @@ class HelperProcess {
   std::optional<int> status_;
 };
 
+// How many sandboxes hold GPU INDEX, per `gpubox gpus --json` as root
+// (998: no such GPU, 999: no JSON).
+unsigned gpuHolders(const HelperProcess& h, unsigned index);
+
 // True once the socket at `path` accepts a connection (connect() succeeds).
 bool canConnect(const std::string& path);
 

@@ -102,14 +102,6 @@ class PrivateCgroupParent {
 
 const std::string kAllowGpus = "[[allow]]\nusers = [65534, 0]\ngpus = [\"all\"]\n";
 
-unsigned holdersOf(const HelperProcess& h, unsigned index) {
-  nlohmann::json j = parseJson(h.cli({"gpus", "--json"}).out);
-  if (!j.is_array()) return 999;
-  for (const auto& g : j)
-    if (g["index"] == index) return g["holders"].get<unsigned>();
-  return 998;
-}
-
 TEST(Recovery, SigkilledHelperLeavesNothingAfterARestart) {
   GPUBOX_REQUIRE_ROOT();
   PrivateCgroupParent parent;
@@ -143,7 +135,7 @@ TEST(Recovery, SigkilledHelperLeavesNothingAfterARestart) {
       30s))
       << h.log();
   if (gpu) {
-    EXPECT_EQ(holdersOf(h, 0), 1u);
+    EXPECT_EQ(gpuHolders(h, 0), 1u);
   }
 
   // Where their cgroups are, before the crash.
@@ -234,7 +226,7 @@ TEST(Recovery, SigkilledHelperLeavesNothingAfterARestart) {
   EXPECT_THAT(ex.err, HasSubstr("restart")) << ex.describe();
   // The GPU lease went with the dead helper.
   if (gpu) {
-    EXPECT_EQ(holdersOf(h, 0), 0u);
+    EXPECT_EQ(gpuHolders(h, 0), 0u);
   }
   // The new helper serves, under the same flags.
   auto ok = h.cli({"run", "--", "echo", "ok"}, nobody);

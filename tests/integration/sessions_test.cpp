@@ -488,15 +488,6 @@ gpus = ["all"]
 max_gpus = 4
 )";
 
-unsigned holdersOf(const HelperProcess& h, unsigned index) {
-  auto r = h.cli({"gpus", "--json"});
-  nlohmann::json j = parseJson(r.out);
-  if (!j.is_array()) return 999;
-  for (const auto& g : j)
-    if (g["index"] == index) return g["holders"].get<unsigned>();
-  return 998;
-}
-
 TEST(SessionGpus, LeaseHeldAcrossExecsAndFreedAtRemove) {
   GPUBOX_REQUIRE_ROOT();
   if (!FakeDriverRoot::canMknod()) GTEST_SKIP() << "cannot mknod fake NVIDIA nodes here";
@@ -511,14 +502,14 @@ TEST(SessionGpus, LeaseHeldAcrossExecsAndFreedAtRemove) {
   nlohmann::json created = parseJson(c.out);
   ASSERT_TRUE(created.is_object()) << c.describe();
   EXPECT_EQ(created["gpus"], nlohmann::json::array({fake.gpus()[1].uuid})) << created.dump();
-  EXPECT_EQ(holdersOf(h, 1), 1u);
-  EXPECT_EQ(holdersOf(h, 0), 0u);
+  EXPECT_EQ(gpuHolders(h, 1), 1u);
+  EXPECT_EQ(gpuHolders(h, 0), 0u);
   for (int i = 0; i < 2; ++i) {
     auto ex = h.cli({"exec", "gpu", "--", "sh", "-c", "ls /dev | grep '^nvidia[0-9]'"},
                     {.asUid = kNobodyUid});
     EXPECT_EQ(ex.exitCode, 0) << ex.describe();
     EXPECT_EQ(ex.out, "nvidia1\n") << "exec " << i;
-    EXPECT_EQ(holdersOf(h, 1), 1u) << "after exec " << i << ": one lease for the whole session";
+    EXPECT_EQ(gpuHolders(h, 1), 1u) << "after exec " << i << ": one lease for the whole session";
   }
   nlohmann::json ps = h.psJson(kNobodyUid);
   nlohmann::json e = findByName(ps, "gpu");
@@ -526,7 +517,7 @@ TEST(SessionGpus, LeaseHeldAcrossExecsAndFreedAtRemove) {
   EXPECT_EQ(e["gpus"], nlohmann::json::array({fake.gpus()[1].uuid})) << e.dump();
   auto rm = h.cli({"session", "rm", "gpu"}, {.asUid = kNobodyUid});
   EXPECT_EQ(rm.exitCode, 0) << rm.describe();
-  EXPECT_TRUE(pollUntil([&] { return holdersOf(h, 1) == 0; }, 20s)) << h.log();
+  EXPECT_TRUE(pollUntil([&] { return gpuHolders(h, 1) == 0; }, 20s)) << h.log();
 }
 
 }  // namespace
