@@ -166,6 +166,7 @@ void readApplied(wire::Applied::Reader a, RunResult& result) {
   result.cgroup = a.getCgroup().cStr();
   result.limits = strings(a.getLimits());
   result.session = a.getSession().cStr();
+  result.seccomp = a.getSeccomp().cStr();
 }
 
 wire::Stdio::Builder lendStdio(wire::Stdio::Builder stdio, int in, int out, int err) {

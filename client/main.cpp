@@ -83,6 +83,7 @@ void fillReport(gpubox::RunReport& report, const gpubox::client::RunResult& r) {
   report.sigkillNeeded = r.sigkillNeeded;
   report.limits = r.limits;
   report.session = r.session;
+  report.seccomp = r.seccomp;
   if (r.notStarted) report.error = r.notStarted->message;
 }
 

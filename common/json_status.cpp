@@ -24,6 +24,7 @@ std::string runReportJson(const RunReport& r) {
   else
     j["timeout"] = nullptr;
   j["limits"] = r.limits;
+  j["seccomp"] = r.seccomp.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.seccomp);
   j["session"] = r.session.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.session);
   return j.dump();
 }

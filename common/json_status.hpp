@@ -27,6 +27,7 @@ struct RunReport {
   bool sigkillNeeded = false;
   std::vector<std::string> limits;
   std::string session;  // "" for gpubox run
+  std::string seccomp;  // the syscall filter applied: "default" or "none"
 };
 
 std::string runReportJson(const RunReport& report);

@@ -110,6 +110,8 @@ void validateSpec(const SandboxSpec& spec) {
       throw Error("--gpu selector is malformed or longer than 256 bytes");
   }
   validateLimits(spec.limits);
+  if (!spec.seccomp.empty() && spec.seccomp != "default" && spec.seccomp != "none")
+    throw Error("--seccomp '" + spec.seccomp + "': expected default or none");
 }
 
 void validateCommand(const Command& cmd) {

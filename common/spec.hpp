@@ -37,6 +37,7 @@ struct SandboxSpec {
   Network network = Network::None;
   std::vector<std::string> gpus;  // GPU selectors as the user wrote them
   Limits limits;                  // unset: the helper's defaults
+  std::string seccomp;            // "" / "default": the default filter; "none": none (root only)
 };
 
 struct Command {

@@ -99,6 +99,7 @@ SandboxSpec specFromWire(wire::SandboxSpec::Reader reader) {
   if (limits.getRlimits().size() > 64) throw Error("too many --rlimit settings");
   for (auto r : limits.getRlimits())
     spec.limits.rlimits.push_back({text(r.getName()), r.getSoft(), r.getHard()});
+  spec.seccomp = text(reader.getSeccomp());
   return spec;
 }
 
@@ -124,6 +125,7 @@ void specToWire(const SandboxSpec& spec, wire::SandboxSpec::Builder builder) {
     rl[i].setSoft(spec.limits.rlimits[i].soft);
     rl[i].setHard(spec.limits.rlimits[i].hard);
   }
+  builder.setSeccomp(spec.seccomp);
 }
 
 Command commandFromWire(wire::Command::Reader reader) {

@@ -164,6 +164,7 @@ int serve(const Options& opts) {
   ctx.policy = gpubox::policy::Policy::load(opts.config, opts.configGiven);
   ctx.driverRoot = opts.driverRoot;
   applyLimitOptions(opts, ctx);
+  ctx.seccomp = gpubox::buildDefaultSeccompProfile();
   prepareCgroups(opts, ctx);
   // The first GPU discovery, before serving; later ones run off the loop.
   ctx.gpuInventory = std::make_unique<gpubox::GpuInventoryCache>(ctx.driverRoot);

@@ -211,6 +211,7 @@ class SandboxImpl final : public wire::Sandbox::Server {
     applied.setCgroup(live_->cgroup);
     fillTexts(applied.initLimits(live_->limits.size()), live_->limits);
     if (live_->session) applied.setSession(live_->name);
+    applied.setSeccomp(live_->seccomp);
     return kj::READY_NOW;
   }
 

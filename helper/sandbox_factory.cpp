@@ -26,6 +26,8 @@ void checkPrivilegedOptions(DaemonContext& ctx, const PeerIdentity& peer, const 
       throw Error("--dev-bind " + op.source + " " + op.dest +
                   ": refused: only root may bind devices");
   }
+  if (spec.seccomp == "none")
+    throw Error("--seccomp none: refused: only root may run commands without the seccomp filter");
   if (spec.network == Network::Host &&
       !ctx.policy.grantFor({peer.uid, peer.gid, peer.groups}).hostNetwork)
     throw Error("--net host: refused: uid " + std::to_string(peer.uid) +
@@ -162,6 +164,8 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   config.masks = ctx.helperSockets;
   config.defaultCwd = live->defaultCwd;
   config.rlimits = limits.rlimits;
+  if (spec.seccomp != "none") config.seccomp = ctx.seccomp.instructions;
+  live->seccomp = spec.seccomp == "none" ? "none" : ctx.seccomp.name;
 
   cgroup::SandboxCgroup* cg = holdings->cgroup.get();
   // cgroup v2: the init is born in its cgroup. v1 hierarchies are joined off

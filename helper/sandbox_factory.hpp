@@ -38,6 +38,7 @@ struct LiveSandbox {
   std::vector<std::string> gpuUuids;
   std::string cgroup;               // the cgroup's directories, one line
   std::vector<std::string> limits;  // one line per limit applied
+  std::string seccomp;              // the profile every command runs under, or "none"
   std::string defaultCwd;
   std::weak_ptr<cgroup::SandboxCgroup> cgroupHandle;  // for statistics
   std::shared_ptr<void> connectionSlot;  // released when the sandbox's last capability goes

@@ -58,6 +58,7 @@ struct SandboxSpec {
   network  @4 :Network;
   gpus     @5 :List(Text);    # GPU selectors: "all", "0,2", "GPU-<uuid>", "count:N", CDI names
   limits   @6 :Limits;        # (1.1) resource ceilings; unset fields take the helper's defaults
+  seccomp  @7 :Text;          # (1.1) "" or "default": the default filter; "none": no filter (root only)
 }
 
 struct Rlimit {
@@ -130,6 +131,7 @@ struct Applied {
   cgroup     @4 :Text;        # the sandbox's cgroup directories, one line
   limits     @5 :List(Text);  # (1.1) one line per limit applied, e.g. "pids.max = 64 (cgroup v1)"
   session    @6 :Text;        # (1.1) the session's name; empty for a one-shot sandbox
+  seccomp    @7 :Text;        # (1.1) the seccomp profile every command runs under: "default" or "none"
 }
 
 struct SessionOptions {

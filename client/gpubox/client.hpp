@@ -75,6 +75,7 @@ struct RunResult {
   std::string cgroup;
   std::vector<std::string> limits;  // one line per limit applied
   std::string session;              // the session's name, "" for run()
+  std::string seccomp;              // the syscall filter: "default" or "none"
 };
 
 struct SessionRequest {

@@ -20,6 +20,7 @@
 
 #include "fd_passing.hpp"
 #include "init_messages.hpp"
+#include "seccomp_profile.hpp"
 #include "spec_wire.hpp"
 #include "unique_fd.hpp"
 
@@ -89,11 +90,6 @@ struct ChildFailure {
   int32_t rlimit;  // stage Other: index of the rlimit that failed
 };
 
-// What every command of this sandbox starts with; set once by runInitLoop.
-struct InitSettings {
-  std::string defaultCwd;
-  std::vector<RlimitSetting> rlimits;
-};
 
 // The command's process: its own session (it cannot drive the caller's
 // terminal through TIOCSTI or job control), the caller's stdio, then exec.
@@ -133,6 +129,15 @@ struct InitSettings {
   std::vector<char*> envp;
   for (const std::string& e : cmd.env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
+  // Last of all, so it covers the command's first instruction and nothing
+  // before it needs a call the filter denies.
+  if (!settings.seccomp.empty()) {
+    if (int err = installSeccomp(settings.seccomp); err != 0) {
+      ChildFailure f = {static_cast<int32_t>(initmsg::StartStage::Other), err, -2};
+      (void)!::write(errFd, &f, sizeof(f));
+      _exit(125);
+    }
+  }
   // execvp searches the PATH of the environment the command will get.
   environ = envp.data();
   ::execvp(argv[0], argv.data());
@@ -143,6 +148,8 @@ struct InitSettings {
 
 std::string startFailureMessage(const Command& cmd, const InitSettings& settings,
                                 const ChildFailure& f) {
+  if (f.stage == static_cast<int32_t>(initmsg::StartStage::Other) && f.rlimit == -2)
+    return std::string("cannot install the seccomp filter: ") + std::strerror(f.err);
   if (f.stage == static_cast<int32_t>(initmsg::StartStage::Other)) {
     std::string name = f.rlimit >= 0 && static_cast<size_t>(f.rlimit) < settings.rlimits.size()
                            ? settings.rlimits[static_cast<size_t>(f.rlimit)].name
@@ -266,9 +273,7 @@ void deliverSignal(int controlFd, const initmsg::ToInitRecord& rec,
 
 }  // namespace
 
-void runInitLoop(int controlFd, const std::string& defaultCwd,
-                 const std::vector<RlimitSetting>& rlimits) {
-  const InitSettings settings{defaultCwd, rlimits};
+void runInitLoop(int controlFd, const InitSettings& settings) {
   sigset_t chld;
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <linux/filter.h>
+
 #include <string>
 #include <vector>
 
@@ -11,7 +13,13 @@ namespace gpubox {
 // every process of the namespace, report each command's end. Returns never;
 // exits when the helper closes the control socket, which takes the whole pid
 // namespace down with it.
-[[noreturn]] void runInitLoop(int controlFd, const std::string& defaultCwd,
-                              const std::vector<RlimitSetting>& rlimits);
+// What every command of the sandbox starts with.
+struct InitSettings {
+  std::string defaultCwd;
+  std::vector<RlimitSetting> rlimits;
+  std::vector<sock_filter> seccomp;  // empty: none
+};
+
+[[noreturn]] void runInitLoop(int controlFd, const InitSettings& settings);
 
 }  // namespace gpubox

@@ -101,7 +101,7 @@ void runSandboxInit(const InitConfig& config, int controlFd) {
   ready.type = initmsg::FromInit::Ready;
   ready.a = static_cast<int32_t>(::getpid());
   if (!sendRecord(kControlFd, &ready, sizeof(ready), {})) _exit(1);
-  runInitLoop(kControlFd, config.defaultCwd, config.rlimits);
+  runInitLoop(kControlFd, {config.defaultCwd, config.rlimits, config.seccomp});
 }
 
 }  // namespace gpubox

@@ -4,6 +4,7 @@
 // everything and reporting each command's end over the control socket.
 #pragma once
 
+#include <linux/filter.h>
 #include <sys/types.h>
 
 #include <string>
@@ -30,6 +31,9 @@ struct InitConfig {
   // anything: the helper joins the init to its cgroup v1 hierarchies while
   // the init builds its root (cgroup v2 placed it at birth).
   bool awaitPlacement = false;
+  // Installed in each command's process right before exec, after every other
+  // step (empty: --seccomp none).
+  std::vector<sock_filter> seccomp;
 };
 
 // Never returns. `controlFd` is the init's end of the control socketpair.
