@@ -20,6 +20,7 @@
 #include "error.hpp"
 #include "kernel_features.hpp"
 #include "limits.hpp"
+#include "sandbox/process_title.hpp"
 #include "listener.hpp"
 #include "log.hpp"
 #include "sessions.hpp"
@@ -230,6 +231,7 @@ int serve(const Options& opts) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  gpubox::rememberProcessArgs(argc, argv);
   CLI::App app{"gpubox-helper: builds GPU-capable sandboxes for unprivileged gpubox clients"};
   Options opts;
   app.add_option("--listen", opts.listen,

@@ -17,6 +17,7 @@
 #include "init_loop.hpp"
 #include "init_messages.hpp"
 #include "loopback.hpp"
+#include "process_title.hpp"
 
 namespace gpubox {
 
@@ -87,6 +88,9 @@ void runSandboxInit(const InitConfig& config, int controlFd) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   ::prctl(PR_SET_NAME, "gpubox-init", 0, 0, 0);
+  // Nothing of the helper's command line or environment is left to read in
+  // /proc/1/cmdline (the environment strings are cleared too).
+  setInitProcessTitle("gpubox-init");
   resetSignals();
   isolateFds(controlFd);
   ::umask(022);

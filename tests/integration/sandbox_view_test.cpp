@@ -18,6 +18,7 @@ namespace gpubox::itest {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 class SandboxView : public CallerTest {};
 
@@ -56,6 +57,20 @@ TEST_P(SandboxView, OwnPidNamespaceWithCommandAsPid2UnderInit) {
     if (l.rfind("pid=", 0) == 0) pids.insert(l.substr(4));
   EXPECT_THAT(r.out, HasSubstr("self=2 parent=1")) << r.describe();
   EXPECT_EQ(pids, (std::set<std::string>{"1", "2"})) << r.describe();
+}
+
+// Pid 1 is a clone of the helper: nothing of the helper's command line
+// (socket path, flags) or environment may be read from it.
+TEST_P(SandboxView, InitShowsANeutralNameAndNothingOfTheHelper) {
+  auto r = runAs({"--", "sh", "-c", "tr '\\0' '\\n' < /proc/1/cmdline; echo; cat /proc/1/comm"});
+  ASSERT_EQ(r.exitCode, 0) << r.describe();
+  auto l = lines(r.out);
+  ASSERT_FALSE(l.empty()) << r.describe();
+  EXPECT_EQ(l[0], "gpubox-init") << r.describe();
+  EXPECT_THAT(r.out, Not(HasSubstr("--listen"))) << r.describe();
+  EXPECT_THAT(r.out, Not(HasSubstr(helper().socketPath()))) << r.describe();
+  EXPECT_THAT(r.out, Not(HasSubstr("gpubox-helper"))) << r.describe();
+  EXPECT_EQ(l.back(), "gpubox-init") << r.describe();
 }
 
 TEST_P(SandboxView, PsShowsOnlyTheSandboxesProcesses) {
