@@ -66,7 +66,7 @@ struct DaemonContext {
   size_t liveSandboxes = 0;
   size_t liveConnections = 0;
   SandboxDefaults defaults;
-  SeccompProgram seccomp;  // the default profile, built once at start
+  SeccompProgram seccomp;       // the default profile, built once at start
   cgroup::Layout cgroupLayout;  // decided once at start
   // Why the helper has no cgroups to give sandboxes (e.g. a read-only
   // /sys/fs/cgroup in a pod), or "" when it has. Without them, requests for

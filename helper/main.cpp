@@ -20,9 +20,9 @@
 #include "error.hpp"
 #include "kernel_features.hpp"
 #include "limits.hpp"
-#include "sandbox/process_title.hpp"
 #include "listener.hpp"
 #include "log.hpp"
+#include "sandbox/process_title.hpp"
 #include "sessions.hpp"
 
 namespace {

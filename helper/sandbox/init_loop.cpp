@@ -90,7 +90,6 @@ struct ChildFailure {
   int32_t rlimit;  // stage Other: index of the rlimit that failed
 };
 
-
 // The command's process: its own session (it cannot drive the caller's
 // terminal through TIOCSTI or job control), the caller's stdio, then exec.
 [[noreturn]] void execChild(const Command& cmd, const std::vector<UniqueFd>& fds, int errFd,
