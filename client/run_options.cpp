@@ -1,5 +1,7 @@
 #include "run_options.hpp"
 
+#include <cstdlib>
+#include <cstring>
 #include <map>
 
 #include "env.hpp"
@@ -122,6 +124,14 @@ int parseFd(const std::string& option, const std::string& text) {
   if (used != text.size() || fd < 0)
     throw Error(option + " '" + text + "' is not a file descriptor");
   return fd;
+}
+
+// $HOME of the client's environment, when it is an absolute path: the
+// default plan hides the secrets under it.
+std::string homeOf(char** environ) {
+  for (char** e = environ; e && *e; ++e)
+    if (std::strncmp(*e, "HOME=/", 6) == 0) return *e + 5;
+  return "";
 }
 
 // The options every face shares, in one loop: which are accepted depends on
@@ -250,6 +260,7 @@ RunOptions parseRunOptions(const std::vector<std::string>& args, char** environ,
     return opts;
   }
   opts.spec = std::move(p.spec);
+  opts.spec.home = homeOf(environ);
   opts.command = std::move(p.command);
   opts.jsonStatusFd = p.jsonStatusFd;
   opts.command.argv = in.rest();
@@ -277,6 +288,7 @@ SessionCreateOptions parseSessionCreateOptions(const std::vector<std::string>& a
                 "': session create takes no command (run one with gpubox exec NAME -- CMD)");
   opts.spec = std::move(p.spec);
   opts.spec.useDefaultPlan = !p.anyMount || p.withDefaults;
+  if (const char* home = std::getenv("HOME"); home && home[0] == '/') opts.spec.home = home;
   opts.name = p.name;
   opts.ttlMs = p.ttlMs;
   opts.idleTimeoutMs = p.idleTimeoutMs;

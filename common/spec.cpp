@@ -110,6 +110,7 @@ void validateSpec(const SandboxSpec& spec) {
       throw Error("--gpu selector is malformed or longer than 256 bytes");
   }
   validateLimits(spec.limits);
+  if (!spec.home.empty()) validateAbsolutePath(spec.home, "home directory");
   if (!spec.seccomp.empty() && spec.seccomp != "default" && spec.seccomp != "none")
     throw Error("--seccomp '" + spec.seccomp + "': expected default or none");
 }
@@ -137,6 +138,18 @@ void validateCommand(const Command& cmd) {
   }
   if (total > SpecLimits::kMaxArgBytes) throw Error("arguments and environment exceed 2 MiB");
   if (!cmd.cwd.empty()) validateAbsolutePath(cmd.cwd, "--chdir directory");
+}
+
+std::vector<std::string> secretPaths(const std::string& home) {
+  if (home.empty() || home == "/") return {};
+  const char* relative[] = {
+      ".ssh",           ".gnupg",           ".aws",    ".azure",
+      ".config/gcloud", ".config/gh",       ".kube",   ".docker/config.json",
+      ".netrc",         ".git-credentials", ".pypirc",
+  };
+  std::vector<std::string> paths;
+  for (const char* r : relative) paths.push_back(home + "/" + r);
+  return paths;
 }
 
 std::vector<MountOp> defaultPlan(const std::string& cwd) {

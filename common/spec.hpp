@@ -38,6 +38,7 @@ struct SandboxSpec {
   std::vector<std::string> gpus;  // GPU selectors as the user wrote them
   Limits limits;                  // unset: the helper's defaults
   std::string seccomp;            // "" / "default": the default filter; "none": none (root only)
+  std::string home;               // the caller's home ("" or "/": none); see secretPaths()
 };
 
 struct Command {
@@ -73,6 +74,12 @@ void validateAbsolutePath(const std::string& path, const std::string& what);
 // (no host sockets), minimal /dev, /proc, /sys read-only, `cwd` read-write at
 // the same path.
 std::vector<MountOp> defaultPlan(const std::string& cwd);
+
+// What the default plan hides under the caller's HOME (an empty read-only
+// tmpfs over a directory, an empty read-only file over anything else):
+// credentials and agent sockets a read-only bind would still show or let
+// a process connect() to. Empty for an empty or "/" home.
+std::vector<std::string> secretPaths(const std::string& home);
 
 // --bind, --ro-bind or --dev-bind: the steps with a host source tree.
 bool isBind(MountKind kind);

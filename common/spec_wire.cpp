@@ -100,6 +100,7 @@ SandboxSpec specFromWire(wire::SandboxSpec::Reader reader) {
   for (auto r : limits.getRlimits())
     spec.limits.rlimits.push_back({text(r.getName()), r.getSoft(), r.getHard()});
   spec.seccomp = text(reader.getSeccomp());
+  spec.home = text(reader.getHome());
   return spec;
 }
 
@@ -126,6 +127,7 @@ void specToWire(const SandboxSpec& spec, wire::SandboxSpec::Builder builder) {
     rl[i].setHard(spec.limits.rlimits[i].hard);
   }
   builder.setSeccomp(spec.seccomp);
+  builder.setHome(spec.home);
 }
 
 Command commandFromWire(wire::Command::Reader reader) {

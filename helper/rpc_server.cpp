@@ -205,6 +205,8 @@ class SandboxImpl final : public wire::Sandbox::Server {
       if (std::find(skipped.begin(), skipped.end(), i) == skipped.end())
         lines.push_back(describeMount(live_->plan[i]));
     }
+    for (size_t i : live_->runtime->hiddenPaths())
+      if (i < live_->hide.size()) lines.push_back("--hide " + live_->hide[i]);
     fillTexts(applied.initMounts(lines.size()), lines);
     applied.setInitPid(live_->runtime->initPid());
     fillTexts(applied.initGpus(live_->gpuUuids.size()), live_->gpuUuids);

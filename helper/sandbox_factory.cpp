@@ -164,6 +164,11 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   config.masks = ctx.helperSockets;
   config.defaultCwd = live->defaultCwd;
   config.rlimits = limits.rlimits;
+  // The default plan shows the host's / (and so the caller's home): hide
+  // the caller's credentials in it. A plan of the caller's own shows only
+  // what it names, as with bwrap.
+  if (spec.useDefaultPlan) config.hide = secretPaths(spec.home);
+  live->hide = config.hide;
   if (spec.seccomp != "none") config.seccomp = ctx.seccomp.instructions;
   live->seccomp = spec.seccomp == "none" ? "none" : ctx.seccomp.name;
 

@@ -39,6 +39,7 @@ struct LiveSandbox {
   std::string cgroup;               // the cgroup's directories, one line
   std::vector<std::string> limits;  // one line per limit applied
   std::string seccomp;              // the profile every command runs under, or "none"
+  std::vector<std::string> hide;    // paths the init hides if they exist
   std::string defaultCwd;
   std::weak_ptr<cgroup::SandboxCgroup> cgroupHandle;  // for statistics
   std::shared_ptr<void> connectionSlot;  // released when the sandbox's last capability goes

@@ -126,6 +126,9 @@ void SandboxRuntime::handle(const initmsg::FromInitRecord& rec) {
     case FromInit::Skipped:
       skipped_.push_back(static_cast<size_t>(rec.a));
       break;
+    case FromInit::Hidden:
+      hidden_.push_back(static_cast<size_t>(rec.a));
+      break;
     case FromInit::Ready:
       ready_ = true;
       for (auto& f : readyWaiters_) f->fulfill();

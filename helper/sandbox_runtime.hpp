@@ -69,6 +69,7 @@ class SandboxRuntime {
   // InitConfig::awaitPlacement); if it rejects, the sandbox fails with that.
   void placeWhen(kj::Promise<void> placement);
   const std::vector<size_t>& skippedSteps() const { return skipped_; }
+  const std::vector<size_t>& hiddenPaths() const { return hidden_; }
   pid_t initPid() const { return pid_; }
 
   // Starts a command with the given stdio; returns its exec id.
@@ -130,6 +131,7 @@ class SandboxRuntime {
   std::optional<EndReason> endedBy_;  // set by end(): the helper ended it on purpose
   std::vector<kj::Own<kj::PromiseFulfiller<void>>> readyWaiters_;
   std::vector<size_t> skipped_;
+  std::vector<size_t> hidden_;
   std::map<uint32_t, ExecState> execs_;
   uint32_t nextId_ = 1;
 };

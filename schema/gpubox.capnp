@@ -59,6 +59,7 @@ struct SandboxSpec {
   gpus     @5 :List(Text);    # GPU selectors: "all", "0,2", "GPU-<uuid>", "count:N", CDI names
   limits   @6 :Limits;        # (1.1) resource ceilings; unset fields take the helper's defaults
   seccomp  @7 :Text;          # (1.1) "" or "default": the default filter; "none": no filter (root only)
+  home     @8 :Text;          # (1.1) the caller's home: the default plan hides its secrets (~/.ssh, ...)
 }
 
 struct Rlimit {

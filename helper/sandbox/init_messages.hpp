@@ -41,6 +41,7 @@ enum class FromInit : uint32_t {
   Exited = 6,       // exec `id` ended: `a` raw wait status, `b` pid, `c` wall ns
   AllGone = 7,      // after a SIGKILL to every process for exec `id`: all are reaped;
                     // `a` = 1 if the SIGKILL found any process, else 0
+  Hidden = 8,       // InitConfig::hide[`a`] existed and was hidden
 };
 
 enum class StartStage : int32_t { Exec = 0, Chdir = 1, Other = 2 };

@@ -360,10 +360,38 @@ void maskSockets(RootBuilder& root, const std::vector<MaskedSocket>& masks) {
   }
 }
 
+// Covers each existing path of HIDE; returns the indices it covered.
+std::vector<size_t> hidePaths(RootBuilder& root, const std::vector<std::string>& hide) {
+  std::vector<size_t> hidden;
+  for (size_t i = 0; i < hide.size(); ++i) {
+    UniqueFd at = root.open(hide[i], O_PATH);
+    struct stat st;
+    if (!at || ::fstat(at.get(), &st) != 0) continue;
+    const std::string what = "hide " + hide[i];
+    if (S_ISDIR(st.st_mode)) {
+      UniqueFd empty =
+          newFs("tmpfs", {{"mode", "0700"}, {"size", "4k"}},
+                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, what);
+      attach(empty.get(), at.get(), what);
+    } else {
+      UniqueFd null = cloneTree(AT_FDCWD, "/dev/null");
+      if (!null) throwErrno(what + ": open /dev/null");
+      mount_attr attr = {};
+      attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC;
+      if (::mount_setattr(null.get(), "", AT_EMPTY_PATH, &attr, sizeof(attr)) != 0)
+        throwErrno(what);
+      attach(null.get(), at.get(), what);
+    }
+    hidden.push_back(i);
+  }
+  return hidden;
+}
+
 }  // namespace
 
 MountOutcome buildSandboxRoot(const std::vector<MountOp>& plan,
-                              const std::vector<MaskedSocket>& masks) {
+                              const std::vector<MaskedSocket>& masks,
+                              const std::vector<std::string>& hide) {
   // Nothing we mount may propagate back to the host, nor host mounts in.
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
     throwErrno("make mounts private");
@@ -388,6 +416,7 @@ MountOutcome buildSandboxRoot(const std::vector<MountOp>& plan,
     if (plan[i].dest == "/") root.refresh();
   }
   maskSockets(root, masks);
+  outcome.hidden = hidePaths(root, hide);
 
   if (::fchdir(root.root()) != 0) throwErrno("chdir to new root");
   if (sys::pivotRoot(".", ".") != 0) throwErrno("pivot_root");

@@ -28,11 +28,16 @@ struct MaskedSocket {
 
 struct MountOutcome {
   std::vector<size_t> skipped;  // indices of optional steps that were skipped
+  std::vector<size_t> hidden;   // indices into `hide` of the paths that existed and were hidden
 };
 
-// Applies `plan` and pivots into the result. Throws gpubox::Error naming the
-// step ("--ro-bind /a /b: ...") that failed.
+// Applies `plan`, hides each path of `hide` that exists in the result (an
+// empty read-only tmpfs over a directory, an empty read-only file over
+// anything else; symlinks are followed inside the new root), and pivots
+// into the result. Throws gpubox::Error naming the step ("--ro-bind /a /b:
+// ...") that failed.
 MountOutcome buildSandboxRoot(const std::vector<MountOp>& plan,
-                              const std::vector<MaskedSocket>& masks);
+                              const std::vector<MaskedSocket>& masks,
+                              const std::vector<std::string>& hide = {});
 
 }  // namespace gpubox

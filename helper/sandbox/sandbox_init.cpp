@@ -67,7 +67,13 @@ void setUp(const InitConfig& config) {
   if (!config.hostname.empty() &&
       ::sethostname(config.hostname.c_str(), config.hostname.size()) != 0)
     throwErrno("sethostname");
-  MountOutcome outcome = buildSandboxRoot(config.plan, config.masks);
+  MountOutcome outcome = buildSandboxRoot(config.plan, config.masks, config.hide);
+  for (size_t index : outcome.hidden) {
+    initmsg::FromInitRecord rec = {};
+    rec.type = initmsg::FromInit::Hidden;
+    rec.a = static_cast<int32_t>(index);
+    sendRecord(kControlFd, &rec, sizeof(rec), {});
+  }
   // Entered once the helper placed us in all our cgroups, so the sandbox
   // sees its own cgroup as its root; nothing of the sandbox runs before.
   if (config.awaitPlacement) waitFor(initmsg::ToInit::Placed);

@@ -34,6 +34,8 @@ struct InitConfig {
   // Installed in each command's process right before exec, after every other
   // step (empty: --seccomp none).
   std::vector<sock_filter> seccomp;
+  // Paths hidden after the plan if they exist (the caller's secrets).
+  std::vector<std::string> hide;
 };
 
 // Never returns. `controlFd` is the init's end of the control socketpair.

@@ -73,6 +73,37 @@ TEST_P(SandboxView, InitShowsANeutralNameAndNothingOfTheHelper) {
   EXPECT_EQ(l.back(), "gpubox-init") << r.describe();
 }
 
+// The default plan shows the host's / and so the caller's home: its
+// credentials are hidden (empty read-only directories and files), the rest
+// of the home is not, and the status lists what was hidden.
+TEST_P(SandboxView, DefaultPlanHidesTheCallersSecrets) {
+  const std::string home = helper().workDir() + "/home";
+  const uid_t owner = caller();
+  makeDir(home, 0755, owner, owner);
+  makeDir(home + "/.ssh", 0700, owner, owner);
+  writeFile(home + "/.ssh/id_ed25519", "PRIVATE KEY\n", 0600, owner, owner);
+  makeDir(home + "/.config", 0755, owner, owner);
+  makeDir(home + "/.config/gcloud", 0700, owner, owner);
+  writeFile(home + "/.config/gcloud/credentials.db", "TOKEN\n", 0600, owner, owner);
+  writeFile(home + "/.netrc", "machine x password SECRET\n", 0600, owner, owner);
+  writeFile(home + "/notes.txt", "visible\n", 0644, owner, owner);
+  RunOptions opts = as(
+      {.env = {"PATH=/usr/bin:/bin", "HOME=" + home, "LANG=C"}, .replaceEnv = true, .extraFd = 3});
+  auto r = run({"--json-status", "3", "--", "sh", "-c",
+                "ls -A \"$HOME/.ssh\" \"$HOME/.config/gcloud\"; echo ls-done; "
+                "cat \"$HOME/.netrc\"; echo netrc-done; cat \"$HOME/notes.txt\"; "
+                "touch \"$HOME/.ssh/new\" 2>/dev/null && echo wrote || echo read-only"},
+               opts);
+  ASSERT_EQ(r.exitCode, 0) << r.describe();
+  EXPECT_THAT(r.out, Not(HasSubstr("id_ed25519"))) << r.describe();
+  EXPECT_THAT(r.out, Not(HasSubstr("credentials.db"))) << r.describe();
+  EXPECT_THAT(r.out, Not(HasSubstr("SECRET"))) << r.describe();
+  EXPECT_THAT(r.out, HasSubstr("ls-done\nnetrc-done\nvisible\nread-only\n")) << r.describe();
+  EXPECT_THAT(r.extra, HasSubstr("--hide " + home + "/.ssh")) << r.extra;
+  EXPECT_THAT(r.extra, HasSubstr("--hide " + home + "/.netrc")) << r.extra;
+  EXPECT_THAT(r.extra, Not(HasSubstr("--hide " + home + "/.aws"))) << "no such path: " << r.extra;
+}
+
 TEST_P(SandboxView, PsShowsOnlyTheSandboxesProcesses) {
   auto r = runAs({"--", "ps", "-e", "-o", "pid=,ppid=,comm="});
   ASSERT_EQ(r.exitCode, 0) << r.describe();

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "error.hpp"
 
 using gpubox::Command;
@@ -110,4 +112,17 @@ TEST(DefaultPlan, IsReadOnlyRootWithFreshTmpDevProcAndWritableCwd) {
 TEST(DefaultPlan, DoesNotBindRootReadWriteWhenCwdIsRoot) {
   auto plan = gpubox::defaultPlan("/");
   for (const MountOp& op : plan) EXPECT_NE(op.kind, MountKind::Bind);
+}
+
+TEST(Spec, SecretPathsUnderTheHome) {
+  auto paths = gpubox::secretPaths("/home/u");
+  EXPECT_NE(std::find(paths.begin(), paths.end(), "/home/u/.ssh"), paths.end());
+  EXPECT_NE(std::find(paths.begin(), paths.end(), "/home/u/.docker/config.json"), paths.end());
+  EXPECT_NE(std::find(paths.begin(), paths.end(), "/home/u/.git-credentials"), paths.end());
+  EXPECT_TRUE(gpubox::secretPaths("").empty());
+  EXPECT_TRUE(gpubox::secretPaths("/").empty()) << "a home of / would hide nothing useful";
+  gpubox::SandboxSpec spec;
+  spec.cwd = "/w";
+  spec.home = "relative/home";
+  EXPECT_THROW(gpubox::validateSpec(spec), gpubox::Error);
 }
