@@ -215,7 +215,11 @@ std::string formatDurationMs(uint64_t ms) {
 }
 
 std::string formatCpus(uint32_t millis) {
-  return trimmed(static_cast<double>(millis) / 1000);
+  // Exact to the thousandth the request carries: 500 -> "0.5", 1255 -> "1.255".
+  std::string frac = std::to_string(millis % 1000);
+  frac.insert(0, 3 - frac.size(), '0');
+  while (!frac.empty() && frac.back() == '0') frac.pop_back();
+  return std::to_string(millis / 1000) + (frac.empty() ? "" : "." + frac);
 }
 
 void validateLimits(const Limits& limits) {

@@ -52,7 +52,7 @@ const std::vector<std::string>& rlimitNames();
 std::string formatSize(uint64_t bytes);
 // 1500 -> "1.5s", 90000 -> "1m30s", 7200000 -> "2h".
 std::string formatDurationMs(uint64_t ms);
-// 500 -> "0.5", 2000 -> "2".
+// 500 -> "0.5", 2000 -> "2", 1255 -> "1.255" (exact).
 std::string formatCpus(uint32_t millis);
 
 // Checks values a request carries (from the wire); throws gpubox::Error.

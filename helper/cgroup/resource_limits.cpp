@@ -5,6 +5,7 @@
 
 #include "cgroup_fs.hpp"
 #include "error.hpp"
+#include "limits.hpp"
 
 namespace gpubox::cgroup {
 
@@ -47,10 +48,7 @@ std::string memoryOption(uint64_t bytes) {
 }
 
 std::string cpuOption(uint32_t millis) {
-  std::string frac = std::to_string(millis % 1000);
-  frac.insert(0, 3 - frac.size(), '0');
-  while (!frac.empty() && frac.back() == '0') frac.pop_back();
-  return "--cpus " + std::to_string(millis / 1000) + (frac.empty() ? "" : "." + frac);
+  return "--cpus " + formatCpus(millis);
 }
 
 std::string pidsOption(uint32_t pids) {

@@ -83,6 +83,7 @@ TEST(Limits, FormatsAsPeopleWriteThem) {
   EXPECT_EQ(formatDurationMs(250), "250ms");
   EXPECT_EQ(formatCpus(500), "0.5");
   EXPECT_EQ(formatCpus(2000), "2");
+  EXPECT_EQ(formatCpus(1255), "1.255");
 }
 
 TEST(Limits, ValidationOfWireValues) {
