@@ -42,7 +42,6 @@ struct LiveSandbox {
   std::vector<std::string> hide;    // paths the init hides if they exist
   std::string defaultCwd;
   std::weak_ptr<cgroup::SandboxCgroup> cgroupHandle;  // for statistics
-  std::shared_ptr<void> connectionSlot;  // released when the sandbox's last capability goes
   // Sessions: told when a command starts or ends (idle timeout).
   std::function<void()> onActivity;
 };
