@@ -188,7 +188,6 @@ class SandboxImpl final : public wire::Sandbox::Server {
             options.timeoutScope =
                 live_->session ? initmsg::SignalScope::Group : initmsg::SignalScope::All;
             uint32_t id = live_->runtime->exec(cmd, raw, options);
-            if (live_->onActivity) live_->onActivity();
             context.getResults().setProcess(kj::heap<ProcessImpl>(live_, id));
             return kj::READY_NOW;
           });

@@ -42,8 +42,6 @@ struct LiveSandbox {
   std::vector<std::string> hide;    // paths the init hides if they exist
   std::string defaultCwd;
   std::weak_ptr<cgroup::SandboxCgroup> cgroupHandle;  // for statistics
-  // Sessions: told when a command starts or ends (idle timeout).
-  std::function<void()> onActivity;
 };
 
 // Throws gpubox::Error with a message for the caller. `sessionName` is empty

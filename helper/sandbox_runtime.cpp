@@ -225,7 +225,7 @@ void SandboxRuntime::deliver(uint32_t id, ExecOutcome outcome) {
   state.outcome = outcome;
   for (auto& w : state.waiters) w->fulfill(ExecOutcome(outcome));
   state.waiters.clear();
-  if (onExecEnd_) onExecEnd_();
+  if (onActivity_) onActivity_();
 }
 
 // Polls the cgroup (a single small read every 50 ms, only while a timed-out
@@ -273,7 +273,7 @@ void SandboxRuntime::initGone(const std::string& why) {
     }
     state.waiters.clear();
   }
-  if (onExecEnd_) onExecEnd_();
+  if (onActivity_) onActivity_();
 }
 
 kj::Promise<void> SandboxRuntime::runTimeout(uint32_t id) {
@@ -347,6 +347,7 @@ uint32_t SandboxRuntime::exec(const Command& cmd, const int stdio[3], const Exec
     state.timeout = runTimeout(id).eagerlyEvaluate([](kj::Exception&& e) {
       logError(std::string("timeout handling failed: ") + e.getDescription().cStr());
     });
+  if (onActivity_) onActivity_();
   return id;
 }
 

@@ -78,8 +78,9 @@ class SandboxRuntime {
   void signal(uint32_t id, int signo, initmsg::SignalScope scope = initmsg::SignalScope::Process);
   // Commands started and not yet ended.
   size_t running() const;
-  // Called (on the loop) each time a command ends.
-  void setOnExecEnd(std::function<void()> f) { onExecEnd_ = std::move(f); }
+  // Called (on the loop) each time a command starts or ends, and when the
+  // init is gone (sessions: idle timeout, release of a dead session).
+  void setOnActivity(std::function<void()> f) { onActivity_ = std::move(f); }
 
   // Kills every process of the sandbox now (SIGKILL to its init); commands
   // still running end with `why`. The object itself goes when its last
@@ -122,7 +123,7 @@ class SandboxRuntime {
   std::shared_ptr<void> holdings_;
   CgroupWatch cgroup_;
   std::function<void()> onEnd_;
-  std::function<void()> onExecEnd_;
+  std::function<void()> onActivity_;
   kj::UnixEventPort::FdObserver observer_;
   kj::Promise<void> readTask_ = nullptr;
   kj::Promise<void> placement_ = nullptr;

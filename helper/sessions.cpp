@@ -78,8 +78,7 @@ SessionRegistry::Created SessionRegistry::create(const PeerIdentity& peer, const
     endLater(name, EndReason::SessionExpired, "its --ttl " + formatDurationMs(ttl) + " passed");
   });
   s.ttlTimer = s.ttlTimer.eagerlyEvaluate(nullptr);
-  sandbox->onActivity = [this, name]() { activity(name); };
-  sandbox->runtime->setOnExecEnd([this, name]() { activity(name); });
+  sandbox->runtime->setOnActivity([this, name]() { activity(name); });
   activity(name);
   logInfo("session " + name + " created by uid " + std::to_string(peer.uid) + ", ttl " +
           formatDurationMs(ttl));
@@ -116,8 +115,7 @@ void SessionRegistry::end(std::string name, EndReason why, const std::string& lo
   if (it == sessions_.end()) return;
   Session s = std::move(it->second);
   sessions_.erase(it);
-  s.sandbox->onActivity = nullptr;
-  s.sandbox->runtime->setOnExecEnd(nullptr);
+  s.sandbox->runtime->setOnActivity(nullptr);
   s.sandbox->runtime->end(why);
   logInfo("session " + name + " of uid " + std::to_string(s.uid) + " ended: " + logWhy);
 }
