@@ -44,7 +44,9 @@ Limits (defaults are the helper's: see gpubox-helper(8)):
   --pids N              most processes and threads at once
   --rlimit NAME=SOFT[:HARD]  setrlimit for every command (NOFILE, NPROC, CORE, STACK, AS,
                         CPU, ...; a value or "unlimited"); CORE is 0 unless set
-  --seccomp default|none  the syscall filter every command runs under (none: root only)
+  --seccomp PROFILE     the syscall filter of every command: default; nested-userns
+                        (also allows new user namespaces); none (no filter). The last
+                        two: root, or where the helper's policy allows
   --timeout DURATION    then SIGTERM to every process (500ms, 30s, 5m, 2h, 1h30m)
   --kill-after DURATION SIGKILL this long after --timeout's SIGTERM (default 10s)
   --json-status FD      write a JSON record of the run to FD when it ends
@@ -210,9 +212,10 @@ bool parseOptions(ArgReader& in, Face face, EnvBuilder& env, const std::string& 
     } else if (sandboxOptions && opt == "--pids") {
       p.spec.limits.pids = parseCount(opt, in.value(opt, "N"));
     } else if (sandboxOptions && opt == "--seccomp") {
-      p.spec.seccomp = in.value(opt, "default or none");
-      if (p.spec.seccomp != "default" && p.spec.seccomp != "none")
-        throw Error("--seccomp '" + p.spec.seccomp + "': expected default or none");
+      p.spec.seccomp = in.value(opt, "default, nested-userns or none");
+      if (p.spec.seccomp != "default" && p.spec.seccomp != "none" &&
+          p.spec.seccomp != "nested-userns")
+        throw Error("--seccomp '" + p.spec.seccomp + "': expected default, nested-userns or none");
     } else if (sandboxOptions && opt == "--rlimit") {
       p.spec.limits.rlimits.push_back(parseRlimit(in.value(opt, "NAME=SOFT[:HARD]")));
     } else if (processOptions && opt == "--chdir") {

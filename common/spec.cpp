@@ -111,8 +111,9 @@ void validateSpec(const SandboxSpec& spec) {
   }
   validateLimits(spec.limits);
   if (!spec.home.empty()) validateAbsolutePath(spec.home, "home directory");
-  if (!spec.seccomp.empty() && spec.seccomp != "default" && spec.seccomp != "none")
-    throw Error("--seccomp '" + spec.seccomp + "': expected default or none");
+  if (!spec.seccomp.empty() && spec.seccomp != "default" && spec.seccomp != "none" &&
+      spec.seccomp != "nested-userns")
+    throw Error("--seccomp '" + spec.seccomp + "': expected default, nested-userns or none");
 }
 
 void validateCommand(const Command& cmd) {

@@ -23,6 +23,7 @@ struct MountOp {
   bool skipIfVisible = false;  // binds: skip when dest already shows the source's inode;
                                // Symlink: skip when dest already exists
   bool hardened = false;       // binds: also read-only, nosuid, noexec (GPU device nodes)
+  bool checkSource = false;    // binds: the caller's own; the policy's bind-source rule applies
 
   bool operator==(const MountOp&) const = default;
 };

@@ -20,6 +20,7 @@
 #include "policy.hpp"
 #include "reaper.hpp"
 #include "sandbox/mount_engine.hpp"
+#include "sandbox_defaults.hpp"
 
 namespace gpubox {
 
@@ -27,22 +28,6 @@ struct HelperLimits {
   size_t maxSandboxesPerConnection = 64;
   size_t maxSandboxesTotal = 1024;
   size_t maxConnections = 512;
-  // Per uid, sessions included (--max-sandboxes-per-uid).
-  size_t maxSandboxesPerUid = 64;
-  size_t maxSessionsPerUid = 16;  // --max-sessions-per-uid
-};
-
-// What a sandbox gets when its request does not say, and the most it may
-// ask for (helper flags; the policy file will set them per user).
-struct SandboxDefaults {
-  std::optional<uint64_t> memoryBytes;  // --default-memory (main.cpp: 3/4 of RAM)
-  std::optional<uint32_t> cpuMillis;    // --default-cpus
-  std::optional<uint32_t> pids = 4096;  // --default-pids
-  std::optional<uint64_t> maxMemoryBytes;
-  std::optional<uint32_t> maxCpuMillis;
-  std::optional<uint32_t> maxPids;
-  uint64_t sessionTtlMs = 3600 * 1000;          // --default-session-ttl
-  uint64_t maxSessionTtlMs = 24 * 3600 * 1000;  // --max-session-ttl
 };
 
 class SessionRegistry;
@@ -65,9 +50,14 @@ struct DaemonContext {
   uint64_t sandboxCounter = 0;
   size_t liveSandboxes = 0;
   size_t liveConnections = 0;
+  // Helper-wide: built-ins, the policy's [defaults], then the flags given
+  // (flagLimits, kept so that a policy reload can apply them again). A
+  // caller's own come from caller_policy.
   SandboxDefaults defaults;
-  SeccompProgram seccomp;       // the default profile, built once at start
-  cgroup::Layout cgroupLayout;  // decided once at start
+  policy::LimitSettings flagLimits;
+  SeccompProgram seccomp;              // the default profile, built once at start
+  SeccompProgram seccompNestedUserns;  // the same, new user namespaces allowed
+  cgroup::Layout cgroupLayout;         // decided once at start
   // Why the helper has no cgroups to give sandboxes (e.g. a read-only
   // /sys/fs/cgroup in a pod), or "" when it has. Without them, requests for
   // limits or GPUs are refused; nothing else needs a cgroup.

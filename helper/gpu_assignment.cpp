@@ -2,15 +2,12 @@
 
 #include <algorithm>
 
+#include "caller_policy.hpp"
 #include "error.hpp"
 
 namespace gpubox {
 
 namespace {
-
-policy::Caller callerOf(const PeerIdentity& peer) {
-  return {peer.uid, peer.gid, peer.groups};
-}
 
 // The helper's current GPU inventory: a snapshot the refresher thread
 // published, never a discovery on the event loop.

@@ -13,11 +13,11 @@ namespace {
 template <typename T, typename Format>
 std::optional<T> pick(const char* option, const std::optional<T>& requested,
                       const std::optional<T>& fallback, const std::optional<T>& ceiling,
-                      const char* ceilingFlag, Format format) {
+                      const std::string& ceilingFlag, Format format) {
   std::optional<T> value = requested ? requested : fallback;
   if (requested && ceiling && *requested > *ceiling)
-    throw Error(std::string(option) + " " + format(*requested) +
-                ": above the helper's ceiling of " + format(*ceiling) + " (" + ceilingFlag + ")");
+    throw Error(std::string(option) + " " + format(*requested) + ": above the ceiling of " +
+                format(*ceiling) + " (" + ceilingFlag + ")");
   // A default above the ceiling (a misconfigured helper) is clamped to it.
   if (!requested && value && ceiling && *value > *ceiling) value = ceiling;
   return value;
@@ -39,11 +39,11 @@ ResolvedLimits resolveLimits(const SandboxDefaults& d, const Limits& requested) 
   validateLimits(requested);
   ResolvedLimits out;
   out.resources.memoryBytes = pick("--memory", requested.memoryBytes, d.memoryBytes,
-                                   d.maxMemoryBytes, "--max-memory", formatSize);
+                                   d.maxMemoryBytes, d.origin.maxMemory, formatSize);
   out.memoryFromDefault = !requested.memoryBytes && out.resources.memoryBytes.has_value();
-  out.resources.cpuMillis =
-      pick("--cpus", requested.cpuMillis, d.cpuMillis, d.maxCpuMillis, "--max-cpus", formatCpus);
-  out.resources.pids = pick("--pids", requested.pids, d.pids, d.maxPids, "--max-pids",
+  out.resources.cpuMillis = pick("--cpus", requested.cpuMillis, d.cpuMillis, d.maxCpuMillis,
+                                 d.origin.maxCpus, formatCpus);
+  out.resources.pids = pick("--pids", requested.pids, d.pids, d.maxPids, d.origin.maxPids,
                             [](uint32_t n) { return std::to_string(n); });
 
   out.rlimits = defaultRlimits();
@@ -77,6 +77,16 @@ std::string oomWords(const ResolvedLimits& limits, bool hasGpu) {
         "; GPU jobs need host memory too (importing PyTorch with CUDA maps several GiB), so "
         "give a GPU sandbox a larger --memory";
   return words;
+}
+
+uint64_t resolveTimeout(std::optional<uint64_t> ceilingMs, const std::string& origin,
+                        uint64_t requestedMs) {
+  if (!ceilingMs) return requestedMs;
+  if (requestedMs == 0) return *ceilingMs;
+  if (requestedMs > *ceilingMs)
+    throw Error("--timeout " + formatDurationMs(requestedMs) + ": above the ceiling of " +
+                formatDurationMs(*ceilingMs) + " (" + origin + ")");
+  return requestedMs;
 }
 
 }  // namespace gpubox

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "cgroup/sandbox_cgroup.hpp"
-#include "daemon_context.hpp"
 #include "limits.hpp"
+#include "sandbox_defaults.hpp"
 
 namespace gpubox {
 
@@ -21,6 +21,12 @@ struct ResolvedLimits {
 
 // Throws gpubox::Error naming the option and the helper flag that refuses it.
 ResolvedLimits resolveLimits(const SandboxDefaults& defaults, const Limits& requested);
+
+// A command's timeout: the request's (0: none) within the ceiling; with a
+// ceiling, a command that asks for no timeout gets the ceiling as its own.
+// ORIGIN names who set the ceiling.
+uint64_t resolveTimeout(std::optional<uint64_t> ceilingMs, const std::string& origin,
+                        uint64_t requestedMs);
 
 // What an OOM kill is called, e.g. "out of memory: the sandbox reached its
 // --memory 64M ceiling"; with a GPU it also says why GPU jobs hit it.

@@ -16,12 +16,15 @@
 #include <functional>
 #include <optional>
 
+#include "caller_policy.hpp"
+#include "check_config.hpp"
 #include "daemon_context.hpp"
 #include "error.hpp"
 #include "kernel_features.hpp"
 #include "limits.hpp"
 #include "listener.hpp"
 #include "log.hpp"
+#include "policy_reloader.hpp"
 #include "sandbox/process_title.hpp"
 #include "sessions.hpp"
 
@@ -33,53 +36,50 @@ struct Options {
   unsigned idleExit = 0;
   std::string config = "/etc/gpubox/helper.toml";
   bool configGiven = false;
+  std::string checkConfig;  // --check-config FILE: validate, print, exit
+  std::string forUser;      // with --check-config: whose view to print
   std::string driverRoot = "/";
   std::string cgroupParent;
-  // Limits, as the user wrote them (parsed in applyLimitOptions).
-  std::string defaultMemory = "auto", defaultCpus = "none", defaultPids = "4096";
-  std::string maxMemory = "none", maxCpus = "none", maxPids = "none";
-  std::string defaultSessionTtl = "1h", maxSessionTtl = "24h";
-  size_t maxSandboxesPerUid = 64, maxSessionsPerUid = 16;
+  // Limit flags as given, each with the policy key it stands for; only the
+  // ones given on the command line are applied (over the policy's [defaults]).
+  struct LimitFlag {
+    const char* flag;
+    const char* key;
+    const char* help;
+    std::string value;
+    CLI::Option* option = nullptr;
+  };
+  std::vector<LimitFlag> limitFlags = {
+      {"--default-memory", "memory",
+       "Memory ceiling of a sandbox that sets no --memory: SIZE, auto (3/4 of RAM) or none "
+       "[default: auto]"},
+      {"--default-cpus", "cpus", "CPUs of a sandbox that sets no --cpus, or none [default: none]"},
+      {"--default-pids", "pids", "Pids of a sandbox that sets no --pids, or none [default: 4096]"},
+      {"--max-memory", "max_memory",
+       "Most --memory a request may ask for, or none [default: none]"},
+      {"--max-cpus", "max_cpus", "Most --cpus a request may ask for, or none [default: none]"},
+      {"--max-pids", "max_pids", "Most --pids a request may ask for, or none [default: none]"},
+      {"--max-timeout", "max_timeout",
+       "Longest --timeout a command may ask for, also the timeout of one that sets none; or "
+       "none [default: none]"},
+      {"--default-session-ttl", "session_ttl", "TTL of a session that sets no --ttl [default: 1h]"},
+      {"--max-session-ttl", "max_session_ttl",
+       "Longest --ttl a session may ask for [default: 24h]"},
+      {"--max-sandboxes-per-uid", "max_sandboxes",
+       "Live sandboxes (sessions included) one uid may hold [default: 64]"},
+      {"--max-sessions-per-uid", "max_sessions", "Sessions one uid may hold [default: 16]"},
+  };
 };
 
-// 3/4 of the machine's memory: a runaway sandbox cannot take the host down
-// with it, and real jobs (a GPU job's host side included) rarely need more.
-uint64_t defaultMemoryCeiling() {
-  const long pages = ::sysconf(_SC_PHYS_PAGES), pageSize = ::sysconf(_SC_PAGESIZE);
-  return static_cast<uint64_t>(pages) * static_cast<uint64_t>(pageSize) / 4 * 3;
-}
-
-template <typename T, typename Parse>
-std::optional<T> optionalValue(const std::string& text, Parse parse) {
-  if (text == "none") return std::nullopt;
-  return parse(text);
-}
-
-void applyLimitOptions(const Options& o, gpubox::DaemonContext& ctx) {
-  using namespace gpubox;
-  SandboxDefaults& d = ctx.defaults;
-  d.memoryBytes = o.defaultMemory == "auto"
-                      ? std::optional<uint64_t>(defaultMemoryCeiling())
-                      : optionalValue<uint64_t>(o.defaultMemory, [](const std::string& t) {
-                          return parseSize("--default-memory", t);
-                        });
-  d.cpuMillis = optionalValue<uint32_t>(
-      o.defaultCpus, [](const std::string& t) { return parseCpus("--default-cpus", t); });
-  d.pids = optionalValue<uint32_t>(
-      o.defaultPids, [](const std::string& t) { return parseCount("--default-pids", t); });
-  d.maxMemoryBytes = optionalValue<uint64_t>(
-      o.maxMemory, [](const std::string& t) { return parseSize("--max-memory", t); });
-  d.maxCpuMillis = optionalValue<uint32_t>(
-      o.maxCpus, [](const std::string& t) { return parseCpus("--max-cpus", t); });
-  d.maxPids = optionalValue<uint32_t>(
-      o.maxPids, [](const std::string& t) { return parseCount("--max-pids", t); });
-  d.sessionTtlMs = parseDurationMs("--default-session-ttl", o.defaultSessionTtl);
-  d.maxSessionTtlMs = parseDurationMs("--max-session-ttl", o.maxSessionTtl);
-  // A lower ceiling lowers the default with it (--max-session-ttl 10m alone
-  // means sessions get 10 minutes unless they ask for less).
-  d.sessionTtlMs = std::min(d.sessionTtlMs, d.maxSessionTtlMs);
-  ctx.limits.maxSandboxesPerUid = o.maxSandboxesPerUid;
-  ctx.limits.maxSessionsPerUid = o.maxSessionsPerUid;
+// The limit flags given on the command line, as policy settings named by
+// their flag (so a refusal says "--max-memory").
+gpubox::policy::LimitSettings limitFlagSettings(const Options& o) {
+  gpubox::policy::LimitSettings settings;
+  for (const Options::LimitFlag& f : o.limitFlags) {
+    if (f.option && f.option->count() > 0)
+      gpubox::policy::assignLimit(settings, f.key, f.value, f.flag);
+  }
+  return settings;
 }
 
 // Where sandbox cgroups go, and what a dead predecessor left there. Every
@@ -89,6 +89,7 @@ void prepareCgroups(const Options& o, gpubox::DaemonContext& ctx) {
   using namespace gpubox;
   cgroup::ResourceLimits defaults{ctx.defaults.memoryBytes, ctx.defaults.cpuMillis,
                                   ctx.defaults.pids};
+  // Named by what would set them: the policy's [defaults] or the flags.
   try {
     ctx.cgroupLayout = cgroup::prepareLayout(o.cgroupParent);
   } catch (const Error& e) {
@@ -164,8 +165,10 @@ int serve(const Options& opts) {
   // host network; a missing file named on the command line is an error.
   ctx.policy = gpubox::policy::Policy::load(opts.config, opts.configGiven);
   ctx.driverRoot = opts.driverRoot;
-  applyLimitOptions(opts, ctx);
+  ctx.flagLimits = limitFlagSettings(opts);
+  ctx.defaults = gpubox::helperWideDefaults(ctx.policy, ctx.flagLimits);
   ctx.seccomp = gpubox::buildDefaultSeccompProfile();
+  ctx.seccompNestedUserns = gpubox::buildDefaultSeccompProfile(true);
   prepareCgroups(opts, ctx);
   // The first GPU discovery, before serving; later ones run off the loop.
   ctx.gpuInventory = std::make_unique<gpubox::GpuInventoryCache>(ctx.driverRoot);
@@ -177,14 +180,15 @@ int serve(const Options& opts) {
   io.unixEventPort.captureSignal(SIGTERM);
   io.unixEventPort.captureSignal(SIGINT);
   io.unixEventPort.captureSignal(SIGHUP);
-  // SIGHUP: look at the GPUs again now (a driver reload, a new MIG layout),
-  // on the inventory's own thread. (Declared here: it re-arms itself until
-  // serve() returns.)
+  // SIGHUP: read the policy again and look at the GPUs again (a driver
+  // reload, a new MIG layout), each off the loop. (Declared here: it re-arms
+  // itself until serve() returns.)
+  gpubox::PolicyReloader reloader(ctx, opts.config, opts.configGiven);
   std::function<kj::Promise<void>()> onHangup = [&]() {
     return io.unixEventPort.onSignal(SIGHUP).then([&](siginfo_t) {
-      gpubox::logInfo("SIGHUP: refreshing the GPU inventory");
+      gpubox::logInfo("SIGHUP: reloading the policy and refreshing the GPU inventory");
       ctx.gpuInventory->refreshNow();
-      return onHangup();
+      return reloader.reload().then([&]() { return onHangup(); });
     });
   };
   auto hangups = onHangup().eagerlyEvaluate(nullptr);
@@ -248,36 +252,20 @@ int main(int argc, char** argv) {
   app.add_option("--cgroup-parent", opts.cgroupParent,
                  "cgroup path under which sandbox cgroups are made (default: the helper's own "
                  "cgroup + /gpubox)");
-  app.add_option("--default-memory", opts.defaultMemory,
-                 "Memory ceiling of a sandbox that sets no --memory: SIZE, auto (3/4 of RAM) "
-                 "or none")
-      ->capture_default_str();
-  app.add_option("--default-cpus", opts.defaultCpus,
-                 "CPUs of a sandbox that sets no --cpus, or none")
-      ->capture_default_str();
-  app.add_option("--default-pids", opts.defaultPids,
-                 "Pids of a sandbox that sets no --pids, or none")
-      ->capture_default_str();
-  app.add_option("--max-memory", opts.maxMemory, "Most --memory a request may ask for, or none")
-      ->capture_default_str();
-  app.add_option("--max-cpus", opts.maxCpus, "Most --cpus a request may ask for, or none")
-      ->capture_default_str();
-  app.add_option("--max-pids", opts.maxPids, "Most --pids a request may ask for, or none")
-      ->capture_default_str();
-  app.add_option("--default-session-ttl", opts.defaultSessionTtl,
-                 "TTL of a session that sets no --ttl")
-      ->capture_default_str();
-  app.add_option("--max-session-ttl", opts.maxSessionTtl, "Longest --ttl a session may ask for")
-      ->capture_default_str();
-  app.add_option("--max-sandboxes-per-uid", opts.maxSandboxesPerUid,
-                 "Live sandboxes (sessions included) one uid may hold")
-      ->capture_default_str();
-  app.add_option("--max-sessions-per-uid", opts.maxSessionsPerUid, "Sessions one uid may hold")
-      ->capture_default_str();
+  for (Options::LimitFlag& f : opts.limitFlags)
+    f.option = app.add_option(f.flag, f.value,
+                              std::string(f.help) + " (policy key: " + f.key + "; the flag wins)");
+  app.add_option("--check-config", opts.checkConfig,
+                 "Validate this policy file, print the effective policy and exit (0: valid)");
+  app.add_option("--for-user", opts.forUser,
+                 "With --check-config: print what this user (name or uid) gets");
   app.set_version_flag("--version", std::string("gpubox-helper ") + GPUBOX_VERSION);
   CLI11_PARSE(app, argc, argv);
   opts.configGiven = configOpt->count() > 0;
   try {
+    if (!opts.checkConfig.empty())
+      return gpubox::checkConfig(opts.checkConfig, opts.forUser, limitFlagSettings(opts));
+    if (!opts.forUser.empty()) throw gpubox::Error("--for-user goes with --check-config FILE");
     return serve(opts);
   } catch (const gpubox::Error& e) {
     std::fprintf(stderr, "gpubox-helper: %s\n", e.what());

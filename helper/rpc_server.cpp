@@ -7,11 +7,13 @@
 
 #include <algorithm>
 
+#include "caller_policy.hpp"
 #include "env.hpp"
 #include "error.hpp"
 #include "gpu_assignment.hpp"
 #include "kernel_features.hpp"
 #include "kj_error.hpp"
+#include "limit_resolution.hpp"
 #include "sandbox_factory.hpp"
 #include "sessions.hpp"
 #include "spec_wire.hpp"
@@ -58,24 +60,6 @@ wire::EndReason reasonToWire(EndReason r) {
 
 void fillTexts(capnp::List<capnp::Text>::Builder out, const std::vector<std::string>& in) {
   for (size_t i = 0; i < in.size(); ++i) out.set(i, in[i]);
-}
-
-// The helper's defaults and ceilings, in the words of the options.
-std::vector<std::string> describeDefaults(const DaemonContext& ctx) {
-  const SandboxDefaults& d = ctx.defaults;
-  auto size = [](const std::optional<uint64_t>& v) { return v ? formatSize(*v) : "none"; };
-  auto cpus = [](const std::optional<uint32_t>& v) { return v ? formatCpus(*v) : "none"; };
-  auto count = [](const std::optional<uint32_t>& v) { return v ? std::to_string(*v) : "none"; };
-  return {
-      "memory: default " + size(d.memoryBytes) + ", ceiling " + size(d.maxMemoryBytes),
-      "cpus: default " + cpus(d.cpuMillis) + ", ceiling " + cpus(d.maxCpuMillis),
-      "pids: default " + count(d.pids) + ", ceiling " + count(d.maxPids),
-      "rlimits: CORE=0 unless set",
-      "session ttl: default " + formatDurationMs(d.sessionTtlMs) + ", ceiling " +
-          formatDurationMs(d.maxSessionTtlMs),
-      "per uid: " + std::to_string(ctx.limits.maxSandboxesPerUid) + " sandboxes, " +
-          std::to_string(ctx.limits.maxSessionsPerUid) + " sessions",
-  };
 }
 
 class ProcessImpl final : public wire::Process::Server {
@@ -183,7 +167,8 @@ class SandboxImpl final : public wire::Sandbox::Server {
             mergeSandboxEnv(cmd);
             if (live_->log->record.argv0.empty()) live_->log->record.argv0 = cmd.argv[0];
             ExecOptions options;
-            options.timeoutMs = cmd.timeoutMs;
+            options.timeoutMs =
+                resolveTimeout(live_->maxTimeoutMs, live_->timeoutOrigin, cmd.timeoutMs);
             options.killAfterMs = cmd.killAfterMs ? cmd.killAfterMs : kDefaultKillAfterMs;
             options.timeoutScope =
                 live_->session ? initmsg::SignalScope::Group : initmsg::SignalScope::All;
@@ -255,7 +240,9 @@ class HelperImpl final : public wire::Helper::Server {
     info.setCgroupMode(cgroupModeName());
     info.setCallerUid(peer_.uid);
     info.setCallerGid(peer_.gid);
-    std::vector<std::string> limits = describeDefaults(ctx_);
+    const CallerPolicy caller = callerPolicy(ctx_, peer_);
+    std::vector<std::string> limits = caller.defaults.describe();
+    for (std::string& line : describeGrant(caller.grant, peer_.uid == 0)) limits.push_back(line);
     fillTexts(info.initLimits(limits.size()), limits);
     std::vector<std::string> cgroups = cgroup::describeLayout(ctx_.cgroupLayout);
     fillTexts(info.initCgroups(cgroups.size()), cgroups);

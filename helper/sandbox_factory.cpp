@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <optional>
 
+#include "caller_policy.hpp"
 #include "cgroup_attacher.hpp"
 #include "cgroup_janitor.hpp"
 #include "error.hpp"
@@ -18,32 +19,52 @@ namespace gpubox {
 
 namespace {
 
-// Requests only root may make (host network also when the policy says so).
-void checkPrivilegedOptions(DaemonContext& ctx, const PeerIdentity& peer, const SandboxSpec& spec) {
+// Requests only root may make, unless the caller's policy rule allows them.
+void checkPrivilegedOptions(const PeerIdentity& peer, const policy::Grant& grant,
+                            const SandboxSpec& spec) {
   if (peer.uid == 0) return;
+  auto refuse = [&](const std::string& what, const char* key) {
+    throw Error(what + ": refused: uid " + std::to_string(peer.uid) + " may not use it (" +
+                (grant.rule.empty()
+                     ? std::string("no policy rule matches the caller")
+                     : "its policy rule " + grant.rule + " does not set " + key + " = true") +
+                ")");
+  };
   for (const MountOp& op : spec.mounts) {
-    if (op.kind == MountKind::DevBind)
-      throw Error("--dev-bind " + op.source + " " + op.dest +
-                  ": refused: only root may bind devices");
+    if (op.kind == MountKind::DevBind && !grant.devBind)
+      refuse("--dev-bind " + op.source + " " + op.dest, "dev_bind");
   }
-  if (spec.seccomp == "none")
-    throw Error("--seccomp none: refused: only root may run commands without the seccomp filter");
-  if (spec.network == Network::Host &&
-      !ctx.policy.grantFor({peer.uid, peer.gid, peer.groups}).hostNetwork)
-    throw Error("--net host: refused: uid " + std::to_string(peer.uid) +
-                " may not share the host network (no policy rule sets host_network = true)");
+  if (spec.seccomp == "none" && !grant.seccompNone) refuse("--seccomp none", "seccomp_none");
+  if (spec.seccomp == "nested-userns" && !grant.nestedUserNamespaces)
+    refuse("--seccomp nested-userns", "nested_user_namespaces");
+  if (spec.network == Network::Host && !grant.hostNetwork) refuse("--net host", "host_network");
 }
 
-void checkCapacity(DaemonContext& ctx, const PeerIdentity& peer) {
+void checkCapacity(DaemonContext& ctx, const PeerIdentity& peer, const SandboxDefaults& d) {
   if (ctx.liveSandboxes >= ctx.limits.maxSandboxesTotal)
     throw Error("the helper runs its maximum of " + std::to_string(ctx.limits.maxSandboxesTotal) +
                 " sandboxes; try again later");
   auto it = ctx.sandboxesPerUid.find(peer.uid);
   size_t mine = it == ctx.sandboxesPerUid.end() ? 0 : it->second;
-  if (mine >= ctx.limits.maxSandboxesPerUid)
+  if (mine >= d.sandboxesPerUid)
     throw Error("uid " + std::to_string(peer.uid) + " already runs " + std::to_string(mine) +
-                " sandboxes, the most allowed (the helper's --max-sandboxes-per-uid); " +
-                "end one (gpubox ps, gpubox session rm) and try again");
+                " sandboxes, the most allowed (" + d.origin.sandboxesPerUid + ": " +
+                std::to_string(d.sandboxesPerUid) + "); end one (gpubox ps, gpubox session rm) " +
+                "and try again");
+}
+
+// The caller's secrets under its home (built in) and the policy's hide list
+// ("~/" there is the caller's home).
+std::vector<std::string> hiddenPaths(const policy::Policy& policy, const std::string& home) {
+  std::vector<std::string> paths = secretPaths(home);
+  const bool haveHome = !home.empty() && home != "/";
+  for (const std::string& p : policy.hide()) {
+    if (!p.starts_with("~/"))
+      paths.push_back(p);
+    else if (haveHome)
+      paths.push_back(home + p.substr(1));
+  }
+  return paths;
 }
 
 // Whether the NVIDIA driver publishes anything under /proc/driver/nvidia.
@@ -85,9 +106,10 @@ uint64_t monotonicMs() {
 std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity& peer,
                                           const SandboxSpec& spec, const std::string& sessionName) {
   validateSpec(spec);
-  checkPrivilegedOptions(ctx, peer, spec);
-  checkCapacity(ctx, peer);
-  ResolvedLimits limits = resolveLimits(ctx.defaults, spec.limits);
+  const CallerPolicy caller = callerPolicy(ctx, peer);
+  checkPrivilegedOptions(peer, caller.grant, spec);
+  checkCapacity(ctx, peer, caller.defaults);
+  ResolvedLimits limits = resolveLimits(caller.defaults, spec.limits);
   const cgroup::ResourceLimits& r = limits.resources;
   if (!ctx.cgroupsUnavailable.empty() && (r.memoryBytes || r.cpuMillis || r.pids))
     throw Error(std::string(r.memoryBytes ? "--memory"
@@ -105,8 +127,14 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   live->name = live->session ? sessionName : "run-" + std::to_string(live->id);
   live->uid = peer.uid;
   live->startMs = monotonicMs();
+  live->maxTimeoutMs = caller.defaults.maxTimeoutMs;
+  live->timeoutOrigin = caller.defaults.origin.maxTimeout;
   live->plan = spec.useDefaultPlan ? defaultPlan(spec.cwd) : std::vector<MountOp>{};
   live->plan.insert(live->plan.end(), spec.mounts.begin(), spec.mounts.end());
+  // Every bind so far is the caller's choice (its own, and the default
+  // plan's working directory): the policy's bind-source rule applies.
+  for (MountOp& op : live->plan)
+    if (isBind(op.kind) && !op.source.empty()) op.checkSource = true;
 
   auto holdings = std::make_shared<Holdings>();
   std::optional<GpuAssignment> gpus;
@@ -167,10 +195,17 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   // The default plan shows the host's / (and so the caller's home): hide
   // the caller's credentials in it. A plan of the caller's own shows only
   // what it names, as with bwrap.
-  if (spec.useDefaultPlan) config.hide = secretPaths(spec.home);
+  if (spec.useDefaultPlan) config.hide = hiddenPaths(ctx.policy, spec.home);
   live->hide = config.hide;
-  if (spec.seccomp != "none") config.seccomp = ctx.seccomp.instructions;
-  live->seccomp = spec.seccomp == "none" ? "none" : ctx.seccomp.name;
+  if (peer.uid != 0) {
+    const policy::BindSources& b = caller.grant.binds;
+    config.bindSources = BindSourceRule{b.readable, b.writable, b.where};
+  }
+  const SeccompProgram* filter = spec.seccomp == "none"            ? nullptr
+                                 : spec.seccomp == "nested-userns" ? &ctx.seccompNestedUserns
+                                                                   : &ctx.seccomp;
+  if (filter) config.seccomp = filter->instructions;
+  live->seccomp = filter ? filter->name : "none";
 
   cgroup::SandboxCgroup* cg = holdings->cgroup.get();
   // cgroup v2: the init is born in its cgroup. v1 hierarchies are joined off

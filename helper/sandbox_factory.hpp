@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,10 @@ struct LiveSandbox {
   std::vector<std::string> limits;  // one line per limit applied
   std::string seccomp;              // the profile every command runs under, or "none"
   std::vector<std::string> hide;    // paths the init hides if they exist
+  // The caller's --timeout ceiling when it was made (also the timeout of a
+  // command that sets none), and who set it.
+  std::optional<uint64_t> maxTimeoutMs;
+  std::string timeoutOrigin;
   std::string defaultCwd;
   std::weak_ptr<cgroup::SandboxCgroup> cgroupHandle;  // for statistics
 };

@@ -1,5 +1,7 @@
 #include "sessions.hpp"
 
+#include "caller_policy.hpp"
+
 #include <sys/random.h>
 
 #include <cstdio>
@@ -55,17 +57,18 @@ SessionRegistry::Created SessionRegistry::create(const PeerIdentity& peer, const
       throw Error("session name '" + name + "' is taken; choose another or leave --name out");
     sessions_.erase(it);  // its init died on its own: the name is free again
   }
-  uint64_t ttl = options.ttlMs ? options.ttlMs : ctx_.defaults.sessionTtlMs;
-  if (ttl > ctx_.defaults.maxSessionTtlMs)
-    throw Error("--ttl " + formatDurationMs(ttl) + ": above the helper's ceiling of " +
-                formatDurationMs(ctx_.defaults.maxSessionTtlMs) + " (--max-session-ttl)");
+  const SandboxDefaults d = callerPolicy(ctx_, peer).defaults;
+  uint64_t ttl = options.ttlMs ? options.ttlMs : d.sessionTtlMs;
+  if (ttl > d.maxSessionTtlMs)
+    throw Error("--ttl " + formatDurationMs(ttl) + ": above the ceiling of " +
+                formatDurationMs(d.maxSessionTtlMs) + " (" + d.origin.maxSessionTtl + ")");
   size_t mine = 0;
   for (const auto& [n, s] : sessions_)
     if (s.uid == peer.uid && !s.sandbox->runtime->ended()) ++mine;
-  if (mine >= ctx_.limits.maxSessionsPerUid)
+  if (mine >= d.sessionsPerUid)
     throw Error("uid " + std::to_string(peer.uid) + " already has " + std::to_string(mine) +
-                " sessions, the most allowed (the helper's --max-sessions-per-uid); remove one "
-                "with gpubox session rm");
+                " sessions, the most allowed (" + d.origin.sessionsPerUid + ": " +
+                std::to_string(d.sessionsPerUid) + "); remove one with gpubox session rm");
 
   std::shared_ptr<LiveSandbox> sandbox = buildSandbox(ctx_, peer, spec, name);
   Session& s = sessions_[name];

@@ -12,6 +12,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <limits>
 #include <optional>
 
@@ -30,8 +31,28 @@ constexpr int64_t kMaxGpuNumber = 4096;
 // uid_t/gid_t -1 means "no id" to the kernel; never accept it as a real id.
 constexpr int64_t kMaxId = int64_t{std::numeric_limits<uint32_t>::max()} - 1;
 
-constexpr std::array<std::string_view, 6> kRuleKeys = {"users",    "groups",    "gpus",
-                                                       "max_gpus", "exclusive", "host_network"};
+constexpr std::array<std::string_view, 11> kRuleKeys = {"users",
+                                                        "groups",
+                                                        "gpus",
+                                                        "max_gpus",
+                                                        "exclusive",
+                                                        "host_network",
+                                                        "dev_bind",
+                                                        "seccomp_none",
+                                                        "nested_user_namespaces",
+                                                        "bind_sources",
+                                                        "writable_bind_sources"};
+constexpr std::array<std::string_view, 2> kBindKeys = {"bind_sources", "writable_bind_sources"};
+constexpr std::array<std::string_view, 4> kTopKeys = {"allow", "defaults", "user_namespace",
+                                                      "hide"};
+
+// "a, b, c" for "known keys" messages.
+template <typename Keys>
+std::string joinKeys(const Keys& keys) {
+  std::string out;
+  for (std::string_view k : keys) out += (out.empty() ? "" : ", ") + std::string(k);
+  return out;
+}
 
 // Builds "FILE:LINE: " prefixes from toml++ source positions.
 class Where {
@@ -98,6 +119,87 @@ const toml::array& parseArray(const Where& where, const std::string& key, const 
   const auto* array = node.as_array();
   if (!array) where.fail(node.source(), key + " must be an array, not " + typeName(node));
   return *array;
+}
+
+// A limit key's value as text, the way the helper's flags take it. Sizes and
+// durations must be strings ("8G", "30m"): a bare 8 would mean 8 bytes.
+std::string limitText(const Where& where, const std::string& key, const toml::node& node) {
+  if (const auto* str = node.as_string()) return str->get();
+  const bool countKey = key == "pids" || key == "max_pids" || key == "max_sandboxes" ||
+                        key == "max_sessions" || key == "cpus" || key == "max_cpus";
+  if (const auto* integer = node.as_integer(); integer && countKey) {
+    if (integer->get() < 0)
+      where.fail(node.source(),
+                 key + " must not be negative (got " + std::to_string(integer->get()) + ")");
+    return std::to_string(integer->get());
+  }
+  if (const auto* fp = node.as_floating_point(); fp && (key == "cpus" || key == "max_cpus")) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%.3f", fp->get());
+    return buf;
+  }
+  const bool sizeKey = key == "memory" || key == "max_memory";
+  where.fail(node.source(), key + " must be " +
+                                (countKey  ? std::string("a number or a string")
+                                 : sizeKey ? std::string("a string like \"8G\"")
+                                           : std::string("a string like \"30m\"")) +
+                                ", not " + typeName(node));
+}
+
+void parseLimit(const Where& where, LimitSettings& settings, const std::string& key,
+                const toml::node& node) {
+  // assignLimit's messages start with this: "FILE:LINE: key '8X' is not ...".
+  assignLimit(settings, key, limitText(where, key, node), where.at(node.source()) + ": " + key);
+}
+
+bool isLimitKey(std::string_view key) {
+  const auto& keys = limitKeys();
+  return std::find(keys.begin(), keys.end(), key) != keys.end();
+}
+
+// An absolute path with no "." or ".." components and no trailing slash
+// (except "/" itself), so that prefix checks mean what they say.
+bool isCleanAbsolutePath(std::string_view p) {
+  if (p.empty() || p[0] != '/') return false;
+  if (p == "/") return true;
+  if (p.back() == '/') return false;
+  size_t start = 1;
+  while (start <= p.size()) {
+    size_t end = p.find('/', start);
+    if (end == std::string_view::npos) end = p.size();
+    std::string_view part = p.substr(start, end - start);
+    if (part.empty() || part == "." || part == "..") return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+std::vector<std::string> parsePaths(const Where& where, const std::string& key,
+                                    const toml::node& node, bool allowHome) {
+  std::vector<std::string> out;
+  for (const toml::node& element : parseArray(where, key, node)) {
+    const auto* str = element.as_string();
+    if (!str) where.fail(element.source(), key + " entries must be paths (strings)");
+    const std::string& s = str->get();
+    const bool home = allowHome && s.starts_with("~/");
+    const std::string path = home ? s.substr(1) : s;
+    if (!isCleanAbsolutePath(path) || (home && path == "/"))
+      where.fail(element.source(), key + ": '" + s + "' must be an absolute path" +
+                                       (allowHome ? " or ~/path" : "") +
+                                       " without '.', '..', '//' or a trailing '/'");
+    out.push_back(s);
+  }
+  return out;
+}
+
+void parseBindKey(const Where& where, BindSettings& binds, const std::string& key,
+                  const toml::node& node) {
+  Setting<std::vector<std::string>>& s = key == "bind_sources" ? binds.readable : binds.writable;
+  s.assign(parsePaths(where, key, node, false), where.at(node.source()));
+}
+
+bool isBindKey(std::string_view key) {
+  return std::find(kBindKeys.begin(), kBindKeys.end(), key) != kBindKeys.end();
 }
 
 // getpwnam_r/getgrnam_r with a growing buffer: names served by NSS modules
@@ -228,11 +330,19 @@ Rule parseRule(const Where& where, const toml::table& table) {
       exclusive = &node;
     } else if (name == "host_network") {
       rule.grant.hostNetwork = parseBool(where, name, node);
+    } else if (name == "dev_bind") {
+      rule.grant.devBind = parseBool(where, name, node);
+    } else if (name == "seccomp_none") {
+      rule.grant.seccompNone = parseBool(where, name, node);
+    } else if (name == "nested_user_namespaces") {
+      rule.grant.nestedUserNamespaces = parseBool(where, name, node);
+    } else if (isLimitKey(name)) {
+      parseLimit(where, rule.grant.limits, name, node);
+    } else if (isBindKey(name)) {
+      parseBindKey(where, rule.binds, name, node);
     } else {
-      std::string known;
-      for (std::string_view k : kRuleKeys) known += (known.empty() ? "" : ", ") + std::string(k);
-      where.fail(key.source(),
-                 "unknown key '" + name + "' in [[allow]] (known keys: " + known + ")");
+      where.fail(key.source(), "unknown key '" + name + "' in [[allow]] (known keys: " +
+                                   joinKeys(kRuleKeys) + ", " + joinKeys(limitKeys()) + ")");
     }
   }
 
@@ -273,9 +383,62 @@ bool Rule::matches(const Caller& caller) const {
                      [this](gid_t g) { return std::binary_search(gids.begin(), gids.end(), g); });
 }
 
+void BindSettings::overlay(const BindSettings& over) {
+  if (over.readable.set) readable = over.readable;
+  if (over.writable.set) writable = over.writable;
+}
+
+BindSources BindSettings::resolve() const {
+  BindSources out = BindSources::builtIn();
+  if (readable.set) out.readable = *readable.value;
+  if (writable.set) out.writable = *writable.value;
+  std::string where = readable.where;
+  if (writable.set && writable.where != where)
+    where += (where.empty() ? "" : ", ") + writable.where;
+  if (!where.empty()) out.where = where;
+  return out;
+}
+
+BindSources BindSources::builtIn() {
+  return {{"/"},
+          {"/home", "/tmp", "/var/tmp", "/dev/shm", "/run/user", "/srv", "/mnt", "/media", "/opt",
+           "/data", "/scratch", "/workspace"},
+          "built-in"};
+}
+
 Policy Policy::empty() {
   return Policy{};
 }
+
+namespace {
+
+void parseDefaults(const Where& where, const toml::node& node, LimitSettings& limits,
+                   BindSettings& binds) {
+  const auto* table = node.as_table();
+  if (!table) where.fail(node.source(), "defaults must be a table ([defaults])");
+  for (const auto& [key, value] : *table) {
+    const std::string name(key.str());
+    if (isLimitKey(name))
+      parseLimit(where, limits, name, value);
+    else if (isBindKey(name))
+      parseBindKey(where, binds, name, value);
+    else
+      where.fail(key.source(), "unknown key '" + name + "' in [defaults] (known keys: " +
+                                   joinKeys(limitKeys()) + ", " + joinKeys(kBindKeys) + ")");
+  }
+}
+
+UserNamespaceSetting parseUserNamespace(const Where& where, const toml::node& node) {
+  const auto* str = node.as_string();
+  const std::string value = str ? str->get() : "";
+  if (value == "auto") return UserNamespaceSetting::Auto;
+  if (value == "required") return UserNamespaceSetting::Required;
+  if (value == "never") return UserNamespaceSetting::Never;
+  where.fail(node.source(), "user_namespace must be \"auto\", \"required\" or \"never\"" +
+                                (str ? ", not \"" + value + "\"" : ", not " + typeName(node)));
+}
+
+}  // namespace
 
 Policy Policy::parse(std::string_view text, const std::string& fileName) {
   const Where where(fileName);
@@ -289,9 +452,21 @@ Policy Policy::parse(std::string_view text, const std::string& fileName) {
   Policy policy;
   policy.source_ = fileName;
   for (const auto& [key, node] : root) {
+    if (key.str() == "defaults") {
+      parseDefaults(where, node, policy.defaults_, policy.binds_);
+      continue;
+    }
+    if (key.str() == "user_namespace") {
+      policy.userNamespace_ = parseUserNamespace(where, node);
+      continue;
+    }
+    if (key.str() == "hide") {
+      policy.hide_ = parsePaths(where, "hide", node, true);
+      continue;
+    }
     if (key.str() != "allow")
-      where.fail(key.source(),
-                 "unknown key '" + std::string(key.str()) + "' (known top-level keys: allow)");
+      where.fail(key.source(), "unknown key '" + std::string(key.str()) +
+                                   "' (known top-level keys: " + joinKeys(kTopKeys) + ")");
     const auto* rules = node.as_array();
     if (!rules || !rules->is_array_of_tables())
       where.fail(node.source(), "allow must be written as [[allow]] tables");
@@ -344,9 +519,19 @@ Policy Policy::load(const std::string& path, bool mustExist) {
 }
 
 Grant Policy::grantFor(const Caller& caller) const {
-  for (const Rule& rule : rules_)
-    if (rule.matches(caller)) return rule.grant;
-  return Grant{};
+  Grant grant;
+  const Rule* match = nullptr;
+  for (const Rule& rule : rules_) {
+    if (rule.matches(caller)) {
+      match = &rule;
+      break;
+    }
+  }
+  if (match) grant = match->grant;  // its limits are the rule's own keys
+  BindSettings binds = binds_;
+  if (match) binds.overlay(match->binds);
+  grant.binds = binds.resolve();
+  return grant;
 }
 
 }  // namespace gpubox::policy

@@ -145,12 +145,24 @@ struct PreparedStep {
 
 // Phase one: open every source before anything is covered. Runs with the
 // caller's credentials, so this is where "could the caller open it" is decided.
-std::vector<PreparedStep> prepareSources(const std::vector<MountOp>& plan) {
+std::vector<PreparedStep> prepareSources(const std::vector<MountOp>& plan,
+                                         const BindSourceRule* rule) {
   std::vector<PreparedStep> steps(plan.size());
   for (size_t i = 0; i < plan.size(); ++i) {
     const MountOp& op = plan[i];
     PreparedStep& step = steps[i];
-    if (isBind(op.kind)) {
+    if (isBind(op.kind) && op.checkSource && rule) {
+      // Opened once, judged by where the open fd really is, cloned from
+      // that same fd: nothing to swap in between.
+      UniqueFd source(::open(op.source.c_str(), O_PATH | O_CLOEXEC));
+      if (!source) throwErrno(describeMount(op) + ": cannot open source " + op.source);
+      checkBindSource(op, source.get(), *rule);
+      step.tree = cloneTree(source.get(), "", AT_EMPTY_PATH);
+      if (!step.tree) throwErrno(describeMount(op) + ": cannot open source " + op.source);
+      struct stat st;
+      if (::fstat(step.tree.get(), &st) != 0) throwErrno(describeMount(op) + ": stat source");
+      step.st = st;
+    } else if (isBind(op.kind)) {
       step.tree = cloneTree(AT_FDCWD, op.source.c_str());
       if (!step.tree) {
         step.openErrno = errno;
@@ -391,11 +403,12 @@ std::vector<size_t> hidePaths(RootBuilder& root, const std::vector<std::string>&
 
 MountOutcome buildSandboxRoot(const std::vector<MountOp>& plan,
                               const std::vector<MaskedSocket>& masks,
-                              const std::vector<std::string>& hide) {
+                              const std::vector<std::string>& hide,
+                              const BindSourceRule* bindSources) {
   // Nothing we mount may propagate back to the host, nor host mounts in.
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
     throwErrno("make mounts private");
-  std::vector<PreparedStep> steps = prepareSources(plan);
+  std::vector<PreparedStep> steps = prepareSources(plan, bindSources);
 
   UniqueFd stagingFd(::open(kStagingDir, O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!stagingFd) throwErrno(std::string("open staging directory ") + kStagingDir);

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "bind_sources.hpp"
 #include "spec.hpp"
 
 namespace gpubox {
@@ -34,10 +35,12 @@ struct MountOutcome {
 // Applies `plan`, hides each path of `hide` that exists in the result (an
 // empty read-only tmpfs over a directory, an empty read-only file over
 // anything else; symlinks are followed inside the new root), and pivots
-// into the result. Throws gpubox::Error naming the step ("--ro-bind /a /b:
-// ...") that failed.
+// into the result. Steps marked checkSource must satisfy BIND_SOURCES when
+// it is given (non-root callers). Throws gpubox::Error naming the step
+// ("--ro-bind /a /b: ...") that failed.
 MountOutcome buildSandboxRoot(const std::vector<MountOp>& plan,
                               const std::vector<MaskedSocket>& masks,
-                              const std::vector<std::string>& hide = {});
+                              const std::vector<std::string>& hide = {},
+                              const BindSourceRule* bindSources = nullptr);
 
 }  // namespace gpubox

@@ -67,7 +67,8 @@ void setUp(const InitConfig& config) {
   if (!config.hostname.empty() &&
       ::sethostname(config.hostname.c_str(), config.hostname.size()) != 0)
     throwErrno("sethostname");
-  MountOutcome outcome = buildSandboxRoot(config.plan, config.masks, config.hide);
+  MountOutcome outcome = buildSandboxRoot(config.plan, config.masks, config.hide,
+                                          config.bindSources ? &*config.bindSources : nullptr);
   for (size_t index : outcome.hidden) {
     initmsg::FromInitRecord rec = {};
     rec.type = initmsg::FromInit::Hidden;

@@ -7,6 +7,7 @@
 #include <linux/filter.h>
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,8 @@ struct InitConfig {
   std::vector<sock_filter> seccomp;
   // Paths hidden after the plan if they exist (the caller's secrets).
   std::vector<std::string> hide;
+  // Where the caller's own binds may come from (non-root callers only).
+  std::optional<BindSourceRule> bindSources;
 };
 
 // Never returns. `controlFd` is the init's end of the control socketpair.
