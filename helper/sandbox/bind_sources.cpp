@@ -22,7 +22,10 @@ void checkBindSource(const MountOp& op, int sourceFd, const BindSourceRule& rule
     throwErrno(describeMount(op) + ": cannot tell where the source " + op.source + " lies");
   real.resize(static_cast<size_t>(n));
   const bool writable = op.kind != MountKind::RoBind;
-  const std::vector<std::string>& allowed = writable ? rule.writable : rule.readable;
+  std::vector<std::string> allowed = writable ? rule.writable : rule.readable;
+  // --dev-bind exists to bind device nodes: the policy's dev_bind already
+  // decided that this caller may, so /dev is a source it may use.
+  if (op.kind == MountKind::DevBind) allowed.push_back("/dev");
   // A source that is not a plain path (deleted, on another mount namespace's
   // detached tree) cannot be judged, so it is refused.
   const bool plain = real.starts_with("/") && !real.ends_with(" (deleted)");

@@ -14,7 +14,8 @@ namespace gpubox {
 
 struct BindSourceRule {
   std::vector<std::string> readable;  // prefixes for --ro-bind sources
-  std::vector<std::string> writable;  // prefixes for --bind, --dev-bind, the working directory
+  std::vector<std::string> writable;  // prefixes for --bind, --dev-bind (also /dev), the working
+                                      // directory
   std::string where;                  // the policy line that set them, for messages
 };
 

@@ -39,6 +39,10 @@ const std::map<std::string, std::function<long()>>& probes() {
      [] { return errnoOf(::syscall(SYS_perf_event_open, nullptr, 0, -1, -1, 0)); }},
     {"userfaultfd", [] { return errnoOf(::syscall(SYS_userfaultfd, 0)); }},
     {"setns", [] { return errnoOf(::setns(-1, 0)); }},
+    // statmount (Linux 6.8; 457 on every architecture): newer than the
+    // filter knows, so ENOSYS under it; the kernel itself says EFAULT or,
+    // before 6.8, ENOSYS too.
+    {"statmount", [] { return errnoOf(::syscall(457, 0, 0, 0, 0)); }},
     {"open_by_handle_at", [] { return errnoOf(::syscall(SYS_open_by_handle_at, -1, nullptr, 0)); }},
     {"personality_aslr_off", [] { return errnoOf(::personality(ADDR_NO_RANDOMIZE)); }},
     {"personality_query", [] { return errnoOf(::personality(0xffffffff)); }},
