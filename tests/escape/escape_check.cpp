@@ -1,5 +1,6 @@
 #include "escape_check.hpp"
 
+#include <grp.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -102,7 +103,9 @@ HostSleeper::HostSleeper(uid_t uid) {
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error("fork host sleeper");
   if (pid_ == 0) {
-    if (::setresgid(uid, uid, uid) != 0 || ::setresuid(uid, uid, uid) != 0) ::_exit(127);
+    if (::setgroups(0, nullptr) != 0 || ::setresgid(uid, uid, uid) != 0 ||
+        ::setresuid(uid, uid, uid) != 0)
+      ::_exit(127);
     ::execl("/bin/sleep", "sleep", "3600", static_cast<char*>(nullptr));
     ::_exit(127);
   }
