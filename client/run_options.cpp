@@ -1,6 +1,8 @@
 #include "run_options.hpp"
 
+#include <unistd.h>
 #include <cstdlib>
+
 #include <cstring>
 #include <map>
 
@@ -30,6 +32,9 @@ Mount plan (applied in order on an empty root, as bubblewrap does):
   --symlink TARGET DST  create a symlink
   --remount-ro DST      make the mount at DST read-only
   --with-defaults       start from the default plan, then apply the options above
+  --hide PATH           cover PATH inside (an empty directory or file) if it exists; the
+                        default plan already hides ~/.ssh, ~/.gnupg, ~/.aws, ... and
+                        $SSH_AUTH_SOCK is always hidden
 Process:
   --chdir DIR           working directory of CMD (default: the current one)
   --setenv KEY VALUE    set an environment variable
@@ -128,12 +133,22 @@ int parseFd(const std::string& option, const std::string& text) {
   return fd;
 }
 
-// $HOME of the client's environment, when it is an absolute path: the
-// default plan hides the secrets under it.
-std::string homeOf(char** environ) {
+// An absolute path from the client's environment (VAR=/...), or "".
+std::string absoluteEnv(char** environ, const char* var) {
+  const size_t n = std::strlen(var);
   for (char** e = environ; e && *e; ++e)
-    if (std::strncmp(*e, "HOME=/", 6) == 0) return *e + 5;
+    if (std::strncmp(*e, var, n) == 0 && (*e)[n] == '=' && (*e)[n + 1] == '/') return *e + n + 1;
   return "";
+}
+
+// What the caller's environment says must not be reachable inside: the
+// default plan hides the secrets under $HOME (the helper knows which), and
+// the ssh-agent socket wherever it lives (a read-only bind does not stop
+// connect(), and the agent would sign for the sandbox).
+void hideFromEnvironment(char** environ, SandboxSpec& spec) {
+  spec.home = absoluteEnv(environ, "HOME");
+  if (std::string agent = absoluteEnv(environ, "SSH_AUTH_SOCK"); !agent.empty())
+    spec.hide.push_back(agent);
 }
 
 // The options every face shares, in one loop: which are accepted depends on
@@ -190,6 +205,8 @@ bool parseOptions(ArgReader& in, Face face, EnvBuilder& env, const std::string& 
     } else if (sandboxOptions && one != oneArg.end()) {
       p.spec.mounts.push_back({.kind = one->second, .dest = in.value(opt, "DST")});
       p.anyMount = true;
+    } else if (sandboxOptions && opt == "--hide") {
+      p.spec.hide.push_back(absoluteSource(in.value(opt, "PATH"), cwd));
     } else if (sandboxOptions && opt == "--with-defaults") {
       p.withDefaults = true;
     } else if (sandboxOptions && opt == "--hostname") {
@@ -263,7 +280,7 @@ RunOptions parseRunOptions(const std::vector<std::string>& args, char** environ,
     return opts;
   }
   opts.spec = std::move(p.spec);
-  opts.spec.home = homeOf(environ);
+  hideFromEnvironment(environ, opts.spec);
   opts.command = std::move(p.command);
   opts.jsonStatusFd = p.jsonStatusFd;
   opts.command.argv = in.rest();
@@ -291,7 +308,7 @@ SessionCreateOptions parseSessionCreateOptions(const std::vector<std::string>& a
                 "': session create takes no command (run one with gpubox exec NAME -- CMD)");
   opts.spec = std::move(p.spec);
   opts.spec.useDefaultPlan = !p.anyMount || p.withDefaults;
-  if (const char* home = std::getenv("HOME"); home && home[0] == '/') opts.spec.home = home;
+  hideFromEnvironment(environ, opts.spec);
   opts.name = p.name;
   opts.ttlMs = p.ttlMs;
   opts.idleTimeoutMs = p.idleTimeoutMs;

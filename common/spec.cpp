@@ -111,6 +111,8 @@ void validateSpec(const SandboxSpec& spec) {
   }
   validateLimits(spec.limits);
   if (!spec.home.empty()) validateAbsolutePath(spec.home, "home directory");
+  if (spec.hide.size() > SpecLimits::kMaxHide) throw Error("too many --hide paths (at most 64)");
+  for (const std::string& h : spec.hide) validateAbsolutePath(h, "--hide path");
   if (!spec.seccomp.empty() && spec.seccomp != "default" && spec.seccomp != "none" &&
       spec.seccomp != "nested-userns")
     throw Error("--seccomp '" + spec.seccomp + "': expected default, nested-userns or none");
@@ -144,9 +146,34 @@ void validateCommand(const Command& cmd) {
 std::vector<std::string> secretPaths(const std::string& home) {
   if (home.empty() || home == "/") return {};
   const char* relative[] = {
-      ".ssh",           ".gnupg",           ".aws",    ".azure",
-      ".config/gcloud", ".config/gh",       ".kube",   ".docker/config.json",
-      ".netrc",         ".git-credentials", ".pypirc",
+      // keys, agents' sockets, cloud and cluster credentials
+      ".ssh",
+      ".gnupg",
+      ".aws",
+      ".azure",
+      ".config/gcloud",
+      ".kube",
+      ".docker/config.json",
+      ".1password",
+      ".config/op",
+      ".password-store",
+      ".local/share/keyrings",
+      ".vault-token",
+      ".terraform.d/credentials.tfrc.json",
+      // tokens of forges and package registries
+      ".config/gh",
+      ".config/hub",
+      ".netrc",
+      ".git-credentials",
+      ".pypirc",
+      ".npmrc",
+      ".cargo/credentials",
+      ".cargo/credentials.toml",
+      // browser profiles: their cookies are logged-in sessions
+      ".mozilla",
+      ".config/google-chrome",
+      ".config/chromium",
+      ".config/BraveSoftware",
   };
   std::vector<std::string> paths;
   for (const char* r : relative) paths.push_back(home + "/" + r);

@@ -40,6 +40,7 @@ struct SandboxSpec {
   Limits limits;                  // unset: the helper's defaults
   std::string seccomp;            // "" / "default": the default filter; "none": none (root only)
   std::string home;               // the caller's home ("" or "/": none); see secretPaths()
+  std::vector<std::string> hide;  // more paths hidden if they exist, whatever the plan
 };
 
 struct Command {
@@ -55,6 +56,7 @@ constexpr uint64_t kDefaultKillAfterMs = 10000;
 // Limits on what one request may carry; anything larger is refused.
 struct SpecLimits {
   static constexpr size_t kMaxMounts = 512;
+  static constexpr size_t kMaxHide = 64;
   static constexpr size_t kMaxPath = 4096;
   static constexpr size_t kMaxArgs = 8192;
   static constexpr size_t kMaxEnv = 8192;

@@ -101,6 +101,8 @@ SandboxSpec specFromWire(wire::SandboxSpec::Reader reader) {
     spec.limits.rlimits.push_back({text(r.getName()), r.getSoft(), r.getHard()});
   spec.seccomp = text(reader.getSeccomp());
   spec.home = text(reader.getHome());
+  if (reader.getHide().size() > SpecLimits::kMaxHide) throw Error("too many --hide paths");
+  for (auto h : reader.getHide()) spec.hide.push_back(text(h));
   return spec;
 }
 
@@ -128,6 +130,7 @@ void specToWire(const SandboxSpec& spec, wire::SandboxSpec::Builder builder) {
   }
   builder.setSeccomp(spec.seccomp);
   builder.setHome(spec.home);
+  fillTextList(builder.initHide(spec.hide.size()), spec.hide);
 }
 
 Command commandFromWire(wire::Command::Reader reader) {

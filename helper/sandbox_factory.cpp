@@ -196,6 +196,7 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   // the caller's credentials in it. A plan of the caller's own shows only
   // what it names, as with bwrap.
   if (spec.useDefaultPlan) config.hide = hiddenPaths(ctx.policy, spec.home);
+  config.hide.insert(config.hide.end(), spec.hide.begin(), spec.hide.end());
   live->hide = config.hide;
   if (peer.uid != 0) {
     const policy::BindSources& b = caller.grant.binds;

@@ -9,7 +9,7 @@
 $import "/capnp/c++.capnp".namespace("gpubox::wire");
 
 const protocolMajor :UInt32 = 1;
-const protocolMinor :UInt32 = 1;
+const protocolMinor :UInt32 = 2;
 # 1.1: limits, timeouts, why a process ended, sessions and the list (issue 6).
 
 interface Fd {
@@ -60,6 +60,7 @@ struct SandboxSpec {
   limits   @6 :Limits;        # (1.1) resource ceilings; unset fields take the helper's defaults
   seccomp  @7 :Text;          # (1.1) "" or "default": the default filter; "none": no filter (root only)
   home     @8 :Text;          # (1.1) the caller's home: the default plan hides its secrets (~/.ssh, ...)
+  hide     @9 :List(Text);    # (1.2) more paths to hide, whatever the plan (--hide, $SSH_AUTH_SOCK)
 }
 
 struct Rlimit {

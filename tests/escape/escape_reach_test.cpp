@@ -241,14 +241,19 @@ TEST_P(ReachEscape, HelperSocketAndAgentSockets) {
   itest::makeDir(home.path() + "/.gnupg", 0700, caller(), caller());
   auto gpg = agentSocket(home.path() + "/.gnupg/S.gpg-agent", caller());
   auto inHome = agentSocket(home.path() + "/agent.sock", caller());
+  // ssh-agent's socket where $SSH_AUTH_SOCK says, outside ~/.ssh and /tmp:
+  // the client asks the helper to hide it.
+  auto sshAgent = agentSocket(home.path() + "/ssh-agent.sock", caller());
   std::string abstractName = "gpubox-escape-agent-" + std::to_string(::getpid());
   auto abstract = unixListener(abstractName, true);
-  ASSERT_TRUE(inTmp->ok() && inRun->ok() && gpg->ok() && inHome->ok() && abstract->ok());
+  ASSERT_TRUE(inTmp->ok() && inRun->ok() && gpg->ok() && inHome->ok() && sshAgent->ok() &&
+              abstract->ok());
 
   itest::RunOptions opts;
   // (replaceEnv: the harness's base environment has HOME=/ of its own.)
   opts.replaceEnv = true;
-  opts.env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C", "HOME=" + home.path()};
+  opts.env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C", "HOME=" + home.path(),
+              "SSH_AUTH_SOCK=" + home.path() + "/ssh-agent.sock"};
   const std::string sock = helper().socketPath();
   probeRows({},
             {
@@ -260,6 +265,9 @@ TEST_P(ReachEscape, HelperSocketAndAgentSockets) {
                  "connect-unix:" + runDir + "/agent.sock", refused({"ENOENT"})},
                 {"connect to gpg-agent in ~/.gnupg",
                  "connect-unix:" + home.path() + "/.gnupg/S.gpg-agent", refused({"ENOENT"})},
+                {"connect to ssh-agent at $SSH_AUTH_SOCK in $HOME",
+                 "connect-unix:" + home.path() + "/ssh-agent.sock",
+                 refused({"ENOENT", "ECONNREFUSED"})},  // an empty file covers it
                 {"connect to a host agent in the abstract namespace",
                  "connect-abstract:" + abstractName, refused({"ECONNREFUSED"})},
                 // KNOWN GAP (docs/security.md, "Host Unix sockets outside /run and
