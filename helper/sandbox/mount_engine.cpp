@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "error.hpp"
+#include "mountinfo.hpp"
 #include "syscalls.hpp"
 #include "unique_fd.hpp"
 
@@ -360,6 +361,47 @@ void applyStep(RootBuilder& root, const MountOp& op, PreparedStep& step) {
   }
 }
 
+// A bind can bring a procfs of the host's along (--ro-bind / / without
+// --proc). Through it, /proc/PID/root and /cwd of a host process of the same
+// uid lead out of the sandbox, and /proc/PID/environ shows its secrets:
+// without a user namespace between the two (user_namespace = "never")
+// nothing else stops that. Each such procfs is covered with an empty
+// read-only tmpfs, in both modes; the sandbox's own (--proc) is untouched.
+void coverForeignProcfs(RootBuilder& root, const MountOp& op) {
+  const std::string what = describeMount(op) + ": cover the host's procfs it brings along";
+  UniqueFd at = root.open(op.dest, O_PATH);
+  struct statx stx = {};
+  if (!at || ::statx(at.get(), "", AT_EMPTY_PATH, STATX_MNT_ID, &stx) != 0 ||
+      !(stx.stx_mask & STATX_MNT_ID))
+    throwErrno(what + ": cannot identify the bind's mount");
+  UniqueFd info(::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
+  if (!info) throwErrno(what + ": open /proc/self/mountinfo");
+  std::string text;
+  char buf[65536];
+  for (ssize_t n; (n = ::read(info.get(), buf, sizeof buf)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throwErrno(what + ": read /proc/self/mountinfo");
+    text.append(buf, static_cast<size_t>(n));
+  }
+  const std::vector<MountInfoEntry> all = parseMountInfo(text);
+  const int top = static_cast<int>(stx.stx_mnt_id);
+  std::string topPoint;
+  for (const MountInfoEntry& e : all)
+    if (e.id == top) topPoint = e.mountPoint;
+  if (topPoint.empty()) throw Error(what + ": the bind is not in /proc/self/mountinfo");
+  for (const MountInfoEntry& e : outermostOfTypeUnder(all, top, "proc")) {
+    if (e.mountPoint.compare(0, topPoint.size(), topPoint) != 0) continue;
+    const std::string inside =
+        (op.dest == "/" ? "" : op.dest) + e.mountPoint.substr(topPoint.size());
+    UniqueFd target = root.open(inside, O_PATH | O_DIRECTORY);
+    if (!target) throwErrno(what + ": open " + inside);
+    UniqueFd empty =
+        newFs("tmpfs", {{"mode", "0555"}, {"size", "4k"}},
+              MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, what);
+    attach(empty.get(), target.get(), what + " at " + inside);
+  }
+}
+
 void maskSockets(RootBuilder& root, const std::vector<MaskedSocket>& masks) {
   for (const MaskedSocket& mask : masks) {
     UniqueFd at = root.open(mask.path, O_PATH | O_NOFOLLOW);
@@ -427,6 +469,9 @@ MountOutcome buildSandboxRoot(const std::vector<MountOp>& plan,
     }
     applyStep(root, plan[i], steps[i]);
     if (plan[i].dest == "/") root.refresh();
+    // Only a directory can have mounts below it.
+    if (isBind(plan[i].kind) && steps[i].st && S_ISDIR(steps[i].st->st_mode))
+      coverForeignProcfs(root, plan[i]);
   }
   maskSockets(root, masks);
   outcome.hidden = hidePaths(root, hide);

@@ -1,0 +1,76 @@
+#include "mountinfo.hpp"
+
+#include <map>
+#include <sstream>
+
+namespace gpubox {
+
+namespace {
+
+// mountinfo writes space, tab, newline and backslash as \ooo.
+std::string unescape(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '3' && s[i + 2] >= '0' &&
+        s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
+      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<MountInfoEntry> parseMountInfo(std::string_view text) {
+  std::vector<MountInfoEntry> out;
+  std::istringstream lines{std::string(text)};
+  std::string line;
+  while (std::getline(lines, line)) {
+    // id parent major:minor root mount-point options [optional...] - type source super
+    std::istringstream fields(line);
+    MountInfoEntry e;
+    std::string devices, root, mountPoint, word;
+    if (!(fields >> e.id >> e.parent >> devices >> root >> mountPoint)) continue;
+    bool sawSeparator = false;
+    while (fields >> word) {
+      if (word == "-") {
+        sawSeparator = true;
+        break;
+      }
+    }
+    if (!sawSeparator || !(fields >> e.fsType)) continue;
+    e.mountPoint = unescape(mountPoint);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+std::vector<MountInfoEntry> outermostOfTypeUnder(const std::vector<MountInfoEntry>& all, int top,
+                                                 std::string_view fsType) {
+  std::map<int, const MountInfoEntry*> byId;
+  for (const MountInfoEntry& e : all) byId[e.id] = &e;
+  std::vector<MountInfoEntry> out;
+  for (const MountInfoEntry& e : all) {
+    if (e.id == top || e.fsType != fsType) continue;
+    // Walk up to TOP; give up at the namespace's root or a loop.
+    bool under = false, coveredByAnother = false;
+    int hops = 0;
+    for (int id = e.parent; hops < 4096; ++hops) {
+      if (id == top) {
+        under = true;
+        break;
+      }
+      auto it = byId.find(id);
+      if (it == byId.end() || it->second->parent == id) break;
+      if (it->second->fsType == fsType) coveredByAnother = true;
+      id = it->second->parent;
+    }
+    if (under && !coveredByAnother) out.push_back(e);
+  }
+  return out;
+}
+
+}  // namespace gpubox
