@@ -3,6 +3,9 @@
 // value is an error naming FILE:LINE.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include "error.hpp"
@@ -181,6 +184,20 @@ TEST(PolicySettings, BadValuesNameFileAndLine) {
   expectError("hide = [\"~/\"]\n", {"p.toml:1", "hide"});
   expectError("defaults = 3\n", {"p.toml:1", "table"});
   expectError("limits = 3\n", {"p.toml:1", "unknown key 'limits'", "defaults"});
+}
+
+// The example shipped in systemd/ is valid, and says what it claims.
+TEST(PolicySettings, ShippedExampleParses) {
+  const char* path = std::getenv("GPUBOX_POLICY_EXAMPLE");
+  ASSERT_NE(path, nullptr) << "run with meson test";
+  std::ifstream in(path);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_FALSE(text.empty()) << path;
+  const Policy p = Policy::parse(text, path);
+  ASSERT_EQ(p.rules().size(), 1u);
+  EXPECT_TRUE(p.rules()[0].grant.gpu.all);
+  EXPECT_TRUE(p.rules()[0].grant.limits.maxMemory.set);
+  EXPECT_FALSE(p.defaults().anySet());
 }
 
 }  // namespace
