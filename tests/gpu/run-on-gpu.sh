@@ -13,6 +13,9 @@
 #   - a session (`session create --gpu 0 --memory 16G`) runs the probe in two
 #     execs, one after the other, and `session rm` ends it;
 #   - a --memory ceiling (8G) leaves the probe room to run;
+#   - all of it under the default seccomp filter (--json-status names it;
+#     if the probe fails there but runs with --seccomp none, that is a FAIL
+#     that names the filter);
 # and prints the probe's throughput inside the sandbox divided by outside,
 # and the sandboxes' peak memory where `ps --json`/--json-status report it.
 # Every check prints PASS or FAIL; the exit status is non-zero on any FAIL.
@@ -258,6 +261,19 @@ for who in self nobody; do
     pass "$who: probe inside run --gpu 0 --memory 8G"
   else
     fail "$who: probe inside run --gpu 0 --memory 8G (exit $rc)"
+  fi
+  # Every check above ran under the default seccomp filter; say so, and if
+  # the probe failed, show whether the filter is what broke it.
+  if grep -q '"seccomp":"default"' "$status" 2>/dev/null; then
+    pass "$who: the probe ran under the default seccomp filter"
+  else
+    fail "$who: --json-status does not name the default seccomp filter: $(cat "$status" 2>/dev/null)"
+  fi
+  if ((rc != 0)) && [[ $who == root ]]; then
+    unfiltered=$(run root --gpu 0 --memory 8G --seccomp none -- "$probe" 2>&1)
+    if probe_ok "$unfiltered"; then
+      fail "root: the probe works with --seccomp none but not under the default filter: the profile breaks CUDA (strace -f it)"
+    fi
   fi
   peak=$(peak_bytes "$(cat "$status" 2>/dev/null)")
   if [[ -n $peak ]]; then
