@@ -30,6 +30,21 @@ struct HelperLimits {
   // Per uid, sessions included (--max-sandboxes-per-uid).
   size_t maxSandboxesPerUid = 64;
   size_t maxSessionsPerUid = 16;  // --max-sessions-per-uid
+  // Calls whose answer is not ready yet. A `gpubox run` has 3 (create, exec,
+  // wait); a program driving a session's commands has one wait per command.
+  size_t maxCallsPerConnection = 256;  // --max-calls-per-connection
+  size_t maxCallsTotal = 8192;         // all connections together
+  // Answers the client has not read yet (waiting in the helper to be
+  // written): a client past either bound is disconnected. An answer is at
+  // most a few hundred KiB (a long `ps`).
+  size_t maxQueuedAnswers = 256;
+  size_t maxQueuedAnswerBytes = 8 * 1024 * 1024;
+  // Answers a client has not finished (Cap'n Proto keeps each, results
+  // included, until the client's Finish); calls in flight are among them.
+  size_t maxOpenAnswersPerConnection = 1024;
+  // A connection with no call in flight and no sandbox for this long is
+  // closed (--idle-connection-timeout; 0: never).
+  uint64_t idleConnectionTimeoutMs = 60 * 1000;
 };
 
 // What a sandbox gets when its request does not say, and the most it may
@@ -65,6 +80,7 @@ struct DaemonContext {
   uint64_t sandboxCounter = 0;
   size_t liveSandboxes = 0;
   size_t liveConnections = 0;
+  size_t callsInFlight = 0;  // over all connections (HelperLimits::maxCallsTotal)
   SandboxDefaults defaults;
   SeccompProgram seccomp;       // the default profile, built once at start
   cgroup::Layout cgroupLayout;  // decided once at start

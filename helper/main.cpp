@@ -22,6 +22,7 @@
 #include "limits.hpp"
 #include "listener.hpp"
 #include "log.hpp"
+#include "privileges.hpp"
 #include "sandbox/process_title.hpp"
 #include "sessions.hpp"
 
@@ -40,6 +41,8 @@ struct Options {
   std::string maxMemory = "none", maxCpus = "none", maxPids = "none";
   std::string defaultSessionTtl = "1h", maxSessionTtl = "24h";
   size_t maxSandboxesPerUid = 64, maxSessionsPerUid = 16;
+  std::string idleConnectionTimeout = "60s";
+  size_t maxCallsPerConnection = 256;
 };
 
 // 3/4 of the machine's memory: a runaway sandbox cannot take the host down
@@ -80,6 +83,13 @@ void applyLimitOptions(const Options& o, gpubox::DaemonContext& ctx) {
   d.sessionTtlMs = std::min(d.sessionTtlMs, d.maxSessionTtlMs);
   ctx.limits.maxSandboxesPerUid = o.maxSandboxesPerUid;
   ctx.limits.maxSessionsPerUid = o.maxSessionsPerUid;
+  ctx.limits.idleConnectionTimeoutMs =
+      o.idleConnectionTimeout == "0" || o.idleConnectionTimeout == "none"
+          ? 0
+          : parseDurationMs("--idle-connection-timeout", o.idleConnectionTimeout);
+  if (o.maxCallsPerConnection == 0)
+    throw Error("--max-calls-per-connection must be at least 1 (a `gpubox run` needs 3)");
+  ctx.limits.maxCallsPerConnection = o.maxCallsPerConnection;
 }
 
 // Where sandbox cgroups go, and what a dead predecessor left there. Every
@@ -144,10 +154,24 @@ gpubox::MaskedSocket describeSocket(int fd) {
   return mask;
 }
 
+std::string joinNames(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "" : ",") + n;
+  return out.empty() ? "none" : out;
+}
+
 int serve(const Options& opts) {
   if (::getuid() != ::geteuid())
     throw gpubox::Error(
         "gpubox-helper must not be installed setuid; start it from systemd or as root");
+  // Before anything else, and above all before any thread exists (threads
+  // inherit the capabilities of the thread that starts them): from here on
+  // the helper holds only what it needs.
+  gpubox::CapabilityDrop caps = gpubox::dropToKeptCapabilities();
+  gpubox::logInfo("capabilities: kept " + joinNames(caps.kept) + "; every other one dropped");
+  if (!caps.missing.empty())
+    gpubox::logError("capabilities: not held at start: " + joinNames(caps.missing) +
+                     " (the steps that need them will fail)");
   gpubox::checkKernelSupport();
   // A client that hangs up mid-write must not kill the helper.
   ::signal(SIGPIPE, SIG_IGN);
@@ -273,6 +297,13 @@ int main(int argc, char** argv) {
                  "Live sandboxes (sessions included) one uid may hold")
       ->capture_default_str();
   app.add_option("--max-sessions-per-uid", opts.maxSessionsPerUid, "Sessions one uid may hold")
+      ->capture_default_str();
+  app.add_option("--idle-connection-timeout", opts.idleConnectionTimeout,
+                 "Close a connection that has had no call in flight and no sandbox for this "
+                 "long (e.g. 60s, 5m; 0: never)")
+      ->capture_default_str();
+  app.add_option("--max-calls-per-connection", opts.maxCallsPerConnection,
+                 "Calls one connection may have in flight; more are refused")
       ->capture_default_str();
   app.set_version_flag("--version", std::string("gpubox-helper ") + GPUBOX_VERSION);
   CLI11_PARSE(app, argc, argv);
