@@ -25,14 +25,15 @@ std::string capName(cap_value_t cap) {
 const std::vector<cap_value_t>& keptCapabilities() {
   // Each one's reason is in docs/security.md; the short form:
   static const std::vector<cap_value_t> kept = {
-      CAP_SYS_ADMIN,   // BPF device programs; the no-user-namespace init's mounts, pivot_root
-      CAP_NET_ADMIN,   // attaching cgroup BPF programs; that init brings up lo in its netns
+      CAP_SYS_ADMIN,   // device cgroup (v1 devices.allow, BPF); the no-userns init: mounts,
+                       // pivot_root
+      CAP_NET_ADMIN,   // that init brings up lo in its netns; BPF_PROG_ATTACH on older kernels
       CAP_SETUID,      // uid_map naming the caller's uid; that init's setresuid to the caller
       CAP_SETGID,      // gid_map with the caller's groups; that init's setgroups/setresgid
       CAP_SETFCAP,     // a uid_map that maps uid 0 (a root caller's sandbox), since Linux 5.12
       CAP_SETPCAP,     // that init empties its bounding set and locks its securebits
-      CAP_SYS_PTRACE,  // /proc/PID/ns/* of clients of other uids (peer placement check)
-      CAP_KILL,        // signals to sandboxes whose processes run as another uid
+      CAP_SYS_PTRACE,  // /proc/PID/ns/* of the client (peer placement check)
+      CAP_KILL,        // signal 0 to a client of another uid (auth); that init's processes
   };
   return kept;
 }
