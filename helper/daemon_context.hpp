@@ -74,7 +74,8 @@ struct DaemonContext {
   HelperLimits limits;
   policy::Policy policy = policy::Policy::empty();
   std::string driverRoot = "/";
-  // The GPUs under driverRoot, discovered off the event loop (made in main).
+  // The GPUs under driverRoot, discovered off the event loop (made in main,
+  // after the capability drop, like cgroupAttacher).
   std::unique_ptr<GpuInventoryCache> gpuInventory;
   leases::LeaseTable leases;
   uint64_t sandboxCounter = 0;
@@ -93,7 +94,10 @@ struct DaemonContext {
   // Every sandbox that still runs, runs and sessions alike (gpubox ps).
   std::map<uint64_t, std::weak_ptr<LiveSandbox>> sandboxTable;
   std::unique_ptr<SessionRegistry> sessions;
-  std::unique_ptr<CgroupAttacher> cgroupAttacher;  // joins inits to v1 hierarchies off the loop
+  // Joins inits to v1 hierarchies off the loop. Made in main, like
+  // gpuInventory, once the helper has dropped the capabilities it does not
+  // keep: a thread starts with those of the thread that makes it.
+  std::unique_ptr<CgroupAttacher> cgroupAttacher;
   // Last, so it is destroyed first: what it still holds refers to the rest.
   Reaper reaper;
 };

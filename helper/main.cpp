@@ -16,6 +16,7 @@
 #include <functional>
 #include <optional>
 
+#include "cgroup_attacher.hpp"
 #include "daemon_context.hpp"
 #include "error.hpp"
 #include "kernel_features.hpp"
@@ -164,14 +165,6 @@ int serve(const Options& opts) {
   if (::getuid() != ::geteuid())
     throw gpubox::Error(
         "gpubox-helper must not be installed setuid; start it from systemd or as root");
-  // Before anything else, and above all before any thread exists (threads
-  // inherit the capabilities of the thread that starts them): from here on
-  // the helper holds only what it needs.
-  gpubox::CapabilityDrop caps = gpubox::dropToKeptCapabilities();
-  gpubox::logInfo("capabilities: kept " + joinNames(caps.kept) + "; every other one dropped");
-  if (!caps.missing.empty())
-    gpubox::logError("capabilities: not held at start: " + joinNames(caps.missing) +
-                     " (the steps that need them will fail)");
   gpubox::checkKernelSupport();
   // A client that hangs up mid-write must not kill the helper.
   ::signal(SIGPIPE, SIG_IGN);
@@ -190,7 +183,19 @@ int serve(const Options& opts) {
   ctx.driverRoot = opts.driverRoot;
   applyLimitOptions(opts, ctx);
   ctx.seccomp = gpubox::buildDefaultSeccompProfile();
+  // Start-up work that may need more than the helper keeps: creating its
+  // cgroup parent in a hierarchy's root (mode 0555: CAP_DAC_OVERRIDE) and
+  // removing what a dead predecessor left.
   prepareCgroups(opts, ctx);
+  // From here on the helper holds only what it needs; this comes before
+  // any thread exists (threads inherit the capabilities of the thread that
+  // starts them, and later changes to this one would not reach them).
+  gpubox::CapabilityDrop caps = gpubox::dropToKeptCapabilities();
+  gpubox::logInfo("capabilities: kept " + joinNames(caps.kept) + "; every other one dropped");
+  if (!caps.missing.empty())
+    gpubox::logError("capabilities: not held at start: " + joinNames(caps.missing) +
+                     " (the steps that need them will fail)");
+  ctx.cgroupAttacher = std::make_unique<gpubox::CgroupAttacher>(io.unixEventPort);
   // The first GPU discovery, before serving; later ones run off the loop.
   ctx.gpuInventory = std::make_unique<gpubox::GpuInventoryCache>(ctx.driverRoot);
   // The socket last: a helper that cannot start leaves none behind.

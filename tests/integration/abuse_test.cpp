@@ -219,14 +219,16 @@ class Abuse : public HelperTest {
   }
 
   // The well-behaved clients still get their answers in their usual time
-  // (a generous factor: the machine is shared), and the helper holds no
+  // (a generous factor of the slowest of them before the abuse, and the
+  // better of two tries: the machine is shared), and the helper holds no
   // more memory or descriptors than before, give or take.
   void expectOthersUnaffected(const std::string& after) {
+    const int64_t slowest = std::max_element(baseline_.begin(), baseline_.end())->count();
     for (size_t k = 0; k < kProbes.size(); ++k) {
-      const milliseconds took = timeProbe(k);
-      EXPECT_LE(took.count(), kSlowdown * std::max<int64_t>(baseline_[k].count(), 1))
+      const milliseconds took = std::min(timeProbe(k), timeProbe(k));
+      EXPECT_LE(took.count(), kSlowdown * std::max<int64_t>(slowest, 1))
           << "gpubox " << kProbes[k].args[0] << " as uid " << kProbes[k].uid << " after " << after
-          << " took " << took.count() << " ms; before: " << baseline_[k].count() << " ms";
+          << " took " << took.count() << " ms; before, the slowest probe took " << slowest << " ms";
     }
     EXPECT_LT(statusKb(helper().pid(), "VmRSS"), baseRssKb_ + 64 * 1024)
         << "helper RSS after " << after << "\n"
