@@ -6,11 +6,7 @@
 namespace gpubox {
 
 DaemonContext::DaemonContext(kj::UnixEventPort& p, kj::Timer& t)
-    : port(p),
-      timer(t),
-      sessions(std::make_unique<SessionRegistry>(*this)),
-      cgroupAttacher(std::make_unique<CgroupAttacher>(p)),
-      reaper(p) {}
+    : port(p), timer(t), sessions(std::make_unique<SessionRegistry>(*this)), reaper(p) {}
 
 DaemonContext::~DaemonContext() {
   // Sessions hold sandboxes whose end goes through the reaper: end them

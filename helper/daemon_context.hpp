@@ -28,6 +28,21 @@ struct HelperLimits {
   size_t maxSandboxesPerConnection = 64;
   size_t maxSandboxesTotal = 1024;
   size_t maxConnections = 512;
+  // Calls whose answer is not ready yet. A `gpubox run` has 3 (create, exec,
+  // wait); a program driving a session's commands has one wait per command.
+  size_t maxCallsPerConnection = 256;  // --max-calls-per-connection
+  size_t maxCallsTotal = 8192;         // all connections together
+  // Answers the client has not read yet (waiting in the helper to be
+  // written): a client past either bound is disconnected. An answer is at
+  // most a few hundred KiB (a long `ps`).
+  size_t maxQueuedAnswers = 256;
+  size_t maxQueuedAnswerBytes = 8 * 1024 * 1024;
+  // Answers a client has not finished (Cap'n Proto keeps each, results
+  // included, until the client's Finish); calls in flight are among them.
+  size_t maxOpenAnswersPerConnection = 1024;
+  // A connection with no call in flight and no sandbox for this long is
+  // closed (--idle-connection-timeout; 0: never).
+  uint64_t idleConnectionTimeoutMs = 60 * 1000;
 };
 
 class SessionRegistry;
@@ -44,7 +59,8 @@ struct DaemonContext {
   HelperLimits limits;
   policy::Policy policy = policy::Policy::empty();
   std::string driverRoot = "/";
-  // The GPUs under driverRoot, discovered off the event loop (made in main).
+  // The GPUs under driverRoot, discovered off the event loop (made in main,
+  // after the capability drop, like cgroupAttacher).
   std::unique_ptr<GpuInventoryCache> gpuInventory;
   leases::LeaseTable leases;
   uint64_t sandboxCounter = 0;
@@ -53,6 +69,7 @@ struct DaemonContext {
   // Helper-wide: built-ins, the policy's [defaults], then the flags given
   // (flagLimits, kept so that a policy reload can apply them again). A
   // caller's own come from caller_policy.
+  size_t callsInFlight = 0;  // over all connections (HelperLimits::maxCallsTotal)
   SandboxDefaults defaults;
   policy::LimitSettings flagLimits;
   SeccompProgram seccomp;              // the default profile, built once at start
@@ -67,7 +84,10 @@ struct DaemonContext {
   // Every sandbox that still runs, runs and sessions alike (gpubox ps).
   std::map<uint64_t, std::weak_ptr<LiveSandbox>> sandboxTable;
   std::unique_ptr<SessionRegistry> sessions;
-  std::unique_ptr<CgroupAttacher> cgroupAttacher;  // joins inits to v1 hierarchies off the loop
+  // Joins inits to v1 hierarchies off the loop. Made in main, like
+  // gpuInventory, once the helper has dropped the capabilities it does not
+  // keep: a thread starts with those of the thread that makes it.
+  std::unique_ptr<CgroupAttacher> cgroupAttacher;
   // Last, so it is destroyed first: what it still holds refers to the rest.
   Reaper reaper;
 };

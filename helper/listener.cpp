@@ -10,7 +10,9 @@
 #include <capnp/rpc-twoparty.h>
 #include <kj/debug.h>
 
+#include "connection_guard.hpp"
 #include "error.hpp"
+#include "guarded_stream.hpp"
 #include "kj_error.hpp"
 #include "rpc_server.hpp"
 
@@ -18,9 +20,14 @@ namespace gpubox {
 
 namespace {
 
-// Message sizes and depths a client may send: generous for real requests
-// (argv+env are capped at 2 MiB by validation), small enough that a hostile
-// one cannot make the helper allocate without bound.
+// What one message from a client may be (docs/protocol.md, "Limits"). The
+// largest legitimate one is a create with 512 mount steps whose paths are
+// 4096 bytes each: about 4.2 MiB (an exec's argv+env are at most 2 MiB by
+// validation, 2.3 MiB on the wire). The traversal limit is four times that,
+// and it also caps what the helper reads: a segment table announcing more is
+// refused before anything is allocated for it. The deepest legitimate
+// message nests 9 levels (Message > Call > Payload > params > spec > limits >
+// rlimits > Rlimit > name).
 capnp::ReaderOptions clientReaderOptions() {
   capnp::ReaderOptions o;
   o.traversalLimitInWords = 2 * 1024 * 1024;  // 16 MiB
@@ -28,16 +35,25 @@ capnp::ReaderOptions clientReaderOptions() {
   return o;
 }
 
-// Three stdio fds per exec; nothing else may arrive with a message.
+// Three stdio fds per exec; nothing else may arrive with a message (the
+// kernel closes any more that a client sends).
 constexpr unsigned kMaxFdsPerMessage = 3;
-// Unanswered call data per connection before the helper stops reading it.
-constexpr size_t kFlowLimitWords = 4 * 1024 * 1024;
+// Call data (params) of unanswered calls per connection before the helper
+// stops reading from it: one largest message, with room to spare.
+constexpr size_t kFlowLimitWords = 2 * 1024 * 1024;
 
 // The bootstrap object for a peer the helper refuses: every call fails with
 // the reason, so the client prints it instead of seeing a dropped connection.
 class RefusedHelper final : public wire::Helper::Server {
  public:
-  explicit RefusedHelper(std::string why) : why_(std::move(why)) {}
+  RefusedHelper(std::string why, std::shared_ptr<ConnectionGuard> guard)
+      : why_(std::move(why)), guard_(std::move(guard)) {}
+  DispatchCallResult dispatchCall(
+      uint64_t interfaceId, uint16_t methodId,
+      capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer> context) override {
+    return guard_->run(
+        [&] { return wire::Helper::Server::dispatchCall(interfaceId, methodId, context); });
+  }
   kj::Promise<void> info(InfoContext) override { return refuse(); }
   kj::Promise<void> create(CreateContext) override { return refuse(); }
   kj::Promise<void> gpus(GpusContext) override { return refuse(); }
@@ -49,13 +65,19 @@ class RefusedHelper final : public wire::Helper::Server {
  private:
   kj::Promise<void> refuse() { return callerError(why_); }
   std::string why_;
+  std::shared_ptr<ConnectionGuard> guard_;
 };
 
 }  // namespace
 
 struct Server::Connection {
+  ~Connection() {
+    if (guard) guard->attach(nullptr);  // before the members (the network) go
+  }
   std::shared_ptr<ConnectionSandboxes> sandboxes = std::make_shared<ConnectionSandboxes>();
+  std::shared_ptr<ConnectionGuard> guard;
   kj::Own<kj::AsyncCapabilityStream> stream;
+  kj::Own<GuardedMessageStream> messages;
   kj::Own<capnp::TwoPartyVatNetwork> network;
   kj::Own<capnp::RpcSystem<capnp::rpc::twoparty::VatId>> rpc;
 };
@@ -137,22 +159,29 @@ kj::Promise<void> Server::run() {
 void Server::accepted(UniqueFd fd) {
   kj::Own<wire::Helper::Server> bootstrap;
   auto conn = kj::heap<Connection>();
+  struct ucred cred = {};
+  socklen_t credLen = sizeof(cred);
+  ::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &credLen);
+  conn->guard = std::make_shared<ConnectionGuard>(ctx_, cred.uid);
   try {
     if (ctx_.liveConnections >= ctx_.limits.maxConnections)
       throw Error("the helper is serving its maximum number of connections; try again later");
     PeerIdentity peer = readPeerIdentity(fd.get());
     checkPeerPlacement(peer, fd.get(), ctx_.sandboxNamespaces);
-    bootstrap = newHelperServer(ctx_, std::move(peer), conn->sandboxes);
+    bootstrap = newHelperServer(ctx_, std::move(peer), conn->sandboxes, conn->guard);
   } catch (const Error& e) {
     logError(std::string("refused a connection: ") + e.what());
-    bootstrap = kj::heap<RefusedHelper>(e.what());
+    bootstrap = kj::heap<RefusedHelper>(e.what(), conn->guard);
   }
   conn->stream = io_.lowLevelProvider->wrapUnixSocketFd(
       fd.release(), kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP |
                         kj::LowLevelAsyncIoProvider::ALREADY_CLOEXEC |
                         kj::LowLevelAsyncIoProvider::ALREADY_NONBLOCK);
-  conn->network = kj::heap<capnp::TwoPartyVatNetwork>(
-      *conn->stream, kMaxFdsPerMessage, capnp::rpc::twoparty::Side::SERVER, clientReaderOptions());
+  conn->messages = kj::heap<GuardedMessageStream>(*conn->stream, conn->guard);
+  conn->network = kj::heap<capnp::TwoPartyVatNetwork>(*conn->messages, kMaxFdsPerMessage,
+                                                      capnp::rpc::twoparty::Side::SERVER,
+                                                      clientReaderOptions());
+  conn->guard->attach(conn->network.get());
   conn->rpc =
       kj::heap(capnp::makeRpcServer(*conn->network, capnp::Capability::Client(kj::mv(bootstrap))));
   conn->rpc->setFlowLimit(kFlowLimitWords);
@@ -160,9 +189,16 @@ void Server::accepted(UniqueFd fd) {
   Connection* raw = conn.get();
   connections_.push_back(kj::mv(conn));
   auto it = std::prev(connections_.end());
-  // When the client goes, its capabilities are dropped, which closes its
-  // sandboxes (killing everything in them).
-  tasks_.add(raw->network->onDisconnect().catch_([](kj::Exception&&) {}).then([this, it]() {
+  // The connection ends when the client goes (or sends what the helper
+  // cannot read: Cap'n Proto then aborts it), when its guard closes it
+  // (flooding, not reading its answers), or when it has idled too long.
+  // Either way its capabilities are dropped, which closes its sandboxes
+  // (killing everything in them).
+  auto ended = raw->network->onDisconnect()
+                   .catch_([](kj::Exception&&) {})
+                   .exclusiveJoin(raw->guard->whenClosed())
+                   .exclusiveJoin(raw->guard->whenIdle());
+  tasks_.add(ended.then([this, it]() {
     (*it)->sandboxes->killAll();
     connections_.erase(it);
     --ctx_.liveConnections;

@@ -18,6 +18,7 @@
 
 #include "caller_policy.hpp"
 #include "check_config.hpp"
+#include "cgroup_attacher.hpp"
 #include "daemon_context.hpp"
 #include "error.hpp"
 #include "kernel_features.hpp"
@@ -25,6 +26,7 @@
 #include "listener.hpp"
 #include "log.hpp"
 #include "policy_reloader.hpp"
+#include "privileges.hpp"
 #include "sandbox/process_title.hpp"
 #include "sessions.hpp"
 
@@ -69,6 +71,8 @@ struct Options {
        "Live sandboxes (sessions included) one uid may hold [default: 64]"},
       {"--max-sessions-per-uid", "max_sessions", "Sessions one uid may hold [default: 16]"},
   };
+  std::string idleConnectionTimeout = "60s";
+  size_t maxCallsPerConnection = 256;
 };
 
 // The limit flags given on the command line, as policy settings named by
@@ -80,6 +84,18 @@ gpubox::policy::LimitSettings limitFlagSettings(const Options& o) {
       gpubox::policy::assignLimit(settings, f.key, f.value, f.flag);
   }
   return settings;
+}
+
+// Bounds on each client's connection (helper-wide; not policy keys).
+void applyConnectionOptions(const Options& o, gpubox::DaemonContext& ctx) {
+  using namespace gpubox;
+  ctx.limits.idleConnectionTimeoutMs =
+      o.idleConnectionTimeout == "0" || o.idleConnectionTimeout == "none"
+          ? 0
+          : parseDurationMs("--idle-connection-timeout", o.idleConnectionTimeout);
+  if (o.maxCallsPerConnection == 0)
+    throw Error("--max-calls-per-connection must be at least 1 (a `gpubox run` needs 3)");
+  ctx.limits.maxCallsPerConnection = o.maxCallsPerConnection;
 }
 
 // Where sandbox cgroups go, and what a dead predecessor left there. Every
@@ -145,6 +161,12 @@ gpubox::MaskedSocket describeSocket(int fd) {
   return mask;
 }
 
+std::string joinNames(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "" : ",") + n;
+  return out.empty() ? "none" : out;
+}
+
 int serve(const Options& opts) {
   if (::getuid() != ::geteuid())
     throw gpubox::Error(
@@ -167,9 +189,22 @@ int serve(const Options& opts) {
   ctx.driverRoot = opts.driverRoot;
   ctx.flagLimits = limitFlagSettings(opts);
   ctx.defaults = gpubox::helperWideDefaults(ctx.policy, ctx.flagLimits);
+  applyConnectionOptions(opts, ctx);
   ctx.seccomp = gpubox::buildDefaultSeccompProfile();
   ctx.seccompNestedUserns = gpubox::buildDefaultSeccompProfile(true);
+  // Start-up work that may need more than the helper keeps: creating its
+  // cgroup parent in a hierarchy's root (mode 0555: CAP_DAC_OVERRIDE) and
+  // removing what a dead predecessor left.
   prepareCgroups(opts, ctx);
+  // From here on the helper holds only what it needs; this comes before
+  // any thread exists (threads inherit the capabilities of the thread that
+  // starts them, and later changes to this one would not reach them).
+  gpubox::CapabilityDrop caps = gpubox::dropToKeptCapabilities();
+  gpubox::logInfo("capabilities: kept " + joinNames(caps.kept) + "; every other one dropped");
+  if (!caps.missing.empty())
+    gpubox::logError("capabilities: not held at start: " + joinNames(caps.missing) +
+                     " (the steps that need them will fail)");
+  ctx.cgroupAttacher = std::make_unique<gpubox::CgroupAttacher>(io.unixEventPort);
   // The first GPU discovery, before serving; later ones run off the loop.
   ctx.gpuInventory = std::make_unique<gpubox::GpuInventoryCache>(ctx.driverRoot);
   // The socket last: a helper that cannot start leaves none behind.
@@ -259,6 +294,13 @@ int main(int argc, char** argv) {
                  "Validate this policy file, print the effective policy and exit (0: valid)");
   app.add_option("--for-user", opts.forUser,
                  "With --check-config: print what this user (name or uid) gets");
+  app.add_option("--idle-connection-timeout", opts.idleConnectionTimeout,
+                 "Close a connection that has had no call in flight and no sandbox for this "
+                 "long (e.g. 60s, 5m; 0: never)")
+      ->capture_default_str();
+  app.add_option("--max-calls-per-connection", opts.maxCallsPerConnection,
+                 "Calls one connection may have in flight; more are refused")
+      ->capture_default_str();
   app.set_version_flag("--version", std::string("gpubox-helper ") + GPUBOX_VERSION);
   CLI11_PARSE(app, argc, argv);
   opts.configGiven = configOpt->count() > 0;

@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "caller_policy.hpp"
+#include "connection_guard.hpp"
 #include "env.hpp"
 #include "error.hpp"
 #include "gpu_assignment.hpp"
@@ -62,9 +63,21 @@ void fillTexts(capnp::List<capnp::Text>::Builder out, const std::vector<std::str
   for (size_t i = 0; i < in.size(); ++i) out.set(i, in[i]);
 }
 
+// Every call on a connection's objects goes through its guard (bounds on
+// calls in flight, answers queued); BASE is the generated Server class.
+#define GPUBOX_GUARDED_DISPATCH(BASE)                                                         \
+  DispatchCallResult dispatchCall(uint64_t interfaceId, uint16_t methodId,                    \
+                                  capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer> c) \
+      override {                                                                              \
+    return guard_->run([&] { return BASE::dispatchCall(interfaceId, methodId, c); });         \
+  }
+
 class ProcessImpl final : public wire::Process::Server {
  public:
-  ProcessImpl(std::shared_ptr<LiveSandbox> live, uint32_t id) : live_(std::move(live)), id_(id) {}
+  ProcessImpl(std::shared_ptr<LiveSandbox> live, uint32_t id,
+              std::shared_ptr<ConnectionGuard> guard)
+      : live_(std::move(live)), id_(id), guard_(std::move(guard)) {}
+  GPUBOX_GUARDED_DISPATCH(wire::Process::Server)
 
   // A session's command whose client went away goes with it (its process
   // group); a one-shot sandbox dies whole when its client goes anyway.
@@ -124,13 +137,19 @@ class ProcessImpl final : public wire::Process::Server {
  private:
   std::shared_ptr<LiveSandbox> live_;
   uint32_t id_;
+  std::shared_ptr<ConnectionGuard> guard_;
   bool finished_ = false;
 };
 
 class SandboxImpl final : public wire::Sandbox::Server {
  public:
-  SandboxImpl(std::shared_ptr<LiveSandbox> live, std::shared_ptr<void> connectionSlot = nullptr)
-      : live_(std::move(live)), connectionSlot_(std::move(connectionSlot)) {}
+  SandboxImpl(std::shared_ptr<LiveSandbox> live, std::shared_ptr<ConnectionGuard> guard,
+              std::shared_ptr<void> connectionSlot = nullptr)
+      : live_(std::move(live)),
+        guard_(std::move(guard)),
+        held_(guard_->holdSandbox()),
+        connectionSlot_(std::move(connectionSlot)) {}
+  GPUBOX_GUARDED_DISPATCH(wire::Sandbox::Server)
 
   kj::Promise<void> exec(ExecContext context) override {
     Command cmd;
@@ -173,7 +192,7 @@ class SandboxImpl final : public wire::Sandbox::Server {
             options.timeoutScope =
                 live_->session ? initmsg::SignalScope::Group : initmsg::SignalScope::All;
             uint32_t id = live_->runtime->exec(cmd, raw, options);
-            context.getResults().setProcess(kj::heap<ProcessImpl>(live_, id));
+            context.getResults().setProcess(kj::heap<ProcessImpl>(live_, id, guard_));
             return kj::READY_NOW;
           });
         });
@@ -210,6 +229,8 @@ class SandboxImpl final : public wire::Sandbox::Server {
   }
 
   std::shared_ptr<LiveSandbox> live_;
+  std::shared_ptr<ConnectionGuard> guard_;
+  std::shared_ptr<void> held_;            // the connection is not idle while this exists
   std::shared_ptr<void> connectionSlot_;  // released when the sandbox's last capability goes
 };
 
@@ -223,8 +244,13 @@ SessionOptions sessionOptionsFromWire(wire::SessionOptions::Reader r) {
 
 class HelperImpl final : public wire::Helper::Server {
  public:
-  HelperImpl(DaemonContext& ctx, PeerIdentity peer, std::shared_ptr<ConnectionSandboxes> sandboxes)
-      : ctx_(ctx), peer_(std::move(peer)), sandboxes_(std::move(sandboxes)) {}
+  HelperImpl(DaemonContext& ctx, PeerIdentity peer, std::shared_ptr<ConnectionSandboxes> sandboxes,
+             std::shared_ptr<ConnectionGuard> guard)
+      : ctx_(ctx),
+        peer_(std::move(peer)),
+        sandboxes_(std::move(sandboxes)),
+        guard_(std::move(guard)) {}
+  GPUBOX_GUARDED_DISPATCH(wire::Helper::Server)
 
   kj::Promise<void> info(InfoContext context) override {
     auto info = context.getResults().initInfo();
@@ -262,10 +288,10 @@ class HelperImpl final : public wire::Helper::Server {
       ++*liveSandboxes_;
       auto slot = std::shared_ptr<void>(nullptr, [live = liveSandboxes_](void*) { --*live; });
       auto runtime = live->runtime;
-      return runtime->whenReady().then([context, live, slot]() mutable {
+      return runtime->whenReady().then([context, live, slot, guard = guard_]() mutable {
         // Until a command's end is reported, an end means it was cut short.
         live->log->record.result = "client disconnected before its command ended";
-        context.getResults().setSandbox(kj::heap<SandboxImpl>(live, slot));
+        context.getResults().setSandbox(kj::heap<SandboxImpl>(live, guard, slot));
       });
     });
   }
@@ -278,12 +304,12 @@ class HelperImpl final : public wire::Helper::Server {
       SessionRegistry::Created created = ctx_.sessions->create(peer_, spec, options);
       auto live = created.sandbox;
       uint64_t ttl = created.ttlMs;
-      return live->runtime->whenReady().then([context, live, ttl]() mutable {
+      return live->runtime->whenReady().then([context, live, ttl, guard = guard_]() mutable {
         live->log->record.result = "session ended with no command run";
         auto results = context.getResults();
         results.setName(live->name);
         results.setTtlMs(ttl);
-        results.setSandbox(kj::heap<SandboxImpl>(live));
+        results.setSandbox(kj::heap<SandboxImpl>(live, guard));
       });
     });
   }
@@ -292,7 +318,7 @@ class HelperImpl final : public wire::Helper::Server {
     return guarded([&]() -> kj::Promise<void> {
       auto name = context.getParams().getName();
       auto live = ctx_.sessions->open(peer_, std::string(name.cStr(), name.size()));
-      context.getResults().setSandbox(kj::heap<SandboxImpl>(live));
+      context.getResults().setSandbox(kj::heap<SandboxImpl>(live, guard_));
       return kj::READY_NOW;
     });
   }
@@ -368,6 +394,7 @@ class HelperImpl final : public wire::Helper::Server {
   DaemonContext& ctx_;
   PeerIdentity peer_;
   std::shared_ptr<ConnectionSandboxes> sandboxes_;
+  std::shared_ptr<ConnectionGuard> guard_;
   std::shared_ptr<size_t> liveSandboxes_ = std::make_shared<size_t>(0);
 };
 
@@ -386,8 +413,9 @@ void ConnectionSandboxes::killAll() {
 }
 
 kj::Own<wire::Helper::Server> newHelperServer(DaemonContext& ctx, PeerIdentity peer,
-                                              std::shared_ptr<ConnectionSandboxes> sandboxes) {
-  return kj::heap<HelperImpl>(ctx, std::move(peer), std::move(sandboxes));
+                                              std::shared_ptr<ConnectionSandboxes> sandboxes,
+                                              std::shared_ptr<ConnectionGuard> guard) {
+  return kj::heap<HelperImpl>(ctx, std::move(peer), std::move(sandboxes), std::move(guard));
 }
 
 }  // namespace gpubox

@@ -14,6 +14,7 @@
 namespace gpubox {
 
 class SandboxRuntime;
+class ConnectionGuard;
 
 // The sandboxes one connection created. When the connection closes they are
 // killed at once, whatever Cap'n Proto still holds (a call in progress keeps
@@ -29,6 +30,7 @@ class ConnectionSandboxes {
 
 // The bootstrap capability for one connection.
 kj::Own<wire::Helper::Server> newHelperServer(DaemonContext& ctx, PeerIdentity peer,
-                                              std::shared_ptr<ConnectionSandboxes> sandboxes);
+                                              std::shared_ptr<ConnectionSandboxes> sandboxes,
+                                              std::shared_ptr<ConnectionGuard> guard);
 
 }  // namespace gpubox

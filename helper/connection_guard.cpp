@@ -1,0 +1,100 @@
+#include "connection_guard.hpp"
+
+#include "log.hpp"
+
+namespace gpubox {
+
+ConnectionGuard::ConnectionGuard(DaemonContext& ctx, uid_t uid)
+    : ctx_(ctx), uid_(uid), lastActivity_(ctx.timer.now()) {
+  auto paf = kj::newPromiseAndFulfiller<void>();
+  closer_ = kj::mv(paf.fulfiller);
+  closed_ = kj::mv(paf.promise);
+}
+
+std::string ConnectionGuard::overBound() {
+  const HelperLimits& l = ctx_.limits;
+  // Each queued answer holds a whole message (at least 8 KiB): bound their
+  // number as well as their bytes.
+  if (network_ && (network_->getCurrentQueueCount() > l.maxQueuedAnswers ||
+                   network_->getCurrentQueueSize() > l.maxQueuedAnswerBytes)) {
+    close("it does not read its answers (" + std::to_string(network_->getCurrentQueueCount()) +
+          " answers, " + std::to_string(network_->getCurrentQueueSize()) +
+          " bytes queued; limits " + std::to_string(l.maxQueuedAnswers) + ", " +
+          std::to_string(l.maxQueuedAnswerBytes) + ")");
+    return "this connection does not read its answers; the helper closes it";
+  }
+  std::string why;
+  if (callsInFlight_ >= l.maxCallsPerConnection)
+    why = "this connection has " + std::to_string(callsInFlight_) +
+          " calls in flight, its limit; wait for their answers before sending more";
+  else if (ctx_.callsInFlight >= l.maxCallsTotal)
+    why = "the helper has " + std::to_string(ctx_.callsInFlight) +
+          " calls in flight from all clients, its limit; try again later";
+  if (why.empty()) return why;
+  // A client that reads the refusals and keeps sending anyway is flooding.
+  if (++refusedInARow_ > l.maxCallsPerConnection)
+    close("it sent " + std::to_string(refusedInARow_) + " calls in a row over its limit");
+  return why;
+}
+
+void ConnectionGuard::answerOpened() {
+  if (++openAnswers_ > ctx_.limits.maxOpenAnswersPerConnection)
+    close("it holds " + std::to_string(openAnswers_) +
+          " answers it never finished (Cap'n Proto Finish), limit " +
+          std::to_string(ctx_.limits.maxOpenAnswersPerConnection));
+}
+
+void ConnectionGuard::began() {
+  ++callsInFlight_;
+  ++ctx_.callsInFlight;
+  lastActivity_ = ctx_.timer.now();
+}
+
+void ConnectionGuard::ended() {
+  --callsInFlight_;
+  --ctx_.callsInFlight;
+  refusedInARow_ = 0;
+  lastActivity_ = ctx_.timer.now();
+}
+
+std::shared_ptr<void> ConnectionGuard::holdSandbox() {
+  ++sandboxesHeld_;
+  return std::shared_ptr<void>(nullptr, [self = shared_from_this()](void*) {
+    --self->sandboxesHeld_;
+    self->lastActivity_ = self->ctx_.timer.now();
+  });
+}
+
+kj::Promise<void> ConnectionGuard::whenClosed() {
+  KJ_IF_MAYBE (p, closed_) {
+    auto promise = kj::mv(*p);
+    closed_ = nullptr;
+    return promise;
+  }
+  return kj::NEVER_DONE;
+}
+
+kj::Promise<void> ConnectionGuard::whenIdle() {
+  const kj::Duration timeout = ctx_.limits.idleConnectionTimeoutMs * kj::MILLISECONDS;
+  if (timeout == 0 * kj::MILLISECONDS) return kj::NEVER_DONE;
+  // While a call or a sandbox keeps the connection busy, look again every
+  // second (or sooner, for a shorter timeout); once idle, wake when it could
+  // first have been idle for the whole timeout.
+  auto next = idle() ? ctx_.timer.atTime(lastActivity_ + timeout)
+                     : ctx_.timer.afterDelay(kj::min(timeout, 1 * kj::SECONDS));
+  return next.then([this, timeout]() -> kj::Promise<void> {
+    if (!idle() || ctx_.timer.now() - lastActivity_ < timeout) return whenIdle();
+    logInfo("closed an idle connection (uid " + std::to_string(uid_) +
+            "): no call and no sandbox for " + std::to_string(ctx_.limits.idleConnectionTimeoutMs) +
+            " ms");
+    return kj::READY_NOW;
+  });
+}
+
+void ConnectionGuard::close(const std::string& why) {
+  if (!closer_->isWaiting()) return;
+  logError("closed a connection (uid " + std::to_string(uid_) + "): " + why);
+  closer_->fulfill();
+}
+
+}  // namespace gpubox
