@@ -234,7 +234,11 @@ void symlinkAt(RootBuilder& root, const std::string& target, const std::string& 
 void applyDev(RootBuilder& root, const MountOp& op, PreparedStep& step) {
   const std::string what = describeMount(op);
   UniqueFd target = root.mountPoint(op.dest, true, what);
-  UniqueFd tmp = newFs("tmpfs", {{"mode", "0755"}}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, what);
+  // nodev: the nodes below are binds, each with its own mount flags, so a
+  // node made in the tmpfs itself would be the only one it affects. A tmpfs
+  // made in a user namespace is nodev anyway; without one this keeps it so.
+  UniqueFd tmp = newFs("tmpfs", {{"mode", "0755"}},
+                       MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, what);
   attach(tmp.get(), target.get(), what);
   for (size_t i = 0; i < step.nodes.size(); ++i) {
     std::string path = op.dest + "/" + kDevNodes[i];
@@ -406,6 +410,9 @@ MountOutcome buildSandboxRoot(const std::vector<MountOp>& plan,
                               const std::vector<std::string>& hide,
                               const BindSourceRule* bindSources) {
   // Nothing we mount may propagate back to the host, nor host mounts in.
+  // In a new user namespace the kernel has already turned the copied shared
+  // mounts into slaves; without one (--user-namespace never) they are still
+  // peers of the host's until this call, so it comes before any mount.
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
     throwErrno("make mounts private");
   std::vector<PreparedStep> steps = prepareSources(plan, bindSources);
