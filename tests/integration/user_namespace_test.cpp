@@ -196,6 +196,63 @@ TEST_P(NeverMode, RequestFromInsideIsRefused) {
 
 GPUBOX_INSTANTIATE_CALLERS(NeverMode);
 
+// ---------------------------------------------------------------- capabilities
+
+// The capabilities of systemd/gpubox.service.in's CapabilityBoundingSet=, as
+// setpriv(1) spells them: "-all,+sys_admin,+setuid,...".
+std::string unitBoundingSet() {
+  const char* unit = std::getenv("GPUBOX_SERVICE_UNIT");
+  if (!unit) {
+    ADD_FAILURE() << "GPUBOX_SERVICE_UNIT is not set (meson sets it)";
+    return "";
+  }
+  std::string spec = "-all";
+  for (const std::string& line : lines(readFile(unit))) {
+    if (line.rfind("CapabilityBoundingSet=", 0) != 0) continue;
+    std::string caps = line.substr(line.find('=') + 1) + " ";
+    for (size_t at = 0, end; (end = caps.find(' ', at)) != std::string::npos; at = end + 1) {
+      std::string cap = caps.substr(at, end - at);
+      if (cap.rfind("CAP_", 0) != 0) continue;
+      std::transform(cap.begin(), cap.end(), cap.begin(), ::tolower);
+      spec += ",+" + cap.substr(4);
+    }
+  }
+  return spec;
+}
+
+// Without a user namespace the init has nothing but the helper's own
+// capabilities: the unit's bounding set (and no_new_privs) must be enough.
+TEST(NeverModeCapabilities, TheUnitsBoundingSetIsEnough) {
+  GPUBOX_REQUIRE_ROOT();
+  std::string caps = unitBoundingSet();
+  ASSERT_THAT(caps, HasSubstr("+setpcap")) << caps;
+  HelperProcess h({.extraArgs = {"--user-namespace", "never"},
+                   .wrapper = {"/usr/bin/setpriv", "--no-new-privs", "--bounding-set", caps,
+                               "--inh-caps", "-all"}});
+  auto r = h.cli({"run", "--", "sh", "-c", "id -u; grep -E '^(CapEff|CapBnd):' /proc/self/status"},
+                 RunOptions{.asUid = kNobodyUid});
+  ASSERT_EQ(r.exitCode, 0) << r.describe() << h.log();
+  EXPECT_EQ(lines(r.out).at(0), "65534") << r.out;
+  EXPECT_EQ(statusField(r.out, "CapEff"), "0000000000000000") << r.out;
+  EXPECT_EQ(statusField(r.out, "CapBnd"), "0000000000000000") << r.out;
+}
+
+// A helper that lacks one of them cannot build a sandbox without a user
+// namespace, and says which it needs rather than running anything.
+TEST(NeverModeCapabilities, WithoutSetpcapTheSetupFailsAndSaysWhy) {
+  GPUBOX_REQUIRE_ROOT();
+  std::string caps = unitBoundingSet();
+  caps.replace(caps.find(",+setpcap"), std::string(",+setpcap").size(), "");
+  HelperProcess h({.extraArgs = {"--user-namespace", "never"},
+                   .wrapper = {"/usr/bin/setpriv", "--bounding-set", caps, "--inh-caps", "-all"}});
+  auto r = h.cli({"run", "--", "sh", "-c", "echo RAN"}, RunOptions{.asUid = kNobodyUid});
+  EXPECT_EQ(r.exitCode, 125) << r.describe();
+  EXPECT_THAT(r.out, Not(HasSubstr("RAN"))) << r.describe();
+  EXPECT_THAT(r.err, HasSubstr("the sandbox's setup needs CAP_SYS_ADMIN, CAP_NET_ADMIN and "
+                               "CAP_SETPCAP"))
+      << r.describe();
+}
+
 // ---------------------------------------------------------------- auto
 
 // On a kernel that refuses user namespaces (simulated for the helper alone),
