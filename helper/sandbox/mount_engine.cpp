@@ -7,8 +7,13 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <sys/sysmacros.h>
+
 #include <cerrno>
+#include <fstream>
 #include <optional>
+#include <set>
+#include <sstream>
 
 #include "error.hpp"
 #include "syscalls.hpp"
@@ -98,6 +103,10 @@ class RootBuilder {
   }
 
   bool exists(const std::string& path) const { return open(path, O_PATH).valid(); }
+
+  // The procfs instances this sandbox mounted itself (their st_dev): every
+  // other procfs in the new root shows another pid namespace's processes.
+  std::set<dev_t> ownProcfs;
 
   // mkdir -p inside the new root.
   void makeDirs(const std::string& path, const std::string& what) {
@@ -200,6 +209,9 @@ void applyProc(RootBuilder& root, const MountOp& op) {
   const std::string what = describeMount(op);
   UniqueFd target = root.mountPoint(op.dest, true, what);
   UniqueFd proc = newFs("proc", {}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, what);
+  struct stat st;
+  if (::fstat(proc.get(), &st) != 0) throwErrno(what + ": stat the new procfs");
+  root.ownProcfs.insert(st.st_dev);
   attach(proc.get(), target.get(), what);
   // As bwrap does: the parts of /proc that reach host-wide kernel state are
   // read-only even though the sandbox's procfs is its own.
@@ -403,12 +415,88 @@ std::vector<size_t> hidePaths(RootBuilder& root, const std::vector<std::string>&
   return hidden;
 }
 
+// A path as /proc/PID/mountinfo writes it (space, tab, newline and
+// backslash as \ooo).
+std::string unescapeMountPath(const std::string& text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\\' && i + 3 < text.size()) {
+      const std::string digits = text.substr(i + 1, 3);
+      if (digits.find_first_not_of("01234567") == std::string::npos) {
+        out += static_cast<char>(std::stoi(digits, nullptr, 8));
+        i += 3;
+        continue;
+      }
+    }
+    out += text[i];
+  }
+  return out;
+}
+
+uint64_t mountIdOf(int fd) {
+  struct statx stx = {};
+  if (::statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_MNT_ID, &stx) != 0 ||
+      !(stx.stx_mask & STATX_MNT_ID))
+    throwErrno("statx(STATX_MNT_ID)");
+  return stx.stx_mnt_id;
+}
+
+// Refuses a new root in which a procfs the sandbox did not mount itself is
+// visible (a plan binding the host's / without --proc over its /proc, or
+// binding a procfs directly). In a user namespace of its own the kernel
+// keeps the sandbox out of other namespaces' /proc/PID/{root,cwd,mem,environ}
+// (ptrace access needs the same user namespace); without one (never mode) a
+// sandboxed process of the same uid as a host process would pass that check
+// and reach the host's mount namespace through /proc/PID/root. Covered
+// (shadowed) procfs mounts are fine: nothing can uncover them.
+void refuseForeignProcfs(RootBuilder& root, int rootMountFd) {
+  const uint64_t rootMountId = mountIdOf(rootMountFd);
+  std::ifstream in("/proc/self/mountinfo");
+  if (!in) throwErrno("read /proc/self/mountinfo");
+  struct Entry {
+    uint64_t id;
+    dev_t dev;
+    std::string mountPoint, fsType, fsRoot;
+  };
+  std::vector<Entry> entries;
+  std::string prefix;
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream fields(line);
+    Entry e;
+    std::string parent, devText, optional;
+    fields >> e.id >> parent >> devText >> e.fsRoot >> e.mountPoint;
+    while (fields >> optional && optional != "-") {
+    }
+    fields >> e.fsType;
+    unsigned major = 0, minor = 0;
+    std::sscanf(devText.c_str(), "%u:%u", &major, &minor);
+    e.dev = makedev(major, minor);
+    e.mountPoint = unescapeMountPath(e.mountPoint);
+    if (e.id == rootMountId) prefix = e.mountPoint;
+    entries.push_back(std::move(e));
+  }
+  if (prefix.empty()) throw Error("cannot find the new root in /proc/self/mountinfo");
+  for (const Entry& e : entries) {
+    if (e.fsType != "proc" || root.ownProcfs.count(e.dev)) continue;
+    if (e.mountPoint.compare(0, prefix.size() + 1, prefix + "/") != 0) continue;
+    const std::string inside = e.mountPoint.substr(prefix.size());
+    UniqueFd at = root.open(inside, O_PATH | O_NOFOLLOW);
+    if (!at || mountIdOf(at.get()) != e.id) continue;  // covered by a later mount
+    throw Error(inside + ": the plan shows a procfs of another pid namespace there (the host's " +
+                unescapeMountPath(e.fsRoot) +
+                "); without a user namespace (--user-namespace never) its /proc/PID/root "
+                "would lead a sandboxed process out to the host, so the sandbox is refused: put "
+                "--proc " +
+                inside + " over it, or leave it out of the plan");
+  }
+}
+
 }  // namespace
 
 MountOutcome buildSandboxRoot(const std::vector<MountOp>& plan,
                               const std::vector<MaskedSocket>& masks,
                               const std::vector<std::string>& hide,
-                              const BindSourceRule* bindSources) {
+                              const BindSourceRule* bindSources, bool inOwnUserNamespace) {
   // Nothing we mount may propagate back to the host, nor host mounts in.
   // In a new user namespace the kernel has already turned the copied shared
   // mounts into slaves; without one (--user-namespace never) they are still
@@ -437,6 +525,7 @@ MountOutcome buildSandboxRoot(const std::vector<MountOp>& plan,
   }
   maskSockets(root, masks);
   outcome.hidden = hidePaths(root, hide);
+  if (!inOwnUserNamespace) refuseForeignProcfs(root, rootFs.get());
 
   if (::fchdir(root.root()) != 0) throwErrno("chdir to new root");
   if (sys::pivotRoot(".", ".") != 0) throwErrno("pivot_root");

@@ -44,11 +44,14 @@ struct MountOutcome {
 // empty read-only tmpfs over a directory, an empty read-only file over
 // anything else; symlinks are followed inside the new root), and pivots
 // into the result. Steps marked checkSource must satisfy BIND_SOURCES when
-// it is given (non-root callers). Throws gpubox::Error naming the step
-// ("--ro-bind /a /b: ...") that failed.
+// it is given (non-root callers). Without a user namespace of its own
+// (inOwnUserNamespace false) a result that shows a procfs the sandbox did
+// not mount is refused (see refuseForeignProcfs). Throws gpubox::Error
+// naming the step ("--ro-bind /a /b: ...") or the path that failed.
 MountOutcome buildSandboxRoot(const std::vector<MountOp>& plan,
                               const std::vector<MaskedSocket>& masks,
                               const std::vector<std::string>& hide = {},
-                              const BindSourceRule* bindSources = nullptr);
+                              const BindSourceRule* bindSources = nullptr,
+                              bool inOwnUserNamespace = true);
 
 }  // namespace gpubox

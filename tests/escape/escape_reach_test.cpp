@@ -151,16 +151,28 @@ TEST_P(ReachEscape, HostProcessesAndTheHelper) {
 //
 // In user-namespace mode the kernel stops these: commoncap's ptrace access
 // check requires the same user namespace (or CAP_SYS_PTRACE over the
-// target's), so EACCES. WARNING: in `--user-namespace never` mode the
-// sandbox shares the initial user namespace with the host process, the uids
-// match, and nothing in gpubox stops the access: these rows then fail, and
-// they must (it is an escape), until the mount engine stops showing a
-// procfs of another pid namespace (reported to the lead with this test).
+// target's), so EACCES. In `--user-namespace never` mode the sandbox shares
+// the initial user namespace with the host process and the uids match, so
+// that rule would let it through: there the mount engine refuses any plan
+// that leaves a procfs of another pid namespace visible, and the attempt
+// never runs.
 TEST_P(ReachEscape, ForeignProcfs) {
   HostSleeper sleeper(caller());
   ASSERT_TRUE(sleeper.alive());
   itest::TempDir target(0777, caller(), caller(), "gpubox-escape-procfs");
   const std::string proc = "/proc/" + std::to_string(sleeper.pid());
+  if (itest::expectedUserNamespace() == "host") {
+    auto r = helper().cli({"run", "--ro-bind", "/", "/", "--dev", "/dev", "--", probe_,
+                           "create:" + proc + "/root" + target.path() + "/ESCAPED"},
+                          as());
+    const bool refused =
+        r.exitCode == 125 && r.err.find("procfs of another pid namespace") != std::string::npos;
+    check(caller(), "foreign procfs: a plan showing the host's procfs is refused",
+          exactly("refused"), refused ? "refused" : endedAs(r) + ": " + r.out + r.err);
+    check(caller(), "foreign procfs: nothing was created on the host", exactly("absent"),
+          itest::pathExists(target / "ESCAPED") ? "present" : "absent");
+    return;
+  }
   const Expect denied = refused({"EACCES", "EPERM"});
   probeRows({"--ro-bind", "/", "/", "--dev", "/dev"},
             {

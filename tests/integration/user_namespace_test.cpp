@@ -134,6 +134,21 @@ TEST_P(NeverMode, MountsArePrivateToTheSandbox) {
   EXPECT_THAT(r.out, Not(HasSubstr("master:"))) << r.out;
 }
 
+// Without a user namespace, a same-uid host process's /proc/PID/root would
+// lead out of the sandbox: a plan that leaves the host's procfs visible is
+// refused; covering it with the sandbox's own --proc is fine.
+TEST_P(NeverMode, PlanShowingTheHostsProcfsIsRefused) {
+  auto r = runAs({"--ro-bind", "/", "/", "--dev", "/dev", "--", "ls", "/proc/1/root/"});
+  EXPECT_EQ(r.exitCode, 125) << r.describe();
+  EXPECT_THAT(r.err, HasSubstr("/proc: the plan shows a procfs of another pid namespace there"))
+      << r.describe();
+  EXPECT_THAT(r.err, HasSubstr("put --proc /proc over it")) << r.describe();
+  auto ok = runAs(
+      {"--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--", "cat", "/proc/1/comm"});
+  EXPECT_EQ(ok.exitCode, 0) << ok.describe();
+  EXPECT_EQ(ok.out, "gpubox-init\n") << "the sandbox's own procfs: " << ok.describe();
+}
+
 TEST_P(NeverMode, OwnNetworkWithLoopbackUp) {
   auto r = runAs({"--", "sh", "-c", "ip -o link; ip -o addr show lo"});
   ASSERT_EQ(r.exitCode, 0) << r.describe();
@@ -160,8 +175,8 @@ TEST_P(NeverMode, InfoSaysWhichMode) {
   ASSERT_EQ(text.exitCode, 0) << text.describe();
   EXPECT_THAT(text.out, HasSubstr("user namespace:   host (--user-namespace never")) << text.out;
   EXPECT_THAT(helper().log(),
-              HasSubstr("user namespaces: never: sandboxes are built in the helper's own user "
-                        "namespace"));
+              HasSubstr("user namespaces: never (--user-namespace never): sandboxes are built in "
+                        "the helper's own user namespace"));
 }
 
 // A live sandbox in never mode shares its user namespace with every client:
@@ -266,7 +281,8 @@ class AutoFallback : public CallerTest {
 
 TEST_P(AutoFallback, FallsBackToNeverAndSaysSo) {
   EXPECT_THAT(helper().log(),
-              HasSubstr("user namespaces: auto: the kernel refuses a new user namespace "
+              HasSubstr("user namespaces: auto (--user-namespace auto): the kernel refuses a new "
+                        "user namespace "
                         "(unshare(CLONE_NEWUSER): Operation not permitted), so sandboxes are "
                         "built in the helper's own user namespace"))
       << helper().log();
@@ -316,7 +332,9 @@ TEST(AutoMode, UsesAUserNamespaceWhereTheKernelAllowsOne) {
   nlohmann::json j = parseJson(r.extra);
   EXPECT_EQ(j["user_namespace"], "new") << r.extra;
   EXPECT_THAT(j["namespaces"].get<std::vector<std::string>>(), Contains("user")) << r.extra;
-  EXPECT_THAT(h.log(), HasSubstr("user namespaces: auto: each sandbox gets a new user namespace"));
+  EXPECT_THAT(h.log(),
+              HasSubstr("user namespaces: auto (--user-namespace auto): each sandbox gets a new "
+                        "user namespace"));
 }
 
 // ---------------------------------------------------------------- required
