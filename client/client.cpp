@@ -167,6 +167,7 @@ void readApplied(wire::Applied::Reader a, RunResult& result) {
   result.limits = strings(a.getLimits());
   result.session = a.getSession().cStr();
   result.seccomp = a.getSeccomp().cStr();
+  result.userNamespace = a.getUserNamespace().cStr();
 }
 
 wire::Stdio::Builder lendStdio(wire::Stdio::Builder stdio, int in, int out, int err) {
@@ -358,6 +359,9 @@ HelperInfo Connection::info() {
     info.callerGid = i.getCallerGid();
     info.limits = strings(i.getLimits());
     info.cgroups = strings(i.getCgroups());
+    info.userNamespace = i.getUserNamespace().cStr();
+    info.userNamespaceSetting = i.getUserNamespaceSetting().cStr();
+    info.userNamespaceReason = i.getUserNamespaceReason().cStr();
     return info;
   });
 }

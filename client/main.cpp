@@ -84,6 +84,7 @@ void fillReport(gpubox::RunReport& report, const gpubox::client::RunResult& r) {
   report.limits = r.limits;
   report.session = r.session;
   report.seccomp = r.seccomp;
+  report.userNamespace = r.userNamespace;
   if (r.notStarted) report.error = r.notStarted->message;
 }
 
@@ -268,9 +269,20 @@ int sessionCommand(const std::string& socket, const std::vector<std::string>& ar
 int infoCommand(const std::string& socket, bool json) {
   gpubox::client::Connection conn(gpubox::client::defaultSocketPath(socket));
   gpubox::client::HelperInfo i = conn.info();
-  gpubox::InfoReport r{i.version,   GPUBOX_VERSION, i.protocolMajor, i.protocolMinor,
-                       i.kernel,    i.features,     i.cgroupMode,    i.callerUid,
-                       i.callerGid, i.limits,       i.cgroups};
+  gpubox::InfoReport r{i.version,
+                       GPUBOX_VERSION,
+                       i.protocolMajor,
+                       i.protocolMinor,
+                       i.kernel,
+                       i.features,
+                       i.cgroupMode,
+                       i.callerUid,
+                       i.callerGid,
+                       i.limits,
+                       i.cgroups,
+                       i.userNamespace,
+                       i.userNamespaceSetting,
+                       i.userNamespaceReason};
   if (json) {
     std::cout << gpubox::infoReportJson(r) << "\n";
   } else {
@@ -286,6 +298,9 @@ int infoCommand(const std::string& socket, bool json) {
     std::cout << "\n";
     for (const auto& l : r.limits) std::cout << "limits:           " << l << "\n";
     for (const auto& c : r.cgroups) std::cout << "enforced by:      " << c << "\n";
+    if (!r.userNamespace.empty())
+      std::cout << "user namespace:   " << r.userNamespace << " (--user-namespace "
+                << r.userNamespaceSetting << "; " << r.userNamespaceReason << ")\n";
   }
   if (i.protocolMajor != gpubox::wire::PROTOCOL_MAJOR)
     return fail("helper speaks protocol " + std::to_string(i.protocolMajor) + ".x, this client " +

@@ -25,6 +25,8 @@ std::string runReportJson(const RunReport& r) {
     j["timeout"] = nullptr;
   j["limits"] = r.limits;
   j["seccomp"] = r.seccomp.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.seccomp);
+  j["user_namespace"] =
+      r.userNamespace.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.userNamespace);
   j["session"] = r.session.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.session);
   return j.dump();
 }
@@ -41,6 +43,12 @@ std::string infoReportJson(const InfoReport& i) {
   j["caller_gid"] = i.callerGid;
   j["limits"] = i.limits;
   j["cgroups"] = i.cgroups;
+  auto textOrNull = [](const std::string& t) {
+    return t.empty() ? nlohmann::json(nullptr) : nlohmann::json(t);
+  };
+  j["user_namespace"] = textOrNull(i.userNamespace);
+  j["user_namespace_setting"] = textOrNull(i.userNamespaceSetting);
+  j["user_namespace_reason"] = textOrNull(i.userNamespaceReason);
   return j.dump(2);
 }
 

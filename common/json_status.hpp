@@ -28,6 +28,9 @@ struct RunReport {
   std::vector<std::string> limits;
   std::string session;  // "" for gpubox run
   std::string seccomp;  // the syscall filter applied: "default" or "none"
+  // "new" (a user namespace of its own) or "host" (the helper's); "" when
+  // unknown (an older helper, or gpubox failed before the sandbox existed).
+  std::string userNamespace;
 };
 
 std::string runReportJson(const RunReport& report);
@@ -44,6 +47,9 @@ struct InfoReport {
   unsigned callerGid = 0;
   std::vector<std::string> limits;
   std::vector<std::string> cgroups;
+  std::string userNamespace;         // "new" or "host"; "" from an older helper
+  std::string userNamespaceSetting;  // "auto", "required" or "never"
+  std::string userNamespaceReason;
 };
 
 std::string infoReportJson(const InfoReport& info);

@@ -21,6 +21,7 @@
 #include "reaper.hpp"
 #include "sandbox/mount_engine.hpp"
 #include "sandbox_defaults.hpp"
+#include "user_namespace_mode.hpp"
 
 namespace gpubox {
 
@@ -74,7 +75,11 @@ struct DaemonContext {
   policy::LimitSettings flagLimits;
   SeccompProgram seccomp;              // the default profile, built once at start
   SeccompProgram seccompNestedUserns;  // the same, new user namespaces allowed
-  cgroup::Layout cgroupLayout;         // decided once at start
+  // Whether sandboxes get their own user namespace: the setting
+  // (--user-namespace, else the policy's user_namespace, else auto) is
+  // decided against the kernel once at start (main.cpp), never per request.
+  UserNamespaceChoice userNamespace;
+  cgroup::Layout cgroupLayout;  // decided once at start
   // Why the helper has no cgroups to give sandboxes (e.g. a read-only
   // /sys/fs/cgroup in a pod), or "" when it has. Without them, requests for
   // limits or GPUs are refused; nothing else needs a cgroup.

@@ -1,8 +1,14 @@
 #include "kernel_features.hpp"
 
+#include <sched.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 
 #include "cgroup_mode.hpp"
 #include "error.hpp"
@@ -27,7 +33,33 @@ bool atLeast(Version v, int major, int minor) {
   return v.major > major || (v.major == major && v.minor >= minor);
 }
 
+std::string maxUserNamespaces() {
+  std::ifstream in("/proc/sys/user/max_user_namespaces");
+  std::string value;
+  in >> value;
+  return value;
+}
+
 }  // namespace
+
+std::string userNamespaceRefusal() {
+  // In a child, so the helper itself stays where it is; the child is single
+  // threaded (unshare(CLONE_NEWUSER) refuses threaded callers) and only makes
+  // the namespace and exits with the errno.
+  pid_t pid = ::fork();
+  if (pid < 0) throwErrno("fork to probe user namespaces");
+  if (pid == 0) _exit(::unshare(CLONE_NEWUSER) == 0 ? 0 : (errno & 0xff));
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) throwErrno("wait for the user namespace probe");
+  }
+  if (!WIFEXITED(status)) return "the probe died with signal " + std::to_string(WTERMSIG(status));
+  int err = WEXITSTATUS(status);
+  if (err == 0) return "";
+  std::string why = std::string("unshare(CLONE_NEWUSER): ") + std::strerror(err);
+  if (err == ENOSPC) why += " (user.max_user_namespaces = " + maxUserNamespaces() + ")";
+  return why;
+}
 
 void checkKernelSupport() {
   Version v = kernelVersion();

@@ -17,8 +17,8 @@
 #include <optional>
 
 #include "caller_policy.hpp"
-#include "check_config.hpp"
 #include "cgroup_attacher.hpp"
+#include "check_config.hpp"
 #include "daemon_context.hpp"
 #include "error.hpp"
 #include "kernel_features.hpp"
@@ -38,6 +38,8 @@ struct Options {
   unsigned idleExit = 0;
   std::string config = "/etc/gpubox/helper.toml";
   bool configGiven = false;
+  std::string userNamespace;  // --user-namespace; unset: the policy's, else auto
+  CLI::Option* userNamespaceOption = nullptr;
   std::string checkConfig;  // --check-config FILE: validate, print, exit
   std::string forUser;      // with --check-config: whose view to print
   std::string driverRoot = "/";
@@ -96,6 +98,31 @@ void applyConnectionOptions(const Options& o, gpubox::DaemonContext& ctx) {
   if (o.maxCallsPerConnection == 0)
     throw Error("--max-calls-per-connection must be at least 1 (a `gpubox run` needs 3)");
   ctx.limits.maxCallsPerConnection = o.maxCallsPerConnection;
+}
+
+// The user namespace setting: the flag wins over the policy's
+// user_namespace, and auto applies when neither says.
+gpubox::UserNamespaceChoice decideUserNamespace(const Options& o,
+                                                const gpubox::policy::Policy& policy) {
+  using gpubox::UserNamespaceMode;
+  if (o.userNamespaceOption && o.userNamespaceOption->count() > 0) {
+    UserNamespaceMode mode;
+    try {
+      mode = gpubox::parseUserNamespaceMode(o.userNamespace);
+    } catch (const gpubox::Error& e) {
+      throw gpubox::Error(std::string("--user-namespace: ") + e.what());
+    }
+    return gpubox::decideUserNamespace(mode, "--user-namespace " + o.userNamespace);
+  }
+  using Setting = gpubox::policy::UserNamespaceSetting;
+  const Setting s = policy.userNamespace();
+  if (s == Setting::Unset) return gpubox::decideUserNamespace(UserNamespaceMode::Auto);
+  const UserNamespaceMode mode = s == Setting::Required ? UserNamespaceMode::Required
+                                 : s == Setting::Never  ? UserNamespaceMode::Never
+                                                        : UserNamespaceMode::Auto;
+  return gpubox::decideUserNamespace(mode, std::string("user_namespace = \"") +
+                                               gpubox::userNamespaceModeName(mode) + "\" in " +
+                                               policy.source());
 }
 
 // Where sandbox cgroups go, and what a dead predecessor left there. Every
@@ -190,6 +217,10 @@ int serve(const Options& opts) {
   ctx.flagLimits = limitFlagSettings(opts);
   ctx.defaults = gpubox::helperWideDefaults(ctx.policy, ctx.flagLimits);
   applyConnectionOptions(opts, ctx);
+  // Decided before any thread starts (the probe forks) and before the socket
+  // exists: a helper that cannot keep its promise refuses to start.
+  ctx.userNamespace = decideUserNamespace(opts, ctx.policy);
+  gpubox::logInfo("user namespaces: " + ctx.userNamespace.reason);
   ctx.seccomp = gpubox::buildDefaultSeccompProfile();
   ctx.seccompNestedUserns = gpubox::buildDefaultSeccompProfile(true);
   // Start-up work that may need more than the helper keeps: creating its
@@ -290,6 +321,11 @@ int main(int argc, char** argv) {
   for (Options::LimitFlag& f : opts.limitFlags)
     f.option = app.add_option(f.flag, f.value,
                               std::string(f.help) + " (policy key: " + f.key + "; the flag wins)");
+  opts.userNamespaceOption = app.add_option(
+      "--user-namespace", opts.userNamespace,
+      "Give each sandbox a user namespace of its own: auto (when the kernel allows), required "
+      "(refuse to start otherwise) or never (build sandboxes in the helper's own user "
+      "namespace) (policy key: user_namespace; the flag wins) [default: auto]");
   app.add_option("--check-config", opts.checkConfig,
                  "Validate this policy file, print the effective policy and exit (0: valid)");
   app.add_option("--for-user", opts.forUser,

@@ -23,16 +23,19 @@ struct PeerIdentity {
 PeerIdentity readPeerIdentity(int sock);
 
 // The (pid namespace, user namespace) inodes of every live sandbox. A peer
-// whose namespaces descend from one of these is inside a sandbox.
+// whose namespaces descend from one of these is inside a sandbox. A sandbox
+// without a user namespace of its own (--user-namespace never) is known by
+// its pid namespace alone (userNs 0): its user namespace is the helper's,
+// which every client shares.
 class SandboxNamespaces {
  public:
   void add(ino_t pidNs, ino_t userNs) {
     pidNs_.insert(pidNs);
-    userNs_.insert(userNs);
+    if (userNs != 0) userNs_.insert(userNs);
   }
   void remove(ino_t pidNs, ino_t userNs) {
     pidNs_.erase(pidNs);
-    userNs_.erase(userNs);
+    if (userNs != 0) userNs_.erase(userNs);
   }
   bool containsPidNs(ino_t ino) const { return pidNs_.count(ino) != 0; }
   bool containsUserNs(ino_t ino) const { return userNs_.count(ino) != 0; }

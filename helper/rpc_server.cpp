@@ -217,6 +217,7 @@ class SandboxImpl final : public wire::Sandbox::Server {
     fillTexts(applied.initLimits(live_->limits.size()), live_->limits);
     if (live_->session) applied.setSession(live_->name);
     applied.setSeccomp(live_->seccomp);
+    applied.setUserNamespace(live_->userNamespace);
     return kj::READY_NOW;
   }
 
@@ -266,6 +267,9 @@ class HelperImpl final : public wire::Helper::Server {
     info.setCgroupMode(cgroupModeName());
     info.setCallerUid(peer_.uid);
     info.setCallerGid(peer_.gid);
+    info.setUserNamespace(userNamespaceWord(ctx_.userNamespace.newPerSandbox));
+    info.setUserNamespaceSetting(userNamespaceModeName(ctx_.userNamespace.setting));
+    info.setUserNamespaceReason(ctx_.userNamespace.reason);
     const CallerPolicy caller = callerPolicy(ctx_, peer_);
     std::vector<std::string> limits = caller.defaults.describe();
     for (std::string& line : describeGrant(caller.grant, peer_.uid == 0)) limits.push_back(line);

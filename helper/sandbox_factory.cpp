@@ -180,7 +180,9 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   if (gpus) holdings->lease = std::move(gpus->lease);
   live->defaultCwd = spec.useDefaultPlan ? spec.cwd : "/";
   bool newNetwork = spec.network == Network::None;
-  live->namespaces = sandboxNamespaces(newNetwork);
+  const bool newUser = ctx.userNamespace.newPerSandbox;
+  live->namespaces = sandboxNamespaces(newUser, newNetwork);
+  live->userNamespace = userNamespaceWord(newUser);
 
   InitConfig config;
   config.uid = peer.uid;
@@ -188,6 +190,7 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   config.groups = peer.groups;
   config.hostname = spec.hostname;
   config.newNetwork = newNetwork;
+  config.newUserNamespace = newUser;
   config.plan = live->plan;
   config.masks = ctx.helperSockets;
   config.defaultCwd = live->defaultCwd;
@@ -245,7 +248,9 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   if (config.awaitPlacement)
     live->runtime->placeWhen(ctx.cgroupAttacher->attach(initPid, std::move(v1Procs)));
   holdings->pidNs = namespaceInode(initPid, "pid");
-  holdings->userNs = namespaceInode(initPid, "user");
+  // Without its own user namespace the init's is the helper's: not a mark
+  // of this sandbox (peer.hpp).
+  if (newUser) holdings->userNs = namespaceInode(initPid, "user");
   holdings->uid = peer.uid;
   holdings->id = live->id;
   holdings->ctx = &ctx;

@@ -40,6 +40,7 @@ struct LiveSandbox {
   std::string cgroup;               // the cgroup's directories, one line
   std::vector<std::string> limits;  // one line per limit applied
   std::string seccomp;              // the profile every command runs under, or "none"
+  std::string userNamespace;        // "new" or "host" (userNamespaceWord)
   std::vector<std::string> hide;    // paths the init hides if they exist
   // The caller's --timeout ceiling when it was made (also the timeout of a
   // command that sets none), and who set it.

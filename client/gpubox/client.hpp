@@ -76,6 +76,9 @@ struct RunResult {
   std::vector<std::string> limits;  // one line per limit applied
   std::string session;              // the session's name, "" for run()
   std::string seccomp;              // the syscall filter: "default" or "none"
+  // "new": the sandbox had a user namespace of its own; "host": it stayed in
+  // the helper's (--user-namespace never); "" from an older helper.
+  std::string userNamespace;
 };
 
 struct SessionRequest {
@@ -155,6 +158,9 @@ struct HelperInfo {
   unsigned callerGid = 0;
   std::vector<std::string> limits;   // the helper's defaults and ceilings
   std::vector<std::string> cgroups;  // where each resource is enforced
+  std::string userNamespace;         // what sandboxes get: "new" or "host" ("" from older helpers)
+  std::string userNamespaceSetting;  // the helper's --user-namespace: auto, required or never
+  std::string userNamespaceReason;   // how it was decided, one line
 };
 
 struct GpuInfo {

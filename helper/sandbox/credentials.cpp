@@ -41,11 +41,24 @@ void becomeCallerForSetup(uid_t uid, gid_t gid, const std::vector<gid_t>& groups
   // capabilities the rest of the setup needs.
   if (::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) throwErrno("PR_SET_KEEPCAPS");
   if (::setresuid(uid, uid, uid) != 0) throwErrno("setresuid");
-  setCaps({CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_SETPCAP});
+  try {
+    setCaps({CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_SETPCAP});
+  } catch (const Error& e) {
+    // In a user namespace of its own the init has them all; without one
+    // (--user-namespace never) they are the helper's, and a helper started
+    // with fewer cannot build sandboxes.
+    throw Error(std::string(e.what()) +
+                " (the sandbox's setup needs CAP_SYS_ADMIN, CAP_NET_ADMIN and CAP_SETPCAP; "
+                "without a user namespace of its own they must be in the helper's permitted "
+                "set)");
+  }
   if (::prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) != 0) throwErrno("PR_SET_KEEPCAPS");
   // The uid change resets dumpability to the suid_dumpable default; make sure
   // the caller's other processes can never ptrace the init while it holds
-  // capabilities.
+  // capabilities. (Between the uid change and this call the kernel's own
+  // rule already keeps them out: a tracer without CAP_SYS_PTRACE needs every
+  // capability the tracee holds, and the caller's processes hold none of the
+  // init's, with or without a user namespace.)
   if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) throwErrno("PR_SET_DUMPABLE");
 }
 

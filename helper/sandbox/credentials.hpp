@@ -7,10 +7,13 @@
 
 namespace gpubox {
 
-// Becomes the caller (groups, gid, uid) inside the sandbox's user namespace
-// while keeping exactly CAP_SYS_ADMIN, CAP_NET_ADMIN and CAP_SETPCAP of that
-// namespace for the rest of the setup. From here on every path lookup is done
-// as the caller. Throws gpubox::Error.
+// Becomes the caller (groups, gid, uid) while keeping exactly CAP_SYS_ADMIN,
+// CAP_NET_ADMIN and CAP_SETPCAP for the rest of the setup: capabilities of
+// the sandbox's own user namespace, or, without one (--user-namespace never),
+// of the helper's, since the init then starts as the helper's root and the
+// uid change leaves it no other. Needs CAP_SETUID and CAP_SETGID. From here on
+// every path lookup is done as the caller (no CAP_DAC_* is kept). Throws
+// gpubox::Error.
 void becomeCallerForSetup(uid_t uid, gid_t gid, const std::vector<gid_t>& groups);
 
 // Drops every capability for good: bounding set, ambient set, inheritable,

@@ -48,8 +48,10 @@ void abandon(pid_t pid, int pidfd) {
 
 }  // namespace
 
-std::vector<std::string> sandboxNamespaces(bool newNetwork) {
-  std::vector<std::string> ns = {"user", "mnt", "pid", "ipc", "uts", "cgroup"};
+std::vector<std::string> sandboxNamespaces(bool newUser, bool newNetwork) {
+  std::vector<std::string> ns;
+  if (newUser) ns.push_back("user");
+  for (const char* name : {"mnt", "pid", "ipc", "uts", "cgroup"}) ns.push_back(name);
   if (newNetwork) ns.push_back("net");
   return ns;
 }
@@ -59,10 +61,19 @@ LaunchedInit launchInit(const InitConfig& config, int cgroupFd) {
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
     throwErrno("control socketpair");
   UniqueFd parentEnd(sv[0]), childEnd(sv[1]);
-  std::string uidMap = std::to_string(config.uid) + " " + std::to_string(config.uid) + " 1\n";
-  std::string gids = gidMap(config.gid, config.groups);
+  // The maps are made before the clone: a caller with too many groups to map
+  // is refused before anything runs.
+  std::string uidMap, gids;
+  if (config.newUserNamespace) {
+    uidMap = std::to_string(config.uid) + " " + std::to_string(config.uid) + " 1\n";
+    gids = gidMap(config.gid, config.groups);
+  }
 
-  uint64_t flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
+  // Without a new user namespace (--user-namespace never) the other
+  // namespaces belong to the helper's, so making them takes the helper's
+  // CAP_SYS_ADMIN, and the init starts as the helper's root (sandbox_init.cpp).
+  uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
+  if (config.newUserNamespace) flags |= CLONE_NEWUSER;
   if (config.newNetwork) flags |= CLONE_NEWNET;
   int pidfd = -1;
   pid_t pid = sys::clone3(flags, &pidfd, cgroupFd);
@@ -76,8 +87,10 @@ LaunchedInit launchInit(const InitConfig& config, int cgroupFd) {
   LaunchedInit launched{pid, UniqueFd(pidfd), std::move(parentEnd)};
   childEnd.reset();
   try {
-    writeProcFile(pid, "uid_map", uidMap);
-    writeProcFile(pid, "gid_map", gids);
+    if (config.newUserNamespace) {
+      writeProcFile(pid, "uid_map", uidMap);
+      writeProcFile(pid, "gid_map", gids);
+    }
     initmsg::ToInitRecord go = {};
     go.type = initmsg::ToInit::Go;
     if (!sendRecord(launched.control.get(), &go, sizeof(go), {}))

@@ -7,8 +7,11 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <sys/sysmacros.h>
+
 #include <cerrno>
 #include <optional>
+#include <set>
 
 #include "error.hpp"
 #include "mountinfo.hpp"
@@ -99,6 +102,10 @@ class RootBuilder {
   }
 
   bool exists(const std::string& path) const { return open(path, O_PATH).valid(); }
+
+  // The procfs instances this sandbox mounted itself (their st_dev): every
+  // other procfs in the new root shows another pid namespace's processes.
+  std::set<dev_t> ownProcfs;
 
   // mkdir -p inside the new root.
   void makeDirs(const std::string& path, const std::string& what) {
@@ -201,6 +208,9 @@ void applyProc(RootBuilder& root, const MountOp& op) {
   const std::string what = describeMount(op);
   UniqueFd target = root.mountPoint(op.dest, true, what);
   UniqueFd proc = newFs("proc", {}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, what);
+  struct stat st;
+  if (::fstat(proc.get(), &st) != 0) throwErrno(what + ": stat the new procfs");
+  root.ownProcfs.insert(st.st_dev);
   attach(proc.get(), target.get(), what);
   // As bwrap does: the parts of /proc that reach host-wide kernel state are
   // read-only even though the sandbox's procfs is its own.
@@ -235,7 +245,11 @@ void symlinkAt(RootBuilder& root, const std::string& target, const std::string& 
 void applyDev(RootBuilder& root, const MountOp& op, PreparedStep& step) {
   const std::string what = describeMount(op);
   UniqueFd target = root.mountPoint(op.dest, true, what);
-  UniqueFd tmp = newFs("tmpfs", {{"mode", "0755"}}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, what);
+  // nodev: the nodes below are binds, each with its own mount flags, so a
+  // node made in the tmpfs itself would be the only one it affects. A tmpfs
+  // made in a user namespace is nodev anyway; without one this keeps it so.
+  UniqueFd tmp = newFs("tmpfs", {{"mode", "0755"}},
+                       MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, what);
   attach(tmp.get(), target.get(), what);
   for (size_t i = 0; i < step.nodes.size(); ++i) {
     std::string path = op.dest + "/" + kDevNodes[i];
@@ -370,21 +384,9 @@ void applyStep(RootBuilder& root, const MountOp& op, PreparedStep& step) {
 void coverForeignProcfs(RootBuilder& root, const MountOp& op) {
   const std::string what = describeMount(op) + ": cover the host's procfs it brings along";
   UniqueFd at = root.open(op.dest, O_PATH);
-  struct statx stx = {};
-  if (!at || ::statx(at.get(), "", AT_EMPTY_PATH, STATX_MNT_ID, &stx) != 0 ||
-      !(stx.stx_mask & STATX_MNT_ID))
-    throwErrno(what + ": cannot identify the bind's mount");
-  UniqueFd info(::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
-  if (!info) throwErrno(what + ": open /proc/self/mountinfo");
-  std::string text;
-  char buf[65536];
-  for (ssize_t n; (n = ::read(info.get(), buf, sizeof buf)) != 0;) {
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throwErrno(what + ": read /proc/self/mountinfo");
-    text.append(buf, static_cast<size_t>(n));
-  }
-  const std::vector<MountInfoEntry> all = parseMountInfo(text);
-  const int top = static_cast<int>(stx.stx_mnt_id);
+  if (!at) throwErrno(what + ": open " + op.dest);
+  const int top = mountIdOf(at.get(), what);
+  const std::vector<MountInfoEntry> all = readOwnMountInfo(what);
   std::string topPoint;
   for (const MountInfoEntry& e : all)
     if (e.id == top) topPoint = e.mountPoint;
@@ -441,13 +443,49 @@ std::vector<size_t> hidePaths(RootBuilder& root, const std::vector<std::string>&
   return hidden;
 }
 
+// A path as /proc/PID/mountinfo writes it (space, tab, newline and
+// backslash as \ooo).
+// Refuses a new root in which a procfs the sandbox did not mount itself is
+// visible (a plan binding the host's / without --proc over its /proc, or
+// binding a procfs directly). In a user namespace of its own the kernel
+// keeps the sandbox out of other namespaces' /proc/PID/{root,cwd,mem,environ}
+// (ptrace access needs the same user namespace); without one (never mode) a
+// sandboxed process of the same uid as a host process would pass that check
+// and reach the host's mount namespace through /proc/PID/root. Covered
+// (shadowed) procfs mounts are fine: nothing can uncover them.
+void refuseForeignProcfs(RootBuilder& root, int rootMountFd) {
+  const std::string what = "check the new root for a foreign procfs";
+  const int rootMountId = mountIdOf(rootMountFd, what);
+  const std::vector<MountInfoEntry> entries = readOwnMountInfo(what);
+  std::string prefix;
+  for (const MountInfoEntry& e : entries)
+    if (e.id == rootMountId) prefix = e.mountPoint;
+  if (prefix.empty()) throw Error("cannot find the new root in /proc/self/mountinfo");
+  for (const MountInfoEntry& e : entries) {
+    if (e.fsType != "proc" || root.ownProcfs.count(e.dev)) continue;
+    if (e.mountPoint.compare(0, prefix.size() + 1, prefix + "/") != 0) continue;
+    const std::string inside = e.mountPoint.substr(prefix.size());
+    UniqueFd at = root.open(inside, O_PATH | O_NOFOLLOW);
+    if (!at || mountIdOf(at.get(), what) != e.id) continue;  // covered by a later mount
+    throw Error(inside + ": the plan shows a procfs of another pid namespace there (the host's " +
+                e.root +
+                "); without a user namespace (--user-namespace never) its /proc/PID/root "
+                "would lead a sandboxed process out to the host, so the sandbox is refused: put "
+                "--proc " +
+                inside + " over it, or leave it out of the plan");
+  }
+}
+
 }  // namespace
 
 MountOutcome buildSandboxRoot(const std::vector<MountOp>& plan,
                               const std::vector<MaskedSocket>& masks,
                               const std::vector<std::string>& hide,
-                              const BindSourceRule* bindSources) {
+                              const BindSourceRule* bindSources, bool inOwnUserNamespace) {
   // Nothing we mount may propagate back to the host, nor host mounts in.
+  // In a new user namespace the kernel has already turned the copied shared
+  // mounts into slaves; without one (--user-namespace never) they are still
+  // peers of the host's until this call, so it comes before any mount.
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
     throwErrno("make mounts private");
   std::vector<PreparedStep> steps = prepareSources(plan, bindSources);
@@ -475,6 +513,7 @@ MountOutcome buildSandboxRoot(const std::vector<MountOp>& plan,
   }
   maskSockets(root, masks);
   outcome.hidden = hidePaths(root, hide);
+  if (!inOwnUserNamespace) refuseForeignProcfs(root, rootFs.get());
 
   if (::fchdir(root.root()) != 0) throwErrno("chdir to new root");
   if (sys::pivotRoot(".", ".") != 0) throwErrno("pivot_root");

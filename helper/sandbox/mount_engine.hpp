@@ -1,9 +1,17 @@
 // Builds the sandbox's filesystem from a bubblewrap-style plan: a fresh
 // tmpfs root, each step applied in order, then pivot_root. Runs inside the
 // sandbox init, already switched to the caller's uid/gid/groups and holding
-// only CAP_SYS_ADMIN in the sandbox's own user namespace, so every source
-// path is resolved with the caller's credentials (no confused deputy) and the
-// kernel's locked-mount rules stay in force.
+// no capability that bypasses file permissions, so every source path is
+// resolved with the caller's credentials (no confused deputy).
+//
+// With a user namespace of its own the init's CAP_SYS_ADMIN is that
+// namespace's, and the mounts copied from the host are locked together (the
+// kernel will not let them be unmounted or their flags cleared from inside).
+// Without one (--user-namespace never) the mount namespace belongs to the
+// helper's user namespace and nothing is locked: the read-only, nosuid and
+// nodev flags set here hold because the sandboxed command has no capability
+// at all (CAP_SYS_ADMIN in the helper's namespace would be needed to unmount
+// or remount anything) and the seccomp filter denies the mount calls besides.
 //
 // Interfaces: open_tree/move_mount/fsopen/fsmount (5.2), openat2 with
 // RESOLVE_IN_ROOT (5.6), mount_setattr (5.12).
@@ -36,11 +44,14 @@ struct MountOutcome {
 // empty read-only tmpfs over a directory, an empty read-only file over
 // anything else; symlinks are followed inside the new root), and pivots
 // into the result. Steps marked checkSource must satisfy BIND_SOURCES when
-// it is given (non-root callers). Throws gpubox::Error naming the step
-// ("--ro-bind /a /b: ...") that failed.
+// it is given (non-root callers). Without a user namespace of its own
+// (inOwnUserNamespace false) a result that shows a procfs the sandbox did
+// not mount is refused (see refuseForeignProcfs). Throws gpubox::Error
+// naming the step ("--ro-bind /a /b: ...") or the path that failed.
 MountOutcome buildSandboxRoot(const std::vector<MountOp>& plan,
                               const std::vector<MaskedSocket>& masks,
                               const std::vector<std::string>& hide = {},
-                              const BindSourceRule* bindSources = nullptr);
+                              const BindSourceRule* bindSources = nullptr,
+                              bool inOwnUserNamespace = true);
 
 }  // namespace gpubox

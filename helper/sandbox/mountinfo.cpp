@@ -1,7 +1,17 @@
 #include "mountinfo.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
 #include <map>
 #include <sstream>
+
+#include "error.hpp"
+#include "unique_fd.hpp"
 
 namespace gpubox {
 
@@ -34,6 +44,10 @@ std::vector<MountInfoEntry> parseMountInfo(std::string_view text) {
     MountInfoEntry e;
     std::string devices, root, mountPoint, word;
     if (!(fields >> e.id >> e.parent >> devices >> root >> mountPoint)) continue;
+    unsigned major = 0, minor = 0;
+    if (std::sscanf(devices.c_str(), "%u:%u", &major, &minor) != 2) continue;
+    e.dev = makedev(major, minor);
+    e.root = unescape(root);
     bool sawSeparator = false;
     while (fields >> word) {
       if (word == "-") {
@@ -46,6 +60,27 @@ std::vector<MountInfoEntry> parseMountInfo(std::string_view text) {
     out.push_back(std::move(e));
   }
   return out;
+}
+
+std::vector<MountInfoEntry> readOwnMountInfo(const std::string& what) {
+  UniqueFd info(::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
+  if (!info) throwErrno(what + ": open /proc/self/mountinfo");
+  std::string text;
+  char buf[65536];
+  for (ssize_t n; (n = ::read(info.get(), buf, sizeof buf)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throwErrno(what + ": read /proc/self/mountinfo");
+    text.append(buf, static_cast<size_t>(n));
+  }
+  return parseMountInfo(text);
+}
+
+int mountIdOf(int fd, const std::string& what) {
+  struct statx stx = {};
+  if (::statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_MNT_ID, &stx) != 0 ||
+      !(stx.stx_mask & STATX_MNT_ID))
+    throwErrno(what + ": statx(STATX_MNT_ID)");
+  return static_cast<int>(stx.stx_mnt_id);
 }
 
 std::vector<MountInfoEntry> outermostOfTypeUnder(const std::vector<MountInfoEntry>& all, int top,

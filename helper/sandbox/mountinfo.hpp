@@ -2,6 +2,8 @@
 // along into the new root (their ids, parents, mount points and types).
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 #include <string_view>
 #include <vector>
@@ -11,9 +13,18 @@ namespace gpubox {
 struct MountInfoEntry {
   int id = 0;
   int parent = 0;
+  dev_t dev = 0;           // the filesystem's device (st_dev of what is on it)
+  std::string root;        // the mount's root within its filesystem, decoded
   std::string mountPoint;  // as the reading process sees it, octal escapes decoded
   std::string fsType;
 };
+
+// The calling process's /proc/self/mountinfo, parsed. Throws gpubox::Error
+// prefixed with WHAT.
+std::vector<MountInfoEntry> readOwnMountInfo(const std::string& what);
+
+// The id mountinfo gives the mount FD is on (statx STATX_MNT_ID, 5.8).
+int mountIdOf(int fd, const std::string& what);
 
 // Parses mountinfo TEXT; lines it cannot read are skipped.
 std::vector<MountInfoEntry> parseMountInfo(std::string_view text);

@@ -68,7 +68,8 @@ void setUp(const InitConfig& config) {
       ::sethostname(config.hostname.c_str(), config.hostname.size()) != 0)
     throwErrno("sethostname");
   MountOutcome outcome = buildSandboxRoot(config.plan, config.masks, config.hide,
-                                          config.bindSources ? &*config.bindSources : nullptr);
+                                          config.bindSources ? &*config.bindSources : nullptr,
+                                          config.newUserNamespace);
   for (size_t index : outcome.hidden) {
     initmsg::FromInitRecord rec = {};
     rec.type = initmsg::FromInit::Hidden;

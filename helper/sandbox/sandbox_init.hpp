@@ -1,7 +1,16 @@
-// The sandbox's pid 1. The helper clones it straight into new user, mount,
-// pid, ipc, uts (and net) namespaces; it then finishes the setup from inside,
+// The sandbox's pid 1. The helper clones it straight into new mount, pid,
+// ipc, uts (and net) namespaces, and a new user namespace unless the helper
+// runs with --user-namespace never; it then finishes the setup from inside,
 // drops every privilege, and runs the commands the helper sends it, reaping
 // everything and reporting each command's end over the control socket.
+//
+// Without a user namespace of its own the init starts as real root of the
+// helper's user namespace (with the helper's capabilities) instead of root
+// of a fresh one. The steps are the same: it becomes the caller keeping only
+// CAP_SYS_ADMIN, CAP_NET_ADMIN and CAP_SETPCAP (credentials.hpp), makes every
+// mount private before it mounts anything (mount_engine.cpp), and drops
+// everything before Ready. What that changes for the security argument is in
+// docs/security.md ("Without a user namespace").
 #pragma once
 
 #include <linux/filter.h>
@@ -22,6 +31,8 @@ struct InitConfig {
   std::vector<gid_t> groups;
   std::string hostname;  // empty: keep
   bool newNetwork = true;
+  // false: --user-namespace never (or auto on a kernel that refuses one).
+  bool newUserNamespace = true;
   std::vector<MountOp> plan;
   std::vector<MaskedSocket> masks;
   std::string defaultCwd;  // where a command without --chdir starts

@@ -134,6 +134,20 @@ RunResult runCli(const std::vector<std::string>& args, const RunOptions& opts = 
 
 // ---------------------------------------------------------------- the helper
 
+// $GPUBOX_TEST_USER_NAMESPACE: when set (scripts/test.sh's second pass sets
+// "never"), every HelperProcess gets `--user-namespace VALUE` unless its
+// extraArgs already name a mode. "" when unset.
+std::string testUserNamespaceMode();
+
+// Whether this kernel lets the test (root) create a user namespace.
+bool kernelAllowsUserNamespaces();
+
+// What a helper started by HelperProcess without its own --user-namespace
+// gives sandboxes: "host" under "never", "new" under "required", and under
+// auto "new" exactly when this kernel lets root create a user namespace
+// (probed here, independently of the helper).
+std::string expectedUserNamespace();
+
 struct HelperOptions {
   std::vector<std::string> extraArgs;  // e.g. {"--config", path, "--driver-root", dir}
   bool waitReady = true;               // wait until the socket accepts connections

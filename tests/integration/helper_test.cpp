@@ -202,8 +202,8 @@ TEST_P(NoWayBackIn, RequestFromInsideASandboxIsRefused) {
   // The socket's directory at another path escapes the path-based mask; the
   // helper must still recognise the peer as sandboxed and refuse.
   std::string inner = "/mnt/h/" + std::string(std::strrchr(helper().socketPath().c_str(), '/') + 1);
-  auto r = runAs({"--ro-bind", "/", "/", "--tmpfs", "/mnt", "--ro-bind", helper().dir(), "/mnt/h",
-                  "--", "sh", "-c",
+  auto r = runAs({"--ro-bind", "/", "/", "--proc", "/proc", "--tmpfs", "/mnt", "--ro-bind",
+                  helper().dir(), "/mnt/h", "--", "sh", "-c",
                   cliPath() + " --socket " + inner + " info; echo info=$?; " + cliPath() +
                       " --socket " + inner + " run -- echo ESCAPED; echo run=$?"});
   EXPECT_EQ(r.exitCode, 0) << r.describe();

@@ -156,8 +156,18 @@ TEST_P(StdioAndExit, JsonStatusNamesNamespacesAndMounts) {
   EXPECT_TRUE(j["sandbox_pid"].is_number_integer() && j["sandbox_pid"].get<long>() > 0) << j.dump();
   EXPECT_TRUE(j["wall_seconds"].is_number() && j["wall_seconds"].get<double>() > 0) << j.dump();
   ASSERT_TRUE(j["namespaces"].is_array()) << j.dump();
-  for (const char* ns : {"user", "mnt", "pid", "ipc", "uts", "cgroup", "net"})
+  for (const char* ns : {"mnt", "pid", "ipc", "uts", "cgroup", "net"})
     EXPECT_THAT(j["namespaces"].get<std::vector<std::string>>(), ::testing::Contains(ns))
+        << j.dump();
+  // A user namespace of its own unless the helper runs without (never mode).
+  const std::string userNs = expectedUserNamespace();
+  EXPECT_EQ(j["user_namespace"], userNs) << j.dump();
+  if (userNs == "new")
+    EXPECT_THAT(j["namespaces"].get<std::vector<std::string>>(), ::testing::Contains("user"))
+        << j.dump();
+  else
+    EXPECT_THAT(j["namespaces"].get<std::vector<std::string>>(),
+                ::testing::Not(::testing::Contains("user")))
         << j.dump();
   ASSERT_TRUE(j["mounts"].is_array()) << j.dump();
   auto mounts = j["mounts"].get<std::vector<std::string>>();

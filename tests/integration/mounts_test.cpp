@@ -1,5 +1,8 @@
 // The bubblewrap-style mount plan, as the sandboxed process sees it, and the
 // "no confused deputy" rule: paths are opened with the caller's rights.
+// Plans that bind the host's / also mount the sandbox's own /proc over the
+// host's: a helper without user namespaces refuses one that leaves the
+// host's procfs visible (user_namespace_test.cpp).
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,8 +42,8 @@ class Mounts : public CallerTest {
 };
 
 TEST_P(Mounts, RoBindRefusesWritesTmpfsAcceptsThem) {
-  auto r = runAs({"--ro-bind", "/", "/", "--tmpfs", "/mnt", "--ro-bind", mine_, "/mnt/ro", "--",
-                  "sh", "-c",
+  auto r = runAs({"--ro-bind", "/", "/", "--proc", "/proc", "--tmpfs", "/mnt", "--ro-bind", mine_,
+                  "/mnt/ro", "--", "sh", "-c",
                   "cat /mnt/ro/hello; "
                   "echo x > /mnt/ro/new 2>/dev/null || echo ro-new-refused; "
                   "echo x >> /mnt/ro/hello 2>/dev/null || echo ro-append-refused; "
@@ -57,8 +60,9 @@ TEST_P(Mounts, RoBindRefusesWritesTmpfsAcceptsThem) {
 }
 
 TEST_P(Mounts, BindIsWritableAndSharedWithTheHost) {
-  auto r = runAs({"--ro-bind", "/", "/", "--tmpfs", "/mnt", "--bind", mine_, "/mnt/rw", "--", "sh",
-                  "-c", "echo from-inside > /mnt/rw/out && cat /mnt/rw/hello"});
+  auto r =
+      runAs({"--ro-bind", "/", "/", "--proc", "/proc", "--tmpfs", "/mnt", "--bind", mine_,
+             "/mnt/rw", "--", "sh", "-c", "echo from-inside > /mnt/rw/out && cat /mnt/rw/hello"});
   ASSERT_EQ(r.exitCode, 0) << r.describe();
   EXPECT_EQ(r.out, "hello from the host\n");
   EXPECT_EQ(readFile(mine_ + "/out"), "from-inside\n");
@@ -75,9 +79,25 @@ TEST_P(Mounts, EmptyRootWithOnlyWhatWasAsked) {
 }
 
 TEST_P(Mounts, SymlinkDirRemountRo) {
-  auto r = runAs({"--ro-bind", "/", "/", "--tmpfs", "/mnt", "--dir", "/mnt/a/b/c", "--symlink",
-                  "/etc/hostname", "/mnt/link", "--tmpfs", "/mnt/frozen", "--remount-ro",
-                  "/mnt/frozen", "--", "sh", "-c",
+  auto r = runAs({"--ro-bind",
+                  "/",
+                  "/",
+                  "--proc",
+                  "/proc",
+                  "--tmpfs",
+                  "/mnt",
+                  "--dir",
+                  "/mnt/a/b/c",
+                  "--symlink",
+                  "/etc/hostname",
+                  "/mnt/link",
+                  "--tmpfs",
+                  "/mnt/frozen",
+                  "--remount-ro",
+                  "/mnt/frozen",
+                  "--",
+                  "sh",
+                  "-c",
                   "test -d /mnt/a/b/c && echo dir-ok; readlink /mnt/link; "
                   "touch /mnt/a/b/c/f && echo dir-writable; "
                   "touch /mnt/frozen/f 2>&1 || echo frozen-refused"});
@@ -90,16 +110,16 @@ TEST_P(Mounts, SymlinkDirRemountRo) {
 }
 
 TEST_P(Mounts, RemountRoOfABind) {
-  auto r =
-      runAs({"--ro-bind", "/", "/", "--tmpfs", "/mnt", "--bind", mine_, "/mnt/rw", "--remount-ro",
-             "/mnt/rw", "--", "sh", "-c", "echo x > /mnt/rw/out 2>&1 || echo refused"});
+  auto r = runAs({"--ro-bind", "/", "/", "--proc", "/proc", "--tmpfs", "/mnt", "--bind", mine_,
+                  "/mnt/rw", "--remount-ro", "/mnt/rw", "--", "sh", "-c",
+                  "echo x > /mnt/rw/out 2>&1 || echo refused"});
   ASSERT_EQ(r.exitCode, 0) << r.describe();
   EXPECT_THAT(r.out, HasSubstr("refused"));
   EXPECT_FALSE(pathExists(mine_ + "/out"));
 }
 
 TEST_P(Mounts, DevIsMinimal) {
-  auto r = runAs({"--ro-bind", "/", "/", "--dev", "/dev", "--", "sh", "-c",
+  auto r = runAs({"--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--", "sh", "-c",
                   "ls -A /dev; ls -A /dev/pts; echo z > /dev/null && echo null-ok; "
                   "head -c 4 /dev/zero | od -An -tx1; head -c 16 /dev/urandom | wc -c; "
                   "echo shm > /dev/shm/x && cat /dev/shm/x"});
@@ -135,8 +155,8 @@ TEST_P(Mounts, MissingSourceNamesThePath) {
 }
 
 TEST_P(Mounts, DevBindIsRootOnly) {
-  auto r = runAs({"--ro-bind", "/", "/", "--tmpfs", "/mnt", "--dev-bind", "/dev/null", "/mnt/n",
-                  "--", "sh", "-c", "echo x > /mnt/n && echo dev-ok"});
+  auto r = runAs({"--ro-bind", "/", "/", "--proc", "/proc", "--tmpfs", "/mnt", "--dev-bind",
+                  "/dev/null", "/mnt/n", "--", "sh", "-c", "echo x > /mnt/n && echo dev-ok"});
   if (caller() == 0) {
     EXPECT_EQ(r.exitCode, 0) << r.describe();
     EXPECT_EQ(r.out, "dev-ok\n") << r.describe();
@@ -188,8 +208,8 @@ class ConfusedDeputy : public HelperTest {
 
 TEST_F(ConfusedDeputy, NobodyCannotBindAFileFromARoot0700Dir) {
   for (const char* opt : {"--ro-bind", "--bind"}) {
-    auto r = runNobody({"--ro-bind", "/", "/", "--tmpfs", "/mnt", opt, secretFile_, "/mnt/s", "--",
-                        "cat", "/mnt/s"});
+    auto r = runNobody({"--ro-bind", "/", "/", "--proc", "/proc", "--tmpfs", "/mnt", opt,
+                        secretFile_, "/mnt/s", "--", "cat", "/mnt/s"});
     EXPECT_EQ(r.exitCode, 125) << opt << ": " << r.describe();
     EXPECT_THAT(r.err, StartsWith("gpubox: ")) << r.describe();
     EXPECT_THAT(r.err, HasSubstr(secretFile_))
@@ -197,13 +217,13 @@ TEST_F(ConfusedDeputy, NobodyCannotBindAFileFromARoot0700Dir) {
     EXPECT_THAT(r.out + r.err, Not(HasSubstr("TOP-SECRET"))) << r.describe();
   }
   // The directory itself, too.
-  auto d = runNobody({"--ro-bind", "/", "/", "--tmpfs", "/mnt", "--ro-bind", secretDir_, "/mnt/d",
-                      "--", "cat", "/mnt/d/secret"});
+  auto d = runNobody({"--ro-bind", "/", "/", "--proc", "/proc", "--tmpfs", "/mnt", "--ro-bind",
+                      secretDir_, "/mnt/d", "--", "cat", "/mnt/d/secret"});
   EXPECT_THAT(d.out + d.err, Not(HasSubstr("TOP-SECRET"))) << d.describe();
   EXPECT_NE(d.exitCode, 0) << d.describe();
   // Root may.
-  auto root = run({"--ro-bind", "/", "/", "--tmpfs", "/mnt", "--ro-bind", secretFile_, "/mnt/s",
-                   "--", "cat", "/mnt/s"});
+  auto root = run({"--ro-bind", "/", "/", "--proc", "/proc", "--tmpfs", "/mnt", "--ro-bind",
+                   secretFile_, "/mnt/s", "--", "cat", "/mnt/s"});
   EXPECT_EQ(root.exitCode, 0) << root.describe();
   EXPECT_EQ(root.out, kSecret);
 }
@@ -214,13 +234,13 @@ TEST_F(ConfusedDeputy, SymlinkToRootOnlyFilesChangesNothing) {
   ::symlink(looseSecret_.c_str(), (mine_ + "/to-loose").c_str());
   for (const std::string link : {"/to-secret", "/to-secret-dir", "/to-loose"}) {
     std::string path = mine_ + link;
-    auto r = runNobody({"--ro-bind", "/", "/", "--tmpfs", "/mnt", "--ro-bind", path, "/mnt/s", "--",
-                        "sh", "-c", "cat /mnt/s /mnt/s/secret 2>&1; true"});
+    auto r = runNobody({"--ro-bind", "/", "/", "--proc", "/proc", "--tmpfs", "/mnt", "--ro-bind",
+                        path, "/mnt/s", "--", "sh", "-c", "cat /mnt/s /mnt/s/secret 2>&1; true"});
     EXPECT_THAT(r.out + r.err, Not(HasSubstr("TOP-SECRET"))) << link << ": " << r.describe();
     // Binding the 65534-owned directory that holds the links shows nothing either.
-    auto whole =
-        runNobody({"--ro-bind", "/", "/", "--tmpfs", "/mnt", "--ro-bind", mine_, "/mnt/m", "--",
-                   "sh", "-c", "cat /mnt/m" + link + " /mnt/m" + link + "/secret 2>&1; true"});
+    auto whole = runNobody({"--ro-bind", "/", "/", "--proc", "/proc", "--tmpfs", "/mnt",
+                            "--ro-bind", mine_, "/mnt/m", "--", "sh", "-c",
+                            "cat /mnt/m" + link + " /mnt/m" + link + "/secret 2>&1; true"});
     EXPECT_THAT(whole.out + whole.err, Not(HasSubstr("TOP-SECRET")))
         << link << ": " << whole.describe();
   }
@@ -245,8 +265,8 @@ TEST_F(ConfusedDeputy, SymlinkSwappedDuringSetupChangesNothing) {
   });
   int benignSeen = 0;
   for (int i = 0; i < 25; ++i) {
-    auto r = runNobody({"--ro-bind", "/", "/", "--tmpfs", "/mnt", "--ro-bind", link, "/mnt/f", "--",
-                        "cat", "/mnt/f"});
+    auto r = runNobody({"--ro-bind", "/", "/", "--proc", "/proc", "--tmpfs", "/mnt", "--ro-bind",
+                        link, "/mnt/f", "--", "cat", "/mnt/f"});
     EXPECT_THAT(r.out + r.err, Not(HasSubstr("TOP-SECRET")))
         << "iteration " << i << ": " << r.describe();
     if (r.exitCode == 0) {
@@ -265,15 +285,16 @@ TEST_F(ConfusedDeputy, NobodyCannotBindThroughAnUnsearchableDir) {
   // The path goes through a root 0700 directory to a world-readable file.
   std::string inner = secretDir_ + "/readable";
   writeFile(inner, "gpubox-it-TOP-SECRET-readable\n", 0644);
-  auto r = runNobody({"--ro-bind", "/", "/", "--tmpfs", "/mnt", "--ro-bind", inner, "/mnt/s", "--",
-                      "cat", "/mnt/s"});
+  auto r = runNobody({"--ro-bind", "/", "/", "--proc", "/proc", "--tmpfs", "/mnt", "--ro-bind",
+                      inner, "/mnt/s", "--", "cat", "/mnt/s"});
   EXPECT_EQ(r.exitCode, 125) << r.describe();
   EXPECT_THAT(r.err, HasSubstr(inner)) << r.describe();
   EXPECT_THAT(r.out, Not(HasSubstr("TOP-SECRET"))) << r.describe();
 }
 
 TEST_F(ConfusedDeputy, ChdirIntoARootOnlyDirIsRefused) {
-  auto r = runNobody({"--ro-bind", "/", "/", "--chdir", secretDir_, "--", "cat", "secret"});
+  auto r = runNobody(
+      {"--ro-bind", "/", "/", "--proc", "/proc", "--chdir", secretDir_, "--", "cat", "secret"});
   EXPECT_NE(r.exitCode, 0) << r.describe();
   EXPECT_THAT(r.out, Not(HasSubstr("TOP-SECRET"))) << r.describe();
 }

@@ -34,6 +34,12 @@ const std::map<std::string, std::function<long()>>& probes() {
     {"unshare_user", [] { return errnoOf(::unshare(CLONE_NEWUSER)); }},
     {"clone3", [] { return errnoOf(::syscall(SYS_clone3, nullptr, 0)); }},
     {"mount", [] { return errnoOf(::mount("none", "/", "tmpfs", 0, nullptr)); }},
+    // Undoing the plan: making the read-only root writable, uncovering what
+    // a mount hides, a mount namespace of one's own (needs CAP_SYS_ADMIN).
+    {"remount_rw",
+     [] { return errnoOf(::mount(nullptr, "/", nullptr, MS_REMOUNT | MS_BIND, nullptr)); }},
+    {"umount_proc", [] { return errnoOf(::umount2("/proc", MNT_DETACH)); }},
+    {"unshare_mnt", [] { return errnoOf(::unshare(CLONE_NEWNS)); }},
     {"bpf", [] { return errnoOf(::syscall(SYS_bpf, 0, nullptr, 0)); }},
     {"perf_event_open",
      [] { return errnoOf(::syscall(SYS_perf_event_open, nullptr, 0, -1, -1, 0)); }},
