@@ -61,8 +61,10 @@ for t in "${targets[@]}"; do
   seeds=$(find "$corpus" -type f | wc -l)
   log="$work/$t.log"
   rc=0
+  t0=$(date +%s)
   "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
     -print_final_stats=1 -artifact_prefix="$artifacts/$t-" "$corpus" >"$log" 2>&1 || rc=$?
+  took=$(($(date +%s) - t0))
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
   last=$(grep -E '^#[0-9]+' "$log" | tail -n 1 || true)
@@ -75,8 +77,8 @@ for t in "${targets[@]}"; do
     verdict="FAILED (exit $rc)"
     failed+=("$t")
   fi
-  printf '%-10s %4s s  %10s execs  %7s exec/s  cov %5s  ft %6s  corpus %5s -> %5s  %s\n' \
-    "$t" "$seconds" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "$seeds" "${corp:-?}" "$verdict"
+  printf '%-10s %5s s  %10s execs  %7s exec/s  cov %5s  ft %6s  corpus %5s -> %5s  %s\n' \
+    "$t" "$took" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "$seeds" "${corp:-?}" "$verdict"
   if [ "$rc" -ne 0 ]; then
     tail -n 60 "$log"
     ls -1 "$artifacts"/"$t"-* 2>/dev/null | sed 's/^/  input: /' || true
