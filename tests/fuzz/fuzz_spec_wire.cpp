@@ -28,17 +28,6 @@ namespace {
 using gpubox::Command;
 using gpubox::SandboxSpec;
 
-bool sameSpec(const SandboxSpec& a, const SandboxSpec& b) {
-  return a.useDefaultPlan == b.useDefaultPlan && a.mounts == b.mounts && a.cwd == b.cwd &&
-         a.hostname == b.hostname && a.network == b.network && a.gpus == b.gpus &&
-         a.limits == b.limits && a.seccomp == b.seccomp && a.home == b.home;
-}
-
-bool sameCommand(const Command& a, const Command& b) {
-  return a.argv == b.argv && a.env == b.env && a.cwd == b.cwd && a.timeoutMs == b.timeoutMs &&
-         a.killAfterMs == b.killAfterMs;
-}
-
 // Encodes with the client's encoder into a flat message and decodes it
 // again through the same reader the helper uses.
 template <typename Wire, typename T, typename Encode, typename Decode>
@@ -62,7 +51,7 @@ void checkSpec(capnp::MessageReader& reader) {
   }
   SandboxSpec again =
       roundTrip<gpubox::wire::SandboxSpec>(spec, gpubox::specToWire, gpubox::specFromWire);
-  FUZZ_CHECK(sameSpec(spec, again));
+  FUZZ_CHECK(spec == again);
   gpubox::validateSpec(again);  // throws (uncaught: a finding) if the copy differs in kind
 }
 
@@ -78,7 +67,7 @@ void checkCommand(capnp::MessageReader& reader) {
   }
   Command again =
       roundTrip<gpubox::wire::Command>(cmd, gpubox::commandToWire, gpubox::commandFromWire);
-  FUZZ_CHECK(sameCommand(cmd, again));
+  FUZZ_CHECK(cmd == again);
   gpubox::validateCommand(again);
 }
 

@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
   typical.limits.pids = 64;
   typical.limits.rlimits = {parseRlimit("NOFILE=1024:4096"), parseRlimit("CORE=unlimited")};
   typical.seccomp = "default";
+  typical.hide = {"/home/alice/.config/secret-tool", "/run/user/1000/ssh-agent.sock"};
   write<wire::SandboxSpec>(dir + "/spec-typical", typical, specToWire);
 
   // Every client mount kind, no default plan, host network, a hostname.
