@@ -94,6 +94,11 @@ void validateSpec(const SandboxSpec& spec) {
     std::string opt = mountKindOption(op.kind);
     if (op.kind == MountKind::File) throw Error("--file is not a client mount option");
     validateAbsolutePath(op.dest, opt + " destination");
+    // A source the step does not use would be carried (and re-encoded)
+    // unchecked; refuse it so every byte of a request is validated.
+    if (!needsSource(op.kind) && !op.source.empty())
+      throw Error(opt + " " + op.dest +
+                  " has a source; only --bind, --ro-bind, --dev-bind and --symlink take one");
     if (isBind(op.kind)) validateAbsolutePath(op.source, opt + " source");
     if (op.kind == MountKind::Symlink) {
       if (op.source.empty()) throw Error("--symlink target is empty");

@@ -41,6 +41,8 @@ struct SandboxSpec {
   std::string seccomp;            // "" / "default": the default filter; "none": none (root only)
   std::string home;               // the caller's home ("" or "/": none); see secretPaths()
   std::vector<std::string> hide;  // more paths hidden if they exist, whatever the plan
+
+  bool operator==(const SandboxSpec&) const = default;
 };
 
 struct Command {
@@ -49,6 +51,8 @@ struct Command {
   std::string cwd;               // empty: sandbox default
   uint64_t timeoutMs = 0;        // 0: none
   uint64_t killAfterMs = 0;      // grace between SIGTERM and SIGKILL; 0: kDefaultKillAfterMs
+
+  bool operator==(const Command&) const = default;
 };
 
 constexpr uint64_t kDefaultKillAfterMs = 10000;

@@ -15,25 +15,11 @@
 #include "guarded_stream.hpp"
 #include "kj_error.hpp"
 #include "rpc_server.hpp"
+#include "wire_limits.hpp"
 
 namespace gpubox {
 
 namespace {
-
-// What one message from a client may be (docs/protocol.md, "Limits"). The
-// largest legitimate one is a create with 512 mount steps whose paths are
-// 4096 bytes each: about 4.2 MiB (an exec's argv+env are at most 2 MiB by
-// validation, 2.3 MiB on the wire). The traversal limit is four times that,
-// and it also caps what the helper reads: a segment table announcing more is
-// refused before anything is allocated for it. The deepest legitimate
-// message nests 9 levels (Message > Call > Payload > params > spec > limits >
-// rlimits > Rlimit > name).
-capnp::ReaderOptions clientReaderOptions() {
-  capnp::ReaderOptions o;
-  o.traversalLimitInWords = 2 * 1024 * 1024;  // 16 MiB
-  o.nestingLimit = 16;
-  return o;
-}
 
 // Three stdio fds per exec; nothing else may arrive with a message (the
 // kernel closes any more that a client sends).

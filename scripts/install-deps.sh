@@ -7,6 +7,7 @@ packages=(
   capnproto libcapnp-dev libseccomp-dev libcap-dev libsystemd-dev
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libyaml-cpp-dev libbpf-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
+  clang libclang-rt-dev  # tests/fuzz: clang++ and its libFuzzer/ASan/UBSan runtimes
   bubblewrap iproute2 procps systemd util-linux
 )
 missing=()

@@ -34,8 +34,6 @@ MountOp optionalOp(MountKind kind, std::string source, std::string dest, unsigne
 
 class Planner {
  public:
-  explicit Planner(const Inventory& inv) : inv_(inv) {}
-
   // A device node: bound (never created, so no CAP_MKNOD is needed and the
   // node is the driver's own), nosuid/noexec/read-only mount flags
   // ("hardened"; read-only mount flags do not stop device writes, which is
@@ -60,7 +58,6 @@ class Planner {
   Binding& binding() { return b_; }
 
  private:
-  const Inventory& inv_;
   Binding b_;
   std::set<std::string> nodeDests_;
 };
@@ -68,7 +65,7 @@ class Planner {
 }  // namespace
 
 Binding planBinding(const Inventory& inv, const Selection& sel) {
-  Planner p(inv);
+  Planner p;
   Binding& b = p.binding();
   // Fail closed: no selection, no GPU plumbing at all.
   if (sel.gpuIndices.empty() && sel.cdiNames.empty()) return b;

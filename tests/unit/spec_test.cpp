@@ -126,3 +126,18 @@ TEST(Spec, SecretPathsUnderTheHome) {
   spec.home = "relative/home";
   EXPECT_THROW(gpubox::validateSpec(spec), gpubox::Error);
 }
+
+// Found by fuzz_spec_wire: a --proc step whose (unused) source held NUL
+// bytes validated, and did not survive re-encoding unchanged.
+TEST(ValidateSpec, RejectsASourceOnStepsThatTakeNone) {
+  for (MountKind kind :
+       {MountKind::Tmpfs, MountKind::Proc, MountKind::Dev, MountKind::Dir, MountKind::RemountRo}) {
+    SandboxSpec spec = minimalSpec();
+    spec.mounts.push_back({.kind = kind, .source = std::string("\0\0", 2), .dest = "/x"});
+    EXPECT_NE(errorOf(spec).find("has a source"), std::string::npos) << errorOf(spec);
+    spec.mounts.back().source = "/anything";
+    EXPECT_NE(errorOf(spec).find("has a source"), std::string::npos) << errorOf(spec);
+    spec.mounts.back().source.clear();
+    EXPECT_EQ(errorOf(spec), "");
+  }
+}
