@@ -134,7 +134,7 @@ struct Applied {
   limits     @5 :List(Text);  # (1.1) one line per limit applied, e.g. "pids.max = 64 (cgroup v1)"
   session    @6 :Text;        # (1.1) the session's name; empty for a one-shot sandbox
   seccomp    @7 :Text;        # (1.1) the seccomp profile every command runs under: "default" or "none"
-  userNamespace @8 :Text;     # (1.1) "new": the sandbox has a user namespace of its own; "host":
+  userNamespace @8 :Text;     # (1.2) "new": the sandbox has a user namespace of its own; "host":
                               # it stays in the helper's (--user-namespace never, or auto on a
                               # kernel that refuses one). Empty from a helper older than this field
 }
@@ -187,9 +187,9 @@ struct HelperInfo {
   callerGid       @7 :UInt32;
   limits          @8 :List(Text);   # (1.1) defaults and ceilings, e.g. "memory: default 17.6G, ceiling none"
   cgroups         @9 :List(Text);   # (1.1) where each resource is enforced, e.g. "pids: cgroup v1 (...)"
-  userNamespace   @10 :Text;        # (1.1) what sandboxes get: "new" or "host" (as Applied.userNamespace)
-  userNamespaceSetting @11 :Text;   # (1.1) the helper's --user-namespace: "auto", "required" or "never"
-  userNamespaceReason  @12 :Text;   # (1.1) how the setting and the kernel led to userNamespace, one line
+  userNamespace   @10 :Text;        # (1.2) what sandboxes get: "new" or "host" (as Applied.userNamespace)
+  userNamespaceSetting @11 :Text;   # (1.2) the helper's --user-namespace: "auto", "required" or "never"
+  userNamespaceReason  @12 :Text;   # (1.2) how the setting and the kernel led to userNamespace, one line
 }
 
 interface Process {
