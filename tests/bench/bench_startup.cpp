@@ -26,6 +26,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -46,6 +47,7 @@ struct Options {
   unsigned rssRuns = 10000;
   unsigned rssClients = 8;
   bool gpu = true;
+  bool spans = false;
   std::string helper, cli, bwrap = "/usr/bin/bwrap";
 };
 
@@ -128,6 +130,27 @@ void printPair(const Pair& p) {
               p.aLabel.c_str(), median(p.a), percentile(p.a, 90), percentile(p.a, 99),
               p.bLabel.c_str(), median(p.b), percentile(p.b, 90), percentile(p.b, 99),
               medianRatio(p.a, p.b));
+}
+
+// The helper's --trace-spans lines ("spans run-7: checked +0.01 ... (ms)"):
+// for each phase, the times at which the sandboxes reached it.
+std::vector<std::pair<std::string, std::vector<double>>> parseSpans(const std::string& log) {
+  std::vector<std::pair<std::string, std::vector<double>>> phases;
+  std::istringstream lines(log);
+  std::string line;
+  while (std::getline(lines, line)) {
+    size_t at = line.find("spans run-");
+    if (at == std::string::npos) continue;
+    std::istringstream words(line.substr(line.find(':', at) + 1));
+    std::string phase, value;
+    while (words >> phase >> value && value.size() > 1 && value[0] == '+') {
+      auto it = std::find_if(phases.begin(), phases.end(),
+                             [&](const auto& p) { return p.first == phase; });
+      if (it == phases.end()) it = phases.insert(phases.end(), {phase, {}});
+      it->second.push_back(std::stod(value.substr(1)));
+    }
+  }
+  return phases;
 }
 
 std::string mib(unsigned long kib) {
@@ -231,6 +254,25 @@ int benchmark(const Options& o) {
                              Command({cli, "--version"}, kEnv, "/", kNobody), "/bin/true",
                              Command({"/bin/true"}, kEnv, "/", kNobody), o));
 
+  // Where a `run` spends its time, from a helper of its own started with
+  // --trace-spans (kept apart so that the rows above time the helper as
+  // it is normally run).
+  std::vector<std::pair<std::string, std::vector<double>>> spans;
+  std::vector<double> spansWhole;
+  if (o.spans) {
+    std::string spansDir = work.path() + "/spans-helper";
+    std::filesystem::create_directory(spansDir);
+    Helper traced(o.helper, spansDir, concat({"--trace-spans"}, capArgs));
+    const Command tracedRun = gpubox(traced, concat(concat({"run"}, kPlan), {"--", "/bin/true"}));
+    Runner runner;
+    for (unsigned i = 0; i < o.warmup; ++i) runner.timed(tracedRun);
+    std::string before = traced.log();
+    for (unsigned i = 0; i < o.runs; ++i) spansWhole.push_back(runner.timed(tracedRun));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    spans = parseSpans(traced.log().substr(before.size()));
+    std::fprintf(stderr, "  done: spans\n");
+  }
+
   // Throughput: each level runs gpubox and bwrap in turn (order alternating
   // by level), never both at once.
   struct Level {
@@ -282,6 +324,18 @@ int benchmark(const Options& o) {
   if (gpuSkipped)
     std::printf("%-26s skipped: %s\n", "run --gpu 0 (fake driver)", gpuSkipped->c_str());
   std::printf("A/B: the median of the per-pair ratios\n\n");
+  if (o.spans) {
+    std::printf(
+        "where `gpubox run` (same plan) spends its time: helper --trace-spans, %u runs; "
+        "ms from the request reaching the helper\n",
+        o.runs);
+    std::printf("%-10s %8s %8s %8s\n", "phase", "median", "p90", "p99");
+    for (const auto& [phase, times] : spans)
+      std::printf("%-10s %8.2f %8.2f %8.2f\n", phase.c_str(), median(times), percentile(times, 90),
+                  percentile(times, 99));
+    std::printf("%-10s %8.2f %8.2f %8.2f   (client fork to reap, same runs)\n\n", "whole",
+                median(spansWhole), percentile(spansWhole, 90), percentile(spansWhole, 99));
+  }
   std::printf(
       "throughput: `run` (same plan) vs bwrap, %u runs per client; sandboxes/s and "
       "latency (ms)\n",
@@ -296,7 +350,7 @@ int benchmark(const Options& o) {
   std::printf("ratio: gpubox sandboxes/s over bwrap's\n\n");
   std::printf("helper memory (VmRSS of gpubox-helper; its sandboxes' inits not counted)\n");
   auto row = [](const std::string& label, const std::string& value) {
-    std::printf("  %-40s %s\n", (label + ":").c_str(), value.c_str());
+    std::printf("  %-48s %s\n", (label + ":").c_str(), value.c_str());
   };
   char note[96];
   row("fresh, idle", mib(rssFresh));
@@ -340,6 +394,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   bool noGpu = false;
   app.add_flag("--no-gpu", noGpu, "Leave out the --gpu 0 rows (fake driver tree)");
+  app.add_flag("--spans", o.spans,
+               "Also time the phases of a run with a helper started with --trace-spans");
   app.add_option("--helper", o.helper, "gpubox-helper binary")->capture_default_str();
   app.add_option("--cli", o.cli, "gpubox binary")->capture_default_str();
   app.add_option("--bwrap", o.bwrap, "bubblewrap binary")->capture_default_str();
