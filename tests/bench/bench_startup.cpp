@@ -153,6 +153,40 @@ std::vector<std::pair<std::string, std::vector<double>>> parseSpans(const std::s
   return phases;
 }
 
+struct SpanTable {
+  std::string what;
+  std::vector<std::pair<std::string, std::vector<double>>> phases;
+  std::vector<double> whole;  // the client's fork to reap, same runs
+};
+
+// Runs `run` (a command against `traced`, a helper started with
+// --trace-spans) o.runs times in a row and collects the phases it logged.
+SpanTable traceRuns(const std::string& what, const Helper& traced, const Command& run,
+                    const Options& o) {
+  SpanTable t{what, {}, {}};
+  Runner runner;
+  for (unsigned i = 0; i < o.warmup; ++i) runner.timed(run);
+  std::string before = traced.log();
+  for (unsigned i = 0; i < o.runs; ++i) t.whole.push_back(runner.timed(run));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the last lines
+  t.phases = parseSpans(traced.log().substr(before.size()));
+  std::fprintf(stderr, "  done: spans, %s\n", what.c_str());
+  return t;
+}
+
+void printSpans(const SpanTable& t, unsigned runs) {
+  std::printf(
+      "where `%s` spends its time: helper --trace-spans, %u runs; ms from the request "
+      "reaching the helper\n",
+      t.what.c_str(), runs);
+  std::printf("%-10s %8s %8s %8s\n", "phase", "median", "p90", "p99");
+  for (const auto& [phase, times] : t.phases)
+    std::printf("%-10s %8.2f %8.2f %8.2f\n", phase.c_str(), median(times), percentile(times, 90),
+                percentile(times, 99));
+  std::printf("%-10s %8.2f %8.2f %8.2f   (client fork to reap, same runs)\n\n", "whole",
+              median(t.whole), percentile(t.whole, 90), percentile(t.whole, 99));
+}
+
 std::string mib(unsigned long kib) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(kib) / 1024.0);
@@ -213,6 +247,7 @@ int benchmark(const Options& o) {
             cwd),
       o));
 
+  std::vector<SpanTable> spanTables;  // --spans
   std::optional<std::string> gpuSkipped;
   if (!o.gpu) {
     gpuSkipped = "--no-gpu";
@@ -242,6 +277,16 @@ int benchmark(const Options& o) {
     pairs.push_back(
         interleave("--gpu 0 vs no GPU", "gpubox run --gpu 0", gpuRun, "gpubox run (same helper)",
                    gpubox(gpuHelper, concat(concat({"run"}, kPlan), {"--", "/bin/true"})), o));
+    if (o.spans) {
+      std::string tracedDir = work.path() + "/gpu-spans-helper";
+      std::filesystem::create_directory(tracedDir);
+      Helper traced(
+          o.helper, tracedDir,
+          concat({"--trace-spans", "--config", config, "--driver-root", fake.root()}, capArgs));
+      spanTables.push_back(traceRuns(
+          "gpubox run --gpu 0", traced,
+          gpubox(traced, concat(concat({"run", "--gpu", "0"}, kPlan), {"--", "/bin/true"})), o));
+    }
   }
 
   Runner control;
@@ -257,20 +302,14 @@ int benchmark(const Options& o) {
   // Where a `run` spends its time, from a helper of its own started with
   // --trace-spans (kept apart so that the rows above time the helper as
   // it is normally run).
-  std::vector<std::pair<std::string, std::vector<double>>> spans;
-  std::vector<double> spansWhole;
   if (o.spans) {
     std::string spansDir = work.path() + "/spans-helper";
     std::filesystem::create_directory(spansDir);
     Helper traced(o.helper, spansDir, concat({"--trace-spans"}, capArgs));
-    const Command tracedRun = gpubox(traced, concat(concat({"run"}, kPlan), {"--", "/bin/true"}));
-    Runner runner;
-    for (unsigned i = 0; i < o.warmup; ++i) runner.timed(tracedRun);
-    std::string before = traced.log();
-    for (unsigned i = 0; i < o.runs; ++i) spansWhole.push_back(runner.timed(tracedRun));
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    spans = parseSpans(traced.log().substr(before.size()));
-    std::fprintf(stderr, "  done: spans\n");
+    spanTables.insert(
+        spanTables.begin(),
+        traceRuns("gpubox run", traced,
+                  gpubox(traced, concat(concat({"run"}, kPlan), {"--", "/bin/true"})), o));
   }
 
   // Throughput: each level runs gpubox and bwrap in turn (order alternating
@@ -324,18 +363,7 @@ int benchmark(const Options& o) {
   if (gpuSkipped)
     std::printf("%-26s skipped: %s\n", "run --gpu 0 (fake driver)", gpuSkipped->c_str());
   std::printf("A/B: the median of the per-pair ratios\n\n");
-  if (o.spans) {
-    std::printf(
-        "where `gpubox run` (same plan) spends its time: helper --trace-spans, %u runs; "
-        "ms from the request reaching the helper\n",
-        o.runs);
-    std::printf("%-10s %8s %8s %8s\n", "phase", "median", "p90", "p99");
-    for (const auto& [phase, times] : spans)
-      std::printf("%-10s %8.2f %8.2f %8.2f\n", phase.c_str(), median(times), percentile(times, 90),
-                  percentile(times, 99));
-    std::printf("%-10s %8.2f %8.2f %8.2f   (client fork to reap, same runs)\n\n", "whole",
-                median(spansWhole), percentile(spansWhole, 90), percentile(spansWhole, 99));
-  }
+  for (const SpanTable& t : spanTables) printSpans(t, o.runs);
   std::printf(
       "throughput: `run` (same plan) vs bwrap, %u runs per client; sandboxes/s and "
       "latency (ms)\n",
