@@ -193,17 +193,20 @@ std::string mib(unsigned long kib) {
   return buf;
 }
 
+// Exit status for "cannot run here" (what meson counts as a skip).
+constexpr int kCannotRunHere = 77;
+
 int benchmark(const Options& o) {
   if (::geteuid() != 0) {
     std::fprintf(stderr,
-                 "bench_startup: needs root (it starts a gpubox-helper and runs "
+                 "bench_startup: not run: needs root (it starts a gpubox-helper and runs "
                  "commands as uid 65534)\n");
-    return 2;
+    return kCannotRunHere;
   }
   if (::access(o.bwrap.c_str(), X_OK) != 0) {
-    std::fprintf(stderr, "bench_startup: %s is not there (apt-get install bubblewrap)\n",
+    std::fprintf(stderr, "bench_startup: not run: %s is not there (apt-get install bubblewrap)\n",
                  o.bwrap.c_str());
-    return 2;
+    return kCannotRunHere;
   }
   unsigned maxClients = *std::max_element(o.concurrency.begin(), o.concurrency.end());
   TempDir work("gpubox-bench");
