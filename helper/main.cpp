@@ -29,6 +29,7 @@
 #include "privileges.hpp"
 #include "sandbox/process_title.hpp"
 #include "sessions.hpp"
+#include "span_trace.hpp"
 
 namespace {
 
@@ -36,6 +37,7 @@ struct Options {
   std::string listen;
   std::string socketMode = "0666";
   unsigned idleExit = 0;
+  bool traceSpans = false;
   std::string config = "/etc/gpubox/helper.toml";
   bool configGiven = false;
   std::string userNamespace;  // --user-namespace; unset: the policy's, else auto
@@ -337,6 +339,9 @@ int main(int argc, char** argv) {
   app.add_option("--max-calls-per-connection", opts.maxCallsPerConnection,
                  "Calls one connection may have in flight; more are refused")
       ->capture_default_str();
+  app.add_flag("--trace-spans", opts.traceSpans,
+               "Log each sandbox's start-up phases with their times (a debugging aid; see "
+               "docs/performance.md)");
   app.set_version_flag("--version", std::string("gpubox-helper ") + GPUBOX_VERSION);
   CLI11_PARSE(app, argc, argv);
   opts.configGiven = configOpt->count() > 0;
@@ -344,6 +349,7 @@ int main(int argc, char** argv) {
     if (!opts.checkConfig.empty())
       return gpubox::checkConfig(opts.checkConfig, opts.forUser, limitFlagSettings(opts));
     if (!opts.forUser.empty()) throw gpubox::Error("--for-user goes with --check-config FILE");
+    if (opts.traceSpans) gpubox::SpanTrace::enable();
     return serve(opts);
   } catch (const gpubox::Error& e) {
     std::fprintf(stderr, "gpubox-helper: %s\n", e.what());

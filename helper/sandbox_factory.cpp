@@ -14,6 +14,7 @@
 #include "gpu_assignment.hpp"
 #include "limit_resolution.hpp"
 #include "sandbox/launcher.hpp"
+#include "span_trace.hpp"
 
 namespace gpubox {
 
@@ -105,6 +106,7 @@ uint64_t monotonicMs() {
 
 std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity& peer,
                                           const SandboxSpec& spec, const std::string& sessionName) {
+  std::shared_ptr<SpanTrace> spans = SpanTrace::startIfEnabled();
   validateSpec(spec);
   const CallerPolicy caller = callerPolicy(ctx, peer);
   checkPrivilegedOptions(peer, caller.grant, spec);
@@ -121,10 +123,12 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
       ctx.cgroupsUnavailable.empty() && !why.empty())
     throw Error(why);
 
+  if (spans) spans->mark("checked");
   auto live = std::make_shared<LiveSandbox>();
   live->id = ++ctx.sandboxCounter;
   live->session = !sessionName.empty();
   live->name = live->session ? sessionName : "run-" + std::to_string(live->id);
+  if (spans) spans->setName(live->name);
   live->uid = peer.uid;
   live->startMs = monotonicMs();
   live->maxTimeoutMs = caller.defaults.maxTimeoutMs;
@@ -158,6 +162,7 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   std::string name = cgroup::sandboxCgroupName(live->id);
   std::optional<cgroup::DeviceRules> devices =
       deviceRulesFor(ctx, gpus ? &*gpus : nullptr, bindsDevices);
+  if (spans) spans->mark("planned");
   if (ctx.cgroupsUnavailable.empty()) {
     holdings->cgroup = cgroup::SandboxCgroup::create(ctx.cgroupLayout, name, limits.resources,
                                                      devices ? &*devices : nullptr);
@@ -218,7 +223,9 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   std::vector<std::pair<std::string, UniqueFd>> v1Procs;
   if (cg) v1Procs = cg->openV1Procs();
   config.awaitPlacement = !v1Procs.empty();
+  if (spans) spans->mark("cgroup");
   LaunchedInit init = launchInit(config, cg ? cg->v2Fd() : -1);
+  if (spans) spans->mark("cloned");
   auto log = std::make_shared<SandboxLogInfo>();
   log->record.uid = peer.uid;
   log->record.pid = peer.pid;
@@ -245,6 +252,7 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
         log->record.durationMs = monotonicMs() - log->startMs;
         logSandbox(log->record);
       });
+  live->runtime->traceSpans(spans);
   if (config.awaitPlacement)
     live->runtime->placeWhen(ctx.cgroupAttacher->attach(initPid, std::move(v1Procs)));
   holdings->pidNs = namespaceInode(initPid, "pid");

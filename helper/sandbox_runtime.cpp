@@ -130,6 +130,7 @@ void SandboxRuntime::handle(const initmsg::FromInitRecord& rec) {
       hidden_.push_back(static_cast<size_t>(rec.a));
       break;
     case FromInit::Ready:
+      if (spans_) spans_->mark("ready");
       ready_ = true;
       for (auto& f : readyWaiters_) f->fulfill();
       readyWaiters_.clear();
@@ -138,6 +139,7 @@ void SandboxRuntime::handle(const initmsg::FromInitRecord& rec) {
       initGone(std::string("sandbox setup failed: ") + rec.text);
       break;
     case FromInit::Started:
+      if (spans_) spans_->mark("started");
       break;
     case FromInit::AllGone: {
       auto it = execs_.find(rec.id);
@@ -153,6 +155,10 @@ void SandboxRuntime::handle(const initmsg::FromInitRecord& rec) {
       break;
     }
     case FromInit::StartFailed:
+      if (spans_) {
+        spans_->mark("start-failed");
+        spans_->emit();
+      }
       finishExec(rec.id, {.kind = ExecOutcome::Kind::NotStarted,
                           .value = rec.a,
                           .stage = static_cast<initmsg::StartStage>(rec.b),
@@ -171,6 +177,10 @@ void SandboxRuntime::handle(const initmsg::FromInitRecord& rec) {
       }
       out.pid = rec.b;
       out.wallNanos = static_cast<uint64_t>(rec.c);
+      if (spans_) {
+        spans_->mark("exited");
+        spans_->emit();
+      }
       finishExec(rec.id, std::move(out));
       break;
     }
@@ -302,6 +312,7 @@ kj::Promise<void> SandboxRuntime::runTimeout(uint32_t id) {
 void SandboxRuntime::placeWhen(kj::Promise<void> placement) {
   placement_ = placement
                    .then([this]() {
+                     if (spans_) spans_->mark("placed");
                      initmsg::ToInitRecord rec = {};
                      rec.type = initmsg::ToInit::Placed;
                      if (!dead_ && !sendRecord(control_.get(), &rec, sizeof(rec), {}))
@@ -340,6 +351,7 @@ uint32_t SandboxRuntime::exec(const Command& cmd, const int stdio[3], const Exec
   rec.id = id;
   if (!sendRecord(control_.get(), &rec, sizeof(rec), {memfd.get(), stdio[0], stdio[1], stdio[2]}))
     throwErrno("send exec request to the sandbox");
+  if (spans_) spans_->mark("exec");
   ExecState& state = execs_[id];
   state.options = options;
   state.oomKillsAtStart = oomKills();

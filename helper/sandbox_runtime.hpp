@@ -20,6 +20,7 @@
 #include "reaper.hpp"
 #include "sandbox/init_messages.hpp"
 #include "sandbox/launcher.hpp"
+#include "span_trace.hpp"
 #include "spec.hpp"
 
 namespace gpubox {
@@ -68,6 +69,9 @@ class SandboxRuntime {
   // Tells the init it was placed in its cgroups once PLACEMENT resolves (see
   // InitConfig::awaitPlacement); if it rejects, the sandbox fails with that.
   void placeWhen(kj::Promise<void> placement);
+  // Marks placed, ready, exec, started and exited on TRACE and logs it when
+  // a command ends (gpubox-helper --trace-spans); null: no tracing.
+  void traceSpans(std::shared_ptr<SpanTrace> trace) { spans_ = std::move(trace); }
   const std::vector<size_t>& skippedSteps() const { return skipped_; }
   const std::vector<size_t>& hiddenPaths() const { return hidden_; }
   pid_t initPid() const { return pid_; }
@@ -135,6 +139,7 @@ class SandboxRuntime {
   std::vector<size_t> hidden_;
   std::map<uint32_t, ExecState> execs_;
   uint32_t nextId_ = 1;
+  std::shared_ptr<SpanTrace> spans_;
 };
 
 }  // namespace gpubox

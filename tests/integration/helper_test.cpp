@@ -401,6 +401,41 @@ TEST(HelperStartup, IdleExit) {
   EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << "status " << *st << "\n" << h.log();
 }
 
+// --trace-spans: one line per sandbox with its start-up phases, in the
+// order they happen, each time at or after the one before (docs/performance.md).
+// Without the flag there is none.
+TEST(HelperStartup, TraceSpansLogsThePhasesInOrder) {
+  GPUBOX_REQUIRE_ROOT();
+  HelperProcess traced(HelperOptions{.extraArgs = {"--trace-spans"}});
+  auto r = traced.cli({"run", "--", "true"}, {.asUid = kNobodyUid});
+  ASSERT_EQ(r.exitCode, 0) << r.describe();
+  std::string line;
+  ASSERT_TRUE(pollUntil(
+      [&] {
+        for (const auto& l : lines(traced.log()))
+          if (l.find("spans run-") != std::string::npos) line = l;
+        return !line.empty();
+      },
+      10s))
+      << traced.log();
+  double last = 0;
+  size_t at = 0;
+  for (const char* phase :
+       {"checked", "planned", "cgroup", "cloned", "ready", "exec", "started", "exited"}) {
+    size_t found = line.find(std::string(" ") + phase + " +", at);
+    ASSERT_NE(found, std::string::npos) << phase << " missing or out of order in: " << line;
+    at = found + std::strlen(phase) + 3;
+    double ms = std::stod(line.substr(at));
+    EXPECT_GE(ms, last) << phase << " in: " << line;
+    last = ms;
+  }
+
+  HelperProcess plain;
+  ASSERT_EQ(plain.cli({"run", "--", "true"}).exitCode, 0);
+  plain.stop();
+  EXPECT_EQ(plain.log().find("spans "), std::string::npos) << plain.log();
+}
+
 // Regression: SIGTERM with a live sandbox once aborted the helper (a sandbox
 // released after the event loop was gone).
 TEST(HelperStartup, SigtermWithARunningSandboxExitsCleanlyAndKillsIt) {

@@ -1,0 +1,446 @@
+// bench_startup: whole-process timings of gpubox against bubblewrap.
+//
+// Starts a private gpubox-helper (as root, like a real one) and times, from
+// fork to reap, commands started as uid 65534: `gpubox run` with several
+// plans, `gpubox exec` into a session, `gpubox --version`, each interleaved
+// run by run with its bubblewrap (or /bin/true) counterpart so that a slow
+// moment of the machine hits both sides; then sandboxes per second with
+// concurrent clients, and the helper's memory. Prints one table.
+//
+//   build/tests/bench/bench_startup --runs 300
+//
+// Needs root (the helper, and switching to uid 65534), /usr/bin/bwrap and
+// a kernel that lets uid 65534 create user namespaces (for bubblewrap).
+// It measures; it never passes or fails on a time. See docs/performance.md.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fake_driver.hpp"
+#include "process.hpp"
+#include "stats.hpp"
+
+namespace gpubox::bench {
+namespace {
+
+struct Options {
+  unsigned runs = 300;
+  unsigned warmup = 5;
+  std::vector<unsigned> concurrency = {1, 2, 8, 16, 32};
+  unsigned runsPerClient = 20;
+  unsigned idleSessions = 100;
+  unsigned rssRuns = 10000;
+  unsigned rssClients = 8;
+  bool gpu = true;
+  bool spans = false;
+  std::string helper, cli, bwrap = "/usr/bin/bwrap";
+};
+
+const std::vector<std::string> kEnv = {"PATH=/usr/bin:/bin", "HOME=/", "LANG=C"};
+// The plan both tools get in the explicit-plan rows.
+const std::vector<std::string> kPlan = {"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"};
+
+std::vector<std::string> concat(std::vector<std::string> a, const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+// Where meson puts the helper and the CLI, relative to this executable
+// (build/tests/bench/bench_startup).
+std::string besideBuild(const std::string& rel) {
+  auto self = std::filesystem::read_symlink("/proc/self/exe");
+  return (self.parent_path() / ".." / ".." / rel).lexically_normal().string();
+}
+
+struct Pair {
+  std::string name, aLabel, bLabel;
+  std::vector<double> a, b;
+};
+
+// Interleaved A/B: run i does A then B, run i+1 B then A.
+Pair interleave(const std::string& name, const std::string& aLabel, const Command& a,
+                const std::string& bLabel, const Command& b, const Options& o) {
+  Runner runner;
+  for (unsigned i = 0; i < o.warmup; ++i) {
+    runner.timed(a);
+    runner.timed(b);
+  }
+  Pair p{name, aLabel, bLabel, {}, {}};
+  for (unsigned i = 0; i < o.runs; ++i) {
+    if (i % 2 == 0) {
+      p.a.push_back(runner.timed(a));
+      p.b.push_back(runner.timed(b));
+    } else {
+      p.b.push_back(runner.timed(b));
+      p.a.push_back(runner.timed(a));
+    }
+  }
+  std::fprintf(stderr, "  done: %s\n", name.c_str());
+  return p;
+}
+
+struct Throughput {
+  double perSecond = 0;
+  std::vector<double> latencies;
+};
+
+// `clients` threads, each running `command` `perClient` times back to back.
+Throughput concurrent(const Command& command, unsigned clients, unsigned perClient) {
+  std::vector<std::vector<double>> samples(clients);
+  std::vector<std::exception_ptr> errors(clients);
+  auto t0 = std::chrono::steady_clock::now();
+  {
+    std::vector<std::jthread> threads;
+    for (unsigned c = 0; c < clients; ++c)
+      threads.emplace_back([&, c] {
+        try {
+          Runner runner;
+          for (unsigned i = 0; i < perClient; ++i) samples[c].push_back(runner.timed(command));
+        } catch (...) {
+          errors[c] = std::current_exception();
+        }
+      });
+  }
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+  Throughput t;
+  for (auto& s : samples) t.latencies.insert(t.latencies.end(), s.begin(), s.end());
+  t.perSecond = static_cast<double>(t.latencies.size()) / seconds;
+  return t;
+}
+
+void printPair(const Pair& p) {
+  std::printf("%-26s %-24s %7.2f %7.2f %7.2f | %-24s %7.2f %7.2f %7.2f | %6.2f\n", p.name.c_str(),
+              p.aLabel.c_str(), median(p.a), percentile(p.a, 90), percentile(p.a, 99),
+              p.bLabel.c_str(), median(p.b), percentile(p.b, 90), percentile(p.b, 99),
+              medianRatio(p.a, p.b));
+}
+
+// The helper's --trace-spans lines ("spans run-7: checked +0.01 ... (ms)"):
+// for each phase, the times at which the sandboxes reached it.
+std::vector<std::pair<std::string, std::vector<double>>> parseSpans(const std::string& log) {
+  std::vector<std::pair<std::string, std::vector<double>>> phases;
+  std::istringstream lines(log);
+  std::string line;
+  while (std::getline(lines, line)) {
+    size_t at = line.find("spans run-");
+    if (at == std::string::npos) continue;
+    std::istringstream words(line.substr(line.find(':', at) + 1));
+    std::string phase, value;
+    while (words >> phase >> value && value.size() > 1 && value[0] == '+') {
+      auto it = std::find_if(phases.begin(), phases.end(),
+                             [&](const auto& p) { return p.first == phase; });
+      if (it == phases.end()) it = phases.insert(phases.end(), {phase, {}});
+      it->second.push_back(std::stod(value.substr(1)));
+    }
+  }
+  return phases;
+}
+
+struct SpanTable {
+  std::string what;
+  std::vector<std::pair<std::string, std::vector<double>>> phases;
+  std::vector<double> whole;  // the client's fork to reap, same runs
+};
+
+// Runs `run` (a command against `traced`, a helper started with
+// --trace-spans) o.runs times in a row and collects the phases it logged.
+SpanTable traceRuns(const std::string& what, const Helper& traced, const Command& run,
+                    const Options& o) {
+  SpanTable t{what, {}, {}};
+  Runner runner;
+  for (unsigned i = 0; i < o.warmup; ++i) runner.timed(run);
+  std::string before = traced.log();
+  for (unsigned i = 0; i < o.runs; ++i) t.whole.push_back(runner.timed(run));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the last lines
+  t.phases = parseSpans(traced.log().substr(before.size()));
+  std::fprintf(stderr, "  done: spans, %s\n", what.c_str());
+  return t;
+}
+
+void printSpans(const SpanTable& t, unsigned runs) {
+  std::printf(
+      "where `%s` spends its time: helper --trace-spans, %u runs; ms from the request "
+      "reaching the helper\n",
+      t.what.c_str(), runs);
+  std::printf("%-10s %8s %8s %8s\n", "phase", "median", "p90", "p99");
+  for (const auto& [phase, times] : t.phases)
+    std::printf("%-10s %8.2f %8.2f %8.2f\n", phase.c_str(), median(times), percentile(times, 90),
+                percentile(times, 99));
+  std::printf("%-10s %8.2f %8.2f %8.2f   (client fork to reap, same runs)\n\n", "whole",
+              median(t.whole), percentile(t.whole, 90), percentile(t.whole, 99));
+}
+
+std::string mib(unsigned long kib) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(kib) / 1024.0);
+  return buf;
+}
+
+// Exit status for "cannot run here" (what meson counts as a skip).
+constexpr int kCannotRunHere = 77;
+
+int benchmark(const Options& o) {
+  if (::geteuid() != 0) {
+    std::fprintf(stderr,
+                 "bench_startup: not run: needs root (it starts a gpubox-helper and runs "
+                 "commands as uid 65534)\n");
+    return kCannotRunHere;
+  }
+  if (::access(o.bwrap.c_str(), X_OK) != 0) {
+    std::fprintf(stderr, "bench_startup: not run: %s is not there (apt-get install bubblewrap)\n",
+                 o.bwrap.c_str());
+    return kCannotRunHere;
+  }
+  unsigned maxClients = *std::max_element(o.concurrency.begin(), o.concurrency.end());
+  TempDir work("gpubox-bench");
+  // Uid 65534 must reach the CLI (the build tree may be private) and run
+  // the default plan from a directory of its own under /tmp.
+  std::string cli = copyExecutable(o.cli, work.path(), "gpubox");
+  std::string cwd = work.path() + "/cwd";
+  std::filesystem::create_directory(cwd);
+  if (::chown(cwd.c_str(), kNobody, kNobody) != 0 || ::chmod(cwd.c_str(), 0777) != 0)
+    throw std::runtime_error("cannot prepare " + cwd);
+  std::string helperDir = work.path() + "/helper";
+  std::filesystem::create_directory(helperDir);
+  std::string caps = std::to_string(std::max(maxClients, o.idleSessions) + 16);
+  std::vector<std::string> capArgs = {"--max-sandboxes-per-uid", caps, "--max-sessions-per-uid",
+                                      caps};
+  Helper helper(o.helper, helperDir, capArgs);
+  unsigned long rssFresh = vmRssKiB(helper.pid());
+
+  auto gpubox = [&](const Helper& h, std::vector<std::string> args, const std::string& dir = "/") {
+    return Command(concat({cli, "--socket", h.socket()}, args), kEnv, dir, kNobody);
+  };
+  auto bwrap = [&](std::vector<std::string> args, const std::string& dir = "/") {
+    return Command(
+        concat(concat({o.bwrap, "--unshare-all", "--die-with-parent"}, args), {"--", "/bin/true"}),
+        kEnv, dir, kNobody);
+  };
+  const Command gpuboxPlan = gpubox(helper, concat(concat({"run"}, kPlan), {"--", "/bin/true"}));
+  const Command bwrapPlan = bwrap(kPlan);
+
+  std::vector<Pair> pairs;
+  std::fprintf(stderr, "bench_startup: %u runs each (+%u warm-up), helper pid %d\n", o.runs,
+               o.warmup, helper.pid());
+  pairs.push_back(interleave("run, same plan", "gpubox run", gpuboxPlan, "bwrap", bwrapPlan, o));
+  // The default plan: host root read-only, fresh /dev /proc /tmp /run, /sys
+  // read-only, the working directory writable. HOME=/ hides nothing.
+  pairs.push_back(interleave(
+      "run, default plan", "gpubox run (default)", gpubox(helper, {"run", "--", "/bin/true"}, cwd),
+      "bwrap (same plan)",
+      bwrap({"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+             "--tmpfs", "/run", "--ro-bind", "/sys", "/sys", "--bind", cwd, cwd, "--chdir", cwd},
+            cwd),
+      o));
+
+  std::vector<SpanTable> spanTables;  // --spans
+  std::optional<std::string> gpuSkipped;
+  if (!o.gpu) {
+    gpuSkipped = "--no-gpu";
+  } else if (!testing::FakeDriverRoot::canMknod()) {
+    gpuSkipped = "cannot mknod the fake driver's nodes here";
+  } else {
+    testing::FakeDriverRoot fake({.gpus = 1});
+    std::string gpuDir = work.path() + "/gpu-helper";
+    std::filesystem::create_directory(gpuDir);
+    std::string config = gpuDir + "/helper.toml";
+    {
+      std::FILE* f = std::fopen(config.c_str(), "w");
+      if (!f) throw std::runtime_error("cannot write " + config);
+      std::fputs("[[allow]]\nusers = [65534]\ngpus = [\"all\"]\nmax_gpus = 1\n", f);
+      std::fclose(f);
+    }
+    Helper gpuHelper(o.helper, gpuDir,
+                     concat({"--config", config, "--driver-root", fake.root()}, capArgs));
+    std::vector<std::string> devBinds;
+    for (const char* node : {"nvidia0", "nvidiactl", "nvidia-uvm", "nvidia-uvm-tools"})
+      devBinds.insert(devBinds.end(), {"--dev-bind", fake.path(std::string("dev/") + node),
+                                       "/dev/" + std::string(node)});
+    const Command gpuRun =
+        gpubox(gpuHelper, concat(concat({"run", "--gpu", "0"}, kPlan), {"--", "/bin/true"}));
+    pairs.push_back(interleave("run --gpu 0 (fake driver)", "gpubox run --gpu 0", gpuRun,
+                               "bwrap + --dev-binds", bwrap(concat(kPlan, devBinds)), o));
+    pairs.push_back(
+        interleave("--gpu 0 vs no GPU", "gpubox run --gpu 0", gpuRun, "gpubox run (same helper)",
+                   gpubox(gpuHelper, concat(concat({"run"}, kPlan), {"--", "/bin/true"})), o));
+    if (o.spans) {
+      std::string tracedDir = work.path() + "/gpu-spans-helper";
+      std::filesystem::create_directory(tracedDir);
+      Helper traced(
+          o.helper, tracedDir,
+          concat({"--trace-spans", "--config", config, "--driver-root", fake.root()}, capArgs));
+      spanTables.push_back(traceRuns(
+          "gpubox run --gpu 0", traced,
+          gpubox(traced, concat(concat({"run", "--gpu", "0"}, kPlan), {"--", "/bin/true"})), o));
+    }
+  }
+
+  Runner control;
+  control.timed(gpubox(helper, concat({"session", "create", "--name", "bench-warm"}, kPlan)));
+  pairs.push_back(interleave("exec into a session", "gpubox exec",
+                             gpubox(helper, {"exec", "bench-warm", "--", "/bin/true"}), "bwrap",
+                             bwrapPlan, o));
+  control.timed(gpubox(helper, {"session", "rm", "bench-warm"}));
+  pairs.push_back(interleave("client start-up", "gpubox --version",
+                             Command({cli, "--version"}, kEnv, "/", kNobody), "/bin/true",
+                             Command({"/bin/true"}, kEnv, "/", kNobody), o));
+
+  // Where a `run` spends its time, from a helper of its own started with
+  // --trace-spans (kept apart so that the rows above time the helper as
+  // it is normally run).
+  if (o.spans) {
+    std::string spansDir = work.path() + "/spans-helper";
+    std::filesystem::create_directory(spansDir);
+    Helper traced(o.helper, spansDir, concat({"--trace-spans"}, capArgs));
+    spanTables.insert(
+        spanTables.begin(),
+        traceRuns("gpubox run", traced,
+                  gpubox(traced, concat(concat({"run"}, kPlan), {"--", "/bin/true"})), o));
+  }
+
+  // Throughput: each level runs gpubox and bwrap in turn (order alternating
+  // by level), never both at once.
+  struct Level {
+    unsigned clients;
+    Throughput g, b;
+  };
+  std::vector<Level> levels;
+  for (size_t i = 0; i < o.concurrency.size(); ++i) {
+    unsigned c = o.concurrency[i];
+    Level l{c, {}, {}};
+    if (i % 2 == 0) {
+      l.g = concurrent(gpuboxPlan, c, o.runsPerClient);
+      l.b = concurrent(bwrapPlan, c, o.runsPerClient);
+    } else {
+      l.b = concurrent(bwrapPlan, c, o.runsPerClient);
+      l.g = concurrent(gpuboxPlan, c, o.runsPerClient);
+    }
+    std::fprintf(stderr, "  done: throughput, %u clients\n", c);
+    levels.push_back(std::move(l));
+  }
+
+  // Memory: the helper alone (its sessions' inits are processes of their own).
+  unsigned long rssWarm = vmRssKiB(helper.pid());
+  std::vector<std::string> names;
+  for (unsigned i = 0; i < o.idleSessions; ++i) {
+    names.push_back("bench-idle-" + std::to_string(i));
+    control.timed(gpubox(helper, concat({"session", "create", "--name", names.back()}, kPlan)));
+  }
+  unsigned long rssSessions = vmRssKiB(helper.pid());
+  if (!names.empty()) control.timed(gpubox(helper, concat({"session", "rm"}, names)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the reaper's turn
+  unsigned long rssBeforeRuns = vmRssKiB(helper.pid());
+  unsigned clients = std::max(1u, o.rssClients);
+  Throughput rssLoad = concurrent(gpuboxPlan, clients, (o.rssRuns + clients - 1) / clients);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  unsigned long rssAfterRuns = vmRssKiB(helper.pid());
+  std::fprintf(stderr, "  done: memory\n");
+
+  // ---------------------------------------------------------------- table
+  char host[256] = "?";
+  ::gethostname(host, sizeof host);
+  std::printf(
+      "gpubox start-up benchmark: %u runs each, interleaved A/B, as uid 65534; "
+      "times in ms, fork to reap\n",
+      o.runs);
+  std::printf("%-26s %-24s %7s %7s %7s | %-24s %7s %7s %7s | %6s\n", "benchmark", "A", "median",
+              "p90", "p99", "B", "median", "p90", "p99", "A/B");
+  for (const auto& p : pairs) printPair(p);
+  if (gpuSkipped)
+    std::printf("%-26s skipped: %s\n", "run --gpu 0 (fake driver)", gpuSkipped->c_str());
+  std::printf("A/B: the median of the per-pair ratios\n\n");
+  for (const SpanTable& t : spanTables) printSpans(t, o.runs);
+  std::printf(
+      "throughput: `run` (same plan) vs bwrap, %u runs per client; sandboxes/s and "
+      "latency (ms)\n",
+      o.runsPerClient);
+  std::printf("%-8s %12s %8s %8s | %12s %8s %8s | %6s\n", "clients", "gpubox /s", "median", "p99",
+              "bwrap /s", "median", "p99", "ratio");
+  for (const auto& l : levels)
+    std::printf("%-8u %12.1f %8.2f %8.2f | %12.1f %8.2f %8.2f | %6.2f\n", l.clients, l.g.perSecond,
+                median(l.g.latencies), percentile(l.g.latencies, 99), l.b.perSecond,
+                median(l.b.latencies), percentile(l.b.latencies, 99),
+                l.b.perSecond > 0 ? l.g.perSecond / l.b.perSecond : 0);
+  std::printf("ratio: gpubox sandboxes/s over bwrap's\n\n");
+  std::printf("helper memory (VmRSS of gpubox-helper; its sandboxes' inits not counted)\n");
+  auto row = [](const std::string& label, const std::string& value) {
+    std::printf("  %-48s %s\n", (label + ":").c_str(), value.c_str());
+  };
+  char note[96];
+  row("fresh, idle", mib(rssFresh));
+  row("idle after the runs above", mib(rssWarm));
+  std::snprintf(note, sizeof note, " (%+.1f KiB per session)",
+                o.idleSessions ? (static_cast<double>(rssSessions) - static_cast<double>(rssWarm)) /
+                                     o.idleSessions
+                               : 0.0);
+  row("with " + std::to_string(o.idleSessions) + " idle sessions", mib(rssSessions) + note);
+  row("sessions removed, before " + std::to_string(rssLoad.latencies.size()) + " runs (" +
+          std::to_string(clients) + " clients)",
+      mib(rssBeforeRuns));
+  std::snprintf(note, sizeof note, " (%+ld KiB; %.1f runs/s)",
+                static_cast<long>(rssAfterRuns) - static_cast<long>(rssBeforeRuns),
+                rssLoad.perSecond);
+  row("after them", mib(rssAfterRuns) + note);
+  return 0;
+}
+
+}  // namespace
+}  // namespace gpubox::bench
+
+int main(int argc, char** argv) {
+  gpubox::bench::Options o;
+  o.helper = gpubox::bench::besideBuild("helper/gpubox-helper");
+  o.cli = gpubox::bench::besideBuild("client/gpubox");
+  CLI::App app{"bench_startup: gpubox start-up, throughput and memory against bubblewrap"};
+  app.add_option("--runs", o.runs, "Interleaved runs of each side per latency row")
+      ->capture_default_str();
+  app.add_option("--warmup", o.warmup, "Untimed runs of each side first")->capture_default_str();
+  app.add_option("--concurrency", o.concurrency, "Concurrent client counts for throughput")
+      ->delimiter(',')
+      ->capture_default_str();
+  app.add_option("--runs-per-client", o.runsPerClient, "Runs each concurrent client makes")
+      ->capture_default_str();
+  app.add_option("--idle-sessions", o.idleSessions, "Idle sessions for the memory row")
+      ->capture_default_str();
+  app.add_option("--rss-runs", o.rssRuns, "Runs between the two memory readings")
+      ->capture_default_str();
+  app.add_option("--rss-clients", o.rssClients, "Concurrent clients making those runs")
+      ->capture_default_str();
+  bool noGpu = false;
+  app.add_flag("--no-gpu", noGpu, "Leave out the --gpu 0 rows (fake driver tree)");
+  app.add_flag("--spans", o.spans,
+               "Also time the phases of a run with a helper started with --trace-spans");
+  app.add_option("--helper", o.helper, "gpubox-helper binary")->capture_default_str();
+  app.add_option("--cli", o.cli, "gpubox binary")->capture_default_str();
+  app.add_option("--bwrap", o.bwrap, "bubblewrap binary")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  o.gpu = !noGpu;
+  if (o.runs == 0 || o.concurrency.empty() ||
+      std::find(o.concurrency.begin(), o.concurrency.end(), 0u) != o.concurrency.end()) {
+    std::fprintf(stderr, "bench_startup: --runs and every --concurrency must be at least 1\n");
+    return 2;
+  }
+  try {
+    return gpubox::bench::benchmark(o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_startup: %s\n", e.what());
+    return 1;
+  }
+}
