@@ -109,6 +109,11 @@ kj::Promise<void> SandboxRuntime::readLoop() {
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       return observer_.whenBecomesReadable().then([this]() { return readLoop(); });
     }
+    // An init that exits with a record of ours unread (a Placed that
+    // crossed its SetupFailed) makes the kernel report ECONNRESET once,
+    // ahead of what it sent before it went: read on, so its own words
+    // (why setup failed) are what the caller gets.
+    if (n < 0 && errno == ECONNRESET) continue;
     if (n <= 0) {
       initGone(ready_ ? "the sandbox's init exited unexpectedly"
                       : "the sandbox's init exited during setup");
@@ -315,8 +320,11 @@ void SandboxRuntime::placeWhen(kj::Promise<void> placement) {
                      if (spans_) spans_->mark("placed");
                      initmsg::ToInitRecord rec = {};
                      rec.type = initmsg::ToInit::Placed;
-                     if (!dead_ && !sendRecord(control_.get(), &rec, sizeof(rec), {}))
-                       throwErrno("tell the sandbox's init it joined its cgroups");
+                     if (dead_ || sendRecord(control_.get(), &rec, sizeof(rec), {})) return;
+                     // The init went first (its setup failed before it waited
+                     // for this): the read loop reports why, from its record.
+                     if (errno == EPIPE || errno == ECONNRESET) return;
+                     throwErrno("tell the sandbox's init it joined its cgroups");
                    })
                    .eagerlyEvaluate([this](kj::Exception&& e) {
                      initGone(e.getDescription().cStr());
