@@ -739,6 +739,23 @@ std::vector<std::string> lines(const std::string& text) {
   return out;
 }
 
+std::map<std::string, std::string> parseProbe(const std::string& out) {
+  std::map<std::string, std::string> result;
+  for (const auto& line : lines(out)) {
+    auto eq = line.find('=');
+    if (eq != std::string::npos) result[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return result;
+}
+
+std::vector<std::string> stringsOf(const nlohmann::json& j) {
+  std::vector<std::string> out;
+  if (!j.is_array()) return out;
+  for (const auto& e : j)
+    if (e.is_string()) out.push_back(e.get<std::string>());
+  return out;
+}
+
 std::string statusField(const std::string& text, const std::string& key) {
   for (const auto& l : lines(text)) {
     if (l.rfind(key + ":", 0) != 0) continue;

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -267,6 +268,12 @@ bool pollUntil(Pred pred, std::chrono::milliseconds timeout) {
 
 // Splits on '\n', dropping a trailing empty line.
 std::vector<std::string> lines(const std::string& text);
+// "KEY=VALUE" lines (what the syscall probe prints) as a map; other lines
+// are ignored.
+std::map<std::string, std::string> parseProbe(const std::string& out);
+// The string elements of a JSON array (e.g. --json-status "limits"); [] for
+// anything else.
+std::vector<std::string> stringsOf(const nlohmann::json& j);
 // The value of "Key:" in a /proc/<pid>/status-style text, trimmed; "" if absent.
 std::string statusField(const std::string& text, const std::string& key);
 

@@ -27,25 +27,8 @@ using ::testing::Contains;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-std::vector<std::string> stringsOf(const nlohmann::json& j) {
-  std::vector<std::string> out;
-  if (!j.is_array()) return out;
-  for (const auto& e : j)
-    if (e.is_string()) out.push_back(e.get<std::string>());
-  return out;
-}
-
 bool contains(const std::string& hay, const std::string& needle) {
   return hay.find(needle) != std::string::npos;
-}
-
-std::map<std::string, std::string> parseProbe(const std::string& out) {
-  std::map<std::string, std::string> seen;
-  for (const std::string& l : lines(out)) {
-    const size_t eq = l.find('=');
-    if (eq != std::string::npos) seen[l.substr(0, eq)] = l.substr(eq + 1);
-  }
-  return seen;
 }
 
 // A helper started with --config <a root-owned policy file>.

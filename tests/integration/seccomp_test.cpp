@@ -22,15 +22,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::map<std::string, std::string> parseProbe(const std::string& out) {
-  std::map<std::string, std::string> result;
-  for (const auto& line : lines(out)) {
-    auto eq = line.find('=');
-    if (eq != std::string::npos) result[line.substr(0, eq)] = line.substr(eq + 1);
-  }
-  return result;
-}
-
 class Seccomp : public CallerTest {
  protected:
   void SetUp() override {

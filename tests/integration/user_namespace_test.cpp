@@ -36,15 +36,6 @@ std::string hostUserNs() {
   return buf;
 }
 
-std::map<std::string, std::string> parseProbe(const std::string& out) {
-  std::map<std::string, std::string> result;
-  for (const auto& line : lines(out)) {
-    auto eq = line.find('=');
-    if (eq != std::string::npos) result[line.substr(0, eq)] = line.substr(eq + 1);
-  }
-  return result;
-}
-
 std::string denyUserNsPath() {
   const char* p = std::getenv("GPUBOX_DENY_USERNS");
   if (!p) ADD_FAILURE() << "GPUBOX_DENY_USERNS is not set (meson sets it)";
