@@ -19,6 +19,7 @@
 #include <initializer_list>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "harness.hpp"
@@ -64,6 +65,22 @@ struct ProbeRow {
 itest::RunResult runProbeRows(const itest::HelperProcess& helper, uid_t caller,
                               const std::string& probe, const std::vector<std::string>& plan,
                               const std::vector<ProbeRow>& rows, itest::RunOptions opts = {});
+
+// A test against a fresh helper, as root and as uid 65534, with the escape
+// probe copied where both can run it.
+class ProbeEscapeTest : public itest::CallerTest {
+ protected:
+  void SetUp() override {
+    CallerTest::SetUp();
+    if (IsSkipped()) return;
+    probe_ = installProbe(helper().workDir());
+  }
+  itest::RunResult probeRows(const std::vector<std::string>& plan,
+                             const std::vector<ProbeRow>& rows, itest::RunOptions opts = {}) {
+    return runProbeRows(helper(), caller(), probe_, plan, rows, std::move(opts));
+  }
+  std::string probe_;
+};
 
 // "ATTEMPT => RESULT" lines of the probe's output, by attempt.
 std::map<std::string, std::string> parseProbeOutput(const std::string& out);

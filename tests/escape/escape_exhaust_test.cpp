@@ -30,13 +30,8 @@ namespace {
 using namespace std::chrono_literals;
 using itest::kNobodyUid;
 
-class ExhaustEscape : public itest::CallerTest {
+class ExhaustEscape : public ProbeEscapeTest {
  protected:
-  void SetUp() override {
-    CallerTest::SetUp();
-    if (IsSkipped()) return;
-    probe_ = installProbe(helper().workDir());
-  }
   // "served in N ms" when another sandbox of the caller's runs to the end
   // within 30 s, else what happened.
   std::string anotherSandbox() {
@@ -50,7 +45,6 @@ class ExhaustEscape : public itest::CallerTest {
     if (r.exitCode == 0 && r.out == "served\n") return "served";
     return "not served (" + endedAs(r) + ", after " + std::to_string(ms) + " ms): " + r.err;
   }
-  std::string probe_;
 };
 
 TEST_P(ExhaustEscape, ForkBombUnderPids64) {

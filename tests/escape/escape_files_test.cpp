@@ -34,12 +34,11 @@ using itest::kNobodyUid;
 constexpr uid_t kOtherUid = 4242;
 constexpr const char* kSecret = "gpubox-escape-SECRET-7031";
 
-class FileEscape : public itest::CallerTest {
+class FileEscape : public ProbeEscapeTest {
  protected:
   void SetUp() override {
-    CallerTest::SetUp();
+    ProbeEscapeTest::SetUp();
     if (IsSkipped()) return;
-    probe_ = installProbe(helper().workDir());
     base_ = std::make_unique<itest::TempDir>(0755, 0, 0, "gpubox-escape-files");
     secretDir_ = *base_ / "other-0700";
     itest::makeDir(secretDir_, 0700, kOtherUid, kOtherUid);
@@ -70,7 +69,6 @@ class FileEscape : public itest::CallerTest {
     });
   }
 
-  std::string probe_;
   std::unique_ptr<itest::TempDir> base_;
   std::string secretDir_, mine_;
 };

@@ -38,19 +38,7 @@ using itest::kNobodyUid;
 const std::vector<std::string> kHostRootPlan = {"--ro-bind", "/",    "/",       "--proc", "/proc",
                                                 "--dev",     "/dev", "--tmpfs", "/mnt"};
 
-class KernelEscape : public itest::CallerTest {
- protected:
-  void SetUp() override {
-    CallerTest::SetUp();
-    if (IsSkipped()) return;
-    probe_ = installProbe(helper().workDir());
-  }
-  itest::RunResult probeRows(const std::vector<std::string>& plan,
-                             const std::vector<ProbeRow>& rows, itest::RunOptions opts = {}) {
-    return runProbeRows(helper(), caller(), probe_, plan, rows, std::move(opts));
-  }
-  std::string probe_;
-};
+class KernelEscape : public ProbeEscapeTest {};
 
 TEST_P(KernelEscape, MountApiOldAndNew) {
   const Expect eperm = refused({"EPERM"});

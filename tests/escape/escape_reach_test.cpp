@@ -50,19 +50,7 @@ namespace {
 
 using itest::kNobodyUid;
 
-class ReachEscape : public itest::CallerTest {
- protected:
-  void SetUp() override {
-    CallerTest::SetUp();
-    if (IsSkipped()) return;
-    probe_ = installProbe(helper().workDir());
-  }
-  itest::RunResult probeRows(const std::vector<std::string>& plan,
-                             const std::vector<ProbeRow>& rows, itest::RunOptions opts = {}) {
-    return runProbeRows(helper(), caller(), probe_, plan, rows, std::move(opts));
-  }
-  std::string probe_;
-};
+class ReachEscape : public ProbeEscapeTest {};
 
 // A listening socket (closed on destruction).
 class Listener {

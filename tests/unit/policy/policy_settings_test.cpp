@@ -9,21 +9,14 @@
 #include <string>
 
 #include "error.hpp"
+#include "expect_policy_error.hpp"
 #include "policy.hpp"
 
 namespace gpubox::policy {
 namespace {
 
 void expectError(const std::string& text, std::initializer_list<std::string> fragments) {
-  try {
-    Policy::parse(text, "p.toml");
-    ADD_FAILURE() << "parse succeeded but should have failed:\n" << text;
-  } catch (const Error& e) {
-    const std::string message = e.what();
-    for (const auto& fragment : fragments)
-      EXPECT_NE(message.find(fragment), std::string::npos)
-          << "message '" << message << "' lacks '" << fragment << "'";
-  }
+  policy::expectError(text, fragments, "p.toml");
 }
 
 Caller user(uid_t uid) {

@@ -10,22 +10,13 @@
 #include <string>
 
 #include "error.hpp"
+#include "expect_policy_error.hpp"
 
 namespace gpubox::policy {
 namespace {
 
-// Asserts that parsing TEXT fails with a message containing every one of the
-// given fragments (file:line and the reason).
 void expectError(const std::string& text, std::initializer_list<std::string> fragments) {
-  try {
-    Policy::parse(text, "test.toml");
-    ADD_FAILURE() << "parse succeeded but should have failed:\n" << text;
-  } catch (const Error& e) {
-    const std::string message = e.what();
-    for (const auto& fragment : fragments)
-      EXPECT_NE(message.find(fragment), std::string::npos)
-          << "message '" << message << "' lacks '" << fragment << "'";
-  }
+  policy::expectError(text, fragments, "test.toml");
 }
 
 Caller user(uid_t uid, gid_t gid = 12345, std::vector<gid_t> groups = {}) {
