@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -90,65 +91,90 @@ struct ChildFailure {
   int32_t rlimit;  // stage Other: index of the rlimit that failed
 };
 
+// What the command's process needs, all built before it exists: it shares
+// the init's memory until execve (CLONE_VM | CLONE_VFORK) and must not
+// allocate, so it only reads this and writes `failure`.
+struct ChildPlan {
+  const std::vector<UniqueFd>* fds;
+  const InitSettings* settings;
+  const char* cwd;
+  std::vector<char*> argv;
+  std::vector<char*> envp;
+  ChildFailure failure;  // written by the child when it gives up; stage -1: it did not
+};
+
+[[noreturn]] void childFails(ChildPlan& plan, initmsg::StartStage stage, int err, int32_t rlimit,
+                             int status) {
+  plan.failure = {static_cast<int32_t>(stage), err, rlimit};
+  _exit(status);
+}
+
 // The command's process: its own session (it cannot drive the caller's
 // terminal through TIOCSTI or job control), the caller's stdio, then exec.
-[[noreturn]] void execChild(const Command& cmd, const std::vector<UniqueFd>& fds, int errFd,
-                            const InitSettings& settings) {
-  const std::string& defaultCwd = settings.defaultCwd;
+// Only system calls: its memory is the init's until execve.
+int execChild(void* arg) {
+  ChildPlan& plan = *static_cast<ChildPlan*>(arg);
+  const InitSettings& settings = *plan.settings;
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
   ::setsid();
   for (int i = 0; i < 3; ++i) {
-    if (::dup2(fds[i + 1].get(), i) != i) _exit(125);
+    if (::dup2((*plan.fds)[i + 1].get(), i) != i)
+      childFails(plan, initmsg::StartStage::Other, errno, -3, 125);
   }
-  // Everything else (control socket, memfd) closes on exec; errFd reports
-  // failure and is close-on-exec too.
+  // Everything else (control socket, memfd) closes on exec.
   ::syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
   for (size_t i = 0; i < settings.rlimits.size(); ++i) {
     const RlimitSetting& r = settings.rlimits[i];
     const struct rlimit value = {r.soft == kRlimUnlimited ? RLIM_INFINITY : r.soft,
                                  r.hard == kRlimUnlimited ? RLIM_INFINITY : r.hard};
-    if (::setrlimit(static_cast<__rlimit_resource>(rlimitResource(r.name)), &value) != 0) {
-      ChildFailure f = {static_cast<int32_t>(initmsg::StartStage::Other), errno,
-                        static_cast<int32_t>(i)};
-      (void)!::write(errFd, &f, sizeof(f));
-      _exit(125);
-    }
+    if (::setrlimit(static_cast<__rlimit_resource>(rlimitResource(r.name)), &value) != 0)
+      childFails(plan, initmsg::StartStage::Other, errno, static_cast<int32_t>(i), 125);
   }
-  const std::string& cwd = cmd.cwd.empty() ? defaultCwd : cmd.cwd;
-  if (::chdir(cwd.c_str()) != 0) {
-    ChildFailure f = {static_cast<int32_t>(initmsg::StartStage::Chdir), errno, 0};
-    (void)!::write(errFd, &f, sizeof(f));
-    _exit(125);
-  }
-  std::vector<char*> argv;
-  for (const std::string& a : cmd.argv) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  std::vector<char*> envp;
-  for (const std::string& e : cmd.env) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
+  if (::chdir(plan.cwd) != 0) childFails(plan, initmsg::StartStage::Chdir, errno, 0, 125);
   // Last of all, so it covers the command's first instruction and nothing
   // before it needs a call the filter denies.
   if (!settings.seccomp.empty()) {
-    if (int err = installSeccomp(settings.seccomp); err != 0) {
-      ChildFailure f = {static_cast<int32_t>(initmsg::StartStage::Other), err, -2};
-      (void)!::write(errFd, &f, sizeof(f));
-      _exit(125);
-    }
+    if (int err = installSeccomp(settings.seccomp); err != 0)
+      childFails(plan, initmsg::StartStage::Other, err, -2, 125);
   }
-  // execvp searches the PATH of the environment the command will get.
-  environ = envp.data();
-  ::execvp(argv[0], argv.data());
-  ChildFailure f = {static_cast<int32_t>(initmsg::StartStage::Exec), errno, 0};
-  (void)!::write(errFd, &f, sizeof(f));
-  _exit(127);
+  // execvp searches the PATH of the environment the command will get. The
+  // init, suspended until this execve, puts its own `environ` back.
+  environ = plan.envp.data();
+  ::execvp(plan.argv[0], plan.argv.data());
+  childFails(plan, initmsg::StartStage::Exec, errno, 0, 127);
 }
+
+// The stack the command's process runs on until execve: one at a time (the
+// init waits), so one is enough. Big enough for execvp's PATH buffer and its
+// script fallback's argv copy (at most SpecLimits::kMaxArgs pointers).
+class ChildStack {
+ public:
+  static constexpr size_t kSize = 1 << 20;
+  ChildStack() {
+    void* p = ::mmap(nullptr, kSize, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    base_ = p == MAP_FAILED ? nullptr : p;
+  }
+  ~ChildStack() {
+    if (base_ != nullptr) ::munmap(base_, kSize);
+  }
+  ChildStack(const ChildStack&) = delete;
+  ChildStack& operator=(const ChildStack&) = delete;
+  // The stack grows down on every architecture gpubox builds for.
+  void* top() const { return base_ == nullptr ? nullptr : static_cast<char*>(base_) + kSize; }
+
+ private:
+  void* base_ = nullptr;
+};
 
 std::string startFailureMessage(const Command& cmd, const InitSettings& settings,
                                 const ChildFailure& f) {
   if (f.stage == static_cast<int32_t>(initmsg::StartStage::Other) && f.rlimit == -2)
     return std::string("cannot install the seccomp filter: ") + std::strerror(f.err);
+  if (f.stage == static_cast<int32_t>(initmsg::StartStage::Other) && f.rlimit == -3)
+    return std::string("cannot give the command its stdio: ") + std::strerror(f.err);
   if (f.stage == static_cast<int32_t>(initmsg::StartStage::Other)) {
     std::string name = f.rlimit >= 0 && static_cast<size_t>(f.rlimit) < settings.rlimits.size()
                            ? settings.rlimits[static_cast<size_t>(f.rlimit)].name
@@ -176,7 +202,8 @@ void forgetEmptyGroups(Groups& groups) {
 }
 
 void startCommand(int controlFd, uint32_t id, std::vector<UniqueFd>& fds,
-                  const InitSettings& settings, std::map<pid_t, Running>& running, Groups& groups) {
+                  const InitSettings& settings, const ChildStack& stack,
+                  std::map<pid_t, Running>& running, Groups& groups) {
   Command cmd;
   std::string error;
   if (fds.size() != 4 || !readCommand(fds[0].get(), &cmd, &error)) {
@@ -184,31 +211,33 @@ void startCommand(int controlFd, uint32_t id, std::vector<UniqueFd>& fds,
                     error.empty() ? "exec request without stdio" : error);
     return;
   }
-  int pipeFds[2];
-  if (::pipe2(pipeFds, O_CLOEXEC) != 0) {
-    sendStartFailed(controlFd, id, errno, initmsg::StartStage::Other, "pipe failed");
+  if (stack.top() == nullptr) {
+    sendStartFailed(controlFd, id, ENOMEM, initmsg::StartStage::Other, "no stack for the command");
     return;
   }
-  UniqueFd readEnd(pipeFds[0]), writeEnd(pipeFds[1]);
-  // Before the fork: a group id freed by an old command may be the new pid.
+  ChildPlan plan{&fds, &settings, (cmd.cwd.empty() ? settings.defaultCwd : cmd.cwd).c_str(),
+                 {},   {},        {-1, 0, 0}};
+  for (const std::string& a : cmd.argv) plan.argv.push_back(const_cast<char*>(a.c_str()));
+  plan.argv.push_back(nullptr);
+  for (const std::string& e : cmd.env) plan.envp.push_back(const_cast<char*>(e.c_str()));
+  plan.envp.push_back(nullptr);
+  // Before the clone: a group id freed by an old command may be the new pid.
   forgetEmptyGroups(groups);
   int64_t start = nowNanos();
-  pid_t pid = ::fork();
+  // No copy of the init's address space (which is the helper's): the child
+  // borrows it, and this thread sleeps until the child's execve or exit.
+  char** savedEnviron = environ;
+  pid_t pid = ::clone(execChild, stack.top(), CLONE_VM | CLONE_VFORK | SIGCHLD, &plan);
+  environ = savedEnviron;
   if (pid < 0) {
-    sendStartFailed(controlFd, id, errno, initmsg::StartStage::Other, "fork failed");
+    sendStartFailed(controlFd, id, errno, initmsg::StartStage::Other, "clone failed");
     return;
   }
-  if (pid == 0) execChild(cmd, fds, writeEnd.get(), settings);
-  writeEnd.reset();
-  ChildFailure failure = {};
-  ssize_t n;
-  do {
-    n = ::read(readEnd.get(), &failure, sizeof(failure));
-  } while (n < 0 && errno == EINTR);
-  if (n == static_cast<ssize_t>(sizeof(failure))) {
-    // The child exits right away; the reaper drops it since it is not in `running`.
-    sendStartFailed(controlFd, id, failure.err, static_cast<initmsg::StartStage>(failure.stage),
-                    startFailureMessage(cmd, settings, failure));
+  if (plan.failure.stage >= 0) {
+    // The child has exited; the reaper drops it since it is not in `running`.
+    sendStartFailed(controlFd, id, plan.failure.err,
+                    static_cast<initmsg::StartStage>(plan.failure.stage),
+                    startFailureMessage(cmd, settings, plan.failure));
     return;
   }
   running[pid] = {id, start};
@@ -281,6 +310,7 @@ void runInitLoop(int controlFd, const InitSettings& settings) {
   if (!sigFd) _exit(1);
   std::map<pid_t, Running> running;
   Groups groups;
+  const ChildStack stack;
   for (;;) {
     struct pollfd pfds[2] = {{controlFd, POLLIN, 0}, {sigFd.get(), POLLIN, 0}};
     if (::poll(pfds, 2, -1) < 0) {
@@ -300,7 +330,7 @@ void runInitLoop(int controlFd, const InitSettings& settings) {
       if (n <= 0) _exit(0);  // helper closed the sandbox: everything in it dies with us
       if (n != static_cast<ssize_t>(sizeof(rec))) continue;
       if (rec.type == initmsg::ToInit::Exec) {
-        startCommand(controlFd, rec.id, fds, settings, running, groups);
+        startCommand(controlFd, rec.id, fds, settings, stack, running, groups);
       } else if (rec.type == initmsg::ToInit::Signal && rec.signo > 0 && rec.signo < NSIG) {
         deliverSignal(controlFd, rec, running, groups);
       }
