@@ -10,7 +10,7 @@
 namespace gpubox::initmsg {
 
 enum class ToInit : uint32_t {
-  Go = 1,      // uid/gid maps and cgroups are in place: finish setting up
+  Go = 1,      // fds: [memfd holding the InitConfig]; maps and cgroups are in place: set up
   Exec = 2,    // fds: [memfd holding wire::Command, stdin, stdout, stderr]
   Signal = 3,  // deliver `signo` to the processes of exec `id` that `scope` names
   Placed = 4,  // the init has joined its cgroup v1 hierarchies (InitConfig::awaitPlacement)
@@ -54,6 +54,9 @@ struct FromInitRecord {
   int64_t c;
   char text[1000];
 };
+
+// Upper bound on the InitConfig sent with Go (init_config_codec.hpp).
+constexpr size_t kMaxConfigPayload = 64 * 1024 * 1024;
 
 // Upper bound on the memfd payload of one Exec (argv + env + framing).
 constexpr size_t kMaxExecPayload = 4 * 1024 * 1024;

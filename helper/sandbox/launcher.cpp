@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 
 #include "error.hpp"
 #include "fd_passing.hpp"
+#include "init_config_codec.hpp"
 #include "init_messages.hpp"
 #include "syscalls.hpp"
 
@@ -56,25 +58,17 @@ std::vector<std::string> sandboxNamespaces(bool newUser, bool newNetwork) {
   return ns;
 }
 
-LaunchedInit launchInit(const InitConfig& config, int cgroupFd) {
+LaunchedInit spawnInit(bool newUser, bool newNetwork, int cgroupFd) {
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
     throwErrno("control socketpair");
   UniqueFd parentEnd(sv[0]), childEnd(sv[1]);
-  // The maps are made before the clone: a caller with too many groups to map
-  // is refused before anything runs.
-  std::string uidMap, gids;
-  if (config.newUserNamespace) {
-    uidMap = std::to_string(config.uid) + " " + std::to_string(config.uid) + " 1\n";
-    gids = gidMap(config.gid, config.groups);
-  }
-
   // Without a new user namespace (--user-namespace never) the other
   // namespaces belong to the helper's, so making them takes the helper's
   // CAP_SYS_ADMIN, and the init starts as the helper's root (sandbox_init.cpp).
   uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
-  if (config.newUserNamespace) flags |= CLONE_NEWUSER;
-  if (config.newNetwork) flags |= CLONE_NEWNET;
+  if (newUser) flags |= CLONE_NEWUSER;
+  if (newNetwork) flags |= CLONE_NEWNET;
   int pidfd = -1;
   pid_t pid = sys::clone3(flags, &pidfd, cgroupFd);
   if (pid < 0)
@@ -82,24 +76,46 @@ LaunchedInit launchInit(const InitConfig& config, int cgroupFd) {
                              : "clone3 into new namespaces");
   if (pid == 0) {
     parentEnd.reset();
-    runSandboxInit(config, childEnd.get());
+    runSandboxInit(childEnd.get());
   }
-  LaunchedInit launched{pid, UniqueFd(pidfd), std::move(parentEnd)};
-  childEnd.reset();
+  return LaunchedInit{pid, UniqueFd(pidfd), std::move(parentEnd), newUser, newNetwork};
+}
+
+void startInit(LaunchedInit& init, const InitConfig& config) {
   try {
+    if (config.newUserNamespace != init.newUserNamespace || config.newNetwork != init.newNetwork)
+      throw Error("internal error: the sandbox's namespaces are not the init's");
+    // The maps are made before anything is written: a caller with too many
+    // groups to map is refused before the init does anything.
     if (config.newUserNamespace) {
-      writeProcFile(pid, "uid_map", uidMap);
-      writeProcFile(pid, "gid_map", gids);
+      std::string gids = gidMap(config.gid, config.groups);
+      writeProcFile(init.pid, "uid_map",
+                    std::to_string(config.uid) + " " + std::to_string(config.uid) + " 1\n");
+      writeProcFile(init.pid, "gid_map", gids);
+    }
+    const std::string bytes = encodeInitConfig(config);
+    UniqueFd memfd(::memfd_create("gpubox-init-config", MFD_CLOEXEC));
+    if (!memfd) throwErrno("memfd_create");
+    for (size_t done = 0; done < bytes.size();) {
+      ssize_t n = ::write(memfd.get(), bytes.data() + done, bytes.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) throwErrno("write the sandbox configuration");
+      done += static_cast<size_t>(n);
     }
     initmsg::ToInitRecord go = {};
     go.type = initmsg::ToInit::Go;
-    if (!sendRecord(launched.control.get(), &go, sizeof(go), {}))
+    if (!sendRecord(init.control.get(), &go, sizeof(go), {memfd.get()}))
       throwErrno("release sandbox init");
   } catch (...) {
-    abandon(pid, launched.pidfd.get());
+    abandon(init.pid, init.pidfd.get());
     throw;
   }
-  return launched;
+}
+
+LaunchedInit launchInit(const InitConfig& config, int cgroupFd) {
+  LaunchedInit init = spawnInit(config.newUserNamespace, config.newNetwork, cgroupFd);
+  startInit(init, config);
+  return init;
 }
 
 }  // namespace gpubox

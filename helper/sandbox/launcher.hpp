@@ -13,16 +13,26 @@ struct LaunchedInit {
   pid_t pid = 0;     // as the helper sees it
   UniqueFd pidfd;    // watched by the event loop; the only handle used to signal
   UniqueFd control;  // helper's end of the control socket (SOCK_SEQPACKET)
+  bool newUserNamespace = true;
+  bool newNetwork = true;
 };
 
-// Clones the init (clone3: CLONE_PIDFD plus new mount, pid, ipc, uts, a new
-// user namespace unless config.newUserNamespace is false, and a net namespace
-// unless host network; straight into the cgroup v2 directory `cgroupFd` when
-// it is >= 0), writes its uid/gid maps when it has a user namespace of its own
-// (the caller's uid and each of its groups mapped 1:1; nothing else, root
-// included), then tells it to go on: it runs nothing of its own before that. (cgroup v1 hierarchies
-// are joined afterwards, see InitConfig::awaitPlacement.) On any failure the
-// child is killed and reaped before this throws gpubox::Error.
+// Clones an init (clone3: CLONE_PIDFD plus new mount, pid, ipc, uts, a new
+// user namespace when NEWUSER, and a net namespace when NEWNETWORK; straight
+// into the cgroup v2 directory `cgroupFd` when it is >= 0). The init runs
+// nothing of its own until startInit() sends it its configuration: it may
+// wait in the warm pool (init_pool.hpp) for a request. Throws gpubox::Error.
+LaunchedInit spawnInit(bool newUser, bool newNetwork, int cgroupFd);
+
+// Gives INIT the sandbox CONFIG describes: writes its uid/gid maps when it
+// has a user namespace of its own (the caller's uid and each of its groups
+// mapped 1:1; nothing else, root included), then sends ToInit::Go with the
+// configuration (cgroup v1 hierarchies may be joined afterwards, see
+// InitConfig::awaitPlacement). CONFIG's namespaces must be INIT's. On any
+// failure the init is killed and reaped before this throws gpubox::Error.
+void startInit(LaunchedInit& init, const InitConfig& config);
+
+// spawnInit() then startInit(): a sandbox's init made for its request.
 LaunchedInit launchInit(const InitConfig& config, int cgroupFd);
 
 // The namespaces launchInit creates, by /proc/PID/ns name.

@@ -14,6 +14,7 @@
 #include "credentials.hpp"
 #include "error.hpp"
 #include "fd_passing.hpp"
+#include "init_config_codec.hpp"
 #include "init_loop.hpp"
 #include "init_messages.hpp"
 #include "loopback.hpp"
@@ -58,6 +59,26 @@ void waitFor(initmsg::ToInit type) {
   if (n != static_cast<ssize_t>(sizeof(rec)) || rec.type != type) _exit(0);
 }
 
+// The Go record carries the sandbox's whole setup in a memfd
+// (init_config_codec.hpp): the init may have been cloned long before the
+// request it serves (a warm init of the pool). EOF or anything else: the
+// helper gave up on this init.
+InitConfig receiveConfig() {
+  initmsg::ToInitRecord rec = {};
+  std::vector<UniqueFd> fds;
+  ssize_t n = recvRecord(kControlFd, &rec, sizeof(rec), &fds, 1);
+  if (n != static_cast<ssize_t>(sizeof(rec)) || rec.type != initmsg::ToInit::Go || fds.size() != 1)
+    _exit(0);
+  struct stat st;
+  if (::fstat(fds[0].get(), &st) != 0 || st.st_size < 0 ||
+      static_cast<size_t>(st.st_size) > initmsg::kMaxConfigPayload)
+    throw Error("malformed sandbox configuration: bad size");
+  std::string bytes(static_cast<size_t>(st.st_size), '\0');
+  if (::pread(fds[0].get(), bytes.data(), bytes.size(), 0) != st.st_size)
+    throwErrno("read the sandbox configuration");
+  return decodeInitConfig(bytes);
+}
+
 void setUp(const InitConfig& config) {
   becomeCallerForSetup(config.uid, config.gid, config.groups);
   // The kernel clears the parent-death signal on a uid/gid change: set it
@@ -91,7 +112,7 @@ void setUp(const InitConfig& config) {
 
 }  // namespace
 
-void runSandboxInit(const InitConfig& config, int controlFd) {
+void runSandboxInit(int controlFd) {
   // Die with the helper; never be ptrace-able or core-dump while privileged.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -102,8 +123,9 @@ void runSandboxInit(const InitConfig& config, int controlFd) {
   resetSignals();
   isolateFds(controlFd);
   ::umask(022);
-  waitFor(initmsg::ToInit::Go);
+  InitConfig config;
   try {
+    config = receiveConfig();
     setUp(config);
   } catch (const std::exception& e) {
     sendFailure(e.what());

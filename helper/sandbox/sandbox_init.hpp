@@ -53,6 +53,7 @@ struct InitConfig {
 };
 
 // Never returns. `controlFd` is the init's end of the control socketpair.
-[[noreturn]] void runSandboxInit(const InitConfig& config, int controlFd);
+// Waits for ToInit::Go and the InitConfig sent with it before anything else.
+[[noreturn]] void runSandboxInit(int controlFd);
 
 }  // namespace gpubox
