@@ -1,6 +1,7 @@
 #include "daemon_context.hpp"
 
 #include "cgroup_attacher.hpp"
+#include "init_pool.hpp"
 #include "sessions.hpp"
 
 namespace gpubox {
@@ -12,6 +13,7 @@ DaemonContext::~DaemonContext() {
   // Sessions hold sandboxes whose end goes through the reaper: end them
   // while it still exists.
   sessions.reset();
+  initPool.reset();
 }
 
 }  // namespace gpubox

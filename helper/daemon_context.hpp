@@ -48,6 +48,7 @@ struct HelperLimits {
 
 class SessionRegistry;
 class CgroupAttacher;
+class InitPool;
 struct LiveSandbox;
 
 struct DaemonContext {
@@ -93,6 +94,9 @@ struct DaemonContext {
   // gpuInventory, once the helper has dropped the capabilities it does not
   // keep: a thread starts with those of the thread that makes it.
   std::unique_ptr<CgroupAttacher> cgroupAttacher;
+  // Inits made ahead of requests (--warm-inits; null: none). After the
+  // attacher, so it goes first: its inits' placements use the attacher.
+  std::unique_ptr<InitPool> initPool;
   // Last, so it is destroyed first: what it still holds refers to the rest.
   Reaper reaper;
 };

@@ -21,6 +21,7 @@
 #include "check_config.hpp"
 #include "daemon_context.hpp"
 #include "error.hpp"
+#include "init_pool.hpp"
 #include "kernel_features.hpp"
 #include "limits.hpp"
 #include "listener.hpp"
@@ -77,6 +78,7 @@ struct Options {
   };
   std::string idleConnectionTimeout = "60s";
   size_t maxCallsPerConnection = 256;
+  size_t warmInits = 4;
 };
 
 // The limit flags given on the command line, as policy settings named by
@@ -244,6 +246,8 @@ int serve(const Options& opts) {
   if (!listenFd) listenFd = gpubox::listenOn(opts.listen, parseMode(opts.socketMode));
   gpubox::MaskedSocket mask = describeSocket(listenFd.get());
   if (!mask.path.empty()) ctx.helperSockets.push_back(mask);
+  // Filled from the loop once it runs (init_pool.hpp).
+  if (opts.warmInits > 0) ctx.initPool = std::make_unique<gpubox::InitPool>(ctx, opts.warmInits);
 
   io.unixEventPort.captureSignal(SIGTERM);
   io.unixEventPort.captureSignal(SIGINT);
@@ -339,6 +343,11 @@ int main(int argc, char** argv) {
   app.add_option("--max-calls-per-connection", opts.maxCallsPerConnection,
                  "Calls one connection may have in flight; more are refused")
       ->capture_default_str();
+  app.add_option("--warm-inits", opts.warmInits,
+                 "Sandbox inits kept ready ahead of requests, in fresh namespaces and cgroups "
+                 "(0: clone each for its request; docs/performance.md)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 256));
   app.add_flag("--trace-spans", opts.traceSpans,
                "Log each sandbox's start-up phases with their times (a debugging aid; see "
                "docs/performance.md)");

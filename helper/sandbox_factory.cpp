@@ -12,6 +12,7 @@
 #include "cgroup_janitor.hpp"
 #include "error.hpp"
 #include "gpu_assignment.hpp"
+#include "init_pool.hpp"
 #include "limit_resolution.hpp"
 #include "sandbox/launcher.hpp"
 #include "span_trace.hpp"
@@ -124,8 +125,21 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
     throw Error(why);
 
   if (spans) spans->mark("checked");
+  bool newNetwork = spec.network == Network::None;
+  // A warm init when one is ready (init_pool.hpp): the same namespaces and
+  // cgroup a fresh one would get, made ahead of time. Discarded if this
+  // request fails before handing it its configuration.
+  std::optional<WarmInit> warm;
+  if (ctx.initPool && newNetwork) warm = ctx.initPool->take();
+  struct DiscardUnused {
+    DaemonContext& ctx;
+    std::optional<WarmInit>& warm;
+    ~DiscardUnused() {
+      if (warm && warm->init.pidfd) ctx.initPool->discard(std::move(*warm));
+    }
+  } discardUnused{ctx, warm};
   auto live = std::make_shared<LiveSandbox>();
-  live->id = ++ctx.sandboxCounter;
+  live->id = warm ? warm->id : ++ctx.sandboxCounter;
   live->session = !sessionName.empty();
   live->name = live->session ? sessionName : "run-" + std::to_string(live->id);
   if (spans) spans->setName(live->name);
@@ -164,8 +178,13 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
       deviceRulesFor(ctx, gpus ? &*gpus : nullptr, bindsDevices);
   if (spans) spans->mark("planned");
   if (ctx.cgroupsUnavailable.empty()) {
-    holdings->cgroup = cgroup::SandboxCgroup::create(ctx.cgroupLayout, name, limits.resources,
-                                                     devices ? &*devices : nullptr);
+    if (warm && warm->cgroup) {
+      warm->cgroup->apply(limits.resources, devices ? &*devices : nullptr);
+      holdings->cgroup = warm->cgroup;
+    } else {
+      holdings->cgroup = cgroup::SandboxCgroup::create(ctx.cgroupLayout, name, limits.resources,
+                                                       devices ? &*devices : nullptr);
+    }
     if (!holdings->cgroup->skipped().empty())
       logInfo("cgroup " + holdings->cgroup->path() + ": " + holdings->cgroup->skipped());
     live->cgroup = holdings->cgroup->path();
@@ -184,7 +203,6 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   live->cgroupHandle = holdings->cgroup;
   if (gpus) holdings->lease = std::move(gpus->lease);
   live->defaultCwd = spec.useDefaultPlan ? spec.cwd : "/";
-  bool newNetwork = spec.network == Network::None;
   const bool newUser = ctx.userNamespace.newPerSandbox;
   live->namespaces = sandboxNamespaces(newUser, newNetwork);
   live->userNamespace = userNamespaceWord(newUser);
@@ -221,10 +239,23 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   // the event loop while the init builds its root; it waits for that before
   // it enters its cgroup namespace or runs anything.
   std::vector<std::pair<std::string, UniqueFd>> v1Procs;
-  if (cg) v1Procs = cg->openV1Procs();
-  config.awaitPlacement = !v1Procs.empty();
+  std::optional<kj::Promise<void>> placement;
+  if (warm) {
+    if (!warm->placement->done) placement = warm->placed->addBranch();
+  } else if (cg) {
+    v1Procs = cg->openV1Procs();
+  }
+  config.awaitPlacement = placement.has_value() || !v1Procs.empty();
   if (spans) spans->mark("cgroup");
-  LaunchedInit init = launchInit(config, cg ? cg->v2Fd() : -1);
+  LaunchedInit init;
+  if (warm) {
+    // startInit kills and reaps the init itself if it fails.
+    init = std::move(warm->init);
+    warm.reset();
+    startInit(init, config);
+  } else {
+    init = launchInit(config, cg ? cg->v2Fd() : -1);
+  }
   if (spans) spans->mark("cloned");
   auto log = std::make_shared<SandboxLogInfo>();
   log->record.uid = peer.uid;
@@ -253,7 +284,9 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
         logSandbox(log->record);
       });
   live->runtime->traceSpans(spans);
-  if (config.awaitPlacement)
+  if (placement)
+    live->runtime->placeWhen(std::move(*placement));
+  else if (config.awaitPlacement)
     live->runtime->placeWhen(ctx.cgroupAttacher->attach(initPid, std::move(v1Procs)));
   holdings->pidNs = namespaceInode(initPid, "pid");
   // Without its own user namespace the init's is the helper's: not a mark

@@ -56,14 +56,31 @@ std::unique_ptr<SandboxCgroup> SandboxCgroup::create(const Layout& layout, const
   // Everything that can be checked without touching the hierarchies first,
   // so a bad request leaves nothing behind.
   validateCgroupName(name);
+  checkLimits(layout, limits, devices);
+  auto cg = createEmpty(layout, name, devices && devices->backend != DeviceBackend::BpfOnly);
+  try {
+    cg->apply(limits, devices);
+  } catch (...) {
+    cg->tryRemove();  // nothing has joined yet, so nothing is busy
+    throw;
+  }
+  return cg;
+}
+
+void SandboxCgroup::checkLimits(const Layout& layout, const ResourceLimits& limits,
+                                const DeviceRules* devices) {
   validateLimits(limits);
   if (const std::string why = unsupportedLimit(layout, limits); !why.empty()) throw Error(why);
-  std::optional<ExpandedDeviceRules> rules;
   if (devices) {
-    rules = expandDeviceRules(*devices);
+    expandDeviceRules(*devices);
     checkDeviceBackends(layout, devices->backend);
   }
+}
 
+std::unique_ptr<SandboxCgroup> SandboxCgroup::createEmpty(const Layout& layout,
+                                                          const std::string& name,
+                                                          bool v1Devices) {
+  validateCgroupName(name);
   // v1 hierarchies to use, grouped by directory: co-mounted controllers
   // ("cpu,cpuacct") share one.
   std::vector<std::pair<std::string, std::vector<std::string>>> v1Groups;
@@ -71,7 +88,7 @@ std::unique_ptr<SandboxCgroup> SandboxCgroup::create(const Layout& layout, const
     const auto it = layout.v1Parents.find(c);
     if (it == layout.v1Parents.end()) continue;
     const bool isDevices = std::string_view(c) == "devices";
-    if (isDevices && (!devices || devices->backend == DeviceBackend::BpfOnly)) continue;
+    if (isDevices && !v1Devices) continue;
     if (!isDevices && handledByV2(layout, c)) continue;
     auto group = v1Groups.begin();
     while (group != v1Groups.end() && group->first != it->second) ++group;
@@ -80,31 +97,47 @@ std::unique_ptr<SandboxCgroup> SandboxCgroup::create(const Layout& layout, const
   }
 
   auto cg = std::make_unique<SandboxCgroup>(Key{});
+  cg->layout_ = layout;
   try {
     if (!layout.v2Parent.empty()) {
       auto [dir, fd] = makeCgroup(layout.v2Parent, name);
       cg->v2_.emplace(Dir{dir, dir, {}, std::move(fd)});
-      for (std::string& line : writeV2Limits(cg->v2_->fd.get(), dir, layout.v2Controllers, limits))
-        cg->applied_.push_back(std::move(line));
     }
     for (const auto& [parent, controllers] : v1Groups) {
       auto [dir, fd] = makeCgroup(parent, name);
       const std::string display = v1Display(layout, controllers, dir);
-      Dir& made = cg->v1_.emplace_back(Dir{dir, display, controllers, std::move(fd)});
-      for (std::string& line : writeV1Limits(made.fd.get(), dir, controllers, limits))
-        cg->applied_.push_back(std::move(line));
+      cg->v1_.emplace_back(Dir{dir, display, controllers, std::move(fd)});
     }
-    if (devices) cg->setUpDevices(*rules, *devices);
   } catch (...) {
-    cg->tryRemove();  // nothing has joined yet, so nothing is busy
+    cg->tryRemove();
     throw;
   }
   return cg;
 }
 
+void SandboxCgroup::apply(const ResourceLimits& limits, const DeviceRules* devices) {
+  if (applied_.size() > 0 || v1Devices_ || program_.valid())
+    throw Error("internal error: cgroup limits applied twice");
+  checkLimits(layout_, limits, devices);
+  std::optional<ExpandedDeviceRules> rules;
+  if (devices) rules = expandDeviceRules(*devices);
+  if (v2_) {
+    for (std::string& line :
+         writeV2Limits(v2_->fd.get(), v2_->path, layout_.v2Controllers, limits))
+      applied_.push_back(std::move(line));
+  }
+  for (Dir& dir : v1_) {
+    for (std::string& line : writeV1Limits(dir.fd.get(), dir.path, dir.controllers, limits))
+      applied_.push_back(std::move(line));
+  }
+  if (devices) setUpDevices(*rules, *devices);
+}
+
 void SandboxCgroup::setUpDevices(const ExpandedDeviceRules& rules, const DeviceRules& request) {
   std::string v1Error, bpfError;
   for (auto dir = v1_.begin(); dir != v1_.end(); ++dir) {
+    // A warm init's cgroup has a v1 devices directory whatever it is used for.
+    if (request.backend == DeviceBackend::BpfOnly) break;
     if (std::find(dir->controllers.begin(), dir->controllers.end(), "devices") ==
         dir->controllers.end())
       continue;

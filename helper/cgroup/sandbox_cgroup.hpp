@@ -46,6 +46,17 @@ class SandboxCgroup {
   static std::unique_ptr<SandboxCgroup> create(const Layout& layout, const std::string& name,
                                                const ResourceLimits& limits,
                                                const DeviceRules* devices = nullptr);
+  // create() in two steps, for a warm init that joins its cgroup before its
+  // request is known (helper/init_pool.hpp): createEmpty() makes the
+  // directories, with a v1 devices one when V1DEVICES (and the hierarchy is
+  // mounted); apply() writes the limits and device rules, once. A failed
+  // apply() may leave some written: the caller discards the cgroup.
+  static std::unique_ptr<SandboxCgroup> createEmpty(const Layout& layout, const std::string& name,
+                                                    bool v1Devices);
+  void apply(const ResourceLimits& limits, const DeviceRules* devices);
+  // Throws what create() and apply() would refuse before touching anything.
+  static void checkLimits(const Layout& layout, const ResourceLimits& limits,
+                          const DeviceRules* devices);
 
   // Only create() can make the key, so only it constructs (through
   // make_unique, which needs a public constructor).
@@ -117,6 +128,7 @@ class SandboxCgroup {
   std::vector<const Dir*> dirs() const;
   std::vector<Dir*> dirs();
 
+  Layout layout_;
   std::optional<Dir> v2_;
   std::vector<Dir> v1_;
   bool v1Devices_ = false;

@@ -4,6 +4,7 @@
 #include <linux/securebits.h>
 #include <sys/capability.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <memory>
@@ -32,15 +33,31 @@ void setCaps(const std::vector<cap_value_t>& keep) {
   if (cap_set_proc(caps.get()) != 0) throwErrno("set capabilities");
 }
 
+// The raw system calls, not glibc's wrappers: those change every thread of
+// the process (__nptl_setxid), and the init is a clone3 child of the
+// multi-threaded helper whose copy of glibc's thread list still names the
+// helper's threads; one caught being created at the moment of the clone
+// left the init waiting for it forever. The init has one thread: the
+// system call alone is exactly what it needs.
+void setGroups(const std::vector<gid_t>& groups) {
+  if (::syscall(SYS_setgroups, groups.size(), groups.data()) != 0) throwErrno("setgroups");
+}
+void setResGid(gid_t gid) {
+  if (::syscall(SYS_setresgid, gid, gid, gid) != 0) throwErrno("setresgid");
+}
+void setResUid(uid_t uid) {
+  if (::syscall(SYS_setresuid, uid, uid, uid) != 0) throwErrno("setresuid");
+}
+
 }  // namespace
 
 void becomeCallerForSetup(uid_t uid, gid_t gid, const std::vector<gid_t>& groups) {
-  if (::setgroups(groups.size(), groups.data()) != 0) throwErrno("setgroups");
-  if (::setresgid(gid, gid, gid) != 0) throwErrno("setresgid");
+  setGroups(groups);
+  setResGid(gid);
   // Keep the permitted set across the uid change, then trim it to the three
   // capabilities the rest of the setup needs.
   if (::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) throwErrno("PR_SET_KEEPCAPS");
-  if (::setresuid(uid, uid, uid) != 0) throwErrno("setresuid");
+  setResUid(uid);
   try {
     setCaps({CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_SETPCAP});
   } catch (const Error& e) {

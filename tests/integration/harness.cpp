@@ -717,6 +717,50 @@ std::vector<std::string> cgroupHostDirs(const std::string& field) {
   return out;
 }
 
+std::set<pid_t> initChildren(pid_t helper) {
+  std::set<pid_t> out;
+  DIR* proc = ::opendir("/proc");
+  if (!proc) return out;
+  while (struct dirent* e = ::readdir(proc)) {
+    const pid_t pid = static_cast<pid_t>(std::atoi(e->d_name));
+    if (pid <= 0) continue;
+    std::string stat;
+    try {
+      stat = readFile("/proc/" + std::to_string(pid) + "/stat");
+    } catch (const std::exception&) {
+      continue;  // gone meanwhile
+    }
+    // "pid (comm) state ppid ...": comm may hold spaces, so from the last ')'.
+    const size_t close = stat.rfind(')');
+    if (close == std::string::npos || stat.find("(gpubox-init)") == std::string::npos) continue;
+    int ppid = 0;
+    char state = 0;
+    if (std::sscanf(stat.c_str() + close + 1, " %c %d", &state, &ppid) == 2 && ppid == helper &&
+        state != 'Z')
+      out.insert(pid);
+  }
+  ::closedir(proc);
+  return out;
+}
+
+bool holdsOnlyAWarmInit(const std::string& dir, pid_t helper) {
+  std::string procs;
+  try {
+    procs = readFile(dir + "/cgroup.procs");
+  } catch (const std::exception&) {
+    return false;
+  }
+  const auto pids = lines(procs);
+  if (pids.size() != 1) return false;
+  const pid_t pid = static_cast<pid_t>(std::atoi(pids[0].c_str()));
+  if (!initChildren(helper).contains(pid)) return false;
+  try {
+    return readFile("/proc/" + pids[0] + "/task/" + pids[0] + "/children").empty();
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 std::vector<pid_t> findProcesses(const std::vector<std::string>& argv) {
   std::string want;
   for (const auto& a : argv) {

@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -230,6 +231,14 @@ bool canConnect(const std::string& path);
 std::vector<pid_t> findProcesses(const std::vector<std::string>& argv);
 // True while `pid` exists and is not a zombie.
 bool pidRunning(pid_t pid);
+// Pids of HELPER's children named gpubox-init (and not zombies): its warm
+// inits (--warm-inits) while no sandbox runs, plus every sandbox's init.
+std::set<pid_t> initChildren(pid_t helper);
+// Whether the cgroup directory DIR holds exactly one process and it is a
+// warm init of HELPER: a child named gpubox-init with no children of its
+// own (a sandbox's init has its command). Such directories belong to no
+// sandbox yet (helper/init_pool.hpp).
+bool holdsOnlyAWarmInit(const std::string& dir, pid_t helper);
 
 // ---------------------------------------------------------------- JSON, cgroups
 

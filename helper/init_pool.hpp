@@ -1,0 +1,82 @@
+// Warm inits: sandbox inits cloned into fresh namespaces and joined to fresh
+// cgroups before any request needs them, so a request skips the clone
+// (~1 ms), the cgroup directories and, on cgroup v1 hosts, the migration into
+// each v1 hierarchy (1 ms at the median, 5-15 ms when the kernel waits for
+// an RCU grace period; docs/performance.md).
+//
+// A warm init has run nothing but its own start: it waits for ToInit::Go
+// with its configuration (launcher.hpp), and until then it has no uid/gid
+// maps, no mounts of its own, no limits and no caller. Everything that
+// depends on the request (the maps, the limits and device rules written to
+// its cgroup, the mount plan, the seccomp filter, the GPU) is applied when a
+// request takes it, exactly as for an init cloned for that request; each
+// init serves one sandbox and is never reused. Only sandboxes with a network
+// namespace of their own come from the pool (--net host is cloned per
+// request); the user-namespace mode is the helper's, fixed at start.
+//
+// The pool refills itself one init at a time from the event loop's timer
+// after each take, so a burst of requests is never held up by refilling.
+#pragma once
+
+#include <kj/async.h>
+
+#include <deque>
+#include <memory>
+#include <optional>
+
+#include "cgroup/sandbox_cgroup.hpp"
+#include "sandbox/launcher.hpp"
+
+namespace gpubox {
+
+struct DaemonContext;
+
+// Where a warm init stands with its cgroup v1 hierarchies (joined off the
+// loop by the CgroupAttacher while it waits).
+struct WarmPlacement {
+  bool done = true;  // also when there is nothing to join (cgroup v2, no cgroups)
+  bool failed = false;
+};
+
+struct WarmInit {
+  uint64_t id = 0;  // the sandbox id it was made for (its cgroup's name)
+  LaunchedInit init;
+  std::shared_ptr<cgroup::SandboxCgroup> cgroup;  // null when the helper has no cgroups
+  // Set by the attacher's promise; shared with it, so never holding it.
+  std::shared_ptr<WarmPlacement> placement;
+  std::optional<kj::ForkedPromise<void>> placed;  // while !placement->done: resolves once joined
+};
+
+class InitPool {
+ public:
+  // Keeps SIZE warm inits (0: none, every init is cloned for its request).
+  InitPool(DaemonContext& ctx, size_t size);
+  // Kills the warm inits left and waits for them (short: they are SIGKILLed).
+  ~InitPool();
+  InitPool(const InitPool&) = delete;
+  InitPool& operator=(const InitPool&) = delete;
+
+  // A warm init with a new network namespace, or none (empty pool, or size
+  // 0); schedules a refill.
+  std::optional<WarmInit> take();
+  // Kills and reaps W's init, then removes its cgroup: for a warm init taken
+  // by a request that then failed before using it.
+  void discard(WarmInit w);
+
+  size_t size() const { return size_; }
+  size_t ready() const { return warm_.size(); }
+
+ private:
+  void scheduleRefill();
+  void refillOne();
+  WarmInit spawn();
+
+  DaemonContext& ctx_;
+  size_t size_;
+  std::deque<WarmInit> warm_;
+  kj::Promise<void> refill_ = nullptr;
+  bool refilling_ = false;
+  uint64_t failuresInARow_ = 0;
+};
+
+}  // namespace gpubox

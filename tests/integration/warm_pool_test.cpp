@@ -1,0 +1,169 @@
+// Warm inits (gpubox-helper --warm-inits, helper/init_pool.hpp): a sandbox
+// built from an init made ahead of its request must be exactly the sandbox a
+// fresh init would have given. Each case runs as root and as uid 65534,
+// with a pool and without one (--warm-inits 0), and checks what the
+// sandboxed process saw and where it ran.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <set>
+#include <sstream>
+#include <string>
+#include <tuple>
+
+#include "harness.hpp"
+
+namespace gpubox::itest {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::Contains;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+class WarmPool : public HelperTest, public ::testing::WithParamInterface<std::tuple<int, uid_t>> {
+ protected:
+  int warm() const { return std::get<0>(GetParam()); }
+  uid_t caller() const { return std::get<1>(GetParam()); }
+  HelperOptions helperOptions() override {
+    return {.extraArgs = {"--warm-inits", std::to_string(warm())}};
+  }
+  RunOptions as(RunOptions opts = {}) const {
+    opts.asUid = caller();
+    return opts;
+  }
+  // The warm inits once the pool is full (none for --warm-inits 0).
+  std::set<pid_t> fullPool() {
+    std::set<pid_t> pool;
+    EXPECT_TRUE(pollUntil(
+        [&] { return (pool = initChildren(helper().pid())).size() == static_cast<size_t>(warm()); },
+        20s))
+        << "expected " << warm() << " warm inits, found " << pool.size();
+    return pool;
+  }
+};
+
+// What a command sees: who it is, its namespaces, its capabilities, and the
+// limit it asked for.
+TEST_P(WarmPool, SandboxFromThePoolIsTheSandboxAskedFor) {
+  const std::set<pid_t> pool = fullPool();
+  const std::string probe =
+      "id -u; id -g; readlink /proc/self/ns/user /proc/self/ns/net /proc/self/ns/mnt; "
+      "grep -E '^(CapEff|NoNewPrivs):' /proc/self/status; hostname; ip -o link 2>/dev/null | wc -l";
+  auto r = helper().cli(
+      {"run", "--json-status", "3", "--pids", "57", "--hostname", "warm", "--", "sh", "-c", probe},
+      as({.extraFd = 3}));
+  ASSERT_EQ(r.exitCode, 0) << r.describe();
+  const auto l = lines(r.out);
+  ASSERT_GE(l.size(), 7u) << r.describe();
+  EXPECT_EQ(l[0], std::to_string(caller()));
+  EXPECT_EQ(l[1], std::to_string(caller()));
+  EXPECT_EQ(statusField(r.out, "CapEff"), "0000000000000000") << r.out;
+  EXPECT_EQ(statusField(r.out, "NoNewPrivs"), "1") << r.out;
+  EXPECT_THAT(r.out, HasSubstr("\nwarm\n")) << r.out;
+  nlohmann::json status = parseJson(r.extra);
+  ASSERT_FALSE(status.is_discarded()) << r.extra;
+  const pid_t init = status["sandbox_pid"].get<pid_t>();
+  if (warm() > 0)
+    EXPECT_TRUE(pool.contains(init)) << "init " << init << " is not one of the warm inits";
+  else
+    EXPECT_FALSE(pool.contains(init));
+  bool pidsLimit = false;
+  for (const std::string& line : stringsOf(status["limits"]))
+    if (line.find("pids.max = 57") != std::string::npos) pidsLimit = true;
+  EXPECT_TRUE(pidsLimit) << r.extra;
+
+  // Two sandboxes alive at once never share an init or a namespace: a warm
+  // init serves one sandbox only.
+  auto created = helper().cli({"session", "create", "--name", "first", "--json"}, as());
+  ASSERT_EQ(created.exitCode, 0) << created.describe();
+  auto inSession = helper().cli({"exec", "first", "--", "sh", "-c", probe}, as());
+  auto inRun = helper().cli({"run", "--", "sh", "-c", probe}, as());
+  ASSERT_EQ(inSession.exitCode, 0) << inSession.describe();
+  ASSERT_EQ(inRun.exitCode, 0) << inRun.describe();
+  const auto a = lines(inSession.out), b = lines(inRun.out);
+  ASSERT_GE(a.size(), 5u) << inSession.describe();
+  ASSERT_GE(b.size(), 5u) << inRun.describe();
+  // (Without a user namespace of their own, both are in the host's.)
+  const size_t firstOwn = expectedUserNamespace() == "new" ? 2 : 3;
+  for (size_t i = firstOwn; i < 5; ++i) EXPECT_NE(a[i], b[i]) << "namespace shared: " << a[i];
+  EXPECT_EQ(helper().cli({"session", "rm", "first"}, as()).exitCode, 0);
+  // And the pool fills up again.
+  fullPool();
+}
+
+// A warm init waits with nothing of a caller: no uid/gid map yet, no
+// limits, nothing running under it. What the request brings (the map, the
+// cgroup limits) is applied when it is taken.
+// The same with a pool only.
+class WarmInits : public WarmPool {};
+
+TEST_P(WarmInits, AWaitingInitHoldsNothingOfACaller) {
+  const std::set<pid_t> pool = fullPool();
+  for (pid_t pid : pool) {
+    const std::string dir = "/proc/" + std::to_string(pid);
+    if (expectedUserNamespace() == "new") {
+      EXPECT_EQ(readFile(dir + "/uid_map"), "") << pid;
+      EXPECT_EQ(readFile(dir + "/gid_map"), "") << pid;
+    }
+    EXPECT_EQ(readFile(dir + "/task/" + std::to_string(pid) + "/children"), "") << pid;
+  }
+  auto created = helper().cli({"session", "create", "--pids", "61", "--json"}, as());
+  ASSERT_EQ(created.exitCode, 0) << created.describe();
+  nlohmann::json s = parseJson(created.out);
+  ASSERT_TRUE(s["cgroup"].is_string()) << created.out;
+  const pid_t init = s["init_pid"].get<pid_t>();
+  EXPECT_TRUE(pool.contains(init)) << created.out;
+  if (expectedUserNamespace() == "new") {
+    const std::string map = readFile("/proc/" + std::to_string(init) + "/uid_map");
+    std::istringstream in(map);
+    unsigned inside = 1, outside = 1, count = 0;
+    in >> inside >> outside >> count;
+    EXPECT_EQ(inside, caller()) << map;
+    EXPECT_EQ(outside, caller()) << map;
+    EXPECT_EQ(count, 1u) << map;
+  }
+  bool found = false;
+  for (const std::string& dir : cgroupHostDirs(s["cgroup"].get<std::string>())) {
+    if (pathExists(dir + "/pids.max")) {
+      EXPECT_EQ(readFile(dir + "/pids.max"), "61\n") << dir;
+      found = true;
+    }
+  }
+  EXPECT_TRUE(found) << "no pids.max under " << s["cgroup"];
+  auto rm = helper().cli({"session", "rm", s["name"].get<std::string>()}, as());
+  EXPECT_EQ(rm.exitCode, 0) << rm.describe();
+}
+
+// --net host sandboxes are never served from the pool (its inits all have
+// a network namespace of their own).
+TEST_P(WarmInits, HostNetworkIsNeverServedFromThePool) {
+  if (caller() != 0) GTEST_SKIP() << "--net host: root only under the default policy";
+  const std::set<pid_t> pool = fullPool();
+  auto r = helper().cli({"run", "--net", "host", "--json-status", "3", "--", "true"},
+                        as({.extraFd = 3}));
+  ASSERT_EQ(r.exitCode, 0) << r.describe();
+  nlohmann::json status = parseJson(r.extra);
+  ASSERT_FALSE(status.is_discarded()) << r.extra;
+  EXPECT_FALSE(pool.contains(status["sandbox_pid"].get<pid_t>())) << r.extra;
+  EXPECT_THAT(stringsOf(status["namespaces"]), Not(Contains("net"))) << r.extra;
+}
+
+std::string warmName(const ::testing::TestParamInfo<std::tuple<int, uid_t>>& info) {
+  const uid_t uid = std::get<1>(info.param);
+  return "warm" + std::to_string(std::get<0>(info.param)) + "_" +
+         (uid == 0 ? "root" : "uid" + std::to_string(uid));
+}
+
+INSTANTIATE_TEST_SUITE_P(PoolAndCallers, WarmPool,
+                         ::testing::Combine(::testing::Values(0, 3),
+                                            ::testing::Values(uid_t{0}, kNobodyUid)),
+                         warmName);
+INSTANTIATE_TEST_SUITE_P(PoolAndCallers, WarmInits,
+                         ::testing::Combine(::testing::Values(3),
+                                            ::testing::Values(uid_t{0}, kNobodyUid)),
+                         warmName);
+
+}  // namespace
+}  // namespace gpubox::itest
