@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <list>
+#include <mutex>
 #include <string>
 
 #include "error.hpp"
@@ -154,6 +156,25 @@ void attachDeviceProgram(int cgroupFd, int programFd) {
   attr.attach_flags = 0;
   if (bpf(BPF_PROG_ATTACH, attr) != 0)
     throwErrno("attaching the BPF device program to the sandbox cgroup (BPF_PROG_ATTACH)");
+}
+
+std::shared_ptr<const UniqueFd> loadDeviceProgramShared(const std::vector<bpf_insn>& program) {
+  static std::mutex mutex;
+  // Most recently used last.
+  static std::list<std::pair<std::string, std::shared_ptr<const UniqueFd>>> loaded;
+  constexpr size_t kKept = 32;
+  std::string key(reinterpret_cast<const char*>(program.data()), program.size() * sizeof(bpf_insn));
+  std::lock_guard lock(mutex);
+  for (auto it = loaded.begin(); it != loaded.end(); ++it) {
+    if (it->first == key) {
+      loaded.splice(loaded.end(), loaded, it);
+      return loaded.back().second;
+    }
+  }
+  auto fd = std::make_shared<const UniqueFd>(loadDeviceProgram(program));
+  loaded.emplace_back(std::move(key), fd);
+  if (loaded.size() > kKept) loaded.pop_front();
+  return fd;
 }
 
 }  // namespace gpubox::cgroup

@@ -6,6 +6,7 @@
 
 #include <linux/bpf.h>
 
+#include <memory>
 #include <vector>
 
 #include "device_rule.hpp"
@@ -21,6 +22,13 @@ std::vector<bpf_insn> buildDeviceProgram(const std::vector<DeviceRule>& allow,
 
 // BPF_PROG_LOAD; the error includes the verifier's log. Throws gpubox::Error.
 UniqueFd loadDeviceProgram(const std::vector<bpf_insn>& program);
+
+// loadDeviceProgram() once per distinct program: the verifier's run is most
+// of the cost of a GPU sandbox's device rules (docs/performance.md), and
+// sandboxes granted the same GPUs get the same program. One loaded program
+// may be attached to any number of cgroups. The last 32 distinct programs
+// stay loaded. Throws gpubox::Error.
+std::shared_ptr<const UniqueFd> loadDeviceProgramShared(const std::vector<bpf_insn>& program);
 
 // BPF_PROG_ATTACH as BPF_CGROUP_DEVICE to the cgroup directory CGROUPFD.
 // The kernel detaches it when the cgroup is removed. Throws gpubox::Error.

@@ -78,8 +78,7 @@ void SandboxCgroup::checkLimits(const Layout& layout, const ResourceLimits& limi
 }
 
 std::unique_ptr<SandboxCgroup> SandboxCgroup::createEmpty(const Layout& layout,
-                                                          const std::string& name,
-                                                          bool v1Devices) {
+                                                          const std::string& name, bool v1Devices) {
   validateCgroupName(name);
   // v1 hierarchies to use, grouped by directory: co-mounted controllers
   // ("cpu,cpuacct") share one.
@@ -116,14 +115,13 @@ std::unique_ptr<SandboxCgroup> SandboxCgroup::createEmpty(const Layout& layout,
 }
 
 void SandboxCgroup::apply(const ResourceLimits& limits, const DeviceRules* devices) {
-  if (applied_.size() > 0 || v1Devices_ || program_.valid())
+  if (applied_.size() > 0 || v1Devices_ || program_)
     throw Error("internal error: cgroup limits applied twice");
   checkLimits(layout_, limits, devices);
   std::optional<ExpandedDeviceRules> rules;
   if (devices) rules = expandDeviceRules(*devices);
   if (v2_) {
-    for (std::string& line :
-         writeV2Limits(v2_->fd.get(), v2_->path, layout_.v2Controllers, limits))
+    for (std::string& line : writeV2Limits(v2_->fd.get(), v2_->path, layout_.v2Controllers, limits))
       applied_.push_back(std::move(line));
   }
   for (Dir& dir : v1_) {
@@ -156,9 +154,9 @@ void SandboxCgroup::setUpDevices(const ExpandedDeviceRules& rules, const DeviceR
   }
   if (v2_ && request.backend != DeviceBackend::V1Only) {
     try {
-      UniqueFd program =
-          loadDeviceProgram(buildDeviceProgram(rules.allow, rules.deny, rules.defaultAllow));
-      attachDeviceProgram(v2_->fd.get(), program.get());
+      std::shared_ptr<const UniqueFd> program =
+          loadDeviceProgramShared(buildDeviceProgram(rules.allow, rules.deny, rules.defaultAllow));
+      attachDeviceProgram(v2_->fd.get(), program->get());
       program_ = std::move(program);
     } catch (const Error& e) {
       bpfError = e.what();

@@ -111,7 +111,7 @@ class SandboxCgroup {
   const std::string& skipped() const { return skipped_; }
   // Which device backends enforce this sandbox's device rules.
   bool usesV1Devices() const { return v1Devices_; }
-  bool usesBpf() const { return program_.valid(); }
+  bool usesBpf() const { return program_ != nullptr; }
 
  private:
   struct Dir {
@@ -132,7 +132,9 @@ class SandboxCgroup {
   std::optional<Dir> v2_;
   std::vector<Dir> v1_;
   bool v1Devices_ = false;
-  UniqueFd program_;  // keeps the BPF program alive as long as the object
+  // The attached BPF program (shared with other sandboxes granted the same
+  // devices), held as long as the object.
+  std::shared_ptr<const UniqueFd> program_;
   std::vector<std::string> applied_;
   std::string skipped_;
 };

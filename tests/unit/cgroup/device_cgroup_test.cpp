@@ -181,6 +181,25 @@ TEST_P(DeviceCgroupTest, AllowListedDeniesAllButStandardAndGranted) {
   EXPECT_EQ(e["mknod 240:1"], EPERM);
 }
 
+// The BPF program is loaded once per distinct rule set and shared
+// (loadDeviceProgramShared): sandboxes alive at once with different grants
+// must each keep their own rules, and a later sandbox with the first grant
+// gets the first rules back.
+TEST_P(DeviceCgroupTest, SharedProgramsKeepEachGrantApart) {
+  auto first = make(DevicePolicy::AllowListed, {{'c', 195, 0, "rw"}}, {});
+  auto second = make(DevicePolicy::AllowListed, {{'c', 195, 1, "rw"}}, {});
+  auto again = make(DevicePolicy::AllowListed, {{'c', 195, 0, "rw"}}, {});
+  auto a = probe(*first, allNodes(), {});
+  auto b = probe(*second, allNodes(), {});
+  auto c = probe(*again, allNodes(), {});
+  EXPECT_NE(a[node("nvidia0")], EPERM);
+  EXPECT_EQ(a[node("nvidia1")], EPERM);
+  EXPECT_EQ(b[node("nvidia0")], EPERM);
+  EXPECT_NE(b[node("nvidia1")], EPERM);
+  EXPECT_NE(c[node("nvidia0")], EPERM);
+  EXPECT_EQ(c[node("nvidia1")], EPERM);
+}
+
 TEST_P(DeviceCgroupTest, DenyNvidiaAllowsAllButNvidiaAndExtraMajors) {
   auto cg = make(DevicePolicy::DenyNvidia, {}, {kExtraDenyMajor});
   auto e = probe(*cg, allNodes(), {{195, 7}, {kFreeMajor, 1}});
