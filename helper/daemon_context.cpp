@@ -2,6 +2,7 @@
 
 #include "cgroup_attacher.hpp"
 #include "init_pool.hpp"
+#include "init_spawner.hpp"
 #include "sessions.hpp"
 
 namespace gpubox {
@@ -14,6 +15,7 @@ DaemonContext::~DaemonContext() {
   // while it still exists.
   sessions.reset();
   initPool.reset();
+  initSpawner.reset();
 }
 
 }  // namespace gpubox

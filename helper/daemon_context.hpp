@@ -49,6 +49,7 @@ struct HelperLimits {
 class SessionRegistry;
 class CgroupAttacher;
 class InitPool;
+class InitSpawner;
 struct LiveSandbox;
 
 struct DaemonContext {
@@ -94,8 +95,10 @@ struct DaemonContext {
   // gpuInventory, once the helper has dropped the capabilities it does not
   // keep: a thread starts with those of the thread that makes it.
   std::unique_ptr<CgroupAttacher> cgroupAttacher;
-  // Inits made ahead of requests (--warm-inits; null: none). After the
-  // attacher, so it goes first: its inits' placements use the attacher.
+  // Inits made ahead of requests (--warm-inits; null: none) by the spawner
+  // process. After the attacher, so it goes first: its inits' placements
+  // use the attacher.
+  std::unique_ptr<InitSpawner> initSpawner;
   std::unique_ptr<InitPool> initPool;
   // Last, so it is destroyed first: what it still holds refers to the rest.
   Reaper reaper;

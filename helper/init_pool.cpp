@@ -7,17 +7,19 @@
 #include "cgroup_janitor.hpp"
 #include "daemon_context.hpp"
 #include "error.hpp"
+#include "init_spawner.hpp"
 #include "log.hpp"
 #include "sandbox/syscalls.hpp"
 
 namespace gpubox {
 
-InitPool::InitPool(DaemonContext& ctx, size_t size) : ctx_(ctx), size_(size) {
-  scheduleRefill();
+InitPool::InitPool(DaemonContext& ctx, InitSpawner& spawner, size_t size)
+    : ctx_(ctx), spawner_(spawner), size_(size) {
+  refill();
 }
 
 InitPool::~InitPool() {
-  refill_ = nullptr;
+  backoff_ = nullptr;
   for (WarmInit& w : warm_) {
     sys::pidfdSendSignal(w.init.pidfd.get(), SIGKILL);
     siginfo_t info;
@@ -29,10 +31,10 @@ InitPool::~InitPool() {
 }
 
 std::optional<WarmInit> InitPool::take() {
-  while (!warm_.empty()) {
+  std::optional<WarmInit> out;
+  while (!out && !warm_.empty()) {
     WarmInit w = std::move(warm_.front());
     warm_.pop_front();
-    scheduleRefill();
     // An init that died while it waited (killed by an administrator, the
     // OOM killer), or whose cgroup v1 migration failed, is of no use: the
     // request gets a live one, or one cloned for it.
@@ -40,14 +42,13 @@ std::optional<WarmInit> InitPool::take() {
     const bool died = ::waitid(P_PIDFD, static_cast<id_t>(w.init.pidfd.get()), &info,
                                WEXITED | WNOHANG | WNOWAIT) == 0 &&
                       info.si_pid != 0;
-    if (died || w.placement->failed) {
+    if (died || w.placement->failed)
       discard(std::move(w));
-      continue;
-    }
-    return w;
+    else
+      out = std::move(w);
   }
-  scheduleRefill();
-  return std::nullopt;
+  refill();
+  return out;
 }
 
 void InitPool::discard(WarmInit w) {
@@ -66,55 +67,46 @@ void InitPool::discard(WarmInit w) {
   }
 }
 
-void InitPool::scheduleRefill() {
-  if (refilling_ || warm_.size() >= size_) return;
-  refilling_ = true;
-  // Through the timer, not evalLater: the loop polls its sockets between two
-  // timer events, so requests are served between two spawns. After a
-  // failure, wait longer each time (up to 10 s) instead of spinning.
-  const uint64_t backoffMs =
-      failuresInARow_ == 0
-          ? 0
-          : std::min<uint64_t>(10000, uint64_t{50} << std::min<uint64_t>(failuresInARow_, 8));
-  refill_ = ctx_.timer.afterDelay(backoffMs * kj::MILLISECONDS)
-                .then([this]() {
-                  refilling_ = false;
-                  refillOne();
-                })
-                .eagerlyEvaluate(nullptr);
+void InitPool::refill() {
+  while (!backingOff_ && warm_.size() + inFlight_ < size_) requestOne();
 }
 
-void InitPool::refillOne() {
-  if (warm_.size() >= size_) return;
-  try {
-    warm_.push_back(spawn());
-    failuresInARow_ = 0;
-  } catch (const std::exception& e) {
-    if (failuresInARow_++ == 0) logError(std::string("warm init pool: ") + e.what());
-  }
-  scheduleRefill();
-}
-
-WarmInit InitPool::spawn() {
-  WarmInit w;
-  w.id = ++ctx_.sandboxCounter;
-  w.placement = std::make_shared<WarmPlacement>();
+void InitPool::requestOne() {
+  const uint64_t id = ++ctx_.sandboxCounter;
+  std::shared_ptr<cgroup::SandboxCgroup> cg;
   if (ctx_.cgroupsUnavailable.empty()) {
-    // With a v1 devices directory whatever the request turns out to be: a
-    // request for a GPU needs it, and one without is no worse off in it (it
-    // starts with its parent's rules, which allow what the helper's own
-    // cgroup allows; device_rules.hpp).
-    w.cgroup =
-        cgroup::SandboxCgroup::createEmpty(ctx_.cgroupLayout, cgroup::sandboxCgroupName(w.id),
-                                           ctx_.cgroupLayout.v1Parents.contains("devices"));
+    try {
+      // With a v1 devices directory whatever the request turns out to be: a
+      // request for a GPU needs it, and one without is no worse off in it
+      // (it starts with its parent's rules).
+      cg = cgroup::SandboxCgroup::createEmpty(ctx_.cgroupLayout, cgroup::sandboxCgroupName(id),
+                                              ctx_.cgroupLayout.v1Parents.contains("devices"));
+    } catch (const std::exception& e) {
+      failed(e.what());
+      return;
+    }
   }
-  try {
-    w.init = spawnInit(ctx_.userNamespace.newPerSandbox, /*newNetwork=*/true,
-                       w.cgroup ? w.cgroup->v2Fd() : -1);
-  } catch (...) {
-    if (w.cgroup) w.cgroup->tryRemove();
-    throw;
-  }
+  ++inFlight_;
+  tasks_.add(
+      spawner_.spawn(ctx_.userNamespace.newPerSandbox, /*newNetwork=*/true, cg ? cg->v2Fd() : -1)
+          .then(
+              [this, id, cg](LaunchedInit init) mutable {
+                --inFlight_;
+                spawned(id, std::move(cg), std::move(init));
+              },
+              [this, cg](kj::Exception&& e) {
+                --inFlight_;
+                if (cg) cg->tryRemove();
+                failed(e.getDescription().cStr());
+              }));
+}
+
+void InitPool::spawned(uint64_t id, std::shared_ptr<cgroup::SandboxCgroup> cg, LaunchedInit init) {
+  WarmInit w;
+  w.id = id;
+  w.init = std::move(init);
+  w.cgroup = std::move(cg);
+  w.placement = std::make_shared<WarmPlacement>();
   if (w.cgroup) {
     try {
       auto procs = w.cgroup->openV1Procs();
@@ -129,12 +121,33 @@ WarmInit InitPool::spawn() {
                              })
                        .fork();
       }
-    } catch (...) {
+    } catch (const std::exception& e) {
       discard(std::move(w));
-      throw;
+      failed(e.what());
+      return;
     }
   }
-  return w;
+  warm_.push_back(std::move(w));
+  failuresInARow_ = 0;
+}
+
+void InitPool::failed(const std::string& why) {
+  if (failuresInARow_++ == 0) logError("warm inits: " + why);
+  if (backingOff_) return;
+  // Wait longer after each failure in a row (up to 10 s) instead of spinning.
+  backingOff_ = true;
+  const uint64_t ms =
+      std::min<uint64_t>(10000, uint64_t{50} << std::min<uint64_t>(failuresInARow_, 8));
+  backoff_ = ctx_.timer.afterDelay(ms * kj::MILLISECONDS)
+                 .then([this]() {
+                   backingOff_ = false;
+                   refill();
+                 })
+                 .eagerlyEvaluate(nullptr);
+}
+
+void InitPool::taskFailed(kj::Exception&& e) {
+  failed(e.getDescription().cStr());
 }
 
 }  // namespace gpubox

@@ -14,8 +14,9 @@
 // namespace of their own come from the pool (--net host is cloned per
 // request); the user-namespace mode is the helper's, fixed at start.
 //
-// The pool refills itself one init at a time from the event loop's timer
-// after each take, so a burst of requests is never held up by refilling.
+// The pool refills itself after each take: the spawner process
+// (init_spawner.hpp) clones the inits, so refilling costs the event loop a
+// few mkdirs and a message per init, never a clone.
 #pragma once
 
 #include <kj/async.h>
@@ -30,6 +31,7 @@
 namespace gpubox {
 
 struct DaemonContext;
+class InitSpawner;
 
 // Where a warm init stands with its cgroup v1 hierarchies (joined off the
 // loop by the CgroupAttacher while it waits).
@@ -47,17 +49,17 @@ struct WarmInit {
   std::optional<kj::ForkedPromise<void>> placed;  // while !placement->done: resolves once joined
 };
 
-class InitPool {
+class InitPool : private kj::TaskSet::ErrorHandler {
  public:
-  // Keeps SIZE warm inits (0: none, every init is cloned for its request).
-  InitPool(DaemonContext& ctx, size_t size);
+  // Keeps SIZE warm inits, cloned by SPAWNER (which must outlive the pool).
+  InitPool(DaemonContext& ctx, InitSpawner& spawner, size_t size);
   // Kills the warm inits left and waits for them (short: they are SIGKILLed).
   ~InitPool();
   InitPool(const InitPool&) = delete;
   InitPool& operator=(const InitPool&) = delete;
 
-  // A warm init with a new network namespace, or none (empty pool, or size
-  // 0); schedules a refill.
+  // A warm init with a new network namespace, or none (the pool is empty);
+  // schedules a refill.
   std::optional<WarmInit> take();
   // Kills and reaps W's init, then removes its cgroup: for a warm init taken
   // by a request that then failed before using it.
@@ -67,16 +69,21 @@ class InitPool {
   size_t ready() const { return warm_.size(); }
 
  private:
-  void scheduleRefill();
-  void refillOne();
-  WarmInit spawn();
+  void refill();
+  void requestOne();
+  void spawned(uint64_t id, std::shared_ptr<cgroup::SandboxCgroup> cgroup, LaunchedInit init);
+  void failed(const std::string& why);
+  void taskFailed(kj::Exception&& e) override;
 
   DaemonContext& ctx_;
+  InitSpawner& spawner_;
   size_t size_;
   std::deque<WarmInit> warm_;
-  kj::Promise<void> refill_ = nullptr;
-  bool refilling_ = false;
+  size_t inFlight_ = 0;
   uint64_t failuresInARow_ = 0;
+  bool backingOff_ = false;
+  kj::Promise<void> backoff_ = nullptr;
+  kj::TaskSet tasks_{*this};  // last: destroyed first, so no callback outlives the rest
 };
 
 }  // namespace gpubox

@@ -22,6 +22,7 @@
 #include "daemon_context.hpp"
 #include "error.hpp"
 #include "init_pool.hpp"
+#include "init_spawner.hpp"
 #include "kernel_features.hpp"
 #include "limits.hpp"
 #include "listener.hpp"
@@ -239,6 +240,9 @@ int serve(const Options& opts) {
   if (!caps.missing.empty())
     gpubox::logError("capabilities: not held at start: " + joinNames(caps.missing) +
                      " (the steps that need them will fail)");
+  // The spawner of warm inits is forked here, after the drop and before the
+  // first thread: it must be single-threaded (init_spawner.hpp).
+  if (opts.warmInits > 0) ctx.initSpawner = std::make_unique<gpubox::InitSpawner>(io.unixEventPort);
   ctx.cgroupAttacher = std::make_unique<gpubox::CgroupAttacher>(io.unixEventPort);
   // The first GPU discovery, before serving; later ones run off the loop.
   ctx.gpuInventory = std::make_unique<gpubox::GpuInventoryCache>(ctx.driverRoot);
@@ -246,8 +250,9 @@ int serve(const Options& opts) {
   if (!listenFd) listenFd = gpubox::listenOn(opts.listen, parseMode(opts.socketMode));
   gpubox::MaskedSocket mask = describeSocket(listenFd.get());
   if (!mask.path.empty()) ctx.helperSockets.push_back(mask);
-  // Filled from the loop once it runs (init_pool.hpp).
-  if (opts.warmInits > 0) ctx.initPool = std::make_unique<gpubox::InitPool>(ctx, opts.warmInits);
+  // Filled by the spawner as soon as the loop runs (init_pool.hpp).
+  if (ctx.initSpawner)
+    ctx.initPool = std::make_unique<gpubox::InitPool>(ctx, *ctx.initSpawner, opts.warmInits);
 
   io.unixEventPort.captureSignal(SIGTERM);
   io.unixEventPort.captureSignal(SIGINT);

@@ -58,7 +58,7 @@ std::vector<std::string> sandboxNamespaces(bool newUser, bool newNetwork) {
   return ns;
 }
 
-LaunchedInit spawnInit(bool newUser, bool newNetwork, int cgroupFd) {
+LaunchedInit spawnInit(bool newUser, bool newNetwork, int cgroupFd, bool sibling) {
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
     throwErrno("control socketpair");
@@ -69,6 +69,7 @@ LaunchedInit spawnInit(bool newUser, bool newNetwork, int cgroupFd) {
   uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
   if (newUser) flags |= CLONE_NEWUSER;
   if (newNetwork) flags |= CLONE_NEWNET;
+  if (sibling) flags |= CLONE_PARENT;
   int pidfd = -1;
   pid_t pid = sys::clone3(flags, &pidfd, cgroupFd);
   if (pid < 0)

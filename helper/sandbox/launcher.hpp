@@ -22,7 +22,10 @@ struct LaunchedInit {
 // into the cgroup v2 directory `cgroupFd` when it is >= 0). The init runs
 // nothing of its own until startInit() sends it its configuration: it may
 // wait in the warm pool (init_pool.hpp) for a request. Throws gpubox::Error.
-LaunchedInit spawnInit(bool newUser, bool newNetwork, int cgroupFd);
+// With SIBLING the init is made a child of the caller's parent
+// (CLONE_PARENT): how the spawner process (init_spawner.hpp) makes inits
+// that are the helper's own children.
+LaunchedInit spawnInit(bool newUser, bool newNetwork, int cgroupFd, bool sibling = false);
 
 // Gives INIT the sandbox CONFIG describes: writes its uid/gid maps when it
 // has a user namespace of its own (the caller's uid and each of its groups

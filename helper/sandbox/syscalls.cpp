@@ -24,7 +24,8 @@ pid_t clone3(uint64_t flags, int* pidfd, int cgroupFd) {
     args.cgroup = static_cast<uint64_t>(cgroupFd);
   }
   args.pidfd = reinterpret_cast<uint64_t>(pidfd);
-  args.exit_signal = SIGCHLD;
+  // CLONE_PARENT takes the caller's own exit signal; the kernel refuses one here.
+  args.exit_signal = (flags & CLONE_PARENT) ? 0 : SIGCHLD;
   return static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof(args)));
 }
 

@@ -718,6 +718,10 @@ std::vector<std::string> cgroupHostDirs(const std::string& field) {
 }
 
 std::set<pid_t> initChildren(pid_t helper) {
+  return childrenNamed(helper, "gpubox-init");
+}
+
+std::set<pid_t> childrenNamed(pid_t parent, const std::string& name) {
   std::set<pid_t> out;
   DIR* proc = ::opendir("/proc");
   if (!proc) return out;
@@ -732,10 +736,10 @@ std::set<pid_t> initChildren(pid_t helper) {
     }
     // "pid (comm) state ppid ...": comm may hold spaces, so from the last ')'.
     const size_t close = stat.rfind(')');
-    if (close == std::string::npos || stat.find("(gpubox-init)") == std::string::npos) continue;
+    if (close == std::string::npos || stat.find("(" + name + ")") == std::string::npos) continue;
     int ppid = 0;
     char state = 0;
-    if (std::sscanf(stat.c_str() + close + 1, " %c %d", &state, &ppid) == 2 && ppid == helper &&
+    if (std::sscanf(stat.c_str() + close + 1, " %c %d", &state, &ppid) == 2 && ppid == parent &&
         state != 'Z')
       out.insert(pid);
   }

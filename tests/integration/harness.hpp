@@ -231,8 +231,10 @@ bool canConnect(const std::string& path);
 std::vector<pid_t> findProcesses(const std::vector<std::string>& argv);
 // True while `pid` exists and is not a zombie.
 bool pidRunning(pid_t pid);
-// Pids of HELPER's children named gpubox-init (and not zombies): its warm
-// inits (--warm-inits) while no sandbox runs, plus every sandbox's init.
+// Pids of PARENT's children whose comm is NAME (and not zombies).
+std::set<pid_t> childrenNamed(pid_t parent, const std::string& name);
+// HELPER's children named gpubox-init: its warm inits (--warm-inits) while
+// no sandbox runs, plus every sandbox's init.
 std::set<pid_t> initChildren(pid_t helper);
 // Whether the cgroup directory DIR holds exactly one process and it is a
 // warm init of HELPER: a child named gpubox-init with no children of its

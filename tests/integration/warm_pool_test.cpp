@@ -3,10 +3,15 @@
 // fresh init would have given. Each case runs as root and as uid 65534,
 // with a pool and without one (--warm-inits 0), and checks what the
 // sandboxed process saw and where it ran.
+#include <dirent.h>
+#include <signal.h>
+#include <unistd.h>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <set>
 #include <sstream>
 #include <string>
@@ -148,6 +153,37 @@ TEST_P(WarmInits, HostNetworkIsNeverServedFromThePool) {
   ASSERT_FALSE(status.is_discarded()) << r.extra;
   EXPECT_FALSE(pool.contains(status["sandbox_pid"].get<pid_t>())) << r.extra;
   EXPECT_THAT(stringsOf(status["namespaces"]), Not(Contains("net"))) << r.extra;
+}
+
+// The spawner (helper/init_spawner.hpp) is a privileged process of the
+// helper's: it holds nothing but its socket to the helper (and stdio), and
+// it goes when the helper goes, taking nothing of the helper's with it.
+TEST_P(WarmInits, TheSpawnerHoldsOnlyItsSocketAndDiesWithTheHelper) {
+  if (caller() != 0) GTEST_SKIP() << "about the helper's processes: once is enough";
+  fullPool();
+  pid_t spawner = 0;
+  for (const pid_t pid : childrenNamed(helper().pid(), "gpubox-spawner")) spawner = pid;
+  ASSERT_GT(spawner, 0) << "no gpubox-spawner child of the helper";
+  const std::string fdDir = "/proc/" + std::to_string(spawner) + "/fd";
+  std::vector<std::string> fds;
+  DIR* d = ::opendir(fdDir.c_str());
+  ASSERT_NE(d, nullptr) << fdDir;
+  while (struct dirent* e = ::readdir(d))
+    if (e->d_name[0] != '.') fds.push_back(e->d_name);
+  ::closedir(d);
+  std::sort(fds.begin(), fds.end());
+  EXPECT_EQ(fds, (std::vector<std::string>{"0", "1", "2", "3"}));
+  char target[256] = {};
+  ASSERT_GT(::readlink((fdDir + "/3").c_str(), target, sizeof(target) - 1), 0);
+  EXPECT_THAT(std::string(target), ::testing::StartsWith("socket:"));
+  const std::set<pid_t> pool = initChildren(helper().pid());
+  helper().kill(SIGKILL);
+  ASSERT_TRUE(helper().waitExit(30s).has_value());
+  EXPECT_TRUE(pollUntil([&] { return !pidRunning(spawner); }, 10s))
+      << "the spawner outlived the helper";
+  for (pid_t pid : pool)
+    EXPECT_TRUE(pollUntil([&] { return !pidRunning(pid); }, 10s))
+        << "warm init " << pid << " outlived the helper";
 }
 
 std::string warmName(const ::testing::TestParamInfo<std::tuple<int, uid_t>>& info) {
