@@ -73,21 +73,23 @@ struct Pair {
 };
 
 // Interleaved A/B: run i does A then B, run i+1 B then A.
+// MEASURE is what is timed of one run (Runner::timed: fork to reap).
 Pair interleave(const std::string& name, const std::string& aLabel, const Command& a,
-                const std::string& bLabel, const Command& b, const Options& o) {
+                const std::string& bLabel, const Command& b, const Options& o,
+                double (Runner::*measure)(const Command&) = &Runner::timed) {
   Runner runner;
   for (unsigned i = 0; i < o.warmup; ++i) {
-    runner.timed(a);
-    runner.timed(b);
+    (runner.*measure)(a);
+    (runner.*measure)(b);
   }
   Pair p{name, aLabel, bLabel, {}, {}};
   for (unsigned i = 0; i < o.runs; ++i) {
     if (i % 2 == 0) {
-      p.a.push_back(runner.timed(a));
-      p.b.push_back(runner.timed(b));
+      p.a.push_back((runner.*measure)(a));
+      p.b.push_back((runner.*measure)(b));
     } else {
-      p.b.push_back(runner.timed(b));
-      p.a.push_back(runner.timed(a));
+      p.b.push_back((runner.*measure)(b));
+      p.a.push_back((runner.*measure)(a));
     }
   }
   std::fprintf(stderr, "  done: %s\n", name.c_str());
@@ -228,9 +230,11 @@ int benchmark(const Options& o) {
   auto gpubox = [&](const Helper& h, std::vector<std::string> args, const std::string& dir = "/") {
     return Command(concat({cli, "--socket", h.socket()}, args), kEnv, dir, kNobody);
   };
-  auto bwrap = [&](std::vector<std::string> args, const std::string& dir = "/") {
+  auto bwrap = [&](std::vector<std::string> args, const std::string& dir = "/",
+                   std::vector<std::string> command = {"/bin/true"}) {
     return Command(
-        concat(concat({o.bwrap, "--unshare-all", "--die-with-parent"}, args), {"--", "/bin/true"}),
+        concat(concat(concat({o.bwrap, "--unshare-all", "--die-with-parent"}, args), {"--"}),
+               command),
         kEnv, dir, kNobody);
   };
   const Command gpuboxPlan = gpubox(helper, concat(concat({"run"}, kPlan), {"--", "/bin/true"}));
@@ -249,6 +253,13 @@ int benchmark(const Options& o) {
              "--tmpfs", "/run", "--ro-bind", "/sys", "/sys", "--bind", cwd, cwd, "--chdir", cwd},
             cwd),
       o));
+
+  // Time to the first byte of the sandboxed command's stdout: what an agent
+  // waiting on a command's output sees.
+  pairs.push_back(interleave(
+      "first stdout byte", "gpubox run -- echo",
+      gpubox(helper, concat(concat({"run"}, kPlan), {"--", "/bin/echo", "x"})), "bwrap -- echo",
+      bwrap(kPlan, "/", {"/bin/echo", "x"}), o, &Runner::timedFirstByte));
 
   std::vector<SpanTable> spanTables;  // --spans
   std::optional<std::string> gpuSkipped;
@@ -358,7 +369,7 @@ int benchmark(const Options& o) {
   ::gethostname(host, sizeof host);
   std::printf(
       "gpubox start-up benchmark: %u runs each, interleaved A/B, as uid 65534; "
-      "times in ms, fork to reap\n",
+      "times in ms, fork to reap (first stdout byte: fork to the byte)\n",
       o.runs);
   std::printf("%-26s %-24s %7s %7s %7s | %-24s %7s %7s %7s | %6s\n", "benchmark", "A", "median",
               "p90", "p99", "B", "median", "p90", "p99", "A/B");

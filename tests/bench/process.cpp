@@ -147,6 +147,36 @@ double Runner::timed(const Command& command) {
   return ms;
 }
 
+double Runner::timedFirstByte(const Command& command) {
+  if (::ftruncate(errFile_, 0) != 0) fail("ftruncate");
+  int pipeFds[2];
+  if (::pipe2(pipeFds, O_CLOEXEC) != 0) fail("pipe2");
+  auto t0 = std::chrono::steady_clock::now();
+  pid_t pid = ::fork();
+  if (pid < 0) fail("fork");
+  if (pid == 0) {
+    if (::dup2(devNull_, 0) < 0 || ::dup2(pipeFds[1], 1) < 0) childFail("dup2");
+    if (::dup2(errFile_, 2) < 0) childFail("dup2");
+    command.execInChild();
+  }
+  ::close(pipeFds[1]);
+  char byte;
+  ssize_t n;
+  while ((n = ::read(pipeFds[0], &byte, 1)) < 0 && errno == EINTR) {
+  }
+  const double ms = msSince(t0);
+  char rest[4096];
+  while (::read(pipeFds[0], rest, sizeof rest) > 0) {
+  }
+  ::close(pipeFds[0]);
+  const int status = wait(pid, command);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    throw std::runtime_error(command.describe() + "failed (wait status " + std::to_string(status) +
+                             "): " + stderrText());
+  if (n != 1) throw std::runtime_error(command.describe() + "printed nothing on stdout");
+  return ms;
+}
+
 std::string Runner::output(const Command& command) {
   if (::ftruncate(errFile_, 0) != 0) fail("ftruncate");
   int out = ::memfd_create("bench-stdout", MFD_CLOEXEC);

@@ -53,6 +53,10 @@ class Runner {
   // Milliseconds from just before fork() to just after waitpid() returned
   // the exit. Throws when the command does not exit 0.
   double timed(const Command& command);
+  // Milliseconds from just before fork() to the first byte of the command's
+  // stdout (a pipe); the rest is drained and the command reaped, untimed.
+  // Throws when it prints nothing or does not exit 0.
+  double timedFirstByte(const Command& command);
   // Runs it and returns its stdout (untimed). Throws when it does not exit 0.
   std::string output(const Command& command);
 

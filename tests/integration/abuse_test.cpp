@@ -425,6 +425,15 @@ TEST_F(Abuse, HelperThreadsHoldExactlyTheDocumentedCapabilities) {
     EXPECT_EQ(statusField(status, "CapInh"), "0000000000000000") << "thread " << tid;
     EXPECT_EQ(statusField(status, "CapAmb"), "0000000000000000") << "thread " << tid;
   }
+  // The spawner of warm inits (a process of the helper's) holds the same.
+  const std::set<pid_t> spawners = childrenNamed(helper().pid(), "gpubox-spawner");
+  ASSERT_EQ(spawners.size(), 1u) << "one gpubox-spawner child of the helper";
+  const std::string status = readFile("/proc/" + std::to_string(*spawners.begin()) + "/status");
+  EXPECT_EQ(statusField(status, "CapEff"), mask) << "spawner";
+  EXPECT_EQ(statusField(status, "CapPrm"), mask) << "spawner";
+  EXPECT_EQ(statusField(status, "CapBnd"), mask) << "spawner";
+  EXPECT_EQ(statusField(status, "CapInh"), "0000000000000000") << "spawner";
+  EXPECT_EQ(statusField(status, "CapAmb"), "0000000000000000") << "spawner";
   EXPECT_THAT(helper().log(), ::testing::HasSubstr("capabilities: kept cap_sys_admin,"));
   // And with them it still does its job, for both callers.
   expectOthersUnaffected("reading capabilities");
