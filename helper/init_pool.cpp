@@ -47,7 +47,15 @@ std::optional<WarmInit> InitPool::take() {
     else
       out = std::move(w);
   }
-  refill();
+  // After this request's turn of the loop, not in it: the new init's cgroup
+  // directories (a few mkdirs) are no business of this request's.
+  if (!refillScheduled_) {
+    refillScheduled_ = true;
+    tasks_.add(kj::evalLater([this]() {
+      refillScheduled_ = false;
+      refill();
+    }));
+  }
   return out;
 }
 

@@ -82,6 +82,7 @@ class InitPool : private kj::TaskSet::ErrorHandler {
   size_t inFlight_ = 0;
   uint64_t failuresInARow_ = 0;
   bool backingOff_ = false;
+  bool refillScheduled_ = false;
   kj::Promise<void> backoff_ = nullptr;
   kj::TaskSet tasks_{*this};  // last: destroyed first, so no callback outlives the rest
 };
