@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <optional>
 
 #include "caller_policy.hpp"
@@ -66,6 +67,19 @@ std::vector<std::string> hiddenPaths(const policy::Policy& policy, const std::st
       paths.push_back(home + p.substr(1));
   }
   return paths;
+}
+
+// The caller's seccomp programs as instructions (validateSpec checked that
+// each is a whole number of them, at most BPF_MAXINSNS). The kernel checks
+// the program itself when the command installs it.
+std::vector<std::vector<sock_filter>> callerSeccompPrograms(const SandboxSpec& spec) {
+  std::vector<std::vector<sock_filter>> programs;
+  for (const std::string& bytes : spec.seccompPrograms) {
+    std::vector<sock_filter> program(bytes.size() / sizeof(sock_filter));
+    std::memcpy(program.data(), bytes.data(), program.size() * sizeof(sock_filter));
+    programs.push_back(std::move(program));
+  }
+  return programs;
 }
 
 // Whether the NVIDIA driver publishes anything under /proc/driver/nvidia.
@@ -142,8 +156,17 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
 
   auto holdings = std::make_shared<Holdings>();
   std::optional<GpuAssignment> gpus;
-  if (asksForGpus(spec.gpus)) {
-    gpus = assignGpus(ctx, peer, spec.gpus);
+  // A request that names no GPU gets its policy rule's default_gpus, judged
+  // like any request ("--gpu none" asks for none and gets none).
+  const bool byDefault = spec.gpus.empty() && !caller.grant.defaultGpus.empty();
+  const std::vector<std::string>& selectors = byDefault ? caller.grant.defaultGpus : spec.gpus;
+  if (asksForGpus(selectors)) {
+    try {
+      gpus = assignGpus(ctx, peer, selectors);
+    } catch (const Error& e) {
+      if (!byDefault) throw;
+      throw Error("default_gpus of policy rule " + caller.grant.rule + ": " + e.what());
+    }
     const gpu::Binding& b = gpus->binding;
     live->plan.insert(live->plan.end(), b.mounts.begin(), b.mounts.end());
     live->extraEnv = b.env;
@@ -215,6 +238,10 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
                                                                    : &ctx.seccomp;
   if (filter) config.seccomp = filter->instructions;
   live->seccomp = filter ? filter->name : "none";
+  config.callerSeccomp = callerSeccompPrograms(spec);
+  if (!config.callerSeccomp.empty())
+    live->seccomp += " + " + std::to_string(config.callerSeccomp.size()) + " of the caller's";
+  config.lockFiles = spec.lockFiles;
 
   cgroup::SandboxCgroup* cg = holdings->cgroup.get();
   // cgroup v2: the init is born in its cgroup. v1 hierarchies are joined off
@@ -255,6 +282,11 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   live->runtime->traceSpans(spans);
   if (config.awaitPlacement)
     live->runtime->placeWhen(ctx.cgroupAttacher->attach(initPid, std::move(v1Procs)));
+  for (const std::string& ns : live->namespaces) {
+    if (ns == "cgroup") continue;
+    if (ino_t inode = namespaceInode(initPid, ns.c_str()); inode != 0)
+      live->namespaceIds.emplace_back(ns, static_cast<uint64_t>(inode));
+  }
   holdings->pidNs = namespaceInode(initPid, "pid");
   // Without its own user namespace the init's is the helper's: not a mark
   // of this sandbox (peer.hpp).

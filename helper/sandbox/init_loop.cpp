@@ -87,8 +87,11 @@ bool readCommand(int memfd, Command* out, std::string* error) {
 struct ChildFailure {
   int32_t stage;
   int32_t err;
-  int32_t rlimit;  // stage Other: index of the rlimit that failed
+  // stage Other: index of the rlimit that failed; -2 gpubox's seccomp
+  // filter; kCallerSeccompBase - i the caller's program i
+  int32_t rlimit;
 };
+constexpr int32_t kCallerSeccompBase = -3;
 
 // The command's process: its own session (it cannot drive the caller's
 // terminal through TIOCSTI or job control), the caller's stdio, then exec.
@@ -116,7 +119,16 @@ struct ChildFailure {
       _exit(125);
     }
   }
-  const std::string& cwd = cmd.cwd.empty() ? defaultCwd : cmd.cwd;
+  std::string cwd = cmd.cwd.empty() ? defaultCwd : cmd.cwd;
+  if (cmd.cwd.empty()) {
+    // bwrap's rule: the first of these the command can enter, else the default.
+    for (const std::string& dir : cmd.cwdFallbacks) {
+      if (::chdir(dir.c_str()) == 0) {
+        cwd = dir;
+        break;
+      }
+    }
+  }
   if (::chdir(cwd.c_str()) != 0) {
     ChildFailure f = {static_cast<int32_t>(initmsg::StartStage::Chdir), errno, 0};
     (void)!::write(errFd, &f, sizeof(f));
@@ -124,9 +136,13 @@ struct ChildFailure {
   }
   std::vector<char*> argv;
   for (const std::string& a : cmd.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  if (!cmd.argv0.empty()) argv[0] = const_cast<char*>(cmd.argv0.c_str());
   argv.push_back(nullptr);
   std::vector<char*> envp;
-  for (const std::string& e : cmd.env) envp.push_back(const_cast<char*>(e.c_str()));
+  for (const std::string& e : cmd.env)
+    if (!cmd.setPwd || e.rfind("PWD=", 0) != 0) envp.push_back(const_cast<char*>(e.c_str()));
+  const std::string pwd = "PWD=" + cwd;
+  if (cmd.setPwd) envp.push_back(const_cast<char*>(pwd.c_str()));
   envp.push_back(nullptr);
   // Last of all, so it covers the command's first instruction and nothing
   // before it needs a call the filter denies.
@@ -137,9 +153,19 @@ struct ChildFailure {
       _exit(125);
     }
   }
+  // The caller's programs come after gpubox's: every filter sees each call
+  // and the strictest answer wins, so they can only refuse more.
+  for (size_t i = 0; i < settings.callerSeccomp.size(); ++i) {
+    if (int err = installSeccomp(settings.callerSeccomp[i]); err != 0) {
+      ChildFailure f = {static_cast<int32_t>(initmsg::StartStage::Other), err,
+                        kCallerSeccompBase - static_cast<int32_t>(i)};
+      (void)!::write(errFd, &f, sizeof(f));
+      _exit(125);
+    }
+  }
   // execvp searches the PATH of the environment the command will get.
   environ = envp.data();
-  ::execvp(argv[0], argv.data());
+  ::execvp(cmd.argv[0].c_str(), argv.data());
   ChildFailure f = {static_cast<int32_t>(initmsg::StartStage::Exec), errno, 0};
   (void)!::write(errFd, &f, sizeof(f));
   _exit(127);
@@ -149,6 +175,9 @@ std::string startFailureMessage(const Command& cmd, const InitSettings& settings
                                 const ChildFailure& f) {
   if (f.stage == static_cast<int32_t>(initmsg::StartStage::Other) && f.rlimit == -2)
     return std::string("cannot install the seccomp filter: ") + std::strerror(f.err);
+  if (f.stage == static_cast<int32_t>(initmsg::StartStage::Other) && f.rlimit <= kCallerSeccompBase)
+    return "cannot install seccomp program " + std::to_string(kCallerSeccompBase - f.rlimit + 1) +
+           " of the request: " + std::strerror(f.err);
   if (f.stage == static_cast<int32_t>(initmsg::StartStage::Other)) {
     std::string name = f.rlimit >= 0 && static_cast<size_t>(f.rlimit) < settings.rlimits.size()
                            ? settings.rlimits[static_cast<size_t>(f.rlimit)].name
