@@ -46,9 +46,11 @@ void dieWithParent(pid_t parent) {
 // then --block-fd.
 void announce(const gpubox::bwrap::Invocation& inv, const gpubox::client::SandboxStarted& s) {
   using namespace gpubox::bwrap;
+  // bwrap closes the info and block fds once used; one that is also the
+  // command's stdin, stdout or stderr stays open for it.
   if (inv.infoFd) {
     if (!writeText(*inv.infoFd, infoJson(s))) gpubox::throwErrno("Write to info_fd");
-    ::close(*inv.infoFd);
+    if (*inv.infoFd > 2) ::close(*inv.infoFd);
   }
   if (inv.jsonStatusFd && !writeText(*inv.jsonStatusFd, statusStartJson(s)))
     gpubox::throwErrno("Write to json_status_fd");
@@ -56,7 +58,7 @@ void announce(const gpubox::bwrap::Invocation& inv, const gpubox::client::Sandbo
     char byte;
     while (::read(*inv.blockFd, &byte, 1) < 0 && errno == EINTR) {
     }
-    ::close(*inv.blockFd);
+    if (*inv.blockFd > 2) ::close(*inv.blockFd);
   }
 }
 
@@ -65,7 +67,7 @@ void announce(const gpubox::bwrap::Invocation& inv, const gpubox::client::Sandbo
 std::string explainRefusal(const gpubox::bwrap::Invocation& inv, const std::string& message) {
   if (!inv.sharesHostNetwork || message.rfind("--net host", 0) != 0) return message;
   return "without --unshare-net the sandbox shares the host's network, which the helper "
-         "refused: " +
+         "refused (a policy rule with host_network = true allows it): " +
          message + ". Add --unshare-net, or set " + gpubox::bwrap::kNoHostNetworkVariable +
          "=1 to run such command lines without a network";
 }

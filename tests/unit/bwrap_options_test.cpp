@@ -75,17 +75,18 @@ class PipeWith {
 };
 
 TEST(BwrapOptions, MountOptionsBecomeTheEmptyRootsPlanInOrder) {
-  Invocation inv = parse({"--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--proc",
-                          "proc", "--dev", "/dev/", "--tmpfs", "//tmp", "--bind-try", "build",
-                          "/work/./out", "--dir", "/var/tmp", "--remount-ro", "/usr", "--mqueue",
-                          "/dev/mqueue", "--", "make", "-j2"});
+  Invocation inv =
+      parse({"--ro-bind",  "/usr",     "/usr",        "--symlink", "usr/lib",  "/lib",
+             "--proc",     "proc",     "--dev",       "/dev/",     "--tmpfs",  "//tmp",
+             "--bind-try", "build",    "/work/./out", "--dir",     "/var/tmp", "--remount-ro",
+             "/usr",       "--mqueue", "/dev/mqueue", "--",        "make",     "-j2"});
   EXPECT_FALSE(inv.spec.useDefaultPlan) << "bwrap mounts nothing that is not asked for";
   std::vector<std::string> steps;
   for (const MountOp& op : inv.spec.mounts) steps.push_back(describeMount(op));
-  EXPECT_THAT(steps, ElementsAre("--ro-bind /usr /usr", "--symlink usr/lib /lib", "--proc /proc",
-                                 "--dev /dev", "--tmpfs /tmp",
-                                 "--bind-try /home/me/src/build /work/out",
-                                 "--dir /var/tmp", "--remount-ro /usr", "--mqueue /dev/mqueue"));
+  EXPECT_THAT(steps,
+              ElementsAre("--ro-bind /usr /usr", "--symlink usr/lib /lib", "--proc /proc",
+                          "--dev /dev", "--tmpfs /tmp", "--bind-try /home/me/src/build /work/out",
+                          "--dir /var/tmp", "--remount-ro /usr", "--mqueue /dev/mqueue"));
   EXPECT_THAT(inv.command.argv, ElementsAre("make", "-j2"));
 }
 
@@ -102,9 +103,10 @@ TEST(BwrapOptions, TryFormsLeaveAMissingSourceToTheHelper) {
 }
 
 TEST(BwrapOptions, PermsAndSizeModifyOnlyTheNextStepAndOnlyOnce) {
-  Invocation inv = parse({"--perms", "01777", "--size", "1048576", "--tmpfs", "/t", "--size",
-                          "0x1000", "--perms", "0700", "--tmpfs", "/u", "--perms", "0", "--dir",
-                          "/d", "--dir", "/e", "--chmod", "1755", "/e", "true"});
+  Invocation inv =
+      parse({"--perms", "01777", "--size",  "1048576", "--tmpfs", "/t",  "--size", "0x1000",
+             "--perms", "0700",  "--tmpfs", "/u",      "--perms", "0",   "--dir",  "/d",
+             "--dir",   "/e",    "--chmod", "1755",    "/e",      "true"});
   ASSERT_EQ(inv.spec.mounts.size(), 5u);
   EXPECT_EQ(inv.spec.mounts[0].mode, 01777u);
   EXPECT_EQ(inv.spec.mounts[0].sizeBytes, 1048576u);
@@ -121,10 +123,12 @@ TEST(BwrapOptions, PermsAndSizeModifyOnlyTheNextStepAndOnlyOnce) {
             "--size given twice for the same action");
   EXPECT_EQ(refusal({"--perms", "0640", "--bind", "/", "/", "true"}),
             "--perms must be followed by an option that creates a file");
-  EXPECT_EQ(refusal({"--size", "4096", "--dir", "/a", "true"}), "--size must be followed by --tmpfs");
+  EXPECT_EQ(refusal({"--size", "4096", "--dir", "/a", "true"}),
+            "--size must be followed by --tmpfs");
   EXPECT_EQ(refusal({"--perms", "8", "--dir", "/a", "true"}),
             "--perms takes an octal argument <= 07777");
-  EXPECT_EQ(refusal({"--chmod", "17777", "/a", "true"}), "--chmod takes an octal argument <= 07777");
+  EXPECT_EQ(refusal({"--chmod", "17777", "/a", "true"}),
+            "--chmod takes an octal argument <= 07777");
   // bwrap's own list of bad sizes (tests/test-run.sh).
   for (const char* bad : {"0", "123bogus", "", "-12345678", " -12345678", "18446744073709551616"})
     EXPECT_EQ(refusal({"--size", bad, "--tmpfs", "/a", "true"}),
@@ -206,8 +210,7 @@ TEST(BwrapOptions, WhatCannotBeHonouredIsRefusedNeverDropped) {
   EXPECT_THAT(refusal({"--userns", "3", "true"}), HasSubstr("--userns is not supported"));
   EXPECT_THAT(refusal({"--pidns", "3", "true"}), HasSubstr("--pidns is not supported"));
   EXPECT_THAT(refusal({"--overlay-src", "/a", "true"}), HasSubstr("overlay"));
-  EXPECT_EQ(refusal({"--hostname", "box", "true"}),
-            "Specifying --hostname requires --unshare-uts");
+  EXPECT_EQ(refusal({"--hostname", "box", "true"}), "Specifying --hostname requires --unshare-uts");
   EXPECT_EQ(refusal({"--unshare-user", "--uid", "0", "true"}),
             "--uid 0: gpubox maps only your own uid (1000) into the sandbox");
   EXPECT_EQ(refusal({"--uid", "0", "true"}, {}, 0),
@@ -220,11 +223,26 @@ TEST(BwrapOptions, WhatCannotBeHonouredIsRefusedNeverDropped) {
 }
 
 TEST(BwrapOptions, WhatGpuboxAlwaysDoesIsAccepted) {
-  Invocation inv = parse({"--unshare-user", "--uid", "1000", "--gid", "1000", "--unshare-ipc",
-                          "--unshare-pid", "--unshare-uts", "--hostname", "box",
-                          "--unshare-cgroup-try", "--disable-userns", "--assert-userns-disabled",
-                          "--new-session", "--die-with-parent", "--cap-drop", "ALL", "--cap-drop",
-                          "CAP_KILL", "true"});
+  Invocation inv = parse({"--unshare-user",
+                          "--uid",
+                          "1000",
+                          "--gid",
+                          "1000",
+                          "--unshare-ipc",
+                          "--unshare-pid",
+                          "--unshare-uts",
+                          "--hostname",
+                          "box",
+                          "--unshare-cgroup-try",
+                          "--disable-userns",
+                          "--assert-userns-disabled",
+                          "--new-session",
+                          "--die-with-parent",
+                          "--cap-drop",
+                          "ALL",
+                          "--cap-drop",
+                          "CAP_KILL",
+                          "true"});
   EXPECT_EQ(inv.spec.hostname, "box");
   EXPECT_TRUE(inv.dieWithParent);
   EXPECT_THAT(refusal({"--cap-drop", "KILL!", "true"}), HasSubstr("unknown capability"));
@@ -241,7 +259,8 @@ TEST(BwrapOptions, SeccompProgramsAreReadAndChecked) {
   Invocation inv = parse({"--add-seccomp-fd", one.fd(), "--add-seccomp-fd", two.fd(), "true"});
   ASSERT_EQ(inv.spec.seccompPrograms.size(), 2u);
   EXPECT_EQ(inv.spec.seccompPrograms[0].size(), 16u);
-  EXPECT_EQ(refusal({"--seccomp", bad.fd(), "true"}), "Invalid seccomp data, must be multiple of 8");
+  EXPECT_EQ(refusal({"--seccomp", bad.fd(), "true"}),
+            "Invalid seccomp data, must be multiple of 8");
   PipeWith three(std::string(8, '\0')), four(std::string(8, '\0'));
   EXPECT_EQ(refusal({"--seccomp", three.fd(), "--add-seccomp-fd", four.fd(), "true"}),
             "--add-seccomp-fd cannot be combined with --seccomp");
@@ -277,9 +296,10 @@ TEST(BwrapOptions, HelpAndVersionStopAtOnce) {
 TEST(BwrapStatus, InfoAndJsonStatusHaveBwrapsFieldsAndLayout) {
   client::SandboxStarted s{
       4242, {{"user", 1}, {"mnt", 10}, {"pid", 11}, {"ipc", 12}, {"uts", 13}, {"net", 14}}};
-  EXPECT_EQ(infoJson(s),
-            "{\n    \"child-pid\": 4242,\n    \"ipc-namespace\": 12,\n    \"mnt-namespace\": 10,"
-            "\n    \"net-namespace\": 14,\n    \"pid-namespace\": 11,\n    \"uts-namespace\": 13\n}\n");
+  EXPECT_EQ(
+      infoJson(s),
+      "{\n    \"child-pid\": 4242,\n    \"ipc-namespace\": 12,\n    \"mnt-namespace\": 10,"
+      "\n    \"net-namespace\": 14,\n    \"pid-namespace\": 11,\n    \"uts-namespace\": 13\n}\n");
   EXPECT_EQ(statusStartJson(s),
             "{ \"child-pid\": 4242, \"ipc-namespace\": 12, \"mnt-namespace\": 10, "
             "\"net-namespace\": 14, \"pid-namespace\": 11, \"uts-namespace\": 13 }\n");

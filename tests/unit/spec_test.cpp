@@ -97,8 +97,8 @@ TEST(ValidateSpec, ModifiersOnlyWhereBwrapTakesThem) {
   auto refused = [&](MountOp op, const std::string& why) {
     SandboxSpec s = minimalSpec();
     s.mounts = {op};
-    EXPECT_NE(errorOf(s).find(why), std::string::npos) << gpubox::describeMount(op) << ": "
-                                                       << errorOf(s);
+    EXPECT_NE(errorOf(s).find(why), std::string::npos)
+        << gpubox::describeMount(op) << ": " << errorOf(s);
   };
   refused({.kind = MountKind::Proc, .dest = "/proc", .mode = 0755}, "has permission bits");
   refused({.kind = MountKind::Dir, .dest = "/d", .mode = 010000}, "above 07777");

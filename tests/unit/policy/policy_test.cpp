@@ -177,8 +177,7 @@ gpus = [0, 1]
 default_gpus = ["count:1", 1]
 )",
                                       "p.toml");
-  EXPECT_EQ(policy.grantFor(user(1000)).defaultGpus,
-            (std::vector<std::string>{"count:1", "1"}));
+  EXPECT_EQ(policy.grantFor(user(1000)).defaultGpus, (std::vector<std::string>{"count:1", "1"}));
   EXPECT_TRUE(policy.grantFor(user(1001)).defaultGpus.empty()) << "no rule: no default either";
 }
 
