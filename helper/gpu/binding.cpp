@@ -135,7 +135,8 @@ Binding planBinding(const Inventory& inv, const Selection& sel) {
   bool anyMig =
       std::any_of(gpus.begin(), gpus.end(), [](const Gpu* g) { return !g->capsDir.empty(); });
   if (anyMig) {
-    p.push(optionalOp(MountKind::Dir, "", "/proc/driver/nvidia/capabilities", 0555));
+    // 0755 as above: the binds below are made inside it (then read-only).
+    p.push(optionalOp(MountKind::Dir, "", "/proc/driver/nvidia/capabilities"));
     for (const Gpu* g : gpus)
       if (!g->capsDir.empty())
         p.push(optionalOp(MountKind::RoBind, g->capsDir,
