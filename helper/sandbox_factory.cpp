@@ -82,6 +82,23 @@ std::vector<std::vector<sock_filter>> callerSeccompPrograms(const SandboxSpec& s
   return programs;
 }
 
+// The inode of each namespace the init was cloned into (the cgroup one it
+// enters later is left out). An init whose setup already failed has none
+// left to read: its own error is what the caller hears, so this stays quiet.
+std::vector<std::pair<std::string, uint64_t>> namespaceIdsOf(
+    pid_t initPid, const std::vector<std::string>& names) {
+  std::vector<std::pair<std::string, uint64_t>> ids;
+  for (const std::string& ns : names) {
+    if (ns == "cgroup") continue;
+    try {
+      ids.emplace_back(ns, static_cast<uint64_t>(namespaceInode(initPid, ns.c_str())));
+    } catch (const Error&) {
+      return {};
+    }
+  }
+  return ids;
+}
+
 // Whether the NVIDIA driver publishes anything under /proc/driver/nvidia.
 bool driverInfoVisible(const DaemonContext& ctx) {
   struct stat st;
@@ -282,15 +299,11 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   live->runtime->traceSpans(spans);
   if (config.awaitPlacement)
     live->runtime->placeWhen(ctx.cgroupAttacher->attach(initPid, std::move(v1Procs)));
-  for (const std::string& ns : live->namespaces) {
-    if (ns == "cgroup") continue;
-    if (ino_t inode = namespaceInode(initPid, ns.c_str()); inode != 0)
-      live->namespaceIds.emplace_back(ns, static_cast<uint64_t>(inode));
-  }
   holdings->pidNs = namespaceInode(initPid, "pid");
   // Without its own user namespace the init's is the helper's: not a mark
   // of this sandbox (peer.hpp).
   if (newUser) holdings->userNs = namespaceInode(initPid, "user");
+  live->namespaceIds = namespaceIdsOf(initPid, live->namespaces);
   holdings->uid = peer.uid;
   holdings->id = live->id;
   holdings->ctx = &ctx;
