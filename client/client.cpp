@@ -168,6 +168,9 @@ void readApplied(wire::Applied::Reader a, RunResult& result) {
   result.session = a.getSession().cStr();
   result.seccomp = a.getSeccomp().cStr();
   result.userNamespace = a.getUserNamespace().cStr();
+  result.namespaceIds.clear();
+  for (auto id : a.getNamespaceIds())
+    result.namespaceIds.push_back({id.getName().cStr(), id.getInode()});
 }
 
 wire::Stdio::Builder lendStdio(wire::Stdio::Builder stdio, int in, int out, int err) {
@@ -246,6 +249,13 @@ RunResult Connection::run(const RunRequest& request) {
     auto create = impl_->helper.createRequest();
     specToWire(request.spec, create.initSpec());
     auto sandbox = create.send().getSandbox();
+    if (request.beforeExec) {
+      // The sandbox must exist before the hook runs: wait for it here (a
+      // refused create throws now).
+      RunResult made;
+      readApplied(sandbox.appliedRequest().send().wait(impl_->io.waitScope).getApplied(), made);
+      request.beforeExec({made.sandboxPid, made.namespaceIds});
+    }
 
     auto exec = sandbox.execRequest();
     commandToWire(request.command, exec.initCommand());

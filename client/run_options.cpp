@@ -4,8 +4,8 @@
 #include <cstdlib>
 
 #include <cstring>
-#include <map>
 
+#include "cli_args.hpp"
 #include "env.hpp"
 #include "error.hpp"
 #include "limits.hpp"
@@ -112,27 +112,6 @@ class ArgReader {
   size_t pos_ = 0;
 };
 
-std::string absoluteSource(const std::string& path, const std::string& cwd) {
-  if (path.empty() || path[0] == '/') return path;
-  std::string rel = path;
-  while (rel.rfind("./", 0) == 0) rel = rel.substr(2);
-  if (rel == ".") return cwd;
-  return cwd == "/" ? "/" + rel : cwd + "/" + rel;
-}
-
-int parseFd(const std::string& option, const std::string& text) {
-  size_t used = 0;
-  int fd = -1;
-  try {
-    fd = std::stoi(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != text.size() || fd < 0)
-    throw Error(option + " '" + text + "' is not a file descriptor");
-  return fd;
-}
-
 // An absolute path from the client's environment (VAR=/...), or "".
 std::string absoluteEnv(char** environ, const char* var) {
   const size_t n = std::strlen(var);
@@ -171,15 +150,6 @@ struct Parsed {
 // Parses options until `--` or the first word that is not one. Returns false
 // when it stopped at such a word (left unread), true after `--` or the end.
 bool parseOptions(ArgReader& in, Face face, EnvBuilder& env, const std::string& cwd, Parsed& p) {
-  const std::map<std::string, MountKind> twoArg = {{"--bind", MountKind::Bind},
-                                                   {"--ro-bind", MountKind::RoBind},
-                                                   {"--dev-bind", MountKind::DevBind},
-                                                   {"--symlink", MountKind::Symlink}};
-  const std::map<std::string, MountKind> oneArg = {{"--tmpfs", MountKind::Tmpfs},
-                                                   {"--proc", MountKind::Proc},
-                                                   {"--dev", MountKind::Dev},
-                                                   {"--dir", MountKind::Dir},
-                                                   {"--remount-ro", MountKind::RemountRo}};
   const bool sandboxOptions = face != Face::Exec;
   const bool processOptions = face != Face::SessionCreate;
   while (!in.done()) {
@@ -190,20 +160,20 @@ bool parseOptions(ArgReader& in, Face face, EnvBuilder& env, const std::string& 
     }
     if (arg.empty() || arg[0] != '-') return false;
     std::string opt = in.next();
-    auto two = twoArg.find(opt);
-    auto one = oneArg.find(opt);
+    const std::optional<MountKind> two = twoArgMountOption(opt);
+    const std::optional<MountKind> one = oneArgMountOption(opt);
     if (opt == "-h" || opt == "--help") {
       p.help = true;
       return true;
-    } else if (sandboxOptions && two != twoArg.end()) {
-      MountOp op{.kind = two->second};
-      op.source = in.value(opt, two->second == MountKind::Symlink ? "TARGET DST" : "SRC DST");
+    } else if (sandboxOptions && two) {
+      MountOp op{.kind = *two};
+      op.source = in.value(opt, *two == MountKind::Symlink ? "TARGET DST" : "SRC DST");
       op.dest = in.value(opt, "DST");
       if (op.kind != MountKind::Symlink) op.source = absoluteSource(op.source, cwd);
       p.spec.mounts.push_back(op);
       p.anyMount = true;
-    } else if (sandboxOptions && one != oneArg.end()) {
-      p.spec.mounts.push_back({.kind = one->second, .dest = in.value(opt, "DST")});
+    } else if (sandboxOptions && one) {
+      p.spec.mounts.push_back({.kind = *one, .dest = in.value(opt, "DST")});
       p.anyMount = true;
     } else if (sandboxOptions && opt == "--hide") {
       p.spec.hide.push_back(absoluteSource(in.value(opt, "PATH"), cwd));

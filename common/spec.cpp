@@ -1,5 +1,7 @@
 #include "spec.hpp"
 
+#include <cstdio>
+
 #include "error.hpp"
 
 namespace gpubox {
@@ -31,10 +33,74 @@ void validateHostname(const std::string& name) {
   }
 }
 
+bool takesMode(MountKind kind) {
+  switch (kind) {
+    case MountKind::Tmpfs:
+    case MountKind::Dir:
+    case MountKind::File:
+    case MountKind::BindData:
+    case MountKind::RoBindData:
+    case MountKind::Chmod:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string octal(unsigned mode) {
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "%04o", mode);
+  return buf;
+}
+
+// The checks of one step beyond its destination; `opt` names it in errors.
+void validateStep(const MountOp& op, const std::string& opt, size_t& dataBytes) {
+  // A source the step does not use would be carried (and re-encoded)
+  // unchecked; refuse it so every byte of a request is validated.
+  if (!needsSource(op.kind) && !carriesData(op.kind) && !op.source.empty())
+    throw Error(opt + " " + op.dest +
+                " has a source; only --bind, --ro-bind, --dev-bind and --symlink take one");
+  if (isBind(op.kind)) validateAbsolutePath(op.source, opt + " source");
+  if (op.kind == MountKind::Symlink) {
+    if (op.source.empty()) throw Error("--symlink target is empty");
+    if (hasNul(op.source)) throw Error("--symlink target contains a NUL byte");
+    if (op.source.size() > SpecLimits::kMaxPath)
+      throw Error("--symlink target is longer than 4096 bytes");
+  }
+  if (carriesData(op.kind)) {
+    if (op.source.size() > SpecLimits::kMaxFileData)
+      throw Error(opt + " " + op.dest + ": the contents are larger than 4 MiB");
+    dataBytes += op.source.size();
+    if (dataBytes > SpecLimits::kMaxTotalFileData)
+      throw Error(opt + " " + op.dest +
+                  ": the contents of all --file/--bind-data steps exceed 8 MiB");
+  }
+  if (op.mode && !takesMode(op.kind))
+    throw Error(opt + " " + op.dest +
+                " has permission bits; only --tmpfs, --dir, --file, --bind-data, "
+                "--ro-bind-data and --chmod take them");
+  if (op.mode && *op.mode > 07777)
+    throw Error(opt + " " + op.dest + ": permission bits " + octal(*op.mode) + " are above 07777");
+  if (op.kind == MountKind::Chmod && !op.mode)
+    throw Error("--chmod " + op.dest + " has no permission bits");
+  if (op.sizeBytes && op.kind != MountKind::Tmpfs)
+    throw Error(opt + " " + op.dest + " has a size; only --tmpfs takes one");
+  if (op.sizeBytes > SpecLimits::kMaxTmpfsBytes)
+    throw Error("--size " + std::to_string(op.sizeBytes) + " is above the largest tmpfs (" +
+                std::to_string(SpecLimits::kMaxTmpfsBytes) + " bytes)");
+  if ((op.ifSourceExists || op.sourceInode) && !isBind(op.kind))
+    throw Error(opt + " " + op.dest +
+                ": only --bind, --ro-bind and --dev-bind can be optional or name an inode");
+}
+
 }  // namespace
 
 bool isBind(MountKind kind) {
   return kind == MountKind::Bind || kind == MountKind::RoBind || kind == MountKind::DevBind;
+}
+
+bool carriesData(MountKind kind) {
+  return kind == MountKind::File || kind == MountKind::BindData || kind == MountKind::RoBindData;
 }
 
 const char* mountKindOption(MountKind kind) {
@@ -59,13 +125,27 @@ const char* mountKindOption(MountKind kind) {
       return "--remount-ro";
     case MountKind::File:
       return "--file";
+    case MountKind::BindData:
+      return "--bind-data";
+    case MountKind::RoBindData:
+      return "--ro-bind-data";
+    case MountKind::Chmod:
+      return "--chmod";
+    case MountKind::Mqueue:
+      return "--mqueue";
   }
   return "--?";
 }
 
 std::string describeMount(const MountOp& op) {
-  std::string out = mountKindOption(op.kind);
+  std::string out;
+  if (op.mode && op.kind != MountKind::Chmod) out += "--perms " + octal(*op.mode) + " ";
+  if (op.sizeBytes) out += "--size " + std::to_string(op.sizeBytes) + " ";
+  out += mountKindOption(op.kind);
+  if (op.ifSourceExists) out += "-try";
+  if (op.kind == MountKind::Chmod && op.mode) out += " " + octal(*op.mode);
   if (needsSource(op.kind)) out += " " + op.source;
+  if (carriesData(op.kind)) out += " (" + std::to_string(op.source.size()) + " bytes)";
   out += " " + op.dest;
   return out;
 }
@@ -90,22 +170,11 @@ void validateSpec(const SandboxSpec& spec) {
   if (spec.mounts.size() > SpecLimits::kMaxMounts)
     throw Error("too many mount steps (" + std::to_string(spec.mounts.size()) + ", limit " +
                 std::to_string(SpecLimits::kMaxMounts) + ")");
+  size_t dataBytes = 0;
   for (const MountOp& op : spec.mounts) {
     std::string opt = mountKindOption(op.kind);
-    if (op.kind == MountKind::File) throw Error("--file is not a client mount option");
     validateAbsolutePath(op.dest, opt + " destination");
-    // A source the step does not use would be carried (and re-encoded)
-    // unchecked; refuse it so every byte of a request is validated.
-    if (!needsSource(op.kind) && !op.source.empty())
-      throw Error(opt + " " + op.dest +
-                  " has a source; only --bind, --ro-bind, --dev-bind and --symlink take one");
-    if (isBind(op.kind)) validateAbsolutePath(op.source, opt + " source");
-    if (op.kind == MountKind::Symlink) {
-      if (op.source.empty()) throw Error("--symlink target is empty");
-      if (hasNul(op.source)) throw Error("--symlink target contains a NUL byte");
-      if (op.source.size() > SpecLimits::kMaxPath)
-        throw Error("--symlink target is longer than 4096 bytes");
-    }
+    validateStep(op, opt, dataBytes);
   }
   if (spec.useDefaultPlan || !spec.cwd.empty()) validateAbsolutePath(spec.cwd, "working directory");
   validateHostname(spec.hostname);
@@ -121,6 +190,21 @@ void validateSpec(const SandboxSpec& spec) {
   if (!spec.seccomp.empty() && spec.seccomp != "default" && spec.seccomp != "none" &&
       spec.seccomp != "nested-userns")
     throw Error("--seccomp '" + spec.seccomp + "': expected default, nested-userns or none");
+  if (spec.seccompPrograms.size() > SpecLimits::kMaxSeccompPrograms)
+    throw Error("too many seccomp programs (at most 16)");
+  constexpr size_t kInstructionBytes = 8;  // sizeof(struct sock_filter)
+  for (const std::string& program : spec.seccompPrograms) {
+    if (program.empty()) throw Error("a seccomp program is empty");
+    if (program.size() % kInstructionBytes != 0)
+      throw Error("a seccomp program is " + std::to_string(program.size()) +
+                  " bytes, not a whole number of 8-byte BPF instructions");
+    if (program.size() / kInstructionBytes > SpecLimits::kMaxSeccompInstructions)
+      throw Error("a seccomp program has " + std::to_string(program.size() / kInstructionBytes) +
+                  " instructions, more than the kernel's 4096");
+  }
+  if (spec.lockFiles.size() > SpecLimits::kMaxLockFiles)
+    throw Error("too many --lock-file paths (at most 64)");
+  for (const std::string& path : spec.lockFiles) validateAbsolutePath(path, "--lock-file path");
 }
 
 void validateCommand(const Command& cmd) {
@@ -136,6 +220,14 @@ void validateCommand(const Command& cmd) {
   for (const std::string& a : cmd.argv) {
     if (hasNul(a)) throw Error("an argument contains a NUL byte");
     total += a.size() + 1;
+  }
+  if (hasNul(cmd.argv0)) throw Error("--argv0 contains a NUL byte");
+  total += cmd.argv0.size();
+  if (cmd.cwdFallbacks.size() > SpecLimits::kMaxCwdFallbacks)
+    throw Error("too many fallback working directories (at most 8)");
+  for (const std::string& dir : cmd.cwdFallbacks) {
+    validateAbsolutePath(dir, "fallback working directory");
+    total += dir.size() + 1;
   }
   for (const std::string& e : cmd.env) {
     if (hasNul(e)) throw Error("an environment entry contains a NUL byte");

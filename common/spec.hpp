@@ -3,6 +3,8 @@
 // the client uses the same checks to fail early with the same messages.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,13 +12,42 @@
 
 namespace gpubox {
 
-enum class MountKind { Bind, RoBind, DevBind, Tmpfs, Proc, Dev, Dir, Symlink, RemountRo, File };
+enum class MountKind {
+  Bind,
+  RoBind,
+  DevBind,
+  Tmpfs,
+  Proc,
+  Dev,
+  Dir,
+  Symlink,
+  RemountRo,
+  File,
+  BindData,
+  RoBindData,
+  Chmod,
+  Mqueue
+};
+
+// A file's identity as stat(2) reports it.
+struct InodeId {
+  uint64_t dev = 0;
+  uint64_t ino = 0;
+  bool operator==(const InodeId&) const = default;
+};
 
 struct MountOp {
   MountKind kind = MountKind::Dir;
-  std::string source;  // binds: host path; Symlink: link target; File: the file's contents
-  std::string dest;    // absolute path inside the sandbox
-  unsigned mode = 0;   // Tmpfs/Dir/File permission bits; 0 means the kind's default
+  // binds: host path; Symlink: link target; File, BindData, RoBindData: the
+  // file's contents
+  std::string source;
+  std::string dest;  // absolute path inside the sandbox
+  // Tmpfs/Dir/File/BindData/RoBindData permission bits, Chmod's new bits;
+  // unset: the kind's default
+  std::optional<unsigned> mode;
+  uint64_t sizeBytes = 0;              // Tmpfs: its size; 0: the kernel's default
+  bool ifSourceExists = false;         // binds: skip the step when the source does not exist
+  std::optional<InodeId> sourceInode;  // binds: the source must be this inode
   // The two flags below are only ever set by the helper itself (GPU binding);
   // they are not on the wire, so a client cannot set them.
   bool optional = false;       // skip the step when dest's parent does not exist inside
@@ -41,6 +72,10 @@ struct SandboxSpec {
   std::string seccomp;            // "" / "default": the default filter; "none": none (root only)
   std::string home;               // the caller's home ("" or "/": none); see secretPaths()
   std::vector<std::string> hide;  // more paths hidden if they exist, whatever the plan
+  // The caller's classic BPF programs (sock_filter arrays, as bytes), each
+  // installed after gpubox's own filter: they can only refuse more.
+  std::vector<std::string> seccompPrograms;
+  std::vector<std::string> lockFiles;  // paths inside; the init holds a read lock on each
 
   bool operator==(const SandboxSpec&) const = default;
 };
@@ -51,6 +86,11 @@ struct Command {
   std::string cwd;               // empty: sandbox default
   uint64_t timeoutMs = 0;        // 0: none
   uint64_t killAfterMs = 0;      // grace between SIGTERM and SIGKILL; 0: kDefaultKillAfterMs
+  std::string argv0;             // non-empty: the argv[0] the command sees (argv[0] is run)
+  // With cwd empty: the first of these the command can enter, else the
+  // sandbox's default (bwrap's rule: the caller's directory, then $HOME).
+  std::vector<std::string> cwdFallbacks;
+  bool setPwd = false;  // PWD = the directory the command starts in
 
   bool operator==(const Command&) const = default;
 };
@@ -68,6 +108,15 @@ struct SpecLimits {
   static constexpr size_t kMaxHostname = 64;
   static constexpr size_t kMaxGpuSelectors = 64;
   static constexpr size_t kMaxSelector = 256;
+  // --file, --bind-data, --ro-bind-data: one file's contents, and all of a
+  // request's together (the message must stay under the reader's 16 MiB).
+  static constexpr size_t kMaxFileData = 4 * 1024 * 1024;
+  static constexpr size_t kMaxTotalFileData = 8 * 1024 * 1024;
+  static constexpr size_t kMaxSeccompPrograms = 16;
+  static constexpr size_t kMaxSeccompInstructions = 4096;  // BPF_MAXINSNS
+  static constexpr size_t kMaxLockFiles = 64;
+  static constexpr size_t kMaxCwdFallbacks = 8;
+  static constexpr uint64_t kMaxTmpfsBytes = UINT64_MAX / 2;  // as bwrap's SIZE_MAX / 2
 };
 
 // Each throws gpubox::Error naming the offending field and value.
@@ -90,6 +139,8 @@ std::vector<std::string> secretPaths(const std::string& home);
 
 // --bind, --ro-bind or --dev-bind: the steps with a host source tree.
 bool isBind(MountKind kind);
+// --file, --bind-data, --ro-bind-data: the steps that carry a file's contents.
+bool carriesData(MountKind kind);
 
 // bwrap-style rendering of one step, e.g. "--ro-bind / /".
 std::string describeMount(const MountOp& op);

@@ -27,6 +27,16 @@ MountKind kindFromWire(wire::MountOp::Kind kind) {
       return MountKind::Symlink;
     case K::REMOUNT_RO:
       return MountKind::RemountRo;
+    case K::FILE:
+      return MountKind::File;
+    case K::BIND_DATA:
+      return MountKind::BindData;
+    case K::RO_BIND_DATA:
+      return MountKind::RoBindData;
+    case K::CHMOD:
+      return MountKind::Chmod;
+    case K::MQUEUE:
+      return MountKind::Mqueue;
   }
   // An enumerant from a newer client: refuse rather than guess.
   throw Error("unknown mount kind " + std::to_string(static_cast<unsigned>(kind)) +
@@ -55,7 +65,15 @@ wire::MountOp::Kind kindToWire(MountKind kind) {
     case MountKind::RemountRo:
       return K::REMOUNT_RO;
     case MountKind::File:
-      break;
+      return K::FILE;
+    case MountKind::BindData:
+      return K::BIND_DATA;
+    case MountKind::RoBindData:
+      return K::RO_BIND_DATA;
+    case MountKind::Chmod:
+      return K::CHMOD;
+    case MountKind::Mqueue:
+      return K::MQUEUE;
   }
   throw Error("mount kind cannot be sent over the wire");
 }
@@ -75,17 +93,53 @@ void fillTextList(capnp::List<capnp::Text>::Builder builder, const std::vector<s
   for (size_t i = 0; i < v.size(); ++i) builder.set(i, v[i]);
 }
 
+// The wire's "no mode": the kind's default.
+constexpr uint32_t kNoMode = 0xffffffff;
+
+MountOp mountFromWire(wire::MountOp::Reader m) {
+  MountOp op{.kind = kindFromWire(m.getKind()), .dest = text(m.getDest())};
+  if (carriesData(op.kind)) {
+    // The contents travel as Data; the plain form keeps them in `source`.
+    if (m.getSource().size() != 0) throw Error(describeMount(op) + " has a source");
+    auto data = m.getData();
+    op.source.assign(reinterpret_cast<const char*>(data.begin()), data.size());
+  } else {
+    if (m.getData().size() != 0) throw Error(describeMount(op) + " carries file contents");
+    op.source = text(m.getSource());
+  }
+  if (m.getMode() != kNoMode) op.mode = m.getMode();
+  op.sizeBytes = m.getSizeBytes();
+  op.ifSourceExists = m.getIfSourceExists();
+  if (m.hasSourceInode())
+    op.sourceInode = InodeId{m.getSourceInode().getDev(), m.getSourceInode().getIno()};
+  return op;
+}
+
+void mountToWire(const MountOp& op, wire::MountOp::Builder m) {
+  m.setKind(kindToWire(op.kind));
+  if (carriesData(op.kind)) {
+    m.setData(kj::arrayPtr(reinterpret_cast<const kj::byte*>(op.source.data()), op.source.size()));
+  } else {
+    m.setSource(op.source);
+  }
+  m.setDest(op.dest);
+  m.setMode(op.mode.value_or(kNoMode));
+  m.setSizeBytes(op.sizeBytes);
+  m.setIfSourceExists(op.ifSourceExists);
+  if (op.sourceInode) {
+    auto id = m.initSourceInode();
+    id.setDev(op.sourceInode->dev);
+    id.setIno(op.sourceInode->ino);
+  }
+}
+
 }  // namespace
 
 SandboxSpec specFromWire(wire::SandboxSpec::Reader reader) {
   SandboxSpec spec;
   spec.useDefaultPlan = reader.getUseDefaultPlan();
   if (reader.getMounts().size() > SpecLimits::kMaxMounts) throw Error("too many mount steps");
-  for (auto m : reader.getMounts()) {
-    spec.mounts.push_back({.kind = kindFromWire(m.getKind()),
-                           .source = text(m.getSource()),
-                           .dest = text(m.getDest())});
-  }
+  for (auto m : reader.getMounts()) spec.mounts.push_back(mountFromWire(m));
   spec.cwd = text(reader.getCwd());
   spec.hostname = text(reader.getHostname());
   spec.network = reader.getNetwork() == wire::Network::HOST ? Network::Host : Network::None;
@@ -103,17 +157,20 @@ SandboxSpec specFromWire(wire::SandboxSpec::Reader reader) {
   spec.home = text(reader.getHome());
   if (reader.getHide().size() > SpecLimits::kMaxHide) throw Error("too many --hide paths");
   for (auto h : reader.getHide()) spec.hide.push_back(text(h));
+  if (reader.getSeccompPrograms().size() > SpecLimits::kMaxSeccompPrograms)
+    throw Error("too many seccomp programs");
+  for (auto p : reader.getSeccompPrograms())
+    spec.seccompPrograms.emplace_back(reinterpret_cast<const char*>(p.begin()), p.size());
+  if (reader.getLockFiles().size() > SpecLimits::kMaxLockFiles)
+    throw Error("too many --lock-file paths");
+  spec.lockFiles = textList(reader.getLockFiles());
   return spec;
 }
 
 void specToWire(const SandboxSpec& spec, wire::SandboxSpec::Builder builder) {
   builder.setUseDefaultPlan(spec.useDefaultPlan);
   auto mounts = builder.initMounts(spec.mounts.size());
-  for (size_t i = 0; i < spec.mounts.size(); ++i) {
-    mounts[i].setKind(kindToWire(spec.mounts[i].kind));
-    mounts[i].setSource(spec.mounts[i].source);
-    mounts[i].setDest(spec.mounts[i].dest);
-  }
+  for (size_t i = 0; i < spec.mounts.size(); ++i) mountToWire(spec.mounts[i], mounts[i]);
   builder.setCwd(spec.cwd);
   builder.setHostname(spec.hostname);
   builder.setNetwork(spec.network == Network::Host ? wire::Network::HOST : wire::Network::NONE);
@@ -131,6 +188,12 @@ void specToWire(const SandboxSpec& spec, wire::SandboxSpec::Builder builder) {
   builder.setSeccomp(spec.seccomp);
   builder.setHome(spec.home);
   fillTextList(builder.initHide(spec.hide.size()), spec.hide);
+  auto programs = builder.initSeccompPrograms(spec.seccompPrograms.size());
+  for (size_t i = 0; i < spec.seccompPrograms.size(); ++i) {
+    const std::string& p = spec.seccompPrograms[i];
+    programs.set(i, kj::arrayPtr(reinterpret_cast<const kj::byte*>(p.data()), p.size()));
+  }
+  fillTextList(builder.initLockFiles(spec.lockFiles.size()), spec.lockFiles);
 }
 
 Command commandFromWire(wire::Command::Reader reader) {
@@ -142,6 +205,11 @@ Command commandFromWire(wire::Command::Reader reader) {
   cmd.cwd = text(reader.getCwd());
   cmd.timeoutMs = reader.getTimeoutMs();
   cmd.killAfterMs = reader.getKillAfterMs();
+  cmd.argv0 = text(reader.getArgv0());
+  if (reader.getCwdFallbacks().size() > SpecLimits::kMaxCwdFallbacks)
+    throw Error("too many fallback working directories");
+  cmd.cwdFallbacks = textList(reader.getCwdFallbacks());
+  cmd.setPwd = reader.getSetPwd();
   return cmd;
 }
 
@@ -151,6 +219,9 @@ void commandToWire(const Command& cmd, wire::Command::Builder builder) {
   builder.setCwd(cmd.cwd);
   builder.setTimeoutMs(cmd.timeoutMs);
   builder.setKillAfterMs(cmd.killAfterMs);
+  builder.setArgv0(cmd.argv0);
+  fillTextList(builder.initCwdFallbacks(cmd.cwdFallbacks.size()), cmd.cwdFallbacks);
+  builder.setSetPwd(cmd.setPwd);
 }
 
 }  // namespace gpubox

@@ -30,6 +30,7 @@ std::vector<std::string> describeGrant(const policy::Grant& g, bool root) {
   if (g.nestedUserNamespaces) privileges.push_back("nested_user_namespaces");
   std::vector<std::string> lines;
   lines.push_back("policy rule: " + (g.rule.empty() ? std::string("none matches") : g.rule));
+  if (!g.defaultGpus.empty()) lines.push_back("default GPUs: " + join(g.defaultGpus));
   if (root) {
     lines.push_back(
         "privileges: all (root): host network, --dev-bind, --seccomp none, nested "

@@ -218,6 +218,11 @@ class SandboxImpl final : public wire::Sandbox::Server {
     if (live_->session) applied.setSession(live_->name);
     applied.setSeccomp(live_->seccomp);
     applied.setUserNamespace(live_->userNamespace);
+    auto ids = applied.initNamespaceIds(live_->namespaceIds.size());
+    for (size_t i = 0; i < live_->namespaceIds.size(); ++i) {
+      ids[i].setName(live_->namespaceIds[i].first);
+      ids[i].setInode(live_->namespaceIds[i].second);
+    }
     return kj::READY_NOW;
   }
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <optional>
 
 #include "caller_policy.hpp"
@@ -67,6 +68,36 @@ std::vector<std::string> hiddenPaths(const policy::Policy& policy, const std::st
       paths.push_back(home + p.substr(1));
   }
   return paths;
+}
+
+// The caller's seccomp programs as instructions (validateSpec checked that
+// each is a whole number of them, at most BPF_MAXINSNS). The kernel checks
+// the program itself when the command installs it.
+std::vector<std::vector<sock_filter>> callerSeccompPrograms(const SandboxSpec& spec) {
+  std::vector<std::vector<sock_filter>> programs;
+  for (const std::string& bytes : spec.seccompPrograms) {
+    std::vector<sock_filter> program(bytes.size() / sizeof(sock_filter));
+    std::memcpy(program.data(), bytes.data(), program.size() * sizeof(sock_filter));
+    programs.push_back(std::move(program));
+  }
+  return programs;
+}
+
+// The inode of each namespace the init was cloned into (the cgroup one it
+// enters later is left out). An init whose setup already failed has none
+// left to read: its own error is what the caller hears, so this stays quiet.
+std::vector<std::pair<std::string, uint64_t>> namespaceIdsOf(
+    pid_t initPid, const std::vector<std::string>& names) {
+  std::vector<std::pair<std::string, uint64_t>> ids;
+  for (const std::string& ns : names) {
+    if (ns == "cgroup") continue;
+    try {
+      ids.emplace_back(ns, static_cast<uint64_t>(namespaceInode(initPid, ns.c_str())));
+    } catch (const Error&) {
+      return {};
+    }
+  }
+  return ids;
 }
 
 // Whether the NVIDIA driver publishes anything under /proc/driver/nvidia.
@@ -156,8 +187,17 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
 
   auto holdings = std::make_shared<Holdings>();
   std::optional<GpuAssignment> gpus;
-  if (asksForGpus(spec.gpus)) {
-    gpus = assignGpus(ctx, peer, spec.gpus);
+  // A request that names no GPU gets its policy rule's default_gpus, judged
+  // like any request ("--gpu none" asks for none and gets none).
+  const bool byDefault = spec.gpus.empty() && !caller.grant.defaultGpus.empty();
+  const std::vector<std::string>& selectors = byDefault ? caller.grant.defaultGpus : spec.gpus;
+  if (asksForGpus(selectors)) {
+    try {
+      gpus = assignGpus(ctx, peer, selectors);
+    } catch (const Error& e) {
+      if (!byDefault) throw;
+      throw Error("default_gpus of policy rule " + caller.grant.rule + ": " + e.what());
+    }
     const gpu::Binding& b = gpus->binding;
     live->plan.insert(live->plan.end(), b.mounts.begin(), b.mounts.end());
     live->extraEnv = b.env;
@@ -233,6 +273,10 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
                                                                    : &ctx.seccomp;
   if (filter) config.seccomp = filter->instructions;
   live->seccomp = filter ? filter->name : "none";
+  config.callerSeccomp = callerSeccompPrograms(spec);
+  if (!config.callerSeccomp.empty())
+    live->seccomp += " + " + std::to_string(config.callerSeccomp.size()) + " of the caller's";
+  config.lockFiles = spec.lockFiles;
 
   cgroup::SandboxCgroup* cg = holdings->cgroup.get();
   // cgroup v2: the init is born in its cgroup. v1 hierarchies are joined off
@@ -292,6 +336,7 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   // Without its own user namespace the init's is the helper's: not a mark
   // of this sandbox (peer.hpp).
   if (newUser) holdings->userNs = namespaceInode(initPid, "user");
+  live->namespaceIds = namespaceIdsOf(initPid, live->namespaces);
   holdings->uid = peer.uid;
   holdings->id = live->id;
   holdings->ctx = &ctx;

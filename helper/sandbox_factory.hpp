@@ -35,6 +35,9 @@ struct LiveSandbox {
   std::shared_ptr<SandboxLogInfo> log;
   std::vector<MountOp> plan;  // every step requested, in order
   std::vector<std::string> namespaces;
+  // Each namespace's inode, as /proc/<init>/ns/NAME shows it right after
+  // the clone (the cgroup namespace, entered later, is not among them).
+  std::vector<std::pair<std::string, uint64_t>> namespaceIds;
   std::vector<std::string> extraEnv;  // e.g. from GPU binding
   std::vector<std::string> gpuUuids;
   std::string cgroup;               // the cgroup's directories, one line

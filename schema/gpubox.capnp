@@ -9,8 +9,11 @@
 $import "/capnp/c++.capnp".namespace("gpubox::wire");
 
 const protocolMajor :UInt32 = 1;
-const protocolMinor :UInt32 = 2;
+const protocolMinor :UInt32 = 3;
 # 1.1: limits, timeouts, why a process ended, sessions and the list (issue 6).
+# 1.3: what bubblewrap's command line needs (gpubox-bwrap, issue 9): more
+#      mount kinds and their modifiers, caller seccomp programs, lock files,
+#      argv0, bwrap's working-directory rule, namespace inodes in Applied.
 
 interface Fd {
   # Carries one file descriptor (Cap'n Proto fd passing over a Unix socket).
@@ -30,6 +33,17 @@ struct MountOp {
   kind   @0 :Kind;
   source @1 :Text;
   dest   @2 :Text;
+  ifSourceExists @3 :Bool;    # (1.3) binds: skip the step when the source does not
+                              # exist (bwrap's --bind-try, --ro-bind-try, --dev-bind-try)
+  mode   @4 :UInt32 = 0xffffffff;
+                              # (1.3) permission bits (<= 07777) of what the step creates:
+                              # tmpfs, dir, file, bindData, roBindData (bwrap's --perms);
+                              # chmod: the new bits. 0xffffffff: the kind's default
+  sizeBytes @5 :UInt64;       # (1.3) tmpfs: its size (bwrap's --size); 0: the kernel's default
+  data   @6 :Data;            # (1.3) file, bindData, roBindData: the file's contents
+  sourceInode @7 :InodeId;    # (1.3) binds: the source must be exactly this inode, else the
+                              # step fails (bwrap's --bind-fd: the client names the fd's
+                              # path and identity; the helper opens the path as the caller)
   enum Kind {
     bind      @0;   # --bind SRC DST
     roBind    @1;   # --ro-bind SRC DST
@@ -40,7 +54,18 @@ struct MountOp {
     dir       @6;   # --dir DST
     symlink   @7;   # --symlink TARGET DST
     remountRo @8;   # --remount-ro DST
+    file       @9;  # (1.3) --file FD DST: a new file holding `data`
+    bindData  @10;  # (1.3) --bind-data FD DST: a file holding `data`, bound on DST
+    roBindData @11; # (1.3) --ro-bind-data FD DST: the same, read-only
+    chmod     @12;  # (1.3) --chmod OCTAL DST: DST (which must exist) gets `mode`
+    mqueue    @13;  # (1.3) --mqueue DST: the sandbox's POSIX message queue filesystem
   }
+}
+
+struct InodeId {
+  # (1.3) One file's identity, as stat(2) reports it.
+  dev @0 :UInt64;
+  ino @1 :UInt64;
 }
 
 enum Network {
@@ -61,6 +86,12 @@ struct SandboxSpec {
   seccomp  @7 :Text;          # (1.1) "" or "default": the default filter; "none": no filter (root only)
   home     @8 :Text;          # (1.1) the caller's home: the default plan hides its secrets (~/.ssh, ...)
   hide     @9 :List(Text);    # (1.2) more paths to hide, whatever the plan (--hide, $SSH_AUTH_SOCK)
+  seccompPrograms @10 :List(Data);
+                              # (1.3) the caller's classic BPF programs (struct sock_filter
+                              # arrays), installed in this order after gpubox's own filter:
+                              # they can only refuse more (bwrap's --seccomp, --add-seccomp-fd)
+  lockFiles @11 :List(Text);  # (1.3) paths inside the sandbox its init holds a read lock
+                              # (F_SETLK, F_RDLCK) on while it lives (bwrap's --lock-file)
 }
 
 struct Rlimit {
@@ -84,6 +115,12 @@ struct Command {
   timeoutMs   @3 :UInt64;     # (1.1) 0: none. Then SIGTERM (one-shot sandbox: every process;
                               # session exec: the command's process group) ...
   killAfterMs @4 :UInt64;     # ... and SIGKILL this long after it (0: the default, 10 s)
+  argv0 @5 :Text;             # (1.3) non-empty: the argv[0] the command sees; argv[0] is
+                              # still what is executed (bwrap's --argv0)
+  cwdFallbacks @6 :List(Text);
+                              # (1.3) with `cwd` empty: the first of these the command can
+                              # enter is its working directory, else the sandbox's default
+  setPwd @7 :Bool;            # (1.3) set PWD to the directory the command starts in
 }
 
 enum EndReason {
@@ -137,6 +174,15 @@ struct Applied {
   userNamespace @8 :Text;     # (1.2) "new": the sandbox has a user namespace of its own; "host":
                               # it stays in the helper's (--user-namespace never, or auto on a
                               # kernel that refuses one). Empty from a helper older than this field
+  namespaceIds @9 :List(NamespaceId);
+                              # (1.3) the inode of each namespace made for the sandbox, as
+                              # /proc/PID/ns/NAME shows it (cgroup, entered late, is left out)
+}
+
+struct NamespaceId {
+  # (1.3)
+  name  @0 :Text;             # "ipc", "mnt", "net", "pid", "uts", "user"
+  inode @1 :UInt64;
 }
 
 struct SessionOptions {

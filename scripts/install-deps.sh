@@ -9,6 +9,8 @@ packages=(
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-dev  # tests/fuzz: clang++ and its libFuzzer/ASan/UBSan runtimes
   bubblewrap iproute2 procps systemd util-linux
+  # tests/bwrap-suite: bubblewrap's own tests, fetched with apt-get source
+  dpkg-dev python3 libcap2-bin strace
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -26,6 +26,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -38,6 +39,19 @@ namespace gpubox::client {
 // --socket, else $GPUBOX_SOCKET, else /run/gpubox/gpubox.sock.
 std::string defaultSocketPath(const std::string& explicitPath = "");
 
+// A namespace made for the sandbox and its inode (/proc/PID/ns/NAME).
+struct NamespaceId {
+  std::string name;  // "ipc", "mnt", "net", "pid", "uts", "user"
+  uint64_t inode = 0;
+  bool operator==(const NamespaceId&) const = default;
+};
+
+// What is known of a sandbox once it exists, before its command starts.
+struct SandboxStarted {
+  int sandboxPid = 0;  // its init, as the host sees it
+  std::vector<NamespaceId> namespaceIds;
+};
+
 struct RunRequest {
   SandboxSpec spec;
   Command command;
@@ -48,6 +62,10 @@ struct RunRequest {
   // the command (it runs in its own session, so a terminal's Ctrl-C would
   // otherwise only reach gpubox).
   bool forwardSignals = false;
+  // Called once the sandbox exists and before its command is sent; it may
+  // block (bwrap's --info-fd and --block-fd). Set, it costs a round trip;
+  // unset, create, exec and wait go out together.
+  std::function<void(const SandboxStarted&)> beforeExec;
 };
 
 struct StartFailure {
@@ -79,6 +97,7 @@ struct RunResult {
   // "new": the sandbox had a user namespace of its own; "host": it stayed in
   // the helper's (--user-namespace never); "" from an older helper.
   std::string userNamespace;
+  std::vector<NamespaceId> namespaceIds;  // empty from a helper older than 1.3
 };
 
 struct SessionRequest {

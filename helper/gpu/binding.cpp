@@ -22,7 +22,7 @@ MountOp op(MountKind kind, std::string source, std::string dest, unsigned mode =
   m.kind = kind;
   m.source = std::move(source);
   m.dest = std::move(dest);
-  m.mode = mode;
+  if (mode != 0) m.mode = mode;  // 0: the kind's default
   return m;
 }
 
@@ -119,8 +119,10 @@ Binding planBinding(const Inventory& inv, const Selection& sel) {
   // granted GPUs. All steps are optional: a sandbox without /proc has no
   // /proc/driver to filter.
   p.push(optionalOp(MountKind::Tmpfs, "", "/proc/driver", 0755));
-  p.push(optionalOp(MountKind::Dir, "", "/proc/driver/nvidia", 0555));
-  p.push(optionalOp(MountKind::Dir, "", "/proc/driver/nvidia/gpus", 0555));
+  // The directories keep --dir's default 0755: the init, which has no
+  // CAP_DAC_OVERRIDE, still creates the entries below them.
+  p.push(optionalOp(MountKind::Dir, "", "/proc/driver/nvidia"));
+  p.push(optionalOp(MountKind::Dir, "", "/proc/driver/nvidia/gpus"));
   for (const Gpu* g : gpus)
     p.push(optionalOp(MountKind::RoBind, g->procDir, "/proc/driver/nvidia/gpus/" + g->busId));
   p.push(optionalOp(MountKind::File, paramsWithoutModifyDeviceFiles(inv.paramsText),
@@ -133,7 +135,8 @@ Binding planBinding(const Inventory& inv, const Selection& sel) {
   bool anyMig =
       std::any_of(gpus.begin(), gpus.end(), [](const Gpu* g) { return !g->capsDir.empty(); });
   if (anyMig) {
-    p.push(optionalOp(MountKind::Dir, "", "/proc/driver/nvidia/capabilities", 0555));
+    // 0755 as above: the binds below are made inside it (then read-only).
+    p.push(optionalOp(MountKind::Dir, "", "/proc/driver/nvidia/capabilities"));
     for (const Gpu* g : gpus)
       if (!g->capsDir.empty())
         p.push(optionalOp(MountKind::RoBind, g->capsDir,

@@ -31,17 +31,12 @@ constexpr int64_t kMaxGpuNumber = 4096;
 // uid_t/gid_t -1 means "no id" to the kernel; never accept it as a real id.
 constexpr int64_t kMaxId = int64_t{std::numeric_limits<uint32_t>::max()} - 1;
 
-constexpr std::array<std::string_view, 11> kRuleKeys = {"users",
-                                                        "groups",
-                                                        "gpus",
-                                                        "max_gpus",
-                                                        "exclusive",
-                                                        "host_network",
-                                                        "dev_bind",
-                                                        "seccomp_none",
-                                                        "nested_user_namespaces",
-                                                        "bind_sources",
-                                                        "writable_bind_sources"};
+constexpr std::array<std::string_view, 12> kRuleKeys = {"users",        "groups",
+                                                        "gpus",         "default_gpus",
+                                                        "max_gpus",     "exclusive",
+                                                        "host_network", "dev_bind",
+                                                        "seccomp_none", "nested_user_namespaces",
+                                                        "bind_sources", "writable_bind_sources"};
 constexpr std::array<std::string_view, 2> kBindKeys = {"bind_sources", "writable_bind_sources"};
 constexpr std::array<std::string_view, 4> kTopKeys = {"allow", "defaults", "user_namespace",
                                                       "hide"};
@@ -307,12 +302,41 @@ void parseGpus(const Where& where, const toml::node& node, gpu::GpuGrant& grant)
   grant.uuids.erase(std::unique(grant.uuids.begin(), grant.uuids.end()), grant.uuids.end());
 }
 
+// default_gpus: --gpu selectors ("count:1", "0", "GPU-...", "all"); an
+// integer is an index. Whether they select anything is decided per request,
+// against the rule's own gpus, as for a request that names them.
+std::vector<std::string> parseDefaultGpus(const Where& where, const toml::node& node) {
+  const toml::array& array = parseArray(where, "default_gpus", node);
+  std::vector<std::string> selectors;
+  for (const toml::node& element : array) {
+    if (element.is_integer()) {
+      selectors.push_back(
+          std::to_string(parseNumber(where, "GPU index in default_gpus", element, kMaxGpuNumber)));
+    } else if (const auto* str = element.as_string()) {
+      const std::string& s = str->get();
+      if (s.empty() || s.size() > 256)
+        where.fail(element.source(), "default_gpus entries are 1 to 256 characters");
+      if (s == "none")
+        where.fail(element.source(),
+                   "default_gpus = [\"none\"] is the default; leave default_gpus out");
+      selectors.push_back(s);
+    } else {
+      where.fail(element.source(),
+                 "default_gpus entries are --gpu selectors (\"count:1\", "
+                 "\"0\", \"GPU-...\", \"all\") or GPU indices, not " +
+                     typeName(element));
+    }
+  }
+  return selectors;
+}
+
 Rule parseRule(const Where& where, const toml::table& table) {
   Rule rule;
   rule.grant.rule = where.at(table.source());
   bool haveUsers = false, haveGroups = false;
   const toml::node* maxGpus = nullptr;
   const toml::node* exclusive = nullptr;
+  const toml::node* defaultGpus = nullptr;
 
   for (const auto& [key, node] : table) {
     const std::string name(key.str());
@@ -324,6 +348,8 @@ Rule parseRule(const Where& where, const toml::table& table) {
       haveGroups = true;
     } else if (name == "gpus") {
       parseGpus(where, node, rule.grant.gpu);
+    } else if (name == "default_gpus") {
+      defaultGpus = &node;
     } else if (name == "max_gpus") {
       maxGpus = &node;
     } else if (name == "exclusive") {
@@ -370,6 +396,12 @@ Rule parseRule(const Where& where, const toml::table& table) {
       where.fail(exclusive->source(),
                  "exclusive is set but the rule grants no GPUs (add gpus = [...])");
     gpu.exclusive = parseBool(where, "exclusive", *exclusive);
+  }
+  if (defaultGpus) {
+    if (!gpu.allowed)
+      where.fail(defaultGpus->source(),
+                 "default_gpus is set but the rule grants no GPUs (add gpus = [...])");
+    rule.grant.defaultGpus = parseDefaultGpus(where, *defaultGpus);
   }
   return rule;
 }

@@ -14,6 +14,7 @@
 //   users  = ["alice", 65534]    # user names or uids; and/or
 //   groups = ["video"]           # group names or gids the caller belongs to
 //   gpus   = ["all"]             # or indices [0, 2] or UUIDs "GPU-..."
+//   default_gpus = ["count:1"]   # what a request naming no GPU gets
 //   host_network = true          # and other privileges, limits, bind sources
 //
 // The first rule that matches the caller decides; later rules are not merged
@@ -74,7 +75,10 @@ struct Grant {
   bool devBind = false;               // --dev-bind
   bool seccompNone = false;           // --seccomp none
   bool nestedUserNamespaces = false;  // --seccomp nested-userns
-  LimitSettings limits;               // the rule's own keys ([defaults] is applied apart)
+  // GPU selectors (as --gpu takes them) for a request that names none;
+  // still judged against `gpu`. A request saying --gpu none gets none.
+  std::vector<std::string> defaultGpus;
+  LimitSettings limits;  // the rule's own keys ([defaults] is applied apart)
   BindSources binds = BindSources::builtIn();
   std::string rule;  // "file:line" of the matching rule; "" when no rule matched
 };

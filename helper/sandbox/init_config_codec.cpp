@@ -7,6 +7,15 @@
 
 namespace gpubox {
 
+// A field added to InitConfig or MountOp and not to the codec would be lost
+// on the way to every init. These sizes (LP64 with libstdc++) make that a
+// compile error: on a new field, encode and decode it, extend the round-trip
+// test (tests/unit/sandbox/init_config_codec_test.cpp), then update them.
+#if defined(__GLIBCXX__) && __SIZEOF_POINTER__ == 8
+static_assert(sizeof(InitConfig) == 368, "InitConfig changed: update init_config_codec.cpp");
+static_assert(sizeof(MountOp) == 128, "MountOp changed: update init_config_codec.cpp");
+#endif
+
 namespace {
 
 class Writer {
@@ -25,6 +34,15 @@ class Writer {
   void str(const std::string& s) {
     num(s.size());
     out_ += s;
+  }
+  void program(const std::vector<sock_filter>& program) {
+    num(program.size());
+    for (const sock_filter& f : program) {
+      num(f.code);
+      num(f.jt);
+      num(f.jf);
+      num(f.k);
+    }
   }
   void strings(const std::vector<std::string>& list) {
     num(list.size());
@@ -58,6 +76,16 @@ class Reader {
     std::string s(in_.substr(pos_, n));
     pos_ += n;
     return s;
+  }
+  std::vector<sock_filter> program() {
+    std::vector<sock_filter> out(count(4 * 8));
+    for (sock_filter& f : out) {
+      f.code = num<uint16_t>();
+      f.jt = num<uint8_t>();
+      f.jf = num<uint8_t>();
+      f.k = num<uint32_t>();
+    }
+    return out;
   }
   std::vector<std::string> strings() {
     std::vector<std::string> list(count(8));
@@ -101,7 +129,13 @@ std::string encodeInitConfig(const InitConfig& c) {
     w.num(static_cast<int>(op.kind));
     w.str(op.source);
     w.str(op.dest);
-    w.num(op.mode);
+    w.num(op.mode.has_value());
+    w.num(op.mode.value_or(0));
+    w.num(op.sizeBytes);
+    w.num(op.ifSourceExists);
+    w.num(op.sourceInode.has_value());
+    w.num(op.sourceInode ? op.sourceInode->dev : 0);
+    w.num(op.sourceInode ? op.sourceInode->ino : 0);
     w.num(op.optional);
     w.num(op.skipIfVisible);
     w.num(op.hardened);
@@ -121,13 +155,10 @@ std::string encodeInitConfig(const InitConfig& c) {
     w.num(r.hard);
   }
   w.num(c.awaitPlacement);
-  w.num(c.seccomp.size());
-  for (const sock_filter& f : c.seccomp) {
-    w.num(f.code);
-    w.num(f.jt);
-    w.num(f.jf);
-    w.num(f.k);
-  }
+  w.program(c.seccomp);
+  w.num(c.callerSeccomp.size());
+  for (const std::vector<sock_filter>& program : c.callerSeccomp) w.program(program);
+  w.strings(c.lockFiles);
   w.strings(c.hide);
   w.num(c.bindSources.has_value());
   if (c.bindSources) {
@@ -148,15 +179,22 @@ InitConfig decodeInitConfig(std::string_view bytes) {
   c.hostname = r.str();
   c.newNetwork = r.num<bool>();
   c.newUserNamespace = r.num<bool>();
-  c.plan.resize(r.count(8 * 8));
+  c.plan.resize(r.count(14 * 8));
   for (MountOp& op : c.plan) {
     const int kind = r.num<int>();
-    if (kind < 0 || kind > static_cast<int>(MountKind::File))
+    if (kind < 0 || kind > static_cast<int>(MountKind::Mqueue))
       throw Error("malformed sandbox configuration: unknown mount kind");
     op.kind = static_cast<MountKind>(kind);
     op.source = r.str();
     op.dest = r.str();
-    op.mode = r.num<unsigned>();
+    const bool hasMode = r.num<bool>();
+    const unsigned mode = r.num<unsigned>();
+    if (hasMode) op.mode = mode;
+    op.sizeBytes = r.num<uint64_t>();
+    op.ifSourceExists = r.num<bool>();
+    const bool hasInode = r.num<bool>();
+    const InodeId inode{r.num<uint64_t>(), r.num<uint64_t>()};
+    if (hasInode) op.sourceInode = inode;
     op.optional = r.num<bool>();
     op.skipIfVisible = r.num<bool>();
     op.hardened = r.num<bool>();
@@ -176,13 +214,10 @@ InitConfig decodeInitConfig(std::string_view bytes) {
     rl.hard = r.num<uint64_t>();
   }
   c.awaitPlacement = r.num<bool>();
-  c.seccomp.resize(r.count(4 * 8));
-  for (sock_filter& f : c.seccomp) {
-    f.code = r.num<uint16_t>();
-    f.jt = r.num<uint8_t>();
-    f.jf = r.num<uint8_t>();
-    f.k = r.num<uint32_t>();
-  }
+  c.seccomp = r.program();
+  c.callerSeccomp.resize(r.count(8));
+  for (std::vector<sock_filter>& program : c.callerSeccomp) program = r.program();
+  c.lockFiles = r.strings();
   c.hide = r.strings();
   if (r.num<bool>()) {
     BindSourceRule rule;

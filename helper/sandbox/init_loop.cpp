@@ -88,8 +88,12 @@ bool readCommand(int memfd, Command* out, std::string* error) {
 struct ChildFailure {
   int32_t stage;
   int32_t err;
-  int32_t rlimit;  // stage Other: index of the rlimit that failed
+  // stage Other: index of the rlimit that failed, or one of the below
+  int32_t rlimit;
 };
+constexpr int32_t kStdioFailed = -1;
+constexpr int32_t kGpuboxSeccompFailed = -2;
+constexpr int32_t kCallerSeccompBase = -3;  // - i: the caller's program i
 
 // What the command's process needs, all built before it exists: it shares
 // the init's memory until execve (CLONE_VM | CLONE_VFORK) and must not
@@ -97,7 +101,15 @@ struct ChildFailure {
 struct ChildPlan {
   const std::vector<UniqueFd>* fds;
   const InitSettings* settings;
-  const char* cwd;
+  const char* file;  // what execvp looks for (argv[0] may be --argv0's)
+  // Where the command starts: the first of these it can enter (bwrap's rule
+  // for a command without --chdir: its fallbacks, then the default); the
+  // last one's failure is the error.
+  std::vector<const char*> cwds;
+  // "PWD=<that directory>" for each of `cwds`, put into envp[pwdSlot] once
+  // the directory is known (Command::setPwd); pwdSlot < 0: none.
+  std::vector<std::string> pwds;
+  ptrdiff_t pwdSlot = -1;
   std::vector<char*> argv;
   std::vector<char*> envp;
   ChildFailure failure;  // written by the child when it gives up; stage -1: it did not
@@ -121,7 +133,7 @@ int execChild(void* arg) {
   ::setsid();
   for (int i = 0; i < 3; ++i) {
     if (::dup2((*plan.fds)[i + 1].get(), i) != i)
-      childFails(plan, initmsg::StartStage::Other, errno, -3, 125);
+      childFails(plan, initmsg::StartStage::Other, errno, kStdioFailed, 125);
   }
   // Everything else (control socket, memfd) closes on exec.
   ::syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
@@ -132,17 +144,30 @@ int execChild(void* arg) {
     if (::setrlimit(static_cast<__rlimit_resource>(rlimitResource(r.name)), &value) != 0)
       childFails(plan, initmsg::StartStage::Other, errno, static_cast<int32_t>(i), 125);
   }
-  if (::chdir(plan.cwd) != 0) childFails(plan, initmsg::StartStage::Chdir, errno, 0, 125);
+  for (size_t i = 0;; ++i) {
+    if (::chdir(plan.cwds[i]) == 0) {
+      if (plan.pwdSlot >= 0) plan.envp[static_cast<size_t>(plan.pwdSlot)] = plan.pwds[i].data();
+      break;
+    }
+    if (i + 1 == plan.cwds.size()) childFails(plan, initmsg::StartStage::Chdir, errno, 0, 125);
+  }
   // Last of all, so it covers the command's first instruction and nothing
   // before it needs a call the filter denies.
   if (!settings.seccomp.empty()) {
     if (int err = installSeccomp(settings.seccomp); err != 0)
-      childFails(plan, initmsg::StartStage::Other, err, -2, 125);
+      childFails(plan, initmsg::StartStage::Other, err, kGpuboxSeccompFailed, 125);
+  }
+  // The caller's programs come after gpubox's: every filter sees each call
+  // and the strictest answer wins, so they can only refuse more.
+  for (size_t i = 0; i < settings.callerSeccomp.size(); ++i) {
+    if (int err = installSeccomp(settings.callerSeccomp[i]); err != 0)
+      childFails(plan, initmsg::StartStage::Other, err,
+                 kCallerSeccompBase - static_cast<int32_t>(i), 125);
   }
   // execvp searches the PATH of the environment the command will get. The
   // init, suspended until this execve, puts its own `environ` back.
   environ = plan.envp.data();
-  ::execvp(plan.argv[0], plan.argv.data());
+  ::execvp(plan.file, plan.argv.data());
   childFails(plan, initmsg::StartStage::Exec, errno, 0, 127);
 }
 
@@ -171,10 +196,14 @@ class ChildStack {
 
 std::string startFailureMessage(const Command& cmd, const InitSettings& settings,
                                 const ChildFailure& f) {
-  if (f.stage == static_cast<int32_t>(initmsg::StartStage::Other) && f.rlimit == -2)
+  if (f.stage == static_cast<int32_t>(initmsg::StartStage::Other) &&
+      f.rlimit == kGpuboxSeccompFailed)
     return std::string("cannot install the seccomp filter: ") + std::strerror(f.err);
-  if (f.stage == static_cast<int32_t>(initmsg::StartStage::Other) && f.rlimit == -3)
+  if (f.stage == static_cast<int32_t>(initmsg::StartStage::Other) && f.rlimit == kStdioFailed)
     return std::string("cannot give the command its stdio: ") + std::strerror(f.err);
+  if (f.stage == static_cast<int32_t>(initmsg::StartStage::Other) && f.rlimit <= kCallerSeccompBase)
+    return "cannot install seccomp program " + std::to_string(kCallerSeccompBase - f.rlimit + 1) +
+           " of the request: " + std::strerror(f.err);
   if (f.stage == static_cast<int32_t>(initmsg::StartStage::Other)) {
     std::string name = f.rlimit >= 0 && static_cast<size_t>(f.rlimit) < settings.rlimits.size()
                            ? settings.rlimits[static_cast<size_t>(f.rlimit)].name
@@ -215,11 +244,27 @@ void startCommand(int controlFd, uint32_t id, std::vector<UniqueFd>& fds,
     sendStartFailed(controlFd, id, ENOMEM, initmsg::StartStage::Other, "no stack for the command");
     return;
   }
-  ChildPlan plan{&fds, &settings, (cmd.cwd.empty() ? settings.defaultCwd : cmd.cwd).c_str(),
-                 {},   {},        {-1, 0, 0}};
+  ChildPlan plan;
+  plan.fds = &fds;
+  plan.settings = &settings;
+  plan.file = cmd.argv[0].c_str();
+  if (cmd.cwd.empty()) {
+    for (const std::string& dir : cmd.cwdFallbacks) plan.cwds.push_back(dir.c_str());
+    plan.cwds.push_back(settings.defaultCwd.c_str());
+  } else {
+    plan.cwds.push_back(cmd.cwd.c_str());
+  }
+  for (const char* dir : plan.cwds) plan.pwds.push_back(std::string("PWD=") + dir);
+  plan.failure = {-1, 0, 0};
   for (const std::string& a : cmd.argv) plan.argv.push_back(const_cast<char*>(a.c_str()));
+  if (!cmd.argv0.empty()) plan.argv[0] = const_cast<char*>(cmd.argv0.c_str());
   plan.argv.push_back(nullptr);
-  for (const std::string& e : cmd.env) plan.envp.push_back(const_cast<char*>(e.c_str()));
+  for (const std::string& e : cmd.env)
+    if (!cmd.setPwd || e.rfind("PWD=", 0) != 0) plan.envp.push_back(const_cast<char*>(e.c_str()));
+  if (cmd.setPwd) {
+    plan.pwdSlot = static_cast<ptrdiff_t>(plan.envp.size());
+    plan.envp.push_back(plan.pwds.back().data());
+  }
   plan.envp.push_back(nullptr);
   // Before the clone: a group id freed by an old command may be the new pid.
   forgetEmptyGroups(groups);

@@ -18,6 +18,8 @@ struct InitSettings {
   std::string defaultCwd;
   std::vector<RlimitSetting> rlimits;
   std::vector<sock_filter> seccomp;  // empty: none
+  // The caller's own programs, installed after `seccomp` in this order.
+  std::vector<std::vector<sock_filter>> callerSeccomp;
 };
 
 [[noreturn]] void runInitLoop(int controlFd, const InitSettings& settings);

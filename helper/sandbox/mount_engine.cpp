@@ -9,6 +9,7 @@
 
 #include <sys/sysmacros.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <optional>
 #include <set>
@@ -81,6 +82,26 @@ void attach(int treeFd, int targetFd, const std::string& what) {
     throwErrno(what + ": cannot mount");
 }
 
+// bwrap's rule for the directories a step with --perms creates on the way:
+// whoever the step lets in (group, others) may pass through its parents.
+unsigned parentModeFor(const MountOp& op) {
+  unsigned parent = 0755;
+  if (op.mode && (*op.mode & 0070) == 0) parent &= ~0050u;
+  if (op.mode && (*op.mode & 0007) == 0) parent &= ~0005u;
+  return parent;
+}
+
+// Writes all of DATA to FD.
+void writeAll(int fd, const std::string& data, const std::string& what) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throwErrno(what);
+    done += static_cast<size_t>(n);
+  }
+}
+
 class RootBuilder {
  public:
   explicit RootBuilder(UniqueFd root) : root_(std::move(root)) {}
@@ -107,23 +128,40 @@ class RootBuilder {
   // other procfs in the new root shows another pid namespace's processes.
   std::set<dev_t> ownProcfs;
 
-  // mkdir -p inside the new root.
-  void makeDirs(const std::string& path, const std::string& what) {
-    if (path == "/" || exists(path)) return;
-    makeDirs(parentOf(path), what);
+  // mkdir -p inside the new root: each missing directory gets MODE (exactly:
+  // the init's umask does not apply). Returns whether `path` itself was made.
+  bool makeDirs(const std::string& path, const std::string& what, unsigned mode = 0755) {
+    if (path == "/" || exists(path)) return false;
+    makeDirs(parentOf(path), what, mode);
     UniqueFd parent = open(parentOf(path), O_PATH | O_DIRECTORY);
     if (!parent) throwErrno(what + ": cannot open " + parentOf(path));
-    if (::mkdirat(parent.get(), baseName(path).c_str(), 0755) != 0 && errno != EEXIST)
+    if (::mkdirat(parent.get(), baseName(path).c_str(), mode) != 0) {
+      if (errno == EEXIST) return false;
       throwErrno(what + ": cannot create directory " + path);
+    }
+    if ((mode & ~0755u) != 0) changeMode(path, mode, what);
+    return true;
+  }
+
+  // chmod of `path` inside the new root (symlinks resolved within it).
+  void changeMode(const std::string& path, unsigned mode, const std::string& what) {
+    UniqueFd fd = open(path, O_PATH);
+    if (!fd) throwErrno(what + ": cannot open " + path);
+    // An O_PATH fd cannot be fchmod'ed; its /proc/self/fd link can (the
+    // init still sees the host's procfs, where it has a pid).
+    const std::string link = "/proc/self/fd/" + std::to_string(fd.get());
+    if (::fchmodat(AT_FDCWD, link.c_str(), mode, 0) != 0)
+      throwErrno(what + ": cannot change the mode of " + path);
   }
 
   // Returns an O_PATH fd for `dest`, creating it (directory or empty file)
-  // when missing, for use as a mount point.
-  UniqueFd mountPoint(const std::string& dest, bool directory, const std::string& what) {
+  // when missing, for use as a mount point; missing parents get PARENT_MODE.
+  UniqueFd mountPoint(const std::string& dest, bool directory, const std::string& what,
+                      unsigned parentMode = 0755) {
     UniqueFd fd = open(dest, O_PATH);
     if (fd) return fd;
     if (errno != ENOENT) throwErrno(what + ": cannot open destination " + dest);
-    makeDirs(parentOf(dest), what);
+    makeDirs(parentOf(dest), what, parentMode);
     UniqueFd parent = open(parentOf(dest), O_PATH | O_DIRECTORY);
     if (!parent) throwErrno(what + ": cannot open " + parentOf(dest));
     std::string name = baseName(dest);
@@ -163,6 +201,7 @@ std::vector<PreparedStep> prepareSources(const std::vector<MountOp>& plan,
       // Opened once, judged by where the open fd really is, cloned from
       // that same fd: nothing to swap in between.
       UniqueFd source(::open(op.source.c_str(), O_PATH | O_CLOEXEC));
+      if (!source && errno == ENOENT && op.ifSourceExists) continue;
       if (!source) throwErrno(describeMount(op) + ": cannot open source " + op.source);
       checkBindSource(op, source.get(), *rule);
       step.tree = cloneTree(source.get(), "", AT_EMPTY_PATH);
@@ -175,6 +214,7 @@ std::vector<PreparedStep> prepareSources(const std::vector<MountOp>& plan,
       if (!step.tree) {
         step.openErrno = errno;
         if (op.optional || op.skipIfVisible) continue;
+        if (errno == ENOENT && op.ifSourceExists) continue;
         throwErrno(describeMount(op) + ": cannot open source " + op.source);
       }
       struct stat st;
@@ -189,13 +229,22 @@ std::vector<PreparedStep> prepareSources(const std::vector<MountOp>& plan,
       }
     }
   }
+  for (size_t i = 0; i < plan.size(); ++i) {
+    const MountOp& op = plan[i];
+    if (!op.sourceInode || !steps[i].st) continue;
+    // bwrap's --bind-fd: the client named the directory it holds open by
+    // path and identity; anything else at that path now is refused.
+    if (steps[i].st->st_dev != op.sourceInode->dev || steps[i].st->st_ino != op.sourceInode->ino)
+      throw Error(describeMount(op) + ": the source is no longer the file the descriptor named (" +
+                  op.source + " was replaced)");
+  }
   return steps;
 }
 
 void applyBind(RootBuilder& root, const MountOp& op, PreparedStep& step) {
   const std::string what = describeMount(op);
   bool directory = S_ISDIR(step.st->st_mode);
-  UniqueFd target = root.mountPoint(op.dest, directory, what);
+  UniqueFd target = root.mountPoint(op.dest, directory, what, parentModeFor(op));
   uint64_t attrs = MOUNT_ATTR_NOSUID;
   if (op.kind != MountKind::DevBind) attrs |= MOUNT_ATTR_NODEV;
   if (op.kind == MountKind::RoBind) attrs |= MOUNT_ATTR_RDONLY;
@@ -270,25 +319,44 @@ void applyDev(RootBuilder& root, const MountOp& op, PreparedStep& step) {
   symlinkAt(root, "/proc/self/fd/0", op.dest + "/stdin", what);
   symlinkAt(root, "/proc/self/fd/1", op.dest + "/stdout", what);
   symlinkAt(root, "/proc/self/fd/2", op.dest + "/stderr", what);
+  // As bwrap's /dev: the name exists (reading it needs CAP_SYS_RAWIO).
+  symlinkAt(root, "/proc/kcore", op.dest + "/core", what);
 }
 
+// --file: a file of the new root's own (bwrap's: replaced if it exists).
 void applyFile(RootBuilder& root, const MountOp& op) {
-  const std::string what = "write " + op.dest;
-  root.makeDirs(parentOf(op.dest), what);
+  const std::string what = describeMount(op);
+  root.makeDirs(parentOf(op.dest), what, parentModeFor(op));
   UniqueFd parent = root.open(parentOf(op.dest), O_PATH | O_DIRECTORY);
   if (!parent) throwErrno(what + ": cannot open " + parentOf(op.dest));
-  mode_t mode = op.mode ? op.mode : 0644;
+  const mode_t mode = op.mode.value_or(0666);
   UniqueFd f(::openat(parent.get(), baseName(op.dest).c_str(),
-                      O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, mode));
+                      O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, mode));
   if (!f) throwErrno(what);
-  size_t done = 0;
-  while (done < op.source.size()) {
-    ssize_t n = ::write(f.get(), op.source.data() + done, op.source.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throwErrno(what);
-    done += static_cast<size_t>(n);
-  }
+  writeAll(f.get(), op.source, what);
   if (::fchmod(f.get(), mode) != 0) throwErrno(what + ": chmod");
+}
+
+// --bind-data, --ro-bind-data: the contents go into a file on a scratch
+// tmpfs of the init's (mounted under the new root, so no path of the
+// sandbox reaches it), and that one file is bound on the destination.
+void applyDataBind(RootBuilder& root, const MountOp& op, int scratchFd, size_t index) {
+  const std::string what = describeMount(op);
+  const std::string name = "data-" + std::to_string(index);
+  {
+    UniqueFd f(::openat(scratchFd, name.c_str(),
+                        O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!f) throwErrno(what + ": cannot create its file");
+    writeAll(f.get(), op.source, what);
+    if (::fchmod(f.get(), op.mode.value_or(0600)) != 0) throwErrno(what + ": chmod");
+  }
+  UniqueFd tree = cloneTree(scratchFd, name.c_str());
+  if (!tree) throwErrno(what + ": cannot clone its file");
+  UniqueFd target = root.mountPoint(op.dest, false, what, parentModeFor(op));
+  uint64_t attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+  if (op.kind == MountKind::RoBindData) attrs |= MOUNT_ATTR_RDONLY;
+  setAttrs(tree.get(), attrs, what);
+  attach(tree.get(), target.get(), what);
 }
 
 // Whether `path` is missing and could not be created because its nearest
@@ -332,7 +400,8 @@ bool shouldSkip(RootBuilder& root, const MountOp& op, const PreparedStep& step) 
   return false;
 }
 
-void applyStep(RootBuilder& root, const MountOp& op, PreparedStep& step) {
+void applyStep(RootBuilder& root, const MountOp& op, PreparedStep& step, int scratchFd,
+               size_t index) {
   const std::string what = describeMount(op);
   switch (op.kind) {
     case MountKind::Bind:
@@ -341,13 +410,30 @@ void applyStep(RootBuilder& root, const MountOp& op, PreparedStep& step) {
       applyBind(root, op, step);
       break;
     case MountKind::Tmpfs: {
-      UniqueFd target = root.mountPoint(op.dest, true, what);
+      UniqueFd target = root.mountPoint(op.dest, true, what, parentModeFor(op));
       char mode[16];
-      std::snprintf(mode, sizeof(mode), "%04o", op.mode ? op.mode : 0755);
-      UniqueFd tmp = newFs("tmpfs", {{"mode", mode}}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, what);
+      std::snprintf(mode, sizeof(mode), "%04o", op.mode.value_or(0755));
+      std::vector<std::pair<const char*, const char*>> options = {{"mode", mode}};
+      const std::string size = std::to_string(op.sizeBytes);
+      if (op.sizeBytes) options.push_back({"size", size.c_str()});
+      UniqueFd tmp = newFs("tmpfs", options, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, what);
       attach(tmp.get(), target.get(), what);
       break;
     }
+    case MountKind::Mqueue: {
+      UniqueFd target = root.mountPoint(op.dest, true, what);
+      UniqueFd mq =
+          newFs("mqueue", {}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, what);
+      attach(mq.get(), target.get(), what);
+      break;
+    }
+    case MountKind::Chmod:
+      root.changeMode(op.dest, *op.mode, what);
+      break;
+    case MountKind::BindData:
+    case MountKind::RoBindData:
+      applyDataBind(root, op, scratchFd, index);
+      break;
     case MountKind::Proc:
       applyProc(root, op);
       break;
@@ -355,7 +441,12 @@ void applyStep(RootBuilder& root, const MountOp& op, PreparedStep& step) {
       applyDev(root, op, step);
       break;
     case MountKind::Dir:
-      root.makeDirs(op.dest, what);
+      // An existing directory keeps its mode, as with bwrap.
+      if (!root.exists(op.dest)) {
+        root.makeDirs(parentOf(op.dest), what, parentModeFor(op));
+        root.makeDirs(op.dest, what, op.mode.value_or(0755));
+        if (op.mode) root.changeMode(op.dest, *op.mode, what);
+      }
       break;
     case MountKind::Symlink:
       symlinkAt(root, op.source, op.dest, what);
@@ -492,6 +583,17 @@ MountOutcome buildSandboxRoot(const std::vector<MountOp>& plan,
 
   UniqueFd stagingFd(::open(kStagingDir, O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!stagingFd) throwErrno(std::string("open staging directory ") + kStagingDir);
+  // Files of --bind-data steps are made on a scratch tmpfs attached first,
+  // under the new root: a bind can only be cloned from an attached mount.
+  // It goes with the old root after pivot_root.
+  UniqueFd scratch;
+  if (std::any_of(plan.begin(), plan.end(), [](const MountOp& op) {
+        return op.kind == MountKind::BindData || op.kind == MountKind::RoBindData;
+      })) {
+    scratch = newFs("tmpfs", {{"mode", "0700"}},
+                    MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, "data files");
+    attach(scratch.get(), stagingFd.get(), "data files");
+  }
   UniqueFd rootFs =
       newFs("tmpfs", {{"mode", "0755"}}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, "new root");
   attach(rootFs.get(), stagingFd.get(), "new root");
@@ -505,7 +607,7 @@ MountOutcome buildSandboxRoot(const std::vector<MountOp>& plan,
       outcome.skipped.push_back(i);
       continue;
     }
-    applyStep(root, plan[i], steps[i]);
+    applyStep(root, plan[i], steps[i], scratch.get(), i);
     if (plan[i].dest == "/") root.refresh();
     // Only a directory can have mounts below it.
     if (isBind(plan[i].kind) && steps[i].st && S_ISDIR(steps[i].st->st_mode))

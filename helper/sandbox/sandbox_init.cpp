@@ -19,6 +19,7 @@
 #include "init_messages.hpp"
 #include "loopback.hpp"
 #include "process_title.hpp"
+#include "unique_fd.hpp"
 
 namespace gpubox {
 
@@ -79,6 +80,22 @@ InitConfig receiveConfig() {
   return decodeInitConfig(bytes);
 }
 
+// bwrap's --lock-file: a read lock on each path (opened inside the new
+// root, as the caller), held by the init, so by the sandbox as a whole:
+// others can tell it still runs. The fds stay open until the init exits.
+void lockFiles(const std::vector<std::string>& paths) {
+  for (const std::string& path : paths) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) throwErrno("--lock-file " + path + ": cannot open it");
+    struct flock lock = {};
+    lock.l_type = F_RDLCK;
+    lock.l_whence = SEEK_SET;
+    if (::fcntl(fd.get(), F_SETLK, &lock) != 0)
+      throwErrno("--lock-file " + path + ": cannot lock it");
+    (void)fd.release();
+  }
+}
+
 void setUp(const InitConfig& config) {
   becomeCallerForSetup(config.uid, config.gid, config.groups);
   // The kernel clears the parent-death signal on a uid/gid change: set it
@@ -91,6 +108,7 @@ void setUp(const InitConfig& config) {
   MountOutcome outcome = buildSandboxRoot(config.plan, config.masks, config.hide,
                                           config.bindSources ? &*config.bindSources : nullptr,
                                           config.newUserNamespace);
+  lockFiles(config.lockFiles);
   for (size_t index : outcome.hidden) {
     initmsg::FromInitRecord rec = {};
     rec.type = initmsg::FromInit::Hidden;
@@ -135,7 +153,8 @@ void runSandboxInit(int controlFd) {
   ready.type = initmsg::FromInit::Ready;
   ready.a = static_cast<int32_t>(::getpid());
   if (!sendRecord(kControlFd, &ready, sizeof(ready), {})) _exit(1);
-  runInitLoop(kControlFd, {config.defaultCwd, config.rlimits, config.seccomp});
+  runInitLoop(kControlFd,
+              {config.defaultCwd, config.rlimits, config.seccomp, config.callerSeccomp});
 }
 
 }  // namespace gpubox

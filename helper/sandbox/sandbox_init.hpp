@@ -46,6 +46,11 @@ struct InitConfig {
   // Installed in each command's process right before exec, after every other
   // step (empty: --seccomp none).
   std::vector<sock_filter> seccomp;
+  // The caller's own programs, installed after `seccomp` (they can only
+  // refuse more).
+  std::vector<std::vector<sock_filter>> callerSeccomp;
+  // Paths inside the new root the init holds a read lock on while it lives.
+  std::vector<std::string> lockFiles;
   // Paths hidden after the plan if they exist (the caller's secrets).
   std::vector<std::string> hide;
   // Where the caller's own binds may come from (non-root callers only).

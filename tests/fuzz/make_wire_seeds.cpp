@@ -72,6 +72,29 @@ int main(int argc, char** argv) {
   explicitPlan.seccomp = "none";
   write<wire::SandboxSpec>(dir + "/spec-explicit", explicitPlan, specToWire);
 
+  // What gpubox-bwrap sends (protocol 1.3): -try binds, --bind-fd's pinned
+  // inode, --perms/--size, file contents, --chmod, --mqueue, a caller
+  // seccomp program (one ALLOW) and a lock file.
+  SandboxSpec bwrapFront;
+  bwrapFront.useDefaultPlan = false;
+  bwrapFront.mounts = {
+      {.kind = MountKind::RoBind, .source = "/", .dest = "/", .ifSourceExists = true},
+      {.kind = MountKind::Bind,
+       .source = "/home/alice/project",
+       .dest = "/work",
+       .sourceInode = InodeId{64769, 4211}},
+      {.kind = MountKind::Tmpfs, .dest = "/tmp", .mode = 01777, .sizeBytes = 1 << 20},
+      {.kind = MountKind::Dir, .dest = "/tmp/a/b", .mode = 0700},
+      {.kind = MountKind::File, .source = std::string("root:x:0:0\n\0", 12), .dest = "/etc/x"},
+      {.kind = MountKind::BindData, .source = "data", .dest = "/etc/y", .mode = 0640},
+      {.kind = MountKind::RoBindData, .source = "ro", .dest = "/etc/z"},
+      {.kind = MountKind::Chmod, .dest = "/tmp/a", .mode = 0755},
+      {.kind = MountKind::Mqueue, .dest = "/dev/mqueue"},
+  };
+  bwrapFront.seccompPrograms = {std::string("\x06\0\0\0\0\0\xff\x7f", 8)};
+  bwrapFront.lockFiles = {"/tmp/lock"};
+  write<wire::SandboxSpec>(dir + "/spec-bwrap-front", bwrapFront, specToWire);
+
   // `gpubox exec --timeout 30s --kill-after 2s -C /work -- sh -c 'echo hi'`
   Command command;
   command.argv = {"sh", "-c", "echo hi"};
@@ -80,5 +103,13 @@ int main(int argc, char** argv) {
   command.timeoutMs = parseDurationMs("--timeout", "30s");
   command.killAfterMs = parseDurationMs("--kill-after", "2s");
   write<wire::Command>(dir + "/command-typical", command, commandToWire);
+
+  // gpubox-bwrap's command: --argv0 and bwrap's working-directory rule.
+  Command bwrapCommand;
+  bwrapCommand.argv = {"bash", "-c", "pwd"};
+  bwrapCommand.argv0 = "shown-name";
+  bwrapCommand.cwdFallbacks = {"/home/alice/project", "/home/alice"};
+  bwrapCommand.setPwd = true;
+  write<wire::Command>(dir + "/command-bwrap-front", bwrapCommand, commandToWire);
   return 0;
 }

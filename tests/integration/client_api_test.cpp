@@ -3,9 +3,12 @@
 // signal, list, remove, and a Process dropped before its end.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <optional>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -169,6 +172,50 @@ TEST_F(ClientApi, RunReportsATimeout) {
   EXPECT_FALSE(r.sigkillNeeded) << "sleep ends on SIGTERM";
   EXPECT_EQ(r.signal, SIGTERM);
   EXPECT_THAT(r.message, HasSubstr("--timeout 300ms"));
+}
+
+// A bind whose source must be one inode (gpubox-bwrap's --bind-fd) is
+// refused when another file is at the path; the right inode is bound. And
+// the hook that bwrap's --info-fd needs runs before the command, with the
+// sandbox's namespaces.
+TEST_F(ClientApi, PinnedBindSourceAndTheBeforeExecHook) {
+  TempDir dir(0755);
+  struct stat st;
+  ASSERT_EQ(::stat(dir.path().c_str(), &st), 0);
+  client::Connection conn(helper().socketPath());
+  client::RunRequest req;
+  req.spec.useDefaultPlan = false;
+  req.spec.mounts = {{.kind = MountKind::RoBind, .source = "/usr", .dest = "/usr"},
+                     {.kind = MountKind::Symlink, .source = "usr/bin", .dest = "/bin"},
+                     {.kind = MountKind::Symlink, .source = "usr/lib", .dest = "/lib"},
+                     {.kind = MountKind::Symlink, .source = "usr/lib64", .dest = "/lib64"},
+                     {.kind = MountKind::RoBind,
+                      .source = dir.path(),
+                      .dest = "/held",
+                      .sourceInode = InodeId{st.st_dev, st.st_ino}}};
+  req.command.argv = {"/bin/true"};
+  Pipe none;
+  req.stdinFd = none.read();
+  req.stdoutFd = none.write();
+  req.stderrFd = none.write();
+  std::optional<client::SandboxStarted> started;
+  req.beforeExec = [&](const client::SandboxStarted& s) { started = s; };
+  client::RunResult ok = conn.run(req);
+  EXPECT_EQ(ok.exitCode, 0) << ok.message;
+  ASSERT_TRUE(started.has_value());
+  EXPECT_EQ(started->sandboxPid, ok.sandboxPid);
+  EXPECT_EQ(started->namespaceIds, ok.namespaceIds);
+  EXPECT_TRUE(std::any_of(ok.namespaceIds.begin(), ok.namespaceIds.end(),
+                          [](const client::NamespaceId& id) { return id.name == "mnt"; }));
+
+  req.spec.mounts.back().sourceInode->ino += 1;
+  req.beforeExec = nullptr;
+  try {
+    conn.run(req);
+    ADD_FAILURE() << "a bind of another inode than named was not refused";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("was replaced")) << e.what();
+  }
 }
 
 // Cgroup directories under /sys/fs/cgroup whose name starts with PREFIX.

@@ -139,12 +139,12 @@ namespace {
 // copy stands alone.
 class CliCopy {
  public:
-  explicit CliCopy(const std::string& built) {
+  explicit CliCopy(const std::string& built, const std::string& name = "gpubox") {
     char tmpl[] = "/var/tmp/gpubox-it-cli-XXXXXX";
     if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp for the CLI copy failed");
     dir_ = tmpl;
     ::chmod(dir_.c_str(), 0755);
-    path_ = dir_ + "/gpubox";
+    path_ = dir_ + "/" + name;
     std::string data = readFile(built);
     writeFile(path_, data, 0755);
   }
@@ -167,6 +167,16 @@ std::string cliPath() {
     return p;
   }
   static CliCopy copy(p);
+  return copy.path();
+}
+
+std::string bwrapFrontPath() {
+  std::string p = envOr("GPUBOX_BWRAP");
+  if (p.empty()) {
+    ADD_FAILURE() << "GPUBOX_BWRAP is not set (run the tests with meson test)";
+    return p;
+  }
+  static CliCopy copy(p, "gpubox-bwrap");
   return copy.path();
 }
 
@@ -587,6 +597,21 @@ std::vector<std::string> HelperProcess::cliArgv(const std::vector<std::string>& 
 RunResult HelperProcess::cli(const std::vector<std::string>& args, RunOptions opts) const {
   if (opts.cwd.empty()) opts.cwd = work_.path();
   return runProcess(cliArgv(args), opts);
+}
+
+RunResult HelperProcess::bwrap(const std::vector<std::string>& args, RunOptions opts) const {
+  if (opts.cwd.empty()) opts.cwd = work_.path();
+  opts.env.push_back("GPUBOX_SOCKET=" + socket_);
+  std::vector<std::string> argv{bwrapFrontPath()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return runProcess(argv, opts);
+}
+
+RunResult HelperProcess::bwrapScript(const std::string& script, RunOptions opts) const {
+  if (opts.cwd.empty()) opts.cwd = work_.path();
+  opts.env.push_back("GPUBOX_SOCKET=" + socket_);
+  opts.env.push_back("BWRAP=" + bwrapFrontPath());
+  return runProcess({"/bin/bash", "-c", script}, opts);
 }
 
 std::unique_ptr<Process> HelperProcess::spawnCli(const std::vector<std::string>& args,

@@ -33,6 +33,9 @@ constexpr gid_t kNobodyGid = 65534;
 // Fails the current test (and returns "") when the variable is not set.
 std::string helperPath();
 std::string cliPath();
+// gpubox-bwrap (from $GPUBOX_BWRAP), copied like the CLI to a place every
+// uid can run it from.
+std::string bwrapFrontPath();
 
 bool isRoot();
 // GTEST_SKIPs the current test with a printed reason when not running as root.
@@ -197,6 +200,12 @@ class HelperProcess {
 
   // `gpubox --socket <socket> ARGS...`, cwd defaulting to workDir().
   RunResult cli(const std::vector<std::string>& args, RunOptions opts = {}) const;
+  // `gpubox-bwrap ARGS...` with GPUBOX_SOCKET naming this helper, cwd
+  // defaulting to workDir().
+  RunResult bwrap(const std::vector<std::string>& args, RunOptions opts = {}) const;
+  // `bash -c SCRIPT` with $BWRAP naming gpubox-bwrap and GPUBOX_SOCKET this
+  // helper: for command lines that hand gpubox-bwrap file descriptors.
+  RunResult bwrapScript(const std::string& script, RunOptions opts = {}) const;
   // Same, started in the background.
   std::unique_ptr<Process> spawnCli(const std::vector<std::string>& args,
                                     RunOptions opts = {}) const;

@@ -70,10 +70,85 @@ TEST(ValidateSpec, RejectsBadHostname) {
   EXPECT_EQ(errorOf(spec), "");
 }
 
-TEST(ValidateSpec, FileStepIsNotAClientOption) {
+TEST(ValidateSpec, FileContentsAreBounded) {
   SandboxSpec spec = minimalSpec();
   spec.mounts.push_back({.kind = MountKind::File, .source = "x", .dest = "/etc/x"});
-  EXPECT_NE(errorOf(spec).find("--file is not a client mount option"), std::string::npos);
+  EXPECT_EQ(errorOf(spec), "");
+  spec.mounts.push_back({.kind = MountKind::BindData,
+                         .source = std::string(gpubox::SpecLimits::kMaxFileData + 1, 'a'),
+                         .dest = "/etc/big"});
+  EXPECT_NE(errorOf(spec).find("larger than 4 MiB"), std::string::npos) << errorOf(spec);
+  spec.mounts.pop_back();
+  for (int i = 0; i < 3; ++i)
+    spec.mounts.push_back({.kind = MountKind::RoBindData,
+                           .source = std::string(gpubox::SpecLimits::kMaxFileData, 'a'),
+                           .dest = "/etc/f" + std::to_string(i)});
+  EXPECT_NE(errorOf(spec).find("exceed 8 MiB"), std::string::npos) << errorOf(spec);
+}
+
+TEST(ValidateSpec, ModifiersOnlyWhereBwrapTakesThem) {
+  SandboxSpec spec = minimalSpec();
+  spec.mounts = {{.kind = MountKind::Tmpfs, .dest = "/t", .mode = 01777, .sizeBytes = 4096},
+                 {.kind = MountKind::Dir, .dest = "/d", .mode = 0},
+                 {.kind = MountKind::Chmod, .dest = "/d", .mode = 0755},
+                 {.kind = MountKind::Bind, .source = "/a", .dest = "/b", .ifSourceExists = true},
+                 {.kind = MountKind::Mqueue, .dest = "/dev/mqueue"}};
+  EXPECT_EQ(errorOf(spec), "");
+  auto refused = [&](MountOp op, const std::string& why) {
+    SandboxSpec s = minimalSpec();
+    s.mounts = {op};
+    EXPECT_NE(errorOf(s).find(why), std::string::npos)
+        << gpubox::describeMount(op) << ": " << errorOf(s);
+  };
+  refused({.kind = MountKind::Proc, .dest = "/proc", .mode = 0755}, "has permission bits");
+  refused({.kind = MountKind::Dir, .dest = "/d", .mode = 010000}, "above 07777");
+  refused({.kind = MountKind::Chmod, .dest = "/d"}, "no permission bits");
+  refused({.kind = MountKind::Dir, .dest = "/d", .sizeBytes = 1}, "only --tmpfs takes one");
+  refused({.kind = MountKind::Tmpfs, .dest = "/d", .sizeBytes = UINT64_MAX}, "largest tmpfs");
+  refused({.kind = MountKind::Tmpfs, .dest = "/d", .ifSourceExists = true}, "can be optional");
+  refused({.kind = MountKind::Symlink,
+           .source = "x",
+           .dest = "/d",
+           .sourceInode = gpubox::InodeId{1, 2}},
+          "name an inode");
+  refused({.kind = MountKind::Mqueue, .source = "/x", .dest = "/d"}, "has a source");
+}
+
+TEST(ValidateSpec, SeccompProgramsAreWholeInstructionsWithinTheKernelsLimit) {
+  SandboxSpec spec = minimalSpec();
+  spec.seccompPrograms = {std::string(8, '\0')};
+  EXPECT_EQ(errorOf(spec), "");
+  spec.seccompPrograms = {std::string(12, '\0')};
+  EXPECT_NE(errorOf(spec).find("not a whole number of 8-byte"), std::string::npos);
+  spec.seccompPrograms = {""};
+  EXPECT_NE(errorOf(spec).find("is empty"), std::string::npos);
+  spec.seccompPrograms = {std::string(4097 * 8, '\0')};
+  EXPECT_NE(errorOf(spec).find("more than the kernel's 4096"), std::string::npos);
+  spec.seccompPrograms = {std::string(4096 * 8, '\0')};
+  EXPECT_EQ(errorOf(spec), "");
+  spec.seccompPrograms.assign(17, std::string(8, '\0'));
+  EXPECT_NE(errorOf(spec).find("too many seccomp programs"), std::string::npos);
+}
+
+TEST(ValidateSpec, LockFilesAreAbsolutePaths) {
+  SandboxSpec spec = minimalSpec();
+  spec.lockFiles = {"/run/lock/x"};
+  EXPECT_EQ(errorOf(spec), "");
+  spec.lockFiles = {"run/lock"};
+  EXPECT_NE(errorOf(spec).find("--lock-file path"), std::string::npos);
+}
+
+TEST(DescribeMount, ShowsModifiersAsBwrapWouldWriteThem) {
+  EXPECT_EQ(gpubox::describeMount(
+                {.kind = MountKind::Tmpfs, .dest = "/t", .mode = 01777, .sizeBytes = 4096}),
+            "--perms 1777 --size 4096 --tmpfs /t");
+  EXPECT_EQ(gpubox::describeMount(
+                {.kind = MountKind::RoBind, .source = "/a", .dest = "/b", .ifSourceExists = true}),
+            "--ro-bind-try /a /b");
+  EXPECT_EQ(gpubox::describeMount({.kind = MountKind::Chmod, .dest = "/d", .mode = 0750}),
+            "--chmod 0750 /d");
+  EXPECT_EQ(gpubox::describeMount({.kind = MountKind::File, .source = "abc", .dest = "/f"}),
+            "--file (3 bytes) /f");
 }
 
 TEST(ValidateCommand, RequiresArgvAndWellFormedEnv) {
@@ -88,6 +163,21 @@ TEST(ValidateCommand, RequiresArgvAndWellFormedEnv) {
   cmd.env = {"A=b=c"};
   EXPECT_NO_THROW(gpubox::validateCommand(cmd));
   cmd.cwd = "relative";
+  EXPECT_THROW(gpubox::validateCommand(cmd), Error);
+}
+
+TEST(ValidateCommand, Argv0AndFallbackDirectories) {
+  Command cmd;
+  cmd.argv = {"true"};
+  cmd.argv0 = "shown-name";
+  cmd.cwdFallbacks = {"/home/me/src", "/home/me"};
+  EXPECT_NO_THROW(gpubox::validateCommand(cmd));
+  cmd.cwdFallbacks = {"home/me"};
+  EXPECT_THROW(gpubox::validateCommand(cmd), Error);
+  cmd.cwdFallbacks.assign(9, "/a");
+  EXPECT_THROW(gpubox::validateCommand(cmd), Error);
+  cmd.cwdFallbacks.clear();
+  cmd.argv0 = std::string("a\0b", 3);
   EXPECT_THROW(gpubox::validateCommand(cmd), Error);
 }
 

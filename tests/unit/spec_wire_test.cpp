@@ -23,7 +23,21 @@ TEST(SpecWire, RoundTripsEveryField) {
                  {.kind = MountKind::Dev, .dest = "/dev"},
                  {.kind = MountKind::Dir, .dest = "/e"},
                  {.kind = MountKind::Symlink, .source = "usr/bin", .dest = "/bin"},
-                 {.kind = MountKind::RemountRo, .dest = "/"}};
+                 {.kind = MountKind::RemountRo, .dest = "/"},
+                 {.kind = MountKind::Bind, .source = "/f", .dest = "/g", .ifSourceExists = true},
+                 {.kind = MountKind::RoBind,
+                  .source = "/held",
+                  .dest = "/h",
+                  .sourceInode = InodeId{64769, 1234567}},
+                 {.kind = MountKind::Tmpfs, .dest = "/t", .mode = 01777, .sizeBytes = 1 << 20},
+                 {.kind = MountKind::Dir, .dest = "/none", .mode = 0},
+                 {.kind = MountKind::File, .source = std::string("a\0b\xff", 4), .dest = "/f1"},
+                 {.kind = MountKind::BindData, .source = "x", .dest = "/f2", .mode = 0640},
+                 {.kind = MountKind::RoBindData, .source = "", .dest = "/f3"},
+                 {.kind = MountKind::Chmod, .dest = "/t", .mode = 0700},
+                 {.kind = MountKind::Mqueue, .dest = "/dev/mqueue"}};
+  spec.seccompPrograms = {std::string(16, '\0'), std::string("\x06\0\0\0\0\0\xff\x7f", 8)};
+  spec.lockFiles = {"/run/lock"};
   spec.limits.memoryBytes = 64ull << 20;
   spec.limits.cpuMillis = 500;
   spec.limits.pids = 64;
@@ -38,6 +52,20 @@ TEST(SpecWire, RoundTripsEveryField) {
   EXPECT_EQ(back.gpus, spec.gpus);
   EXPECT_EQ(back.mounts, spec.mounts);
   EXPECT_EQ(back.limits, spec.limits);
+  EXPECT_EQ(back.seccompPrograms, spec.seccompPrograms);
+  EXPECT_EQ(back.lockFiles, spec.lockFiles);
+  EXPECT_FALSE(back.mounts[6].mode.has_value()) << "no mode on the wire stays no mode";
+  EXPECT_EQ(back.mounts[12].mode, 0u) << "mode 0 is a mode, not the default";
+  EXPECT_EQ(back, spec);
+}
+
+TEST(SpecWire, FileContentsTravelAsDataNotText) {
+  capnp::MallocMessageBuilder message;
+  auto mounts = message.initRoot<wire::SandboxSpec>().initMounts(1);
+  mounts[0].setKind(wire::MountOp::Kind::FILE);
+  mounts[0].setSource("contents in the wrong field");
+  mounts[0].setDest("/x");
+  EXPECT_THROW(specFromWire(message.getRoot<wire::SandboxSpec>().asReader()), Error);
 }
 
 TEST(SpecWire, UnsetLimitsStayUnsetAndCommandsCarryTimeouts) {
@@ -80,6 +108,13 @@ TEST(SpecWire, CommandRoundTrip) {
   EXPECT_EQ(back.argv, cmd.argv);
   EXPECT_EQ(back.env, cmd.env);
   EXPECT_EQ(back.cwd, cmd.cwd);
+
+  cmd.argv0 = "shown";
+  cmd.cwdFallbacks = {"/home/me/src", "/home/me"};
+  cmd.setPwd = true;
+  capnp::MallocMessageBuilder m2;
+  commandToWire(cmd, m2.initRoot<wire::Command>());
+  EXPECT_EQ(commandFromWire(m2.getRoot<wire::Command>().asReader()), cmd);
 }
 
 TEST(SpecWire, UnknownMountKindFromNewerClientIsRefused) {

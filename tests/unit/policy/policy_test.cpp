@@ -169,6 +169,28 @@ TEST(PolicyErrors, RuleMustNameSomeone) {
   expectError("\n[[allow]]\nusers = []\ngroups = []\n", {"test.toml:2:", "lists are empty"});
 }
 
+TEST(Policy, DefaultGpusAreSelectorsForRequestsNamingNone) {
+  const Policy policy = Policy::parse(R"(
+[[allow]]
+users = [1000]
+gpus = [0, 1]
+default_gpus = ["count:1", 1]
+)",
+                                      "p.toml");
+  EXPECT_EQ(policy.grantFor(user(1000)).defaultGpus, (std::vector<std::string>{"count:1", "1"}));
+  EXPECT_TRUE(policy.grantFor(user(1001)).defaultGpus.empty()) << "no rule: no default either";
+}
+
+TEST(PolicyErrors, BadDefaultGpus) {
+  expectError("[[allow]]\nusers = [1]\ndefault_gpus = [\"count:1\"]\n",
+              {"test.toml:3:", "default_gpus is set but the rule grants no GPUs"});
+  expectError("[[allow]]\nusers = [1]\ngpus = [0]\ndefault_gpus = [\"none\"]\n",
+              {"test.toml:4:", "leave default_gpus out"});
+  expectError("[[allow]]\nusers = [1]\ngpus = [0]\ndefault_gpus = [true]\n",
+              {"test.toml:4:", "default_gpus entries are --gpu selectors"});
+  expectError("[[allow]]\nusers = [1]\ngpus = [0]\ndefault_gpus = \"0\"\n", {"test.toml:4:"});
+}
+
 TEST(PolicyErrors, BadGpuEntries) {
   expectError("[[allow]]\nusers = [1]\ngpus = [\"0\"]\n", {"test.toml:3:", "got \"0\""});
   expectError("[[allow]]\nusers = [1]\ngpus = [\"GPU-zz\"]\n", {"test.toml:3:", "GPU-zz"});

@@ -19,7 +19,14 @@ InitConfig everyFieldSet() {
   c.newNetwork = false;
   c.newUserNamespace = true;
   c.plan = {{.kind = MountKind::RoBind, .source = "/", .dest = "/", .checkSource = true},
-            {.kind = MountKind::Tmpfs, .dest = "/tmp", .mode = 01777},
+            {.kind = MountKind::Tmpfs, .dest = "/tmp", .mode = 01777, .sizeBytes = 1 << 20},
+            {.kind = MountKind::Bind,
+             .source = "/srv",
+             .dest = "/srv",
+             .ifSourceExists = true,
+             .sourceInode = InodeId{2049, 77}},
+            {.kind = MountKind::Chmod, .dest = "/srv", .mode = 0},
+            {.kind = MountKind::Mqueue, .dest = "/dev/mqueue"},
             {.kind = MountKind::Symlink, .source = "usr/bin", .dest = "/bin"},
             {.kind = MountKind::File, .source = std::string("a\0b", 3), .dest = "/f", .mode = 0600},
             {.kind = MountKind::DevBind,
@@ -33,6 +40,8 @@ InitConfig everyFieldSet() {
   c.rlimits = {{"NOFILE", 1024, 4096}, {"CORE", 0, kRlimUnlimited}};
   c.awaitPlacement = true;
   c.seccomp = {{0x20, 0, 0, 4}, {0x15, 1, 0, 0xc000003e}, {0x06, 0, 0, 0x7fff0000}};
+  c.callerSeccomp = {{{0x06, 0, 0, 0x7fff0000}}, {{0x20, 0, 0, 0}, {0x06, 0, 0, 0x50001}}};
+  c.lockFiles = {"/run/lock/a", "/tmp/b"};
   c.hide = {"/root/.ssh", "/home/u/.aws"};
   c.bindSources = BindSourceRule{{"/usr", "/home/u"}, {"/home/u"}, "/etc/gpubox/helper.toml:3"};
   return c;
@@ -62,6 +71,15 @@ void expectSame(const InitConfig& a, const InitConfig& b) {
     EXPECT_EQ(a.seccomp[i].jf, b.seccomp[i].jf);
     EXPECT_EQ(a.seccomp[i].k, b.seccomp[i].k);
   }
+  ASSERT_EQ(a.callerSeccomp.size(), b.callerSeccomp.size());
+  for (size_t p = 0; p < a.callerSeccomp.size(); ++p) {
+    ASSERT_EQ(a.callerSeccomp[p].size(), b.callerSeccomp[p].size());
+    for (size_t i = 0; i < a.callerSeccomp[p].size(); ++i) {
+      EXPECT_EQ(a.callerSeccomp[p][i].code, b.callerSeccomp[p][i].code);
+      EXPECT_EQ(a.callerSeccomp[p][i].k, b.callerSeccomp[p][i].k);
+    }
+  }
+  EXPECT_EQ(a.lockFiles, b.lockFiles);
   EXPECT_EQ(a.hide, b.hide);
   ASSERT_EQ(a.bindSources.has_value(), b.bindSources.has_value());
   if (a.bindSources) {
