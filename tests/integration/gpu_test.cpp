@@ -207,9 +207,15 @@ TEST_F(GpuTest, LeaseFreedWhenSandboxEnds) {
     RunResult r = h.run({"--gpu", "0", "--", "true"});
     EXPECT_EQ(r.exitCode, 0) << "run " << i << ": " << r.describe();
     // The lease is released when the init is reaped, which can trail the
-    // client's exit by a moment.
-    pollUntil([&] { return !contains(h.helper->cli({"gpus"}).out, "held by 1"); },
-              std::chrono::seconds(10));
+    // client's exit by a moment. (Listed as uid 65534: the policy shows
+    // GPUs only to the users it grants them to.)
+    EXPECT_TRUE(pollUntil(
+        [&] {
+          RunResult list = h.helper->cli({"gpus"}, {.asUid = kNobodyUid});
+          return list.exitCode == 0 && contains(list.out, "held by 0");
+        },
+        std::chrono::seconds(10)))
+        << h.helper->cli({"gpus"}, {.asUid = kNobodyUid}).describe();
   }
 }
 
