@@ -283,6 +283,29 @@ for who in self nobody; do
   fi
 done
 
+# Start-up with a real GPU against start-up without one (issue 8: target
+# <= 1.1x), as uid 65534, interleaved pairs, medians. Informational: timings
+# never fail this script. STARTUP_RUNS=0 leaves it out.
+startup_runs=${STARTUP_RUNS:-50}
+if ((startup_runs > 0)); then
+  echo "--- start-up: run --gpu 0 -- true against run -- true ($startup_runs pairs, uid 65534)"
+  ms() { local t0 t1; t0=$(date +%s%N); run nobody "$@" >/dev/null 2>&1; t1=$(date +%s%N); echo $(((t1 - t0) / 1000)); }
+  gpu_us=() plain_us=()
+  for ((i = 0; i < startup_runs; i++)); do
+    if ((i % 2 == 0)); then
+      gpu_us+=("$(ms --gpu 0 -- true)") plain_us+=("$(ms -- true)")
+    else
+      plain_us+=("$(ms -- true)") gpu_us+=("$(ms --gpu 0 -- true)")
+    fi
+  done
+  median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+  g=$(median "${gpu_us[@]}")
+  p=$(median "${plain_us[@]}")
+  echo "start-up median: --gpu 0 $((g / 1000)).$(printf '%03d' $((g % 1000))) ms," \
+    "no GPU $((p / 1000)).$(printf '%03d' $((p % 1000))) ms, ratio $(ratio "$g" "$p")" \
+    "(wall time of the client, including its own start)"
+fi
+
 echo "--- helper log"
 cat "$tmp/helper.log"
 if ((failures > 0)); then
