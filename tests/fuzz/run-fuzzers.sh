@@ -9,7 +9,10 @@
 #
 # Environment: FUZZ_BUILD_DIR (default: build-fuzz at the repository root),
 # FUZZ_CXX (default: clang++), FUZZ_KEEP_CORPUS=DIR (keep the grown corpora
-# there instead of deleting them). Exits 77 (meson's "skipped") with the
+# there instead of deleting them), FUZZ_UNIT_TIMEOUT=SECONDS (default 10: one
+# input running longer is a finding; raise it when the fuzzers run at low
+# priority on a busy machine, where a starved process trips it: every
+# "timeout" of the first one-hour runs here executed in milliseconds). Exits 77 (meson's "skipped") with the
 # reason when clang++ or its libFuzzer runtime is missing.
 set -euo pipefail
 
@@ -62,7 +65,7 @@ for t in "${targets[@]}"; do
   log="$work/$t.log"
   rc=0
   t0=$(date +%s)
-  "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+  "$bin" -max_total_time="$seconds" -timeout="${FUZZ_UNIT_TIMEOUT:-10}" -rss_limit_mb=2048 -max_len=65536 \
     -print_final_stats=1 -artifact_prefix="$artifacts/$t-" "$corpus" >"$log" 2>&1 || rc=$?
   took=$(($(date +%s) - t0))
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
