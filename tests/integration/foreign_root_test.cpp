@@ -57,6 +57,10 @@ struct ForeignTree {
     RunResult ldconfig = runProcess({"/sbin/ldconfig", "-r", root});
     if (ldconfig.exitCode != 0) throw std::runtime_error("ldconfig -r: " + ldconfig.describe());
     fs::copy_file(envPath("GPUBOX_CUDA_DLOPEN_PROBE"), root + "/usr/bin/cuda-probe");
+    // libc-bin's ldconfig (Debian's is static): an independent reader of
+    // the cache the init writes, run inside the sandbox.
+    fs::create_directories(root + "/sbin");
+    fs::copy_file("/sbin/ldconfig", root + "/sbin/ldconfig");
     fs::permissions(root + "/usr/bin/cuda-probe", fs::perms(0755));
   }
 };
@@ -122,7 +126,7 @@ TEST_P(ForeignRootTest, ReadOnlyRootFindsTheDriverThroughItsLoaderCache) {
   EXPECT_EQ(snapshot(tree().root), before);
 }
 
-TEST_P(ForeignRootTest, ReadOnlyRootShowsTheDriverDirectoryReadOnly) {
+TEST_P(ForeignRootTest, GlibcsLdconfigReadsTheGeneratedCache) {
   RunResult r =
       helper->cli({"run", "--ro-bind", tree().root, "/", "--proc", "/proc", "--dev", "/dev",
                    "--gpu", "0", "--", "/sbin/ldconfig", "-p"},
@@ -134,6 +138,18 @@ TEST_P(ForeignRootTest, ReadOnlyRootShowsTheDriverDirectoryReadOnly) {
       << r.out;
   EXPECT_TRUE(contains(r.out, "libc.so.6 (libc6,x86-64) => /lib/x86_64-linux-gnu/libc.so.6"))
       << r.out;
+}
+
+TEST_P(ForeignRootTest, TheDriverDirectoryIsReadOnly) {
+  RunResult r =
+      helper->cli({"run", "--ro-bind", tree().root, "/", "--proc", "/proc", "--dev", "/dev",
+                   "--gpu", "0", "--", "/sbin/ldconfig", "-C", "/run/gpubox-driver/x", "-f",
+                   "/etc/ld.so.conf"},
+                  {.asUid = GetParam()});
+  // ldconfig writes its cache beside the name given (x~, then renames):
+  // refused, even for root, because the tmpfs is mounted read-only.
+  EXPECT_NE(r.exitCode, 0) << r.describe();
+  EXPECT_TRUE(contains(r.err, "Read-only file system")) << r.describe();
 }
 
 TEST_P(ForeignRootTest, WritableRootIsLeftAsItWas) {
