@@ -21,7 +21,9 @@ constexpr uint8_t kEndianBig = 3;
 // An entry's hwcap with this bit set indexes the glibc-hwcaps extension.
 constexpr uint64_t kHwcapExtension = uint64_t{1} << 62;
 
-bool isDigit(char c) { return c >= '0' && c <= '9'; }
+bool isDigit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 template <typename T>
 void put(std::string& out, size_t off, T value) {

@@ -127,10 +127,9 @@ TEST_P(ForeignRootTest, ReadOnlyRootFindsTheDriverThroughItsLoaderCache) {
 }
 
 TEST_P(ForeignRootTest, GlibcsLdconfigReadsTheGeneratedCache) {
-  RunResult r =
-      helper->cli({"run", "--ro-bind", tree().root, "/", "--proc", "/proc", "--dev", "/dev",
-                   "--gpu", "0", "--", "/sbin/ldconfig", "-p"},
-                  {.asUid = GetParam()});
+  RunResult r = helper->cli({"run", "--ro-bind", tree().root, "/", "--proc", "/proc", "--dev",
+                             "/dev", "--gpu", "0", "--", "/sbin/ldconfig", "-p"},
+                            {.asUid = GetParam()});
   // The tree's own ldconfig reads the cache the init wrote (an independent
   // reader of the format): the driver's entries and the root's own.
   EXPECT_EQ(r.exitCode, 0) << r.describe();
@@ -141,11 +140,10 @@ TEST_P(ForeignRootTest, GlibcsLdconfigReadsTheGeneratedCache) {
 }
 
 TEST_P(ForeignRootTest, TheDriverDirectoryIsReadOnly) {
-  RunResult r =
-      helper->cli({"run", "--ro-bind", tree().root, "/", "--proc", "/proc", "--dev", "/dev",
-                   "--gpu", "0", "--", "/sbin/ldconfig", "-C", "/run/gpubox-driver/x", "-f",
-                   "/etc/ld.so.conf"},
-                  {.asUid = GetParam()});
+  RunResult r = helper->cli(
+      {"run", "--ro-bind", tree().root, "/", "--proc", "/proc", "--dev", "/dev", "--gpu", "0", "--",
+       "/sbin/ldconfig", "-C", "/run/gpubox-driver/x", "-f", "/etc/ld.so.conf"},
+      {.asUid = GetParam()});
   // ldconfig writes its cache beside the name given (x~, then renames):
   // refused, even for root, because the tmpfs is mounted read-only.
   EXPECT_NE(r.exitCode, 0) << r.describe();
