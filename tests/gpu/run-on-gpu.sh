@@ -287,8 +287,8 @@ for who in self nobody; do
 done
 
 # CUDA in a root that is not the host's (docs/gpu.md, "Driver libraries"):
-# a bare tree holding only the probe and the libraries ldd names for it
-# (never the driver's own: those must come from gpubox), the mount points a
+# a bare tree holding only the probe and the libraries ldd names for it and
+# for nvidia-smi (never the driver's own: those must come from gpubox), the mount points a
 # distribution's base files have, and a loader cache made by ldconfig -r.
 # Read-only as root and as nobody; writable (--bind) as root, and then the
 # tree must be exactly as it was.
@@ -300,7 +300,9 @@ while read -r lib; do
   [[ $lib == */libcuda* || $lib == */libnvidia* ]] && continue
   mkdir -p "$foreign$(dirname "$lib")"
   cp -L "$lib" "$foreign$lib"
-done < <(ldd "$probe" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }')
+done < <(for exe in "$probe" "$(command -v nvidia-smi)"; do
+  ldd "$exe" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'
+done | sort -u)
 echo 'include /etc/ld.so.conf.d/*.conf' >"$foreign/etc/ld.so.conf"
 ldconfig -r "$foreign" || fail "ldconfig -r $foreign"
 chmod -R a+rX "$foreign"
