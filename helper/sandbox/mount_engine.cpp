@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <memory>
 #include <optional>
 #include <set>
 
@@ -521,15 +522,14 @@ void applyLoaderCache(RootBuilder& root, const MountOp& op, int scratchFd, size_
   {
     UniqueFd dir = root.open(op.source, O_RDONLY | O_DIRECTORY);
     if (!dir) throwErrno(what + ": cannot open " + op.source);
-    DIR* d = ::fdopendir(dir.get());
+    std::unique_ptr<DIR, int (*)(DIR*)> d(::fdopendir(dir.get()), ::closedir);
     if (!d) throwErrno(what + ": cannot list " + op.source);
-    (void)dir.release();  // closedir closes it
-    while (struct dirent* ent = ::readdir(d)) {
+    (void)dir.release();  // the DIR owns it now
+    while (struct dirent* ent = ::readdir(d.get())) {
       std::string name = ent->d_name;
       if (name.starts_with("lib") && name.find(".so") != std::string::npos)
         added.push_back({.soname = name, .path = op.source + "/" + name});
     }
-    ::closedir(d);
   }
   std::string current;
   {

@@ -165,4 +165,47 @@ TEST_P(ForeignRootTest, WritableRootIsLeftAsItWas) {
   EXPECT_EQ(snapshot(root), before);
 }
 
+TEST_P(ForeignRootTest, AnOwnTmpfsOnRunIsUsedAndOtherMountsBelowRunAreRefused) {
+  // --tmpfs /run: the driver directory is made in it.
+  RunResult ok = helper->cli({"run", "--ro-bind", tree().root, "/", "--tmpfs", "/run", "--proc",
+                              "/proc", "--dev", "/dev", "--gpu", "0", "--", "/usr/bin/cuda-probe"},
+                             {.asUid = GetParam()});
+  EXPECT_EQ(ok.exitCode, 0) << ok.describe();
+  EXPECT_TRUE(contains(ok.out, "cuInit 0")) << ok.describe();
+  // A directory of the caller's bound on /run (as the host's /run would
+  // be): making the driver directory in it would leave it there, covering
+  // it would hide it. Refused, saying what to do instead.
+  TempDir mine(0755, GetParam(), GetParam());
+  RunResult refused = helper->cli({"run", "--ro-bind", tree().root, "/", "--dev", "/dev", "--bind",
+                                   mine.path(), "/run", "--gpu", "0", "--", "/usr/bin/cuda-probe"},
+                                  {.asUid = GetParam()});
+  EXPECT_NE(refused.exitCode, 0) << refused.describe();
+  EXPECT_TRUE(contains(refused.err, "put --tmpfs /run before them")) << refused.describe();
+}
+
+TEST_P(ForeignRootTest, WithoutALoaderCacheLdLibraryPathFindsTheDriver) {
+  // A bare tree without /etc/ld.so.cache: the cache step is skipped (there
+  // is nothing to bind over without writing into the tree), the directory
+  // is still there for LD_LIBRARY_PATH.
+  TempDir copy(0755);
+  const std::string root = copy / "root";
+  RunResult cp = runProcess({"/bin/cp", "-a", tree().root, root});
+  ASSERT_EQ(cp.exitCode, 0) << cp.describe();
+  fs::remove(root + "/etc/ld.so.cache");
+  std::vector<std::string> base = {"run",   "--ro-bind", root,   "/",     "--proc",
+                                   "/proc", "--dev",     "/dev", "--gpu", "0"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = base;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return helper->cli(args, {.asUid = GetParam()});
+  };
+  RunResult plain = with({"--", "/usr/bin/cuda-probe"});
+  EXPECT_NE(plain.exitCode, 0) << plain.describe();
+  EXPECT_TRUE(contains(plain.out, "dlopen failed")) << plain.describe();
+  RunResult env =
+      with({"--setenv", "LD_LIBRARY_PATH", "/run/gpubox-driver", "--", "/usr/bin/cuda-probe"});
+  EXPECT_EQ(env.exitCode, 0) << env.describe();
+  EXPECT_TRUE(contains(env.out, "cuInit 0")) << env.describe();
+}
+
 GPUBOX_INSTANTIATE_CALLERS(ForeignRootTest);
