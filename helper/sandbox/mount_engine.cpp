@@ -10,7 +10,6 @@
 #include <sys/sysmacros.h>
 
 #include <dirent.h>
-#include <sys/vfs.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -474,9 +473,9 @@ void prepareDriverParent(RootBuilder& root, const MountOp& op) {
     bool below = e.mountPoint.compare(0, staged.size() + 1, staged + "/") == 0;
     if (below || (e.id == id && e.mountPoint == staged))
       throw Error(what + ": " + parent +
-                  " already has mounts of the plan's; gpubox puts the driver's libraries in " +
-                  op.dest + " and would hide them: put --tmpfs " + parent +
-                  " before them in the plan");
+                  " is or holds a mount (the plan's, or one a bind brought along), so making " +
+                  op.dest + " would hide it or write into it: put --tmpfs " + parent +
+                  " in the plan, before any mount below it");
   }
   UniqueFd fresh = newFs("tmpfs", {{"mode", "0755"}, {"size", "1m"}},
                          MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, what + " (" + parent + ")");

@@ -180,7 +180,7 @@ TEST_P(ForeignRootTest, AnOwnTmpfsOnRunIsUsedAndOtherMountsBelowRunAreRefused) {
                                    mine.path(), "/run", "--gpu", "0", "--", "/usr/bin/cuda-probe"},
                                   {.asUid = GetParam()});
   EXPECT_NE(refused.exitCode, 0) << refused.describe();
-  EXPECT_TRUE(contains(refused.err, "put --tmpfs /run before them")) << refused.describe();
+  EXPECT_TRUE(contains(refused.err, "put --tmpfs /run in the plan")) << refused.describe();
 }
 
 TEST_P(ForeignRootTest, WithoutALoaderCacheLdLibraryPathFindsTheDriver) {
