@@ -208,4 +208,14 @@ TEST_P(ForeignRootTest, WithoutALoaderCacheLdLibraryPathFindsTheDriver) {
   EXPECT_TRUE(contains(env.out, "cuInit 0")) << env.describe();
 }
 
+TEST_P(ForeignRootTest, TheBwrapFrontGetsTheSameLayout) {
+  // What an agent's bubblewrap command line over an image looks like, with
+  // GPUBOX_GPU as tools whose command line cannot change would set it.
+  RunResult r = helper->bwrap({"--ro-bind", tree().root, "/", "--proc", "/proc", "--dev", "/dev",
+                               "--unshare-all", "--die-with-parent", "--", "/usr/bin/cuda-probe"},
+                              {.asUid = GetParam(), .env = {"GPUBOX_GPU=0"}});
+  EXPECT_EQ(r.exitCode, 0) << r.describe();
+  EXPECT_TRUE(contains(r.out, "cuInit 0")) << r.describe();
+}
+
 GPUBOX_INSTANTIATE_CALLERS(ForeignRootTest);
