@@ -67,10 +67,10 @@ class Planner {
 LibraryLayout libraryLayoutFor(const std::vector<MountOp>& plan) {
   LibraryLayout layout = LibraryLayout::HostPaths;
   for (const MountOp& m : plan) {
-    if (m.dest != "/") continue;
+    // Only a bind or a tmpfs replaces the root; --remount-ro, --chmod or
+    // --dir of "/" keep whatever root came before.
+    if (m.dest != "/" || !(isBind(m.kind) || m.kind == MountKind::Tmpfs)) continue;
     bool hostRoot = isBind(m.kind) && m.source == "/";
-    // A --remount-ro or --chmod of "/" keeps whatever root came before.
-    if (m.kind == MountKind::RemountRo || m.kind == MountKind::Chmod) continue;
     layout = hostRoot ? LibraryLayout::HostPaths : LibraryLayout::DriverDir;
   }
   return layout;

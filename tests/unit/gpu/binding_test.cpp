@@ -198,6 +198,10 @@ TEST(Binding, LibraryLayoutFollowsThePlansRoot) {
   EXPECT_EQ(libraryLayoutFor(Plan{{.kind = MountKind::RoBind, .source = "/", .dest = "/"},
                                   {.kind = MountKind::RemountRo, .dest = "/"}}),
             LibraryLayout::HostPaths);
+  EXPECT_EQ(libraryLayoutFor(Plan{{.kind = MountKind::RoBind, .source = "/", .dest = "/"},
+                                  {.kind = MountKind::Dir, .dest = "/"},
+                                  {.kind = MountKind::Chmod, .dest = "/", .mode = 0755}}),
+            LibraryLayout::HostPaths);
   // Another tree, read-only or writable, or an empty tmpfs root.
   EXPECT_EQ(libraryLayoutFor(Plan{{.kind = MountKind::RoBind, .source = "/srv/deb", .dest = "/"}}),
             LibraryLayout::DriverDir);
