@@ -133,6 +133,10 @@ const char* mountKindOption(MountKind kind) {
       return "--chmod";
     case MountKind::Mqueue:
       return "--mqueue";
+    case MountKind::DriverDir:
+      return "(gpu driver directory)";
+    case MountKind::LoaderCache:
+      return "(gpu loader cache)";
   }
   return "--?";
 }

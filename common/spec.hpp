@@ -26,7 +26,16 @@ enum class MountKind {
   BindData,
   RoBindData,
   Chmod,
-  Mqueue
+  Mqueue,
+  // The two below are only ever planned by the helper itself (GPU binding in
+  // a root that is not the host's, docs/gpu.md); they are not on the wire.
+  // DriverDir: a read-only tmpfs at dest holding the driver's files, each
+  // bound read-only from the host; source holds one line per file,
+  // "HOSTPATH\tLINK" (LINK: the soname symlink to make next to it, or empty).
+  DriverDir,
+  // LoaderCache: dest (/etc/ld.so.cache) replaced, read-only, by a copy with
+  // every library of the directory `source` (a DriverDir) added.
+  LoaderCache
 };
 
 // A file's identity as stat(2) reports it.

@@ -74,6 +74,9 @@ wire::MountOp::Kind kindToWire(MountKind kind) {
       return K::CHMOD;
     case MountKind::Mqueue:
       return K::MQUEUE;
+    case MountKind::DriverDir:
+    case MountKind::LoaderCache:
+      break;  // the helper's own steps, never sent
   }
   throw Error("mount kind cannot be sent over the wire");
 }

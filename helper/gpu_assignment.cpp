@@ -33,7 +33,8 @@ bool asksForGpus(const std::vector<std::string>& selectors) {
 }
 
 GpuAssignment assignGpus(DaemonContext& ctx, const PeerIdentity& peer,
-                         const std::vector<std::string>& selectors) {
+                         const std::vector<std::string>& selectors,
+                         const std::vector<MountOp>& plan) {
   policy::Grant grant = ctx.policy.grantFor(callerOf(peer));
   std::shared_ptr<const GpuSnapshot> snapshot = inventoryOf(ctx);
   if (!snapshot->inventory) {
@@ -48,7 +49,7 @@ GpuAssignment assignGpus(DaemonContext& ctx, const PeerIdentity& peer,
   auto holders = [&](unsigned minor) { return ctx.leases.holders(minor); };
   gpu::Selection selection = gpu::select(inventory, selectors, grant.gpu, holders, peer.uid);
   GpuAssignment assignment;
-  assignment.binding = gpu::planBinding(inventory, selection);
+  assignment.binding = gpu::planBinding(inventory, selection, gpu::libraryLayoutFor(plan));
   if (assignment.binding.minors.empty() && assignment.binding.allow.empty())
     throw Error("--gpu: the selection granted no device");
   assignment.lease = ctx.leases.acquire(assignment.binding.minors, grant.gpu.exclusive);

@@ -26,9 +26,11 @@ struct GpuAssignment {
 bool asksForGpus(const std::vector<std::string>& selectors);
 
 // Grants the GPUs `selectors` ask for, or throws gpubox::Error saying what
-// was asked and why it was refused.
+// was asked and why it was refused. `plan` (the sandbox's own mount plan)
+// decides where the driver's libraries go (gpu::libraryLayoutFor).
 GpuAssignment assignGpus(DaemonContext& ctx, const PeerIdentity& peer,
-                         const std::vector<std::string>& selectors);
+                         const std::vector<std::string>& selectors,
+                         const std::vector<MountOp>& plan);
 
 // The device rules of a sandbox's cgroup: for a GPU sandbox, only the
 // standard nodes and the granted NVIDIA devices; for a sandbox that binds

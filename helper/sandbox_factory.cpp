@@ -193,7 +193,7 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   const std::vector<std::string>& selectors = byDefault ? caller.grant.defaultGpus : spec.gpus;
   if (asksForGpus(selectors)) {
     try {
-      gpus = assignGpus(ctx, peer, selectors);
+      gpus = assignGpus(ctx, peer, selectors, live->plan);
     } catch (const Error& e) {
       if (!byDefault) throw;
       throw Error("default_gpus of policy rule " + caller.grant.rule + ": " + e.what());

@@ -64,7 +64,19 @@ class Planner {
 
 }  // namespace
 
-Binding planBinding(const Inventory& inv, const Selection& sel) {
+LibraryLayout libraryLayoutFor(const std::vector<MountOp>& plan) {
+  LibraryLayout layout = LibraryLayout::HostPaths;
+  for (const MountOp& m : plan) {
+    // Only a bind or a tmpfs replaces the root; --remount-ro, --chmod or
+    // --dir of "/" keep whatever root came before.
+    if (m.dest != "/" || !(isBind(m.kind) || m.kind == MountKind::Tmpfs)) continue;
+    bool hostRoot = isBind(m.kind) && m.source == "/";
+    layout = hostRoot ? LibraryLayout::HostPaths : LibraryLayout::DriverDir;
+  }
+  return layout;
+}
+
+Binding planBinding(const Inventory& inv, const Selection& sel, LibraryLayout layout) {
   Planner p;
   Binding& b = p.binding();
   // Fail closed: no selection, no GPU plumbing at all.
@@ -158,31 +170,49 @@ Binding planBinding(const Inventory& inv, const Selection& sel) {
 
   // --- libraries and nvidia-smi -----------------------------------------
   // The driver's user-space libraries must match the kernel module exactly.
-  // Bound at their host path (the loader's cache in a host-derived root
-  // already points there) unless the sandbox already shows the same file,
-  // and the soname link (libcuda.so.1 -> libcuda.so.<version>) made next to
-  // it unless present. Optional: a root without that directory cannot use
-  // the host's loader configuration anyway.
-  for (const std::string& lib : inv.libraries) {
-    auto dest = stripRoot(inv.driverRoot, lib);
-    if (!dest) continue;
-    MountOp m = optionalOp(MountKind::RoBind, lib, *dest);
-    m.skipIfVisible = true;
-    p.push(std::move(m));
-    size_t slash = dest->rfind('/');
-    std::string file = dest->substr(slash + 1);
-    if (auto soname = sonameFor(file)) {
-      MountOp link = optionalOp(MountKind::Symlink, file, dest->substr(0, slash + 1) + *soname);
-      link.skipIfVisible = true;
-      p.push(std::move(link));
-    }
-  }
-  if (inv.nvidiaSmi) {
-    if (auto dest = stripRoot(inv.driverRoot, *inv.nvidiaSmi)) {
-      MountOp m = optionalOp(MountKind::RoBind, *inv.nvidiaSmi, *dest);
+  if (layout == LibraryLayout::HostPaths) {
+    // Bound at their host path (the loader's cache in a host-derived root
+    // already points there) unless the sandbox already shows the same file,
+    // and the soname link (libcuda.so.1 -> libcuda.so.<version>) made next
+    // to it unless present. Optional: a root without that directory cannot
+    // use the host's loader configuration anyway.
+    for (const std::string& lib : inv.libraries) {
+      auto dest = stripRoot(inv.driverRoot, lib);
+      if (!dest) continue;
+      MountOp m = optionalOp(MountKind::RoBind, lib, *dest);
       m.skipIfVisible = true;
       p.push(std::move(m));
+      size_t slash = dest->rfind('/');
+      std::string file = dest->substr(slash + 1);
+      if (auto soname = sonameFor(file)) {
+        MountOp link = optionalOp(MountKind::Symlink, file, dest->substr(0, slash + 1) + *soname);
+        link.skipIfVisible = true;
+        p.push(std::move(link));
+      }
     }
+    if (inv.nvidiaSmi) {
+      if (auto dest = stripRoot(inv.driverRoot, *inv.nvidiaSmi)) {
+        MountOp m = optionalOp(MountKind::RoBind, *inv.nvidiaSmi, *dest);
+        m.skipIfVisible = true;
+        p.push(std::move(m));
+      }
+    }
+  } else if (!inv.libraries.empty() || inv.nvidiaSmi) {
+    // Another tree's loader knows nothing of the host's directories, and
+    // creating files at the host's paths would write into the caller's
+    // tree. The files go into a gpubox tmpfs of their own (kDriverDir), and
+    // the root's loader cache is regenerated, by the init as the caller,
+    // with them added (mount_engine.cpp). Both optional: a root without
+    // /run or without /etc/ld.so.cache gets the step reported as skipped.
+    std::string files;
+    auto add = [&](const std::string& host, const std::string& link) {
+      files += (files.empty() ? "" : "\n") + host + "\t" + link;
+    };
+    for (const std::string& lib : inv.libraries)
+      add(lib, sonameFor(lib.substr(lib.rfind('/') + 1)).value_or(""));
+    if (inv.nvidiaSmi) add(*inv.nvidiaSmi, "");
+    p.push(optionalOp(MountKind::DriverDir, files, kDriverDir));
+    p.push(optionalOp(MountKind::LoaderCache, kDriverDir, "/etc/ld.so.cache"));
   }
 
   // --- CDI edits ----------------------------------------------------------

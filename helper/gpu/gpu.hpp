@@ -135,6 +135,22 @@ struct Binding {
   std::vector<unsigned> minors;         // granted GPU minors (for leases)
 };
 
-Binding planBinding(const Inventory& inv, const Selection& sel);
+// Where the driver's user-space files go (docs/gpu.md, "what the sandbox
+// sees"). HostPaths: at their host paths, for a root made of the host's own
+// directories, whose loader cache already names them. DriverDir: in
+// kDriverDir, with the root's loader cache regenerated to name them, for a
+// root that is another tree (another distribution's, an image).
+enum class LibraryLayout { HostPaths, DriverDir };
+
+inline constexpr const char* kDriverDir = "/run/gpubox-driver";
+
+// HostPaths when the plan's root is the host's: no step replaces "/"
+// (the default plan, or a plan assembled from host directories on gpubox's
+// tmpfs root), or the last one that does binds the host's "/" itself.
+// DriverDir for anything else on "/" (a bind of another tree, a tmpfs).
+LibraryLayout libraryLayoutFor(const std::vector<gpubox::MountOp>& plan);
+
+Binding planBinding(const Inventory& inv, const Selection& sel,
+                    LibraryLayout layout = LibraryLayout::HostPaths);
 
 }  // namespace gpubox::gpu

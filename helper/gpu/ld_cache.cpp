@@ -57,6 +57,9 @@ std::vector<LdCacheEntry> parseLdCache(std::string_view data) {
     // Offsets of key/value strings are relative to the new header.
     LdCacheEntry entry;
     if (!cstr(d, u32(d, e + 4), entry.soname) || !cstr(d, u32(d, e + 8), entry.path)) continue;
+    entry.flags = static_cast<int32_t>(u32(d, e));
+    entry.osversion = u32(d, e + 12);
+    std::memcpy(&entry.hwcap, d.data() + e + 16, sizeof entry.hwcap);
     out.push_back(std::move(entry));
   }
   return out;

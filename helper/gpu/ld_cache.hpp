@@ -6,6 +6,7 @@
 // miss a library, never bind something that is not one.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -18,6 +19,14 @@ inline constexpr size_t kMaxLdCache = 16 * 1024 * 1024;
 struct LdCacheEntry {
   std::string soname;  // "libcuda.so.1"
   std::string path;    // "/usr/lib/x86_64-linux-gnu/libcuda.so.1"
+  // As ldconfig wrote them: the ABI (FLAG_ELF_LIBC6 | the architecture's
+  // bits, 0x0303 on x86-64), the minimum kernel (0: any), and the hardware
+  // capability mask (bit 62: an index into the file's glibc-hwcaps
+  // extension, see ld_cache_writer.hpp).
+  int32_t flags = 0;
+  uint32_t osversion = 0;
+  uint64_t hwcap = 0;
+  bool operator==(const LdCacheEntry&) const = default;
 };
 
 // Entries of a cache image; empty when the format is not recognised or the

@@ -182,7 +182,7 @@ InitConfig decodeInitConfig(std::string_view bytes) {
   c.plan.resize(r.count(14 * 8));
   for (MountOp& op : c.plan) {
     const int kind = r.num<int>();
-    if (kind < 0 || kind > static_cast<int>(MountKind::Mqueue))
+    if (kind < 0 || kind > static_cast<int>(MountKind::LoaderCache))
       throw Error("malformed sandbox configuration: unknown mount kind");
     op.kind = static_cast<MountKind>(kind);
     op.source = r.str();

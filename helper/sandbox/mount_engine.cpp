@@ -9,12 +9,17 @@
 
 #include <sys/sysmacros.h>
 
+#include <dirent.h>
+
 #include <algorithm>
 #include <cerrno>
+#include <memory>
 #include <optional>
 #include <set>
 
 #include "error.hpp"
+#include "ld_cache.hpp"
+#include "ld_cache_writer.hpp"
 #include "mountinfo.hpp"
 #include "syscalls.hpp"
 #include "unique_fd.hpp"
@@ -102,6 +107,12 @@ void writeAll(int fd, const std::string& data, const std::string& what) {
   }
 }
 
+dev_t deviceOf(int fd, const std::string& what) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) throwErrno(what + ": stat");
+  return st.st_dev;
+}
+
 class RootBuilder {
  public:
   explicit RootBuilder(UniqueFd root) : root_(std::move(root)) {}
@@ -127,6 +138,9 @@ class RootBuilder {
   // The procfs instances this sandbox mounted itself (their st_dev): every
   // other procfs in the new root shows another pid namespace's processes.
   std::set<dev_t> ownProcfs;
+  // The tmpfs instances this sandbox mounted itself: what is made in them
+  // lives and dies with the sandbox, never in a tree of the host's.
+  std::set<dev_t> ownTmpfs;
 
   // mkdir -p inside the new root: each missing directory gets MODE (exactly:
   // the init's umask does not apply). Returns whether `path` itself was made.
@@ -182,6 +196,27 @@ class RootBuilder {
   UniqueFd root_;
 };
 
+// A DriverDir step's files: (host path, soname link or ""), as spec.hpp
+// describes its source.
+std::vector<std::pair<std::string, std::string>> driverDirEntries(const MountOp& op) {
+  std::vector<std::pair<std::string, std::string>> out;
+  size_t at = 0;
+  while (at < op.source.size()) {
+    size_t end = op.source.find('\n', at);
+    if (end == std::string::npos) end = op.source.size();
+    std::string line = op.source.substr(at, end - at);
+    at = end + 1;
+    size_t tab = line.find('\t');
+    std::string host = line.substr(0, tab);
+    std::string link = tab == std::string::npos ? "" : line.substr(tab + 1);
+    if (host.empty() || host[0] != '/' || host.back() == '/' ||
+        link.find('/') != std::string::npos || link == "." || link == "..")
+      throw Error(describeMount(op) + ": malformed entry " + line);
+    out.emplace_back(std::move(host), std::move(link));
+  }
+  return out;
+}
+
 struct PreparedStep {
   UniqueFd tree;                // binds: the detached source tree
   std::vector<UniqueFd> nodes;  // --dev: one clone per device node
@@ -220,6 +255,13 @@ std::vector<PreparedStep> prepareSources(const std::vector<MountOp>& plan,
       struct stat st;
       if (::fstat(step.tree.get(), &st) != 0) throwErrno(describeMount(op) + ": stat source");
       step.st = st;
+    } else if (op.kind == MountKind::DriverDir) {
+      // The driver's files, opened now: the staging mount may cover them.
+      for (const auto& [host, link] : driverDirEntries(op)) {
+        UniqueFd tree = cloneTree(AT_FDCWD, host.c_str());
+        if (!tree) throwErrno(describeMount(op) + ": cannot open the driver's " + host);
+        step.nodes.push_back(std::move(tree));
+      }
     } else if (op.kind == MountKind::Dev) {
       for (const char* node : kDevNodes) {
         std::string path = std::string("/dev/") + node;
@@ -299,6 +341,7 @@ void applyDev(RootBuilder& root, const MountOp& op, PreparedStep& step) {
   // made in a user namespace is nodev anyway; without one this keeps it so.
   UniqueFd tmp = newFs("tmpfs", {{"mode", "0755"}},
                        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, what);
+  root.ownTmpfs.insert(deviceOf(tmp.get(), what));
   attach(tmp.get(), target.get(), what);
   for (size_t i = 0; i < step.nodes.size(); ++i) {
     std::string path = op.dest + "/" + kDevNodes[i];
@@ -379,9 +422,13 @@ bool shouldSkip(RootBuilder& root, const MountOp& op, const PreparedStep& step) 
   // An optional mount over something that is not there (say /proc/driver on
   // a host without drivers) has nothing to cover: skip it rather than try to
   // create a directory inside procfs.
-  if (op.optional && (op.kind == MountKind::Tmpfs || op.kind == MountKind::RemountRo) &&
+  if (op.optional &&
+      (op.kind == MountKind::Tmpfs || op.kind == MountKind::RemountRo ||
+       op.kind == MountKind::LoaderCache) &&
       !root.exists(op.dest))
     return true;
+  // No driver directory (its step was skipped): nothing to add to a cache.
+  if (op.optional && op.kind == MountKind::LoaderCache && !root.exists(op.source)) return true;
   if (isBind(op.kind) && !step.tree) return true;  // optional source missing
   if (op.skipIfVisible) {
     if (op.kind == MountKind::Symlink) {
@@ -398,6 +445,117 @@ bool shouldSkip(RootBuilder& root, const MountOp& op, const PreparedStep& step) 
     }
   }
   return false;
+}
+
+// Where a DriverDir's tmpfs goes (/run/gpubox-driver) must be made without
+// leaving anything in the root, which may be a read-only tree or a
+// writable one of the caller's. Its parent (/run) is the FHS's runtime
+// state, emptied at every boot: when it is a plain directory of the root
+// with nothing mounted below it, it is covered with a fresh tmpfs, as a
+// booted system's /run is; when it already is a tmpfs of this sandbox's
+// (--tmpfs /run), the directory is made in it. Anything else (the host's
+// /run bound in, a plan that mounts things below /run) is refused with
+// what to do: covering it would hide the caller's mounts, creating in it
+// would leave a stray directory behind.
+void prepareDriverParent(RootBuilder& root, const MountOp& op) {
+  const std::string what = describeMount(op);
+  const std::string parent = parentOf(op.dest);
+  if (root.exists(op.dest)) {
+    UniqueFd at = root.open(op.dest, O_PATH);
+    if (root.ownTmpfs.count(deviceOf(at.get(), what))) return;
+  }
+  UniqueFd at = root.open(parent, O_PATH | O_DIRECTORY);
+  if (!at) throwErrno(what + ": cannot open " + parent);
+  if (root.ownTmpfs.count(deviceOf(at.get(), what))) return;
+  const int id = mountIdOf(at.get(), what);
+  const std::string staged = std::string(kStagingDir) + parent;
+  for (const MountInfoEntry& e : readOwnMountInfo(what)) {
+    bool below = e.mountPoint.compare(0, staged.size() + 1, staged + "/") == 0;
+    if (below || (e.id == id && e.mountPoint == staged))
+      throw Error(what + ": " + parent +
+                  " is or holds a mount (the plan's, or one a bind brought along), so making " +
+                  op.dest + " would hide it or write into it: put --tmpfs " + parent +
+                  " in the plan, before any mount below it");
+  }
+  UniqueFd fresh = newFs("tmpfs", {{"mode", "0755"}, {"size", "1m"}},
+                         MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, what + " (" + parent + ")");
+  root.ownTmpfs.insert(deviceOf(fresh.get(), what));
+  attach(fresh.get(), at.get(), what + " (" + parent + ")");
+}
+
+// The driver's files, each bound read-only into a tmpfs of their own at
+// op.dest, their soname links next to them, nvidia-smi in bin/; then the
+// tmpfs is made read-only, so the loader's view of it cannot change.
+void applyDriverDir(RootBuilder& root, const MountOp& op, PreparedStep& step) {
+  const std::string what = describeMount(op);
+  prepareDriverParent(root, op);
+  UniqueFd target = root.mountPoint(op.dest, true, what);
+  UniqueFd dir = newFs("tmpfs", {{"mode", "0755"}, {"size", "1m"}},
+                       MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, what);
+  root.ownTmpfs.insert(deviceOf(dir.get(), what));
+  attach(dir.get(), target.get(), what);
+  const auto entries = driverDirEntries(op);
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const auto& [host, link] = entries[i];
+    const std::string name = baseName(host);
+    const std::string dest = op.dest + (name == "nvidia-smi" ? "/bin/" : "/") + name;
+    UniqueFd at = root.mountPoint(dest, false, what);
+    setAttrs(step.nodes[i].get(), MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, what);
+    attach(step.nodes[i].get(), at.get(), what + ": " + host);
+    if (!link.empty()) symlinkAt(root, name, op.dest + "/" + link, what);
+  }
+  struct mount_attr attr = {};
+  attr.attr_set = MOUNT_ATTR_RDONLY;
+  if (::mount_setattr(dir.get(), "", AT_EMPTY_PATH, &attr, sizeof(attr)) != 0)
+    throwErrno(what + ": make it read-only");
+}
+
+// The root's loader cache, read as the caller (the init never runs a
+// program of the root's, ldconfig included), with every library of the
+// driver directory op.source added (ld_cache_writer.hpp), written to the
+// scratch tmpfs and bound read-only over op.dest. The root's file is never
+// written.
+void applyLoaderCache(RootBuilder& root, const MountOp& op, int scratchFd, size_t index) {
+  const std::string what = describeMount(op);
+  std::vector<gpu::LdCacheEntry> added;
+  {
+    UniqueFd dir = root.open(op.source, O_RDONLY | O_DIRECTORY);
+    if (!dir) throwErrno(what + ": cannot open " + op.source);
+    std::unique_ptr<DIR, int (*)(DIR*)> d(::fdopendir(dir.get()), ::closedir);
+    if (!d) throwErrno(what + ": cannot list " + op.source);
+    (void)dir.release();  // the DIR owns it now
+    while (struct dirent* ent = ::readdir(d.get())) {
+      std::string name = ent->d_name;
+      if (name.starts_with("lib") && name.find(".so") != std::string::npos)
+        added.push_back({.soname = name, .path = op.source + "/" + name});
+    }
+  }
+  std::string current;
+  {
+    UniqueFd f = root.open(op.dest, O_RDONLY);
+    if (!f) throwErrno(what + ": cannot open " + op.dest);
+    struct stat st;
+    if (::fstat(f.get(), &st) != 0) throwErrno(what + ": stat " + op.dest);
+    if (!S_ISREG(st.st_mode) || static_cast<size_t>(st.st_size) > gpu::kMaxLdCache)
+      throw Error(what + ": " + op.dest + " is not a regular file of at most 16 MiB");
+    current.resize(static_cast<size_t>(st.st_size));
+    if (::pread(f.get(), current.data(), current.size(), 0) != st.st_size)
+      throwErrno(what + ": read " + op.dest);
+  }
+  const std::string image = gpu::mergeLdCache(current, std::move(added));
+  const std::string name = "ld.so.cache-" + std::to_string(index);
+  {
+    UniqueFd f(::openat(scratchFd, name.c_str(),
+                        O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644));
+    if (!f) throwErrno(what + ": cannot create its file");
+    writeAll(f.get(), image, what);
+  }
+  UniqueFd tree = cloneTree(scratchFd, name.c_str());
+  if (!tree) throwErrno(what + ": cannot clone its file");
+  UniqueFd target = root.open(op.dest, O_PATH);
+  if (!target) throwErrno(what + ": cannot open " + op.dest);
+  setAttrs(tree.get(), MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, what);
+  attach(tree.get(), target.get(), what);
 }
 
 void applyStep(RootBuilder& root, const MountOp& op, PreparedStep& step, int scratchFd,
@@ -417,6 +575,7 @@ void applyStep(RootBuilder& root, const MountOp& op, PreparedStep& step, int scr
       const std::string size = std::to_string(op.sizeBytes);
       if (op.sizeBytes) options.push_back({"size", size.c_str()});
       UniqueFd tmp = newFs("tmpfs", options, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, what);
+      root.ownTmpfs.insert(deviceOf(tmp.get(), what));
       attach(tmp.get(), target.get(), what);
       break;
     }
@@ -462,6 +621,12 @@ void applyStep(RootBuilder& root, const MountOp& op, PreparedStep& step, int scr
     }
     case MountKind::File:
       applyFile(root, op);
+      break;
+    case MountKind::DriverDir:
+      applyDriverDir(root, op, step);
+      break;
+    case MountKind::LoaderCache:
+      applyLoaderCache(root, op, scratchFd, index);
       break;
   }
 }
@@ -588,7 +753,8 @@ MountOutcome buildSandboxRoot(const std::vector<MountOp>& plan,
   // It goes with the old root after pivot_root.
   UniqueFd scratch;
   if (std::any_of(plan.begin(), plan.end(), [](const MountOp& op) {
-        return op.kind == MountKind::BindData || op.kind == MountKind::RoBindData;
+        return op.kind == MountKind::BindData || op.kind == MountKind::RoBindData ||
+               op.kind == MountKind::LoaderCache;
       })) {
     scratch = newFs("tmpfs", {{"mode", "0700"}},
                     MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, "data files");

@@ -13,6 +13,9 @@
 #   - a session (`session create --gpu 0 --memory 16G`) runs the probe in two
 #     execs, one after the other, and `session rm` ends it;
 #   - a --memory ceiling (8G) leaves the probe room to run;
+#   - in a root that is not the host's (a bare tree of the probe's own
+#     libraries), read-only and writable, the probe and nvidia-smi find the
+#     driver through /run/gpubox-driver, and the writable tree is unchanged;
 #   - all of it under the default seccomp filter (--json-status names it;
 #     if the probe fails there but runs with --seccomp none, that is a FAIL
 #     that names the filter);
@@ -282,6 +285,59 @@ for who in self nobody; do
     echo "run --memory 8G: memory peak not reported by --json-status"
   fi
 done
+
+# CUDA in a root that is not the host's (docs/gpu.md, "Driver libraries"):
+# a bare tree holding only the probe and the libraries ldd names for it and
+# for nvidia-smi (never the driver's own: those must come from gpubox), the mount points a
+# distribution's base files have, and a loader cache made by ldconfig -r.
+# Read-only as root and as nobody; writable (--bind) as root, and then the
+# tree must be exactly as it was.
+echo "--- a root that is not the host's"
+foreign=$tmp/foreign
+mkdir -p "$foreign"/{run,proc,dev,etc/ld.so.conf.d,usr/bin}
+cp "$probe" "$foreign/usr/bin/probe"
+while read -r lib; do
+  [[ $lib == */libcuda* || $lib == */libnvidia* ]] && continue
+  mkdir -p "$foreign$(dirname "$lib")"
+  cp -L "$lib" "$foreign$lib"
+done < <(for exe in "$probe" "$(command -v nvidia-smi)"; do
+  ldd "$exe" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'
+done | sort -u)
+echo 'include /etc/ld.so.conf.d/*.conf' >"$foreign/etc/ld.so.conf"
+ldconfig -r "$foreign" || fail "ldconfig -r $foreign"
+chmod -R a+rX "$foreign"
+for who in self nobody; do
+  out=$(run "$who" --ro-bind "$foreign" / --proc /proc --dev /dev --gpu 0 -- /usr/bin/probe 2>&1)
+  rc=$?
+  echo "$out" | tail -3
+  if ((rc == 0)) && probe_ok "$out"; then
+    pass "$who: probe in a read-only foreign root (driver from /run/gpubox-driver)"
+  else
+    fail "$who: probe in a read-only foreign root (exit $rc)"
+  fi
+  smi=$(run "$who" --ro-bind "$foreign" / --proc /proc --dev /dev --gpu 0 -- \
+    /run/gpubox-driver/bin/nvidia-smi -L 2>&1)
+  rc=$?
+  if ((rc == 0)) && (($(grep -c '^GPU ' <<<"$smi") == 1)); then
+    pass "$who: nvidia-smi -L in a read-only foreign root shows one GPU"
+  else
+    fail "$who: nvidia-smi -L in a read-only foreign root (exit $rc): $smi"
+  fi
+done
+listing() { find "$foreign" -printf '%p %m %s %U %T@\n' | sort; }
+before=$(listing)
+out=$(run self --bind "$foreign" / --proc /proc --dev /dev --gpu 0 -- /usr/bin/probe 2>&1)
+rc=$?
+if ((rc == 0)) && probe_ok "$out"; then
+  pass "self: probe in a writable foreign root"
+else
+  fail "self: probe in a writable foreign root (exit $rc): $(tail -3 <<<"$out")"
+fi
+if [[ $(listing) == "$before" ]]; then
+  pass "the writable foreign root is left as it was"
+else
+  fail "the writable foreign root changed: $(diff <(echo "$before") <(listing) | head -5)"
+fi
 
 # Start-up with a real GPU against start-up without one (issue 8: target
 # <= 1.1x), as uid 65534, interleaved pairs, medians. Informational: timings

@@ -271,6 +271,13 @@ void FakeDriverRoot::build() {
       std::string file = std::string(lib) + ".so." + o.driverVersion;
       writeFile(dir + "/" + file, "fake " + file + "\n");
     }
+    if (!o.libcudaFile.empty()) {
+      std::error_code ec;
+      fs::copy_file(o.libcudaFile, path(dir + "/libcuda.so." + o.driverVersion),
+                    fs::copy_options::overwrite_existing, ec);
+      if (ec) throw std::runtime_error("copy " + o.libcudaFile + ": " + ec.message());
+      fs::permissions(path(dir + "/libcuda.so." + o.driverVersion), fs::perms(0755), ec);
+    }
     symlink("libcuda.so." + o.driverVersion, dir + "/libcuda.so.1");
     // A leftover from an older driver: must not be picked.
     writeFile("usr/lib64/libnvidia-cfg.so.535.104.05", "fake stale libnvidia-cfg\n");

@@ -55,6 +55,10 @@ class FakeDriverRoot {
     std::string driverVersion = "550.54.14";
     bool libraries = true;  // libcuda.so.<v>, libnvidia-ml.so.<v>, … (+ a decoy other version)
     bool nvidiaSmi = true;  // usr/bin/nvidia-smi (a shell script printing the GPUs)
+    // When set, libcuda.so.<driverVersion> is a copy of this file (a real
+    // shared library, e.g. the integration tests' fake_libcuda with SONAME
+    // libcuda.so.1) instead of a text placeholder.
+    std::string libcudaFile = {};
     // Put the libraries in usr/lib/x86_64-linux-gnu/nvidia/current (not a
     // standard directory) and write an etc/ld.so.cache that lists them, as
     // Debian's packaging does.

@@ -189,6 +189,57 @@ TEST(Binding, Libraries) {
             "libnvidia-ptxjitcompiler.so.550.54.14");
 }
 
+TEST(Binding, LibraryLayoutFollowsThePlansRoot) {
+  using Plan = std::vector<MountOp>;
+  // The default plan (no step on "/") and the host's own root: host paths.
+  EXPECT_EQ(libraryLayoutFor(Plan{}), LibraryLayout::HostPaths);
+  EXPECT_EQ(libraryLayoutFor(Plan{{.kind = MountKind::Tmpfs, .dest = "/tmp"}}),
+            LibraryLayout::HostPaths);
+  EXPECT_EQ(libraryLayoutFor(Plan{{.kind = MountKind::RoBind, .source = "/", .dest = "/"},
+                                  {.kind = MountKind::RemountRo, .dest = "/"}}),
+            LibraryLayout::HostPaths);
+  EXPECT_EQ(libraryLayoutFor(Plan{{.kind = MountKind::RoBind, .source = "/", .dest = "/"},
+                                  {.kind = MountKind::Dir, .dest = "/"},
+                                  {.kind = MountKind::Chmod, .dest = "/", .mode = 0755}}),
+            LibraryLayout::HostPaths);
+  // Another tree, read-only or writable, or an empty tmpfs root.
+  EXPECT_EQ(libraryLayoutFor(Plan{{.kind = MountKind::RoBind, .source = "/srv/deb", .dest = "/"}}),
+            LibraryLayout::DriverDir);
+  EXPECT_EQ(libraryLayoutFor(Plan{{.kind = MountKind::Bind, .source = "/srv/deb", .dest = "/"}}),
+            LibraryLayout::DriverDir);
+  EXPECT_EQ(libraryLayoutFor(Plan{{.kind = MountKind::Tmpfs, .dest = "/"}}),
+            LibraryLayout::DriverDir);
+  // The last step on "/" wins.
+  EXPECT_EQ(libraryLayoutFor(Plan{{.kind = MountKind::RoBind, .source = "/", .dest = "/"},
+                                  {.kind = MountKind::Bind, .source = "/srv/deb", .dest = "/"}}),
+            LibraryLayout::DriverDir);
+}
+
+TEST(Binding, ForeignRootGetsTheDriverDirectoryAndALoaderCache) {
+  GPUBOX_REQUIRE_ROOT();
+  FakeDriverRoot fake({.gpus = 1});
+  Inventory inv = discoverFake(fake);
+  Binding b = planBinding(inv, gpusSel({0}), LibraryLayout::DriverDir);
+  // Nothing at the host's paths (a writable root would keep the files).
+  for (const MountOp& m : b.mounts) EXPECT_NE(m.dest.rfind("/usr/", 0), 0u) << m.dest;
+  const MountOp* dir = opAt(b, kDriverDir, MountKind::DriverDir);
+  ASSERT_NE(dir, nullptr);
+  EXPECT_TRUE(dir->optional);
+  const std::string lib = fake.path("usr/lib/x86_64-linux-gnu/");
+  EXPECT_EQ(dir->source,
+            lib + "libcuda.so.550.54.14\tlibcuda.so.1\n" + lib +
+                "libnvidia-ml.so.550.54.14\tlibnvidia-ml.so.1\n" + lib +
+                "libnvidia-ptxjitcompiler.so.550.54.14\tlibnvidia-ptxjitcompiler.so.1\n" + lib +
+                "libnvidia-nvvm.so.550.54.14\tlibnvidia-nvvm.so.4\n" + lib +
+                "libnvidia-gpucomp.so.550.54.14\t\n" + fake.path("usr/bin/nvidia-smi") + "\t");
+  const MountOp* cache = opAt(b, "/etc/ld.so.cache", MountKind::LoaderCache);
+  ASSERT_NE(cache, nullptr);
+  EXPECT_EQ(cache->source, kDriverDir);
+  EXPECT_TRUE(cache->optional);
+  EXPECT_EQ(indexOf(b, "/etc/ld.so.cache", MountKind::LoaderCache),
+            indexOf(b, kDriverDir, MountKind::DriverDir) + 1);
+}
+
 TEST(Binding, MigCapsAndCapabilitiesOfTheGrantedGpuOnly) {
   GPUBOX_REQUIRE_ROOT();
   FakeDriverRoot fake({.gpus = 2, .migOnGpu = 1});

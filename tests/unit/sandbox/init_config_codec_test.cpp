@@ -34,7 +34,16 @@ InitConfig everyFieldSet() {
              .dest = "/dev/nvidia0",
              .optional = true,
              .skipIfVisible = true,
-             .hardened = true}};
+             .hardened = true},
+            // The GPU layout of a root that is not the host's (helper-only kinds).
+            {.kind = MountKind::DriverDir,
+             .source = "/usr/lib/libcuda.so.550.1\tlibcuda.so.1\n/usr/bin/nvidia-smi\t",
+             .dest = "/run/gpubox-driver",
+             .optional = true},
+            {.kind = MountKind::LoaderCache,
+             .source = "/run/gpubox-driver",
+             .dest = "/etc/ld.so.cache",
+             .optional = true}};
   c.masks = {{"/run/gpubox/gpubox.sock", 2049, 123456789012ull}};
   c.defaultCwd = "/work";
   c.rlimits = {{"NOFILE", 1024, 4096}, {"CORE", 0, kRlimUnlimited}};
