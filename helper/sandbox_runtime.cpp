@@ -54,9 +54,13 @@ SandboxRuntime::SandboxRuntime(kj::UnixEventPort& port, kj::Timer& timer, Reaper
   // (wedged in a reap) makes a send fail with EAGAIN instead of hanging the
   // helper. (The init's own end stays blocking.)
   ::fcntl(control_.get(), F_SETFL, ::fcntl(control_.get(), F_GETFL) | O_NONBLOCK);
-  readTask_ = readLoop().eagerlyEvaluate([this](kj::Exception&& e) {
-    initGone("lost contact with the sandbox: " + std::string(e.getDescription().cStr()));
-  });
+  // From the loop's next turn, not here: a warm init may have reported
+  // already, and its records must meet what the creator sets up right after
+  // constructing this (traceSpans, placeWhen, setOnActivity).
+  readTask_ =
+      kj::evalLater([this]() { return readLoop(); }).eagerlyEvaluate([this](kj::Exception&& e) {
+        initGone("lost contact with the sandbox: " + std::string(e.getDescription().cStr()));
+      });
 }
 
 SandboxRuntime::~SandboxRuntime() {
