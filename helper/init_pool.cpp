@@ -15,6 +15,14 @@ namespace gpubox {
 
 InitPool::InitPool(DaemonContext& ctx, InitSpawner& spawner, size_t size)
     : ctx_(ctx), spawner_(spawner), size_(size) {
+  try {
+    mountWatch_.emplace(ctx_.port, [this]() { mountsChanged(); });
+  } catch (const std::exception& e) {
+    // Without the watch a warm init could show an old mount table: every
+    // sandbox gets an init cloned for it instead.
+    logError(std::string("warm inits: off: ") + e.what());
+    size_ = 0;
+  }
   refill();
 }
 
@@ -32,6 +40,9 @@ InitPool::~InitPool() {
 
 std::optional<WarmInit> InitPool::take() {
   std::optional<WarmInit> out;
+  // A mount the caller made just before asking may not have reached the
+  // loop yet (mountsChanged empties the pool then).
+  if (mountWatch_) mountWatch_->checkNow();
   while (!out && !warm_.empty()) {
     WarmInit w = std::move(warm_.front());
     warm_.pop_front();
@@ -47,16 +58,27 @@ std::optional<WarmInit> InitPool::take() {
     else
       out = std::move(w);
   }
-  // After this request's turn of the loop, not in it: the new init's cgroup
-  // directories (a few mkdirs) are no business of this request's.
-  if (!refillScheduled_) {
-    refillScheduled_ = true;
-    tasks_.add(kj::evalLater([this]() {
-      refillScheduled_ = false;
-      refill();
-    }));
-  }
+  scheduleRefill();
   return out;
+}
+
+// After the current turn of the loop, not in it: the new inits' cgroup
+// directories (a few mkdirs) are no business of the request being served.
+void InitPool::scheduleRefill() {
+  if (refillScheduled_) return;
+  refillScheduled_ = true;
+  tasks_.add(kj::evalLater([this]() {
+    refillScheduled_ = false;
+    refill();
+  }));
+}
+
+void InitPool::mountsChanged() {
+  ++generation_;
+  std::deque<WarmInit> stale;
+  stale.swap(warm_);
+  for (WarmInit& w : stale) discard(std::move(w));
+  scheduleRefill();
 }
 
 void InitPool::discard(WarmInit w) {
@@ -95,12 +117,13 @@ void InitPool::requestOne() {
     }
   }
   ++inFlight_;
+  const uint64_t generation = generation_;
   tasks_.add(
       spawner_.spawn(ctx_.userNamespace.newPerSandbox, /*newNetwork=*/true, cg ? cg->v2Fd() : -1)
           .then(
-              [this, id, cg](LaunchedInit init) mutable {
+              [this, id, generation, cg](LaunchedInit init) mutable {
                 --inFlight_;
-                spawned(id, std::move(cg), std::move(init));
+                spawned(id, generation, std::move(cg), std::move(init));
               },
               [this, cg](kj::Exception&& e) {
                 --inFlight_;
@@ -109,9 +132,11 @@ void InitPool::requestOne() {
               }));
 }
 
-void InitPool::spawned(uint64_t id, std::shared_ptr<cgroup::SandboxCgroup> cg, LaunchedInit init) {
+void InitPool::spawned(uint64_t id, uint64_t generation, std::shared_ptr<cgroup::SandboxCgroup> cg,
+                       LaunchedInit init) {
   WarmInit w;
   w.id = id;
+  w.generation = generation;
   w.init = std::move(init);
   w.cgroup = std::move(cg);
   w.placement = std::make_shared<WarmPlacement>();
@@ -135,8 +160,15 @@ void InitPool::spawned(uint64_t id, std::shared_ptr<cgroup::SandboxCgroup> cg, L
       return;
     }
   }
-  warm_.push_back(std::move(w));
   failuresInARow_ = 0;
+  // Asked for before the mount table last changed: it may have copied the
+  // old one.
+  if (generation != generation_) {
+    discard(std::move(w));
+    scheduleRefill();
+    return;
+  }
+  warm_.push_back(std::move(w));
 }
 
 void InitPool::failed(const std::string& why) {

@@ -14,6 +14,11 @@
 // namespace of their own come from the pool (--net host is cloned per
 // request); the user-namespace mode is the helper's, fixed at start.
 //
+// A warm init's mount namespace is a copy of the helper's taken at its
+// clone: when the helper's mount table changes (mount_table_watch.hpp) every
+// waiting init is killed and the pool is made again, so a sandbox never
+// shows an older host than an init cloned for its request would.
+//
 // The pool refills itself after each take: the spawner process
 // (init_spawner.hpp) clones the inits, so refilling costs the event loop a
 // few mkdirs and a message per init, never a clone.
@@ -26,6 +31,7 @@
 #include <optional>
 
 #include "cgroup/sandbox_cgroup.hpp"
+#include "mount_table_watch.hpp"
 #include "sandbox/launcher.hpp"
 
 namespace gpubox {
@@ -41,7 +47,8 @@ struct WarmPlacement {
 };
 
 struct WarmInit {
-  uint64_t id = 0;  // the sandbox id it was made for (its cgroup's name)
+  uint64_t id = 0;          // the sandbox id it was made for (its cgroup's name)
+  uint64_t generation = 0;  // the helper's mount table it copied (InitPool::generation_)
   LaunchedInit init;
   std::shared_ptr<cgroup::SandboxCgroup> cgroup;  // null when the helper has no cgroups
   // Set by the attacher's promise; shared with it, so never holding it.
@@ -68,10 +75,16 @@ class InitPool : private kj::TaskSet::ErrorHandler {
   size_t size() const { return size_; }
   size_t ready() const { return warm_.size(); }
 
+  // The helper's mount table changed: kills every waiting init (their copies
+  // are out of date, and may pin what the host unmounted) and makes new ones.
+  void mountsChanged();
+
  private:
   void refill();
   void requestOne();
-  void spawned(uint64_t id, std::shared_ptr<cgroup::SandboxCgroup> cgroup, LaunchedInit init);
+  void scheduleRefill();
+  void spawned(uint64_t id, uint64_t generation, std::shared_ptr<cgroup::SandboxCgroup> cgroup,
+               LaunchedInit init);
   void failed(const std::string& why);
   void taskFailed(kj::Exception&& e) override;
 
@@ -83,7 +96,9 @@ class InitPool : private kj::TaskSet::ErrorHandler {
   uint64_t failuresInARow_ = 0;
   bool backingOff_ = false;
   bool refillScheduled_ = false;
+  uint64_t generation_ = 0;  // one more after each change of the mount table
   kj::Promise<void> backoff_ = nullptr;
+  std::optional<MountTableWatch> mountWatch_;
   kj::TaskSet tasks_{*this};  // last: destroyed first, so no callback outlives the rest
 };
 

@@ -314,11 +314,11 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   std::weak_ptr<cgroup::SandboxCgroup> weakCg = holdings->cgroup;
   watch.oomKills = [weakCg]() -> uint64_t {
     auto c = weakCg.lock();
-    return c ? c->stats().oomKills : 0;
+    return c ? c->oomKills() : 0;
   };
   watch.processes = [weakCg]() -> uint64_t {
     auto c = weakCg.lock();
-    return c ? c->stats().processes : 0;
+    return c ? c->processes() : 0;
   };
   watch.oomWords = oomWords(limits, gpus.has_value());
   // From here on the runtime owns the init: any later failure kills and reaps it.

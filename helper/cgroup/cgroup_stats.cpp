@@ -52,17 +52,31 @@ std::optional<uint64_t> keyedValue(std::string_view text, std::string_view key) 
 bool readV2Stats(int dirFd, Stats& stats) {
   readNumber(dirFd, "memory.current", stats.memoryCurrent);
   readNumber(dirFd, "memory.peak", stats.memoryPeak);  // 5.19+
-  readKeyed(dirFd, "memory.events", "oom_kill", stats.oomKills);
+  readV2OomKills(dirFd, stats.oomKills);
   readKeyed(dirFd, "cpu.stat", "usage_usec", stats.cpuUsageNanos, 1000);
-  return readNumber(dirFd, "pids.current", stats.processes);
+  return readPidsCurrent(dirFd, stats.processes);
 }
 
-bool readV1Stats(int dirFd, Stats& stats) {
+void readV2OomKills(int dirFd, uint64_t& kills) {
+  readKeyed(dirFd, "memory.events", "oom_kill", kills);
+}
+
+void readV1MemoryStats(int dirFd, Stats& stats) {
   readNumber(dirFd, "memory.usage_in_bytes", stats.memoryCurrent);
   readNumber(dirFd, "memory.max_usage_in_bytes", stats.memoryPeak);
-  readKeyed(dirFd, "memory.oom_control", "oom_kill", stats.oomKills);
+  readV1OomKills(dirFd, stats.oomKills);
+}
+
+void readV1OomKills(int dirFd, uint64_t& kills) {
+  readKeyed(dirFd, "memory.oom_control", "oom_kill", kills);
+}
+
+void readV1CpuacctStats(int dirFd, Stats& stats) {
   readNumber(dirFd, "cpuacct.usage", stats.cpuUsageNanos);
-  return readNumber(dirFd, "pids.current", stats.processes);
+}
+
+bool readPidsCurrent(int dirFd, uint64_t& processes) {
+  return readNumber(dirFd, "pids.current", processes);
 }
 
 }  // namespace gpubox::cgroup

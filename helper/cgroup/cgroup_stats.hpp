@@ -28,7 +28,15 @@ std::optional<uint64_t> keyedValue(std::string_view text, std::string_view key);
 // Sets the fields of STATS that the v2 cgroup directory DIRFD has files for,
 // leaving the others. Returns whether it found pids.current. Never throws.
 bool readV2Stats(int dirFd, Stats& stats);
-// Likewise for a v1 cgroup directory (memory, cpuacct and pids files).
-bool readV1Stats(int dirFd, Stats& stats);
+// The v1 readers, one per controller's directory, so that a hierarchy is
+// asked only for the files it can have. Never throw; absent files leave the
+// fields as they are.
+void readV1MemoryStats(int dirFd, Stats& stats);
+void readV1CpuacctStats(int dirFd, Stats& stats);
+// pids.current of a v1 pids directory or the v2 one; false when absent.
+bool readPidsCurrent(int dirFd, uint64_t& processes);
+// Only the OOM kill count (read at every command's start and end).
+void readV1OomKills(int dirFd, uint64_t& kills);
+void readV2OomKills(int dirFd, uint64_t& kills);
 
 }  // namespace gpubox::cgroup

@@ -222,22 +222,48 @@ void SandboxCgroup::attach(pid_t pid) {
     writeControl(v2_->fd.get(), v2_->path, "cgroup.procs", std::to_string(pid));
 }
 
+namespace {
+
+bool hasController(const std::vector<std::string>& controllers, const char* name) {
+  return std::find(controllers.begin(), controllers.end(), name) != controllers.end();
+}
+
+}  // namespace
+
 Stats SandboxCgroup::stats() const {
   Stats stats;
-  bool havePids = false;
   // v1 first: where both have a figure (CPU time on hybrid hosts) the v2 one
   // wins, as it covers the whole sandbox whichever way it joined.
-  for (const Dir& dir : v1_)
-    if (!dir.removed) havePids = readV1Stats(dir.fd.get(), stats) || havePids;
-  if (v2_ && !v2_->removed) havePids = readV2Stats(v2_->fd.get(), stats) || havePids;
-  if (!havePids) {
-    for (const Dir* dir : dirs()) {
-      if (dir->removed) continue;
-      stats.processes = cgroupPids(dir->fd.get()).size();
-      break;
-    }
+  for (const Dir& dir : v1_) {
+    if (dir.removed) continue;
+    if (hasController(dir.controllers, "memory")) readV1MemoryStats(dir.fd.get(), stats);
+    if (hasController(dir.controllers, "cpuacct")) readV1CpuacctStats(dir.fd.get(), stats);
   }
+  if (v2_ && !v2_->removed) readV2Stats(v2_->fd.get(), stats);
+  stats.processes = processes();
   return stats;
+}
+
+uint64_t SandboxCgroup::oomKills() const {
+  uint64_t kills = 0;
+  for (const Dir& dir : v1_)
+    if (!dir.removed && hasController(dir.controllers, "memory"))
+      readV1OomKills(dir.fd.get(), kills);
+  if (v2_ && !v2_->removed) readV2OomKills(v2_->fd.get(), kills);
+  return kills;
+}
+
+uint64_t SandboxCgroup::processes() const {
+  uint64_t count = 0;
+  if (v2_ && !v2_->removed && readPidsCurrent(v2_->fd.get(), count)) return count;
+  for (const Dir& dir : v1_)
+    if (!dir.removed && hasController(dir.controllers, "pids") &&
+        readPidsCurrent(dir.fd.get(), count))
+      return count;
+  // No pids controller: count the members instead.
+  for (const Dir* dir : dirs())
+    if (!dir->removed) return cgroupPids(dir->fd.get()).size();
+  return 0;
 }
 
 size_t SandboxCgroup::killAll() {

@@ -87,6 +87,9 @@ class SandboxCgroup {
   // A handful of small reads, no directory walk. Never throws (a missing
   // file reads as 0).
   Stats stats() const;
+  // Only what a command's start and end need: one or two reads each.
+  uint64_t oomKills() const;
+  uint64_t processes() const;  // pids.current, else the members counted
 
   // SIGKILLs every process in the cgroup (cgroup.kill where the v2 directory
   // has it, else each pid of cgroup.procs, repeated until empty: at most 100

@@ -77,7 +77,7 @@ LaunchedInit spawnInit(bool newUser, bool newNetwork, int cgroupFd, bool sibling
                              : "clone3 into new namespaces");
   if (pid == 0) {
     parentEnd.reset();
-    runSandboxInit(childEnd.get());
+    runSandboxInit(childEnd.get(), newNetwork);
   }
   return LaunchedInit{pid, UniqueFd(pidfd), std::move(parentEnd), newUser, newNetwork};
 }

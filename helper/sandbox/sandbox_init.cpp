@@ -96,12 +96,28 @@ void lockFiles(const std::vector<std::string>& paths) {
   }
 }
 
+// The setup that needs nothing from the request, made before Go: a warm
+// init does it while it waits, off every request's path (the loopback's
+// ioctl alone is a tenth of a millisecond). It runs with the capabilities
+// the init was born with (root of its new user namespace, or the helper's
+// without one), before it becomes the caller. Returns what failed, for
+// setUp to report once the helper listens, or "". (Making the mounts
+// private waits for the request: until then the copied host mounts stay
+// slaves, so a warm init still sees what the host mounts and unmounts.)
+std::string prepareBeforeRequest(bool newNetwork) {
+  try {
+    if (newNetwork) bringUpLoopback();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
 void setUp(const InitConfig& config) {
   becomeCallerForSetup(config.uid, config.gid, config.groups);
   // The kernel clears the parent-death signal on a uid/gid change: set it
   // again. (Were the helper already gone, the control socket's EOF ends us.)
   ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-  if (config.newNetwork) bringUpLoopback();
   if (!config.hostname.empty() &&
       ::sethostname(config.hostname.c_str(), config.hostname.size()) != 0)
     throwErrno("sethostname");
@@ -130,7 +146,7 @@ void setUp(const InitConfig& config) {
 
 }  // namespace
 
-void runSandboxInit(int controlFd) {
+void runSandboxInit(int controlFd, bool newNetwork) {
   // Die with the helper; never be ptrace-able or core-dump while privileged.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -141,9 +157,13 @@ void runSandboxInit(int controlFd) {
   resetSignals();
   isolateFds(controlFd);
   ::umask(022);
+  const std::string prepareError = prepareBeforeRequest(newNetwork);
   InitConfig config;
   try {
     config = receiveConfig();
+    if (!prepareError.empty()) throw Error(prepareError);
+    if (config.newNetwork != newNetwork)
+      throw Error("internal error: the configuration's network is not the init's");
     setUp(config);
   } catch (const std::exception& e) {
     sendFailure(e.what());

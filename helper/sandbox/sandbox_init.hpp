@@ -57,8 +57,10 @@ struct InitConfig {
   std::optional<BindSourceRule> bindSources;
 };
 
-// Never returns. `controlFd` is the init's end of the control socketpair.
-// Waits for ToInit::Go and the InitConfig sent with it before anything else.
-[[noreturn]] void runSandboxInit(int controlFd);
+// Never returns. `controlFd` is the init's end of the control socketpair;
+// `newNetwork` says whether it was born in a network namespace of its own.
+// Brings its loopback up (it needs no request), then waits for
+// ToInit::Go and the InitConfig sent with it.
+[[noreturn]] void runSandboxInit(int controlFd, bool newNetwork);
 
 }  // namespace gpubox

@@ -5,6 +5,8 @@
 // sandboxed process saw and where it ran.
 #include <dirent.h>
 #include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <gmock/gmock.h>
@@ -12,6 +14,9 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <set>
 #include <sstream>
 #include <string>
@@ -139,6 +144,32 @@ TEST_P(WarmInits, AWaitingInitHoldsNothingOfACaller) {
   EXPECT_TRUE(found) << "no pids.max under " << s["cgroup"];
   auto rm = helper().cli({"session", "rm", s["name"].get<std::string>()}, as());
   EXPECT_EQ(rm.exitCode, 0) << rm.describe();
+}
+
+// A warm init's mount namespace is copied from the host's before its
+// request: what the host mounts or unmounts after that must still reach it
+// (its copies stay slaves until the request's setup makes them private), or
+// a bind would show a stale tree and the init would pin unmounted
+// filesystems.
+TEST_P(WarmInits, HostMountsAfterWarmUpReachTheSandbox) {
+  fullPool();
+  TempDir dir(0755);
+  ASSERT_EQ(::mount("tmpfs", dir.path().c_str(), "tmpfs", 0, "mode=0755"), 0)
+      << "mount tmpfs on " << dir.path() << ": " << std::strerror(errno);
+  { std::ofstream(dir.path() + "/marker") << "mounted-later\n"; }
+  ::chmod((dir.path() + "/marker").c_str(), 0644);
+  auto seen = helper().cli(
+      {"run", "--with-defaults", "--ro-bind", dir.path(), "/tmp/m", "--", "cat", "/tmp/m/marker"},
+      as());
+  ASSERT_EQ(::umount2(dir.path().c_str(), MNT_DETACH), 0) << std::strerror(errno);
+  EXPECT_EQ(seen.exitCode, 0) << seen.describe();
+  EXPECT_EQ(seen.out, "mounted-later\n") << seen.describe();
+  auto after = helper().cli(
+      {"run", "--with-defaults", "--ro-bind", dir.path(), "/tmp/m", "--", "ls", "-A", "/tmp/m"},
+      as());
+  EXPECT_EQ(after.exitCode, 0) << after.describe();
+  EXPECT_EQ(after.out, "") << "the host unmounted it; the sandbox still shows it: "
+                           << after.describe();
 }
 
 // --net host sandboxes are never served from the pool (its inits all have

@@ -188,14 +188,30 @@ TEST_F(FakeCgroup, V1StatsParsing) {
   put("memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 4\n");
   put("cpuacct.usage", "987654321\n");
   Stats s;
-  EXPECT_FALSE(readV1Stats(fd_.get(), s));
+  readV1MemoryStats(fd_.get(), s);
   EXPECT_EQ(s.memoryCurrent, 4096u);
   EXPECT_EQ(s.memoryPeak, 8192u);
   EXPECT_EQ(s.oomKills, 4u) << "oom_kill, not oom_kill_disable";
+  EXPECT_EQ(s.cpuUsageNanos, 0u) << "cpuacct is another controller's file";
+  readV1CpuacctStats(fd_.get(), s);
   EXPECT_EQ(s.cpuUsageNanos, 987654321u);
+  uint64_t processes = 0;
+  EXPECT_FALSE(readPidsCurrent(fd_.get(), processes));
   put("pids.current", "5\n");
-  EXPECT_TRUE(readV1Stats(fd_.get(), s));
-  EXPECT_EQ(s.processes, 5u);
+  EXPECT_TRUE(readPidsCurrent(fd_.get(), processes));
+  EXPECT_EQ(processes, 5u);
+}
+
+TEST_F(FakeCgroup, OomKillsAloneReadTheirOwnFile) {
+  uint64_t kills = 0;
+  readV1OomKills(fd_.get(), kills);
+  EXPECT_EQ(kills, 0u) << "absent file leaves the count";
+  put("memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n");
+  readV1OomKills(fd_.get(), kills);
+  EXPECT_EQ(kills, 3u);
+  put("memory.events", "low 0\nhigh 0\nmax 5\noom 2\noom_kill 1\noom_group_kill 0\n");
+  readV2OomKills(fd_.get(), kills);
+  EXPECT_EQ(kills, 1u) << "oom_kill, not oom or oom_group_kill";
 }
 
 TEST(KeyedValue, FindsWholeKeysOnly) {
