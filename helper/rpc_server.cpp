@@ -218,6 +218,8 @@ class SandboxImpl final : public wire::Sandbox::Server {
     if (live_->session) applied.setSession(live_->name);
     applied.setSeccomp(live_->seccomp);
     applied.setUserNamespace(live_->userNamespace);
+    // A sandbox capability exists only once its sandbox is ready.
+    noteCgroupNamespace(*live_);
     auto ids = applied.initNamespaceIds(live_->namespaceIds.size());
     for (size_t i = 0; i < live_->namespaceIds.size(); ++i) {
       ids[i].setName(live_->namespaceIds[i].first);

@@ -84,7 +84,7 @@ std::vector<std::vector<sock_filter>> callerSeccompPrograms(const SandboxSpec& s
 }
 
 // The inode of each namespace the init was cloned into (the cgroup one it
-// enters later is left out). An init whose setup already failed has none
+// enters later is read by noteCgroupNamespace). An init whose setup already failed has none
 // left to read: its own error is what the caller hears, so this stays quiet.
 std::vector<std::pair<std::string, uint64_t>> namespaceIdsOf(
     pid_t initPid, const std::vector<std::string>& names) {
@@ -129,6 +129,24 @@ struct Holdings {
 };
 
 }  // namespace
+
+void noteCgroupNamespace(LiveSandbox& live) {
+  // Not read at all (the init failed early), not asked for, or read already.
+  if (live.namespaceIds.empty() || !live.runtime) return;
+  if (std::find(live.namespaces.begin(), live.namespaces.end(), "cgroup") == live.namespaces.end())
+    return;
+  for (const auto& [name, inode] : live.namespaceIds)
+    if (name == "cgroup") return;
+  // Until the runtime has seen the init's end, its pid is not reaped, so it
+  // cannot name another process.
+  if (live.runtime->ended()) return;
+  try {
+    live.namespaceIds.emplace_back(
+        "cgroup", static_cast<uint64_t>(namespaceInode(live.runtime->initPid(), "cgroup")));
+  } catch (const Error&) {
+    // A zombie's namespaces are gone: nothing to report.
+  }
+}
 
 uint64_t monotonicMs() {
   struct timespec ts;

@@ -36,7 +36,8 @@ struct LiveSandbox {
   std::vector<MountOp> plan;  // every step requested, in order
   std::vector<std::string> namespaces;
   // Each namespace's inode, as /proc/<init>/ns/NAME shows it right after
-  // the clone (the cgroup namespace, entered later, is not among them).
+  // the clone; the cgroup namespace, which the init enters at the end of its
+  // setup, is added by noteCgroupNamespace once the sandbox is ready.
   std::vector<std::pair<std::string, uint64_t>> namespaceIds;
   std::vector<std::string> extraEnv;  // e.g. from GPU binding
   std::vector<std::string> gpuUuids;
@@ -58,6 +59,11 @@ struct LiveSandbox {
 std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity& peer,
                                           const SandboxSpec& spec,
                                           const std::string& sessionName = "");
+
+// Adds the init's cgroup namespace to LIVE's namespaceIds, once: call it
+// when the sandbox is ready (the init enters that namespace at the end of
+// its setup). Quiet when the init is already gone.
+void noteCgroupNamespace(LiveSandbox& live);
 
 uint64_t monotonicMs();
 

@@ -174,13 +174,14 @@ TEST_P(BwrapFront, ExitStatusAndStartFailuresAsBwrap) {
 
 TEST_P(BwrapFront, InfoAndJsonStatusNameTheSandboxAndItsNamespaces) {
   auto r = script(R"(cd "$MINE" && "$BWRAP" --ro-bind / / --proc /proc --unshare-all \
-      --info-fd 3 --json-status-fd 4 -- sh -c 'stat -L -c "%n %i" /proc/self/ns/mnt /proc/self/ns/pid; exit 42' \
+      --info-fd 3 --json-status-fd 4 -- sh -c 'stat -L -c "%n %i" /proc/self/ns/mnt /proc/self/ns/pid /proc/self/ns/cgroup; exit 42' \
       3>info.json 4>status.json; echo "rc=$?"; cat info.json status.json)");
   EXPECT_THAT(r.out, HasSubstr("rc=42")) << r.describe();
-  std::string mnt, pid;
+  std::string mnt, pid, cgroup;
   for (const std::string& l : lines(r.out)) {
     if (l.rfind("/proc/self/ns/mnt ", 0) == 0) mnt = l.substr(18);
     if (l.rfind("/proc/self/ns/pid ", 0) == 0) pid = l.substr(18);
+    if (l.rfind("/proc/self/ns/cgroup ", 0) == 0) cgroup = l.substr(21);
   }
   ASSERT_FALSE(mnt.empty()) << r.describe();
   const std::string info = readFile(mine_ + "/info.json");
@@ -189,6 +190,8 @@ TEST_P(BwrapFront, InfoAndJsonStatusNameTheSandboxAndItsNamespaces) {
   EXPECT_GT(infoDoc["child-pid"].get<int>(), 1);
   EXPECT_EQ(std::to_string(infoDoc["mnt-namespace"].get<uint64_t>()), mnt);
   EXPECT_EQ(std::to_string(infoDoc["pid-namespace"].get<uint64_t>()), pid);
+  ASSERT_TRUE(infoDoc.contains("cgroup-namespace")) << info;
+  EXPECT_EQ(std::to_string(infoDoc["cgroup-namespace"].get<uint64_t>()), cgroup);
   const std::vector<std::string> status = lines(readFile(mine_ + "/status.json"));
   ASSERT_EQ(status.size(), 2u) << readFile(mine_ + "/status.json");
   EXPECT_EQ(parseJson(status[0])["child-pid"], infoDoc["child-pid"]);
