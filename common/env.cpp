@@ -47,4 +47,20 @@ void EnvBuilder::merge(const std::vector<std::string>& entries) {
   }
 }
 
+void EnvBuilder::appendToPath(const std::string& dir) {
+  for (std::string& e : entries_) {
+    if (!hasKey(e, "PATH")) continue;
+    const std::string value = e.substr(5);
+    size_t start = 0;
+    while (start <= value.size()) {
+      size_t end = value.find(':', start);
+      if (end == std::string::npos) end = value.size();
+      if (value.compare(start, end - start, dir) == 0 && end - start == dir.size()) return;
+      start = end + 1;
+    }
+    e += (value.empty() ? "" : ":") + dir;
+    return;
+  }
+}
+
 }  // namespace gpubox

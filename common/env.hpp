@@ -17,6 +17,9 @@ class EnvBuilder {
   void unset(const std::string& key);
   // Adds KEY=VALUE entries (e.g. from GPU binding), replacing existing keys.
   void merge(const std::vector<std::string>& entries);
+  // Appends DIR to PATH when PATH is set and does not name DIR already; an
+  // environment without PATH is left without one (execvp's default stays).
+  void appendToPath(const std::string& dir);
   const std::vector<std::string>& entries() const { return entries_; }
 
  private:

@@ -229,10 +229,16 @@ class SandboxImpl final : public wire::Sandbox::Server {
   }
 
  private:
-  // GPU binding's variables (CUDA_VISIBLE_DEVICES, CDI env) win over the client's.
+  // GPU binding's variables (CUDA_VISIBLE_DEVICES, CDI env) win over the
+  // client's; a foreign root's nvidia-smi is found through PATH.
   void mergeSandboxEnv(Command& cmd) {
     EnvBuilder env(std::move(cmd.env));
     env.merge(live_->extraEnv);
+    if (!live_->pathDir.empty()) {
+      const auto& skipped = live_->runtime->skippedSteps();
+      if (std::find(skipped.begin(), skipped.end(), live_->pathDirStep) == skipped.end())
+        env.appendToPath(live_->pathDir);
+    }
     cmd.env = env.entries();
   }
 

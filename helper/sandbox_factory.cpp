@@ -219,6 +219,13 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
     const gpu::Binding& b = gpus->binding;
     live->plan.insert(live->plan.end(), b.mounts.begin(), b.mounts.end());
     live->extraEnv = b.env;
+    if (!b.pathDir.empty()) {
+      for (size_t i = 0; i < live->plan.size(); ++i)
+        if (live->plan[i].kind == MountKind::DriverDir) {
+          live->pathDir = b.pathDir;
+          live->pathDirStep = i;
+        }
+    }
     live->gpuUuids = b.uuids;
   } else if (driverInfoVisible(ctx)) {
     // No GPU granted: the sandbox's own procfs would still list every GPU

@@ -40,6 +40,10 @@ struct LiveSandbox {
   // setup, is added by noteCgroupNamespace once the sandbox is ready.
   std::vector<std::pair<std::string, uint64_t>> namespaceIds;
   std::vector<std::string> extraEnv;  // e.g. from GPU binding
+  // A directory appended to each command's PATH (a foreign root's
+  // nvidia-smi), unless plan[pathDirStep] was skipped.
+  std::string pathDir;
+  size_t pathDirStep = 0;
   std::vector<std::string> gpuUuids;
   std::string cgroup;               // the cgroup's directories, one line
   std::vector<std::string> limits;  // one line per limit applied

@@ -54,6 +54,7 @@ class Planner {
   }
 
   void push(MountOp m) { b_.mounts.push_back(std::move(m)); }
+  void setPathDir(std::string dir) { b_.pathDir = std::move(dir); }
 
   Binding& binding() { return b_; }
 
@@ -212,6 +213,7 @@ Binding planBinding(const Inventory& inv, const Selection& sel, LibraryLayout la
       add(lib, sonameFor(lib.substr(lib.rfind('/') + 1)).value_or(""));
     if (inv.nvidiaSmi) add(*inv.nvidiaSmi, "");
     p.push(optionalOp(MountKind::DriverDir, files, kDriverDir));
+    if (inv.nvidiaSmi) p.setPathDir(std::string(kDriverDir) + "/bin");
     p.push(optionalOp(MountKind::LoaderCache, kDriverDir, "/etc/ld.so.cache"));
   }
 

@@ -130,9 +130,12 @@ using DeviceRule = cgroup::DeviceRule;
 struct Binding {
   std::vector<gpubox::MountOp> mounts;  // appended after the sandbox's own plan, in order
   std::vector<std::string> env;         // KEY=VALUE added to the command's environment
-  std::vector<DeviceRule> allow;        // NVIDIA device-cgroup allow rules for this sandbox
-  std::vector<std::string> uuids;       // granted GPU UUIDs, for status/logging
-  std::vector<unsigned> minors;         // granted GPU minors (for leases)
+  // Appended to the command's PATH when the DriverDir step was applied: a
+  // foreign root's nvidia-smi lives there (empty: nothing to add).
+  std::string pathDir;
+  std::vector<DeviceRule> allow;   // NVIDIA device-cgroup allow rules for this sandbox
+  std::vector<std::string> uuids;  // granted GPU UUIDs, for status/logging
+  std::vector<unsigned> minors;    // granted GPU minors (for leases)
 };
 
 // Where the driver's user-space files go (docs/gpu.md, "what the sandbox

@@ -315,11 +315,12 @@ for who in self nobody; do
   else
     fail "$who: probe in a read-only foreign root (exit $rc)"
   fi
-  smi=$(run "$who" --ro-bind "$foreign" / --proc /proc --dev /dev --gpu 0 -- \
-    /run/gpubox-driver/bin/nvidia-smi -L 2>&1)
+  # By name: the command's PATH gains /run/gpubox-driver/bin.
+  smi=$(run "$who" --ro-bind "$foreign" / --proc /proc --dev /dev --gpu 0 \
+    --setenv PATH /usr/bin:/bin -- nvidia-smi -L 2>&1)
   rc=$?
   if ((rc == 0)) && (($(grep -c '^GPU ' <<<"$smi") == 1)); then
-    pass "$who: nvidia-smi -L in a read-only foreign root shows one GPU"
+    pass "$who: nvidia-smi -L (found on PATH) in a read-only foreign root shows one GPU"
   else
     fail "$who: nvidia-smi -L in a read-only foreign root (exit $rc): $smi"
   fi

@@ -208,6 +208,23 @@ TEST_P(ForeignRootTest, WithoutALoaderCacheLdLibraryPathFindsTheDriver) {
   EXPECT_TRUE(contains(env.out, "cuInit 0")) << env.describe();
 }
 
+TEST_P(ForeignRootTest, NvidiaSmiIsOnPath) {
+  // The command's PATH gains the driver directory's bin/ (where nvidia-smi
+  // is bound), after what the caller set; a PATH-less command keeps none.
+  RunResult r = helper->cli(
+      {"run", "--ro-bind", tree().root, "/", "--proc", "/proc", "--dev", "/dev", "--gpu", "0",
+       "--setenv", "PATH", "/usr/bin:/bin", "--", "/usr/bin/cuda-probe", "--which", "nvidia-smi"},
+      {.asUid = GetParam()});
+  EXPECT_EQ(r.exitCode, 0) << r.describe();
+  EXPECT_EQ(r.out, "which nvidia-smi: /run/gpubox-driver/bin/nvidia-smi\n") << r.describe();
+  // Without --gpu nothing is added, and the host's directories are not there.
+  RunResult none =
+      helper->cli({"run", "--ro-bind", tree().root, "/", "--proc", "/proc", "--setenv", "PATH",
+                   "/usr/bin:/bin", "--", "/usr/bin/cuda-probe", "--which", "nvidia-smi"},
+                  {.asUid = GetParam()});
+  EXPECT_EQ(none.out, "which nvidia-smi: not found\n") << none.describe();
+}
+
 TEST_P(ForeignRootTest, TheBwrapFrontGetsTheSameLayout) {
   // What an agent's bubblewrap command line over an image looks like, with
   // GPUBOX_GPU as tools whose command line cannot change would set it.

@@ -36,3 +36,21 @@ TEST(EnvBuilder, MergeReplacesExistingKeys) {
   EXPECT_EQ(env.entries(), (std::vector<std::string>{"A=1", "CUDA_VISIBLE_DEVICES=0"}));
   EXPECT_THROW(env.merge({"broken"}), gpubox::Error);
 }
+
+TEST(EnvBuilder, AppendToPathAddsOnceAndOnlyWherePathIsSet) {
+  EnvBuilder env({"HOME=/root", "PATH=/usr/bin:/bin"});
+  env.appendToPath("/run/gpubox-driver/bin");
+  EXPECT_EQ(env.entries(),
+            (std::vector<std::string>{"HOME=/root", "PATH=/usr/bin:/bin:/run/gpubox-driver/bin"}));
+  env.appendToPath("/run/gpubox-driver/bin");
+  EXPECT_EQ(env.entries()[1], "PATH=/usr/bin:/bin:/run/gpubox-driver/bin") << "named already";
+  EnvBuilder prefix({"PATH=/run/gpubox-driver/bin2"});
+  prefix.appendToPath("/run/gpubox-driver/bin");
+  EXPECT_EQ(prefix.entries()[0], "PATH=/run/gpubox-driver/bin2:/run/gpubox-driver/bin");
+  EnvBuilder empty({"PATH="});
+  empty.appendToPath("/x");
+  EXPECT_EQ(empty.entries()[0], "PATH=/x");
+  EnvBuilder none({"HOME=/root", "XPATH=/y"});
+  none.appendToPath("/x");
+  EXPECT_EQ(none.entries(), (std::vector<std::string>{"HOME=/root", "XPATH=/y"}));
+}
