@@ -9,7 +9,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -291,6 +294,32 @@ TEST(BwrapOptions, HelpAndVersionStopAtOnce) {
   EXPECT_TRUE(parse({"--version", "--no-such-option"}).version);
   EXPECT_THAT(usage("/usr/bin/gpubox-bwrap"),
               HasSubstr("usage: /usr/bin/gpubox-bwrap [OPTIONS...] [--] COMMAND [ARGS...]"));
+}
+
+// docs/gpubox-bwrap.1 names every option --help lists (the man page writes
+// "-" as "\-").
+TEST(BwrapOptions, TheManPageNamesEveryOptionOfTheHelp) {
+  const char* man = std::getenv("GPUBOX_BWRAP_MAN");
+  ASSERT_NE(man, nullptr) << "GPUBOX_BWRAP_MAN is not set (run the tests with meson test)";
+  std::ifstream in(man);
+  ASSERT_TRUE(in) << man;
+  const std::string page((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string help = usage("gpubox-bwrap");
+  size_t named = 0;
+  for (size_t at = help.find("--"); at != std::string::npos; at = help.find("--", at + 2)) {
+    size_t end = at + 2;
+    while (end < help.size() &&
+           (std::isalnum(static_cast<unsigned char>(help[end])) || help[end] == '-'))
+      ++end;
+    const std::string option = help.substr(at, end - at);
+    if (option == "--") continue;
+    std::string escaped;
+    for (char c : option) escaped += c == '-' ? std::string("\\-") : std::string(1, c);
+    EXPECT_NE(page.find(escaped), std::string::npos)
+        << option << " is in --help but not in " << man;
+    ++named;
+  }
+  EXPECT_GT(named, 50u);
 }
 
 TEST(BwrapStatus, InfoAndJsonStatusHaveBwrapsFieldsAndLayout) {
