@@ -175,8 +175,12 @@ class RootBuilder {
     UniqueFd fd = open(dest, O_PATH);
     if (fd) return fd;
     if (errno != ENOENT) throwErrno(what + ": cannot open destination " + dest);
-    makeDirs(parentOf(dest), what, parentMode);
+    // The parent usually exists (every node of --dev, say): one lookup.
     UniqueFd parent = open(parentOf(dest), O_PATH | O_DIRECTORY);
+    if (!parent && errno == ENOENT) {
+      makeDirs(parentOf(dest), what, parentMode);
+      parent = open(parentOf(dest), O_PATH | O_DIRECTORY);
+    }
     if (!parent) throwErrno(what + ": cannot open " + parentOf(dest));
     std::string name = baseName(dest);
     if (directory) {
