@@ -89,6 +89,26 @@ struct Connection::Impl {
     helper = rpc->bootstrap().castAs<wire::Helper>();
   }
 
+  // A helper older than protocol 1.4 ignores SandboxSpec.sandboxUid/Gid and
+  // would run the command as the caller's own ids: refuse before anything
+  // runs rather than let it run as another id than asked. Asking for one's
+  // own ids needs no check (and no round trip).
+  void requireSandboxIds(const SandboxSpec& spec) {
+    const bool otherUid = spec.sandboxUid && *spec.sandboxUid != ::geteuid();
+    const bool otherGid = spec.sandboxGid && *spec.sandboxGid != ::getegid();
+    if (!otherUid && !otherGid) return;
+    auto info = helper.infoRequest().send().wait(io.waitScope).getInfo();
+    constexpr uint32_t kSandboxIdsMinor = 4;
+    if (info.getProtocolMajor() == wire::PROTOCOL_MAJOR &&
+        info.getProtocolMinor() >= kSandboxIdsMinor)
+      return;
+    throw Error(std::string(otherUid ? "--uid" : "--gid") + ": the helper speaks protocol " +
+                std::to_string(info.getProtocolMajor()) + "." +
+                std::to_string(info.getProtocolMinor()) +
+                ", which would ignore it and run the command as your own ids; another id "
+                "inside needs a 1.4 helper or later");
+  }
+
   template <typename F>
   auto guard(F&& f) -> decltype(f()) {
     try {
@@ -246,6 +266,7 @@ RunResult Connection::run(const RunRequest& request) {
   validateSpec(request.spec);
   validateCommand(request.command);
   auto process = impl_->guard([&]() {
+    impl_->requireSandboxIds(request.spec);
     auto create = impl_->helper.createRequest();
     specToWire(request.spec, create.initSpec());
     auto sandbox = create.send().getSandbox();
@@ -274,6 +295,7 @@ SessionInfo Connection::createSession(const SessionRequest& request) {
   validateSpec(request.spec);
   return impl_->guard([&]() {
     auto& ws = impl_->io.waitScope;
+    impl_->requireSandboxIds(request.spec);
     auto create = impl_->helper.createSessionRequest();
     specToWire(request.spec, create.initSpec());
     auto options = create.initOptions();

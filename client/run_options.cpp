@@ -41,6 +41,9 @@ Process:
   --unsetenv KEY        remove an environment variable
   --clearenv            start from an empty environment
   --hostname NAME       hostname inside the sandbox
+  --uid UID, --gid GID  the ids CMD runs as inside (default: yours), mapped onto yours
+                        by the sandbox's user namespace: still you on the host, with
+                        no capabilities; refused by a helper that makes none
   --net none|host       network: a new namespace with only lo (default), or the host's
   --gpu SPEC            grant GPUs: none, all, 0,2, GPU-<uuid>, count:N, nvidia.com/gpu=NAME
 Limits (defaults are the helper's: see gpubox-helper(8)):
@@ -68,8 +71,8 @@ const char* const kSessionCreateHelp =
 
 Creates a sandbox that stays until `gpubox session rm NAME`, its TTL or its
 idle timeout, and prints its name. Run commands in it with `gpubox exec NAME`.
-SANDBOX OPTIONS are run's (mount plan, --gpu, --net, --hostname, --memory,
---cpus, --pids, --rlimit; see gpubox run --help).
+SANDBOX OPTIONS are run's (mount plan, --gpu, --net, --hostname, --uid,
+--gid, --memory, --cpus, --pids, --rlimit; see gpubox run --help).
   --name NAME           [A-Za-z0-9][A-Za-z0-9._-]*, at most 64 (default: generated)
   --ttl DURATION        removed this long after creation (default 1h)
   --idle-timeout DURATION  removed after this long with no command running
@@ -111,6 +114,17 @@ class ArgReader {
   const std::vector<std::string>& args_;
   size_t pos_ = 0;
 };
+
+// --uid / --gid: 0 to 4294967294 ((uid_t)-1 is no id).
+uint32_t parseSandboxId(const std::string& option, const std::string& text) {
+  if (text.empty() || text.size() > 10 || text.find_first_not_of("0123456789") != std::string::npos)
+    throw Error(option + " '" + text + "' is not a number from 0 to " +
+                std::to_string(SpecLimits::kMaxSandboxId));
+  const unsigned long long n = std::stoull(text);
+  if (n > SpecLimits::kMaxSandboxId)
+    throw Error(option + " " + text + ": at most " + std::to_string(SpecLimits::kMaxSandboxId));
+  return static_cast<uint32_t>(n);
+}
 
 // An absolute path from the client's environment (VAR=/...), or "".
 std::string absoluteEnv(char** environ, const char* var) {
@@ -181,6 +195,10 @@ bool parseOptions(ArgReader& in, Face face, EnvBuilder& env, const std::string& 
       p.withDefaults = true;
     } else if (sandboxOptions && opt == "--hostname") {
       p.spec.hostname = in.value(opt, "NAME");
+    } else if (sandboxOptions && opt == "--uid") {
+      p.spec.sandboxUid = parseSandboxId(opt, in.value(opt, "UID"));
+    } else if (sandboxOptions && opt == "--gid") {
+      p.spec.sandboxGid = parseSandboxId(opt, in.value(opt, "GID"));
     } else if (sandboxOptions && opt == "--net") {
       std::string mode = in.value(opt, "none or host");
       if (mode == "none") {

@@ -209,6 +209,12 @@ void validateSpec(const SandboxSpec& spec) {
   if (spec.lockFiles.size() > SpecLimits::kMaxLockFiles)
     throw Error("too many --lock-file paths (at most 64)");
   for (const std::string& path : spec.lockFiles) validateAbsolutePath(path, "--lock-file path");
+  if (spec.sandboxUid && *spec.sandboxUid > SpecLimits::kMaxSandboxId)
+    throw Error("--uid " + std::to_string(*spec.sandboxUid) + ": not a valid uid (at most " +
+                std::to_string(SpecLimits::kMaxSandboxId) + ")");
+  if (spec.sandboxGid && *spec.sandboxGid > SpecLimits::kMaxSandboxId)
+    throw Error("--gid " + std::to_string(*spec.sandboxGid) + ": not a valid gid (at most " +
+                std::to_string(SpecLimits::kMaxSandboxId) + ")");
 }
 
 void validateCommand(const Command& cmd) {

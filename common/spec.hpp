@@ -85,6 +85,13 @@ struct SandboxSpec {
   // installed after gpubox's own filter: they can only refuse more.
   std::vector<std::string> seccompPrograms;
   std::vector<std::string> lockFiles;  // paths inside; the init holds a read lock on each
+  // The ids the command runs as inside the sandbox's user namespace, mapped
+  // onto the caller's own (bwrap's --uid, --gid); unset: the caller's own.
+  // Only a label: the process is still the caller on the host. The helper
+  // refuses any other than the caller's own when the sandbox gets no user
+  // namespace of its own (sandbox_ids.hpp).
+  std::optional<uint32_t> sandboxUid;
+  std::optional<uint32_t> sandboxGid;
 
   bool operator==(const SandboxSpec&) const = default;
 };
@@ -126,6 +133,9 @@ struct SpecLimits {
   static constexpr size_t kMaxLockFiles = 64;
   static constexpr size_t kMaxCwdFallbacks = 8;
   static constexpr uint64_t kMaxTmpfsBytes = UINT64_MAX / 2;  // as bwrap's SIZE_MAX / 2
+  // (uid_t)-1 means "no change" to setresuid(2) and is never a real id; the
+  // wire uses it for "unset".
+  static constexpr uint32_t kMaxSandboxId = UINT32_MAX - 1;
 };
 
 // Each throws gpubox::Error naming the offending field and value.

@@ -6,6 +6,9 @@ namespace gpubox {
 
 namespace {
 
+// SandboxSpec.sandboxUid/sandboxGid's default on the wire: no id asked.
+constexpr uint32_t kUnsetId = 0xffffffff;
+
 MountKind kindFromWire(wire::MountOp::Kind kind) {
   using K = wire::MountOp::Kind;
   switch (kind) {
@@ -167,6 +170,9 @@ SandboxSpec specFromWire(wire::SandboxSpec::Reader reader) {
   if (reader.getLockFiles().size() > SpecLimits::kMaxLockFiles)
     throw Error("too many --lock-file paths");
   spec.lockFiles = textList(reader.getLockFiles());
+  // 0xffffffff, the schema's default, is "unset": the caller's own id.
+  if (reader.getSandboxUid() != kUnsetId) spec.sandboxUid = reader.getSandboxUid();
+  if (reader.getSandboxGid() != kUnsetId) spec.sandboxGid = reader.getSandboxGid();
   return spec;
 }
 
@@ -197,6 +203,8 @@ void specToWire(const SandboxSpec& spec, wire::SandboxSpec::Builder builder) {
     programs.set(i, kj::arrayPtr(reinterpret_cast<const kj::byte*>(p.data()), p.size()));
   }
   fillTextList(builder.initLockFiles(spec.lockFiles.size()), spec.lockFiles);
+  builder.setSandboxUid(spec.sandboxUid.value_or(kUnsetId));
+  builder.setSandboxGid(spec.sandboxGid.value_or(kUnsetId));
 }
 
 Command commandFromWire(wire::Command::Reader reader) {

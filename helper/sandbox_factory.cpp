@@ -16,6 +16,7 @@
 #include "init_pool.hpp"
 #include "limit_resolution.hpp"
 #include "sandbox/launcher.hpp"
+#include "sandbox_ids.hpp"
 #include "span_trace.hpp"
 
 namespace gpubox {
@@ -161,6 +162,7 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   const CallerPolicy caller = callerPolicy(ctx, peer);
   checkPrivilegedOptions(peer, caller.grant, spec);
   checkCapacity(ctx, peer, caller.defaults);
+  const SandboxIds ids = resolveSandboxIds(spec, peer.uid, peer.gid, ctx.userNamespace);
   ResolvedLimits limits = resolveLimits(caller.defaults, spec.limits);
   const cgroup::ResourceLimits& r = limits.resources;
   if (!ctx.cgroupsUnavailable.empty() && (r.memoryBytes || r.cpuMillis || r.pids))
@@ -276,6 +278,8 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   config.uid = peer.uid;
   config.gid = peer.gid;
   config.groups = peer.groups;
+  config.sandboxUid = ids.uid;
+  config.sandboxGid = ids.gid;
   config.hostname = spec.hostname;
   config.newNetwork = newNetwork;
   config.newUserNamespace = newUser;

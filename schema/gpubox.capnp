@@ -9,11 +9,13 @@
 $import "/capnp/c++.capnp".namespace("gpubox::wire");
 
 const protocolMajor :UInt32 = 1;
-const protocolMinor :UInt32 = 3;
+const protocolMinor :UInt32 = 4;
 # 1.1: limits, timeouts, why a process ended, sessions and the list (issue 6).
 # 1.3: what bubblewrap's command line needs (gpubox-bwrap, issue 9): more
 #      mount kinds and their modifiers, caller seccomp programs, lock files,
 #      argv0, bwrap's working-directory rule, namespace inodes in Applied.
+# 1.4: the uid and gid the command runs as inside its user namespace
+#      (bwrap's --uid, --gid).
 
 interface Fd {
   # Carries one file descriptor (Cap'n Proto fd passing over a Unix socket).
@@ -92,6 +94,13 @@ struct SandboxSpec {
                               # they can only refuse more (bwrap's --seccomp, --add-seccomp-fd)
   lockFiles @11 :List(Text);  # (1.3) paths inside the sandbox its init holds a read lock
                               # (F_SETLK, F_RDLCK) on while it lives (bwrap's --lock-file)
+  sandboxUid @12 :UInt32 = 0xffffffff;
+  sandboxGid @13 :UInt32 = 0xffffffff;
+                              # (1.4) the uid / gid the command runs as inside the sandbox's
+                              # user namespace, mapped onto the caller's own (bwrap's --uid,
+                              # --gid); 0xffffffff (the default): the caller's own id. Refused
+                              # when the sandbox has no user namespace of its own, unless it
+                              # is the caller's own id
 }
 
 struct Rlimit {

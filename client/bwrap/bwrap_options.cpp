@@ -428,12 +428,11 @@ class Parser {
       throw Error("Specifying --uid requires --unshare-user or --userns");
     if (gidAsked_ && !userNamespace)
       throw Error("Specifying --gid requires --unshare-user or --userns");
-    if (uidAsked_ && *uidAsked_ != uid_)
-      throw Error("--uid " + std::to_string(*uidAsked_) + ": gpubox maps only your own uid (" +
-                  std::to_string(uid_) + ") into the sandbox");
-    if (gidAsked_ && *gidAsked_ != gid_)
-      throw Error("--gid " + std::to_string(*gidAsked_) + ": gpubox maps only your own gid (" +
-                  std::to_string(gid_) + ") into the sandbox");
+    // As bwrap: the ids the command runs as inside, mapped onto the
+    // caller's own. The helper refuses ids other than the caller's when its
+    // sandboxes get no user namespace of their own (--user-namespace never).
+    out_.spec.sandboxUid = uidAsked_;
+    out_.spec.sandboxGid = gidAsked_;
     if (disableUserns_ && !userNamespace) throw Error("--disable-userns requires --unshare-user");
 
     out_.spec.useDefaultPlan = false;

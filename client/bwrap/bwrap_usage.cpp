@@ -24,7 +24,8 @@ say, and a new network namespace unless the host's is shared (no
     --unshare-net                A network namespace of its own, with only lo
     --disable-userns             No new user namespaces inside (gpubox never allows them)
     --assert-userns-disabled     Holds: gpubox's seccomp filter refuses them
-    --uid UID, --gid GID         Only your own ids: gpubox maps nothing else
+    --uid UID, --gid GID         The ids inside, mapped onto yours by the user namespace
+                                 (a helper without user namespaces: only your own)
     --hostname NAME              The sandbox's hostname (needs --unshare-uts)
     --chdir DIR                  Where the command starts
     --clearenv                   Start from an empty environment

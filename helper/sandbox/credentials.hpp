@@ -7,7 +7,9 @@
 
 namespace gpubox {
 
-// Becomes the caller (groups, gid, uid) while keeping exactly CAP_SYS_ADMIN,
+// Becomes the caller (groups, gid, uid: ids of the init's user namespace,
+// which maps them onto the caller's; the caller's host ids themselves
+// without one) while keeping exactly CAP_SYS_ADMIN,
 // CAP_NET_ADMIN and CAP_SETPCAP for the rest of the setup: capabilities of
 // the sandbox's own user namespace, or, without one (--user-namespace never),
 // of the helper's, since the init then starts as the helper's root and the

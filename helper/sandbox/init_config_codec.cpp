@@ -12,7 +12,7 @@ namespace gpubox {
 // compile error: on a new field, encode and decode it, extend the round-trip
 // test (tests/unit/sandbox/init_config_codec_test.cpp), then update them.
 #if defined(__GLIBCXX__) && __SIZEOF_POINTER__ == 8
-static_assert(sizeof(InitConfig) == 368, "InitConfig changed: update init_config_codec.cpp");
+static_assert(sizeof(InitConfig) == 376, "InitConfig changed: update init_config_codec.cpp");
 static_assert(sizeof(MountOp) == 128, "MountOp changed: update init_config_codec.cpp");
 #endif
 
@@ -121,6 +121,8 @@ std::string encodeInitConfig(const InitConfig& c) {
   w.num(c.gid);
   w.num(c.groups.size());
   for (gid_t g : c.groups) w.num(g);
+  w.num(c.sandboxUid);
+  w.num(c.sandboxGid);
   w.str(c.hostname);
   w.num(c.newNetwork);
   w.num(c.newUserNamespace);
@@ -176,6 +178,8 @@ InitConfig decodeInitConfig(std::string_view bytes) {
   c.gid = r.num<gid_t>();
   c.groups.resize(r.count(8));
   for (gid_t& g : c.groups) g = r.num<gid_t>();
+  c.sandboxUid = r.num<uid_t>();
+  c.sandboxGid = r.num<gid_t>();
   c.hostname = r.str();
   c.newNetwork = r.num<bool>();
   c.newUserNamespace = r.num<bool>();

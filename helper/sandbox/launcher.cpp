@@ -8,10 +8,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <set>
 
 #include "error.hpp"
 #include "fd_passing.hpp"
+#include "id_maps.hpp"
 #include "init_config_codec.hpp"
 #include "init_messages.hpp"
 #include "syscalls.hpp"
@@ -27,16 +27,6 @@ void writeProcFile(pid_t pid, const char* name, const std::string& content) {
   // An id map must be written in one write(2).
   if (::write(fd.get(), content.data(), content.size()) != static_cast<ssize_t>(content.size()))
     throwErrno("write " + path);
-}
-
-std::string gidMap(gid_t gid, const std::vector<gid_t>& groups) {
-  std::set<gid_t> all(groups.begin(), groups.end());
-  all.insert(gid);
-  // Linux accepts at most 340 map lines (since 4.15).
-  if (all.size() > 340) throw Error("caller belongs to more than 340 groups; cannot map them all");
-  std::string map;
-  for (gid_t g : all) map += std::to_string(g) + " " + std::to_string(g) + " 1\n";
-  return map;
 }
 
 // Kills and reaps a child that never got going.
@@ -88,11 +78,14 @@ void startInit(LaunchedInit& init, const InitConfig& config) {
       throw Error("internal error: the sandbox's namespaces are not the init's");
     // The maps are made before anything is written: a caller with too many
     // groups to map is refused before the init does anything.
+    // A warm init was cloned before its request: its namespace gets the
+    // request's ids only here, before it is released.
     if (config.newUserNamespace) {
-      std::string gids = gidMap(config.gid, config.groups);
-      writeProcFile(init.pid, "uid_map",
-                    std::to_string(config.uid) + " " + std::to_string(config.uid) + " 1\n");
+      std::string gids = idMapText(gidMappings(config.gid, config.groups, config.sandboxGid));
+      writeProcFile(init.pid, "uid_map", idMapText({{config.sandboxUid, config.uid}}));
       writeProcFile(init.pid, "gid_map", gids);
+    } else if (config.sandboxUid != config.uid || config.sandboxGid != config.gid) {
+      throw Error("internal error: other ids than the caller's without a user namespace");
     }
     const std::string bytes = encodeInitConfig(config);
     UniqueFd memfd(::memfd_create("gpubox-init-config", MFD_CLOEXEC));

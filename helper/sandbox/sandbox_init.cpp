@@ -14,6 +14,7 @@
 #include "credentials.hpp"
 #include "error.hpp"
 #include "fd_passing.hpp"
+#include "id_maps.hpp"
 #include "init_config_codec.hpp"
 #include "init_loop.hpp"
 #include "init_messages.hpp"
@@ -113,8 +114,24 @@ std::string prepareBeforeRequest(bool newNetwork) {
   return "";
 }
 
+// The caller's groups as ids of the sandbox's user namespace (id_maps.hpp);
+// without one of its own, the host's ids themselves.
+std::vector<gid_t> groupsInside(const InitConfig& config) {
+  if (!config.newUserNamespace) return config.groups;
+  std::vector<gid_t> inside;
+  for (gid_t g : config.groups) inside.push_back(insideGid(g, config.gid, config.sandboxGid));
+  return inside;
+}
+
 void setUp(const InitConfig& config) {
-  becomeCallerForSetup(config.uid, config.gid, config.groups);
+  // Never another id than the caller's without a user namespace to make it
+  // a mere label (the helper checked; this is the last line).
+  if (!config.newUserNamespace &&
+      (config.sandboxUid != config.uid || config.sandboxGid != config.gid))
+    throw Error("internal error: other ids than the caller's without a user namespace");
+  // Commands, those of later `exec`s included, are forked from the init and
+  // keep these ids.
+  becomeCallerForSetup(config.sandboxUid, config.sandboxGid, groupsInside(config));
   // The kernel clears the parent-death signal on a uid/gid change: set it
   // again. (Were the helper already gone, the control socket's EOF ends us.)
   ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);

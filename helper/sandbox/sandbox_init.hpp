@@ -26,9 +26,16 @@
 namespace gpubox {
 
 struct InitConfig {
+  // The caller, as the host sees it.
   uid_t uid = 0;
   gid_t gid = 0;
   std::vector<gid_t> groups;
+  // What the commands run as inside: the caller's own ids, or those the
+  // request asked for (bwrap's --uid, --gid), which the new user namespace
+  // maps onto the caller's (id_maps.hpp). Without a user namespace of its
+  // own they are always uid and gid (sandbox_ids.hpp refuses others).
+  uid_t sandboxUid = 0;
+  gid_t sandboxGid = 0;
   std::string hostname;  // empty: keep
   bool newNetwork = true;
   // false: --user-namespace never (or auto on a kernel that refuses one).

@@ -77,7 +77,7 @@ BENCHMARK(BM_CallerPolicy)->Arg(1)->Arg(16)->Arg(256);
 // a seccomp-sized program.
 void BM_InitConfigRoundTrip(benchmark::State& state) {
   InitConfig c;
-  c.uid = c.gid = 1000;
+  c.uid = c.gid = c.sandboxUid = c.sandboxGid = 1000;
   c.groups = {100, 27};
   c.plan = defaultPlan("/home/user/project");
   c.hide = secretPaths("/home/user");

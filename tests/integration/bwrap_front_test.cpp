@@ -172,6 +172,75 @@ TEST_P(BwrapFront, ExitStatusAndStartFailuresAsBwrap) {
   EXPECT_THAT(dashed.err, HasSubstr("execvp --dev-bind"));
 }
 
+// --uid / --gid as bwrap with a user namespace: the ids inside are labels
+// the sandbox's user namespace maps onto the caller, who it still is on the
+// host, with no capability even as uid 0 inside.
+TEST_P(BwrapFront, UidAndGidAreLabelsMappedOntoTheCaller) {
+  if (expectedUserNamespace() != "new") GTEST_SKIP() << "sandboxes get no user namespace here";
+  const gid_t callerGid = caller() == 0 ? ::getgid() : kNobodyGid;
+  auto r = front(
+      kHostRo + std::vector<std::string>{"--unshare-user", "--uid", "1234", "--gid", "5678",
+                                         "--bind", mine_, mine_, "--", "sh", "-c",
+                                         "id -u; id -g; cat /proc/self/uid_map; touch \"$0/made\"; "
+                                         "stat -c '%u %g' \"$0/made\"",
+                                         mine_});
+  ASSERT_EQ(r.exitCode, 0) << r.describe();
+  const std::vector<std::string> seen = lines(r.out);
+  ASSERT_EQ(seen.size(), 4u) << r.describe();
+  EXPECT_EQ(seen[0], "1234");
+  EXPECT_EQ(seen[1], "5678");
+  EXPECT_THAT(seen[2], ::testing::MatchesRegex(" *1234 +" + std::to_string(caller()) + " +1"));
+  EXPECT_EQ(seen[3], "1234 5678");
+  // On the host the file is the caller's.
+  struct stat st;
+  ASSERT_EQ(::stat((mine_ + "/made").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, caller());
+  EXPECT_EQ(st.st_gid, callerGid);
+
+  // Only --uid: the gid stays the caller's own.
+  auto uidOnly = front(kHostRo + std::vector<std::string>{"--unshare-user", "--uid", "42", "sh",
+                                                          "-c", "id -u; id -g"});
+  ASSERT_EQ(uidOnly.exitCode, 0) << uidOnly.describe();
+  EXPECT_EQ(uidOnly.out, "42\n" + std::to_string(callerGid) + "\n");
+
+  // uid 0 inside: no capability, and nothing the caller could not read.
+  const std::string secret = *base_ / "secret";
+  writeFile(secret, "root only\n", 0600, 0, 0);
+  auto zero = front(
+      kHostRo + std::vector<std::string>{"--unshare-user", "--uid", "0", "--gid", "0", "sh", "-c",
+                                         "id -u; grep CapEff /proc/self/status; cat \"$0\" || echo "
+                                         "unreadable",
+                                         secret});
+  ASSERT_EQ(zero.exitCode, 0) << zero.describe();
+  EXPECT_THAT(zero.out, StartsWith("0\nCapEff:\t0000000000000000\n"));
+  if (caller() != 0) {
+    EXPECT_THAT(zero.out, HasSubstr("unreadable\n")) << zero.describe();
+  }
+}
+
+// Without a user namespace (--user-namespace never) another id would be
+// another user: refused with the helper's reason, never quietly ignored.
+TEST_P(BwrapFront, OtherIdsWithoutAUserNamespaceAreRefused) {
+  if (expectedUserNamespace() != "host") GTEST_SKIP() << "sandboxes get a user namespace here";
+  const gid_t callerGid = caller() == 0 ? ::getgid() : kNobodyGid;
+  auto refused =
+      front(kHostRo + std::vector<std::string>{"--unshare-user", "--uid", "1234", "id", "-u"});
+  EXPECT_EQ(refused.exitCode, 1) << refused.describe();
+  EXPECT_THAT(refused.err, StartsWith("bwrap: --uid 1234: refused: sandboxes of this helper get "
+                                      "no user namespace of their own"));
+  EXPECT_EQ(refused.out, "");
+  auto gid = front(kHostRo + std::vector<std::string>{"--unshare-user", "--gid", "5678", "true"});
+  EXPECT_EQ(gid.exitCode, 1) << gid.describe();
+  EXPECT_THAT(gid.err, StartsWith("bwrap: --gid 5678: refused"));
+
+  // The caller's own ids are what it gets anyway.
+  auto own = front(kHostRo + std::vector<std::string>{
+                                 "--unshare-user", "--uid", std::to_string(caller()), "--gid",
+                                 std::to_string(callerGid), "sh", "-c", "id -u; id -g"});
+  ASSERT_EQ(own.exitCode, 0) << own.describe();
+  EXPECT_EQ(own.out, std::to_string(caller()) + "\n" + std::to_string(callerGid) + "\n");
+}
+
 TEST_P(BwrapFront, InfoAndJsonStatusNameTheSandboxAndItsNamespaces) {
   auto r = script(R"(cd "$MINE" && "$BWRAP" --ro-bind / / --proc /proc --unshare-all \
       --info-fd 3 --json-status-fd 4 -- sh -c 'stat -L -c "%n %i" /proc/self/ns/mnt /proc/self/ns/pid /proc/self/ns/cgroup; exit 42' \

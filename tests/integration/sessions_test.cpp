@@ -117,6 +117,24 @@ TEST_P(Sessions, CreateExecShareStateAndRemove) {
   EXPECT_THAT(rm2.err, HasSubstr("no session named 'life'")) << rm2.describe();
 }
 
+// A session made with --uid / --gid: every exec runs as those ids too (the
+// init's, which each command inherits); without a user namespace they are
+// refused when they are not the caller's.
+TEST_P(Sessions, ExecRunsAsTheSessionsSandboxIds) {
+  auto c = create("ids", {"--uid", "1234", "--gid", "5678"});
+  if (expectedUserNamespace() != "new") {
+    EXPECT_EQ(c.exitCode, 125) << c.describe();
+    EXPECT_THAT(c.err, HasSubstr("--uid 1234: refused")) << c.describe();
+    return;
+  }
+  ASSERT_EQ(c.exitCode, 0) << c.describe();
+  auto first = mine({"exec", "ids", "--", "sh", "-c", "id -u; id -g"});
+  EXPECT_EQ(first.out, "1234\n5678\n") << first.describe();
+  auto again = mine({"exec", "ids", "--", "sh", "-c", "id -u; id -g"});
+  EXPECT_EQ(again.out, "1234\n5678\n") << again.describe();
+  EXPECT_EQ(mine({"session", "rm", "ids"}).exitCode, 0);
+}
+
 // `session rm` ends an exec that is still running (its client learns why)
 // and every process left in the session.
 TEST_P(Sessions, RemoveKillsRunningExecAndLeftoverProcesses) {

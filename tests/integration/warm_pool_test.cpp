@@ -103,6 +103,21 @@ TEST_P(WarmPool, SandboxFromThePoolIsTheSandboxAskedFor) {
   fullPool();
 }
 
+// --uid / --gid: a warm init was cloned before the request, and its user
+// namespace gets the request's ids when it is taken.
+TEST_P(WarmPool, SandboxIdsOfTheRequest) {
+  if (expectedUserNamespace() != "new") GTEST_SKIP() << "sandboxes get no user namespace here";
+  const std::set<pid_t> pool = fullPool();
+  auto r = helper().cli({"run", "--json-status", "3", "--uid", "1234", "--gid", "5678", "--", "sh",
+                         "-c", "id -u; id -g; grep CapEff /proc/self/status"},
+                        as({.extraFd = 3}));
+  ASSERT_EQ(r.exitCode, 0) << r.describe();
+  EXPECT_EQ(r.out, "1234\n5678\nCapEff:\t0000000000000000\n");
+  nlohmann::json status = parseJson(r.extra);
+  ASSERT_FALSE(status.is_discarded()) << r.extra;
+  EXPECT_EQ(pool.contains(status["sandbox_pid"].get<pid_t>()), warm() > 0) << r.extra;
+}
+
 // A warm init waits with nothing of a caller: no uid/gid map yet, no
 // limits, nothing running under it. What the request brings (the map, the
 // cgroup limits) is applied when it is taken.

@@ -214,15 +214,44 @@ TEST(BwrapOptions, WhatCannotBeHonouredIsRefusedNeverDropped) {
   EXPECT_THAT(refusal({"--pidns", "3", "true"}), HasSubstr("--pidns is not supported"));
   EXPECT_THAT(refusal({"--overlay-src", "/a", "true"}), HasSubstr("overlay"));
   EXPECT_EQ(refusal({"--hostname", "box", "true"}), "Specifying --hostname requires --unshare-uts");
-  EXPECT_EQ(refusal({"--unshare-user", "--uid", "0", "true"}),
-            "--uid 0: gpubox maps only your own uid (1000) into the sandbox");
   EXPECT_EQ(refusal({"--uid", "0", "true"}, {}, 0),
             "Specifying --uid requires --unshare-user or --userns");
+  EXPECT_EQ(refusal({"--gid", "0", "true"}, {}, 0),
+            "Specifying --gid requires --unshare-user or --userns");
   EXPECT_EQ(refusal({"--disable-userns", "true"}, {}, 0),
             "--disable-userns requires --unshare-user");
   EXPECT_EQ(refusal({"--no-such-option", "true"}), "Unknown option --no-such-option");
   EXPECT_EQ(refusal({"--bind", "/", "/"}), "No command specified");
   EXPECT_THAT(refusal({"--tmpfs", "/a/../b", "true"}), HasSubstr("'..'"));
+}
+
+// --uid / --gid: any id, mapped onto the caller's own by the sandbox's user
+// namespace (the helper refuses other ids when it makes none).
+TEST(BwrapOptions, SandboxIdsAreSent) {
+  Invocation both = parse({"--unshare-user", "--uid", "1234", "--gid", "5678", "id"});
+  EXPECT_EQ(both.spec.sandboxUid, 1234u);
+  EXPECT_EQ(both.spec.sandboxGid, 5678u);
+  EXPECT_NO_THROW(validateSpec(both.spec));
+
+  // Not root: bwrap makes a user namespace anyway, so no --unshare-user.
+  Invocation root = parse({"--uid", "0", "id"});
+  EXPECT_EQ(root.spec.sandboxUid, 0u);
+  EXPECT_EQ(root.spec.sandboxGid, std::nullopt);
+
+  Invocation highest = parse({"--unshare-user", "--gid", "4294967294", "id"}, {}, "/", 0);
+  EXPECT_EQ(highest.spec.sandboxUid, std::nullopt);
+  EXPECT_EQ(highest.spec.sandboxGid, 4294967294u);
+
+  Invocation none = parse({"--unshare-user", "id"});
+  EXPECT_EQ(none.spec.sandboxUid, std::nullopt);
+  EXPECT_EQ(none.spec.sandboxGid, std::nullopt);
+}
+
+TEST(BwrapOptions, MalformedSandboxIdsAreRefused) {
+  EXPECT_EQ(refusal({"--unshare-user", "--uid", "4294967295", "id"}), "Invalid uid: 4294967295");
+  EXPECT_EQ(refusal({"--unshare-user", "--uid", "-1", "id"}), "Invalid uid: -1");
+  EXPECT_EQ(refusal({"--unshare-user", "--gid", "x", "id"}), "Invalid gid: x");
+  EXPECT_EQ(refusal({"--unshare-user", "--gid", "", "id"}), "Invalid gid: ");
 }
 
 TEST(BwrapOptions, WhatGpuboxAlwaysDoesIsAccepted) {

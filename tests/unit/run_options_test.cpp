@@ -59,6 +59,19 @@ TEST(RunOptions, ProcessOptions) {
   EXPECT_EQ(o.jsonStatusFd, 3);
 }
 
+TEST(RunOptions, SandboxIds) {
+  auto o = parseRunOptions({"--uid", "0", "--gid", "4294967294", "id"}, testEnv, "/");
+  EXPECT_EQ(o.spec.sandboxUid, 0u);
+  EXPECT_EQ(o.spec.sandboxGid, 4294967294u);
+  auto unset = parseRunOptions({"id"}, testEnv, "/");
+  EXPECT_EQ(unset.spec.sandboxUid, std::nullopt);
+  EXPECT_EQ(unset.spec.sandboxGid, std::nullopt);
+  EXPECT_THROW(parseRunOptions({"--uid", "4294967295", "id"}, testEnv, "/"), Error);
+  EXPECT_THROW(parseRunOptions({"--uid", "-1", "id"}, testEnv, "/"), Error);
+  EXPECT_THROW(parseRunOptions({"--gid", "", "id"}, testEnv, "/"), Error);
+  EXPECT_THROW(parseRunOptions({"--gid", "99999999999", "id"}, testEnv, "/"), Error);
+}
+
 TEST(RunOptions, ErrorsNameTheOption) {
   auto message = [](std::vector<std::string> args) {
     try {

@@ -38,6 +38,8 @@ TEST(SpecWire, RoundTripsEveryField) {
                  {.kind = MountKind::Mqueue, .dest = "/dev/mqueue"}};
   spec.seccompPrograms = {std::string(16, '\0'), std::string("\x06\0\0\0\0\0\xff\x7f", 8)};
   spec.lockFiles = {"/run/lock"};
+  spec.sandboxUid = 0;
+  spec.sandboxGid = 4294967294u;
   spec.limits.memoryBytes = 64ull << 20;
   spec.limits.cpuMillis = 500;
   spec.limits.pids = 64;
@@ -54,6 +56,8 @@ TEST(SpecWire, RoundTripsEveryField) {
   EXPECT_EQ(back.limits, spec.limits);
   EXPECT_EQ(back.seccompPrograms, spec.seccompPrograms);
   EXPECT_EQ(back.lockFiles, spec.lockFiles);
+  EXPECT_EQ(back.sandboxUid, 0u) << "uid 0 is an id, not the default";
+  EXPECT_EQ(back.sandboxGid, 4294967294u);
   EXPECT_FALSE(back.mounts[6].mode.has_value()) << "no mode on the wire stays no mode";
   EXPECT_EQ(back.mounts[12].mode, 0u) << "mode 0 is a mode, not the default";
   EXPECT_EQ(back, spec);
@@ -75,6 +79,15 @@ TEST(SpecWire, UnsetLimitsStayUnsetAndCommandsCarryTimeouts) {
   EXPECT_FALSE(back.limits.memoryBytes.has_value()) << "0 on the wire means the helper's default";
   EXPECT_FALSE(back.limits.cpuMillis.has_value());
   EXPECT_FALSE(back.limits.pids.has_value());
+  EXPECT_FALSE(back.sandboxUid.has_value());
+  EXPECT_FALSE(back.sandboxGid.has_value());
+  // A message that never set the 1.4 ids (an older client's) asks for the
+  // caller's own.
+  capnp::MallocMessageBuilder old;
+  old.initRoot<wire::SandboxSpec>();
+  SandboxSpec fromOld = specFromWire(old.getRoot<wire::SandboxSpec>().asReader());
+  EXPECT_FALSE(fromOld.sandboxUid.has_value());
+  EXPECT_FALSE(fromOld.sandboxGid.has_value());
 
   Command cmd{.argv = {"sleep", "9"}, .env = {}, .cwd = "", .timeoutMs = 1500, .killAfterMs = 250};
   capnp::MallocMessageBuilder m2;

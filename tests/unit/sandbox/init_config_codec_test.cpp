@@ -15,6 +15,8 @@ InitConfig everyFieldSet() {
   c.uid = 65534;
   c.gid = 65533;
   c.groups = {4, 27, 4294967294u};
+  c.sandboxUid = 1234;
+  c.sandboxGid = 4294967294u;
   c.hostname = "box";
   c.newNetwork = false;
   c.newUserNamespace = true;
@@ -60,6 +62,8 @@ void expectSame(const InitConfig& a, const InitConfig& b) {
   EXPECT_EQ(a.uid, b.uid);
   EXPECT_EQ(a.gid, b.gid);
   EXPECT_EQ(a.groups, b.groups);
+  EXPECT_EQ(a.sandboxUid, b.sandboxUid);
+  EXPECT_EQ(a.sandboxGid, b.sandboxGid);
   EXPECT_EQ(a.hostname, b.hostname);
   EXPECT_EQ(a.newNetwork, b.newNetwork);
   EXPECT_EQ(a.newUserNamespace, b.newUserNamespace);
@@ -130,8 +134,9 @@ TEST(InitConfigCodec, AHugeCountIsRefusedBeforeAllocating) {
 TEST(InitConfigCodec, AFlagOtherThanZeroOrOneIsRefused) {
   InitConfig c;
   std::string bytes = encodeInitConfig(c);
-  // uid, gid, groups count (0), hostname length (0): then newNetwork.
-  bytes[32] = 2;
+  // uid, gid, groups count (0), sandboxUid, sandboxGid, hostname length
+  // (0): then newNetwork.
+  bytes[48] = 2;
   EXPECT_THROW(decodeInitConfig(bytes), Error);
 }
 
