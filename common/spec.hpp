@@ -85,6 +85,9 @@ struct SandboxSpec {
   // installed after gpubox's own filter: they can only refuse more.
   std::vector<std::string> seccompPrograms;
   std::vector<std::string> lockFiles;  // paths inside; the init holds a read lock on each
+  // The command is pid 1 of a pid namespace of its own (bwrap's --as-pid-1);
+  // one command only, so not for a session.
+  bool asPid1 = false;
 
   bool operator==(const SandboxSpec&) const = default;
 };

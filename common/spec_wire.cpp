@@ -167,6 +167,7 @@ SandboxSpec specFromWire(wire::SandboxSpec::Reader reader) {
   if (reader.getLockFiles().size() > SpecLimits::kMaxLockFiles)
     throw Error("too many --lock-file paths");
   spec.lockFiles = textList(reader.getLockFiles());
+  spec.asPid1 = reader.getAsPid1();
   return spec;
 }
 
@@ -197,6 +198,7 @@ void specToWire(const SandboxSpec& spec, wire::SandboxSpec::Builder builder) {
     programs.set(i, kj::arrayPtr(reinterpret_cast<const kj::byte*>(p.data()), p.size()));
   }
   fillTextList(builder.initLockFiles(spec.lockFiles.size()), spec.lockFiles);
+  builder.setAsPid1(spec.asPid1);
 }
 
 Command commandFromWire(wire::Command::Reader reader) {

@@ -9,11 +9,12 @@
 $import "/capnp/c++.capnp".namespace("gpubox::wire");
 
 const protocolMajor :UInt32 = 1;
-const protocolMinor :UInt32 = 3;
+const protocolMinor :UInt32 = 4;
 # 1.1: limits, timeouts, why a process ended, sessions and the list (issue 6).
 # 1.3: what bubblewrap's command line needs (gpubox-bwrap, issue 9): more
 #      mount kinds and their modifiers, caller seccomp programs, lock files,
 #      argv0, bwrap's working-directory rule, namespace inodes in Applied.
+# 1.4: SandboxSpec.asPid1 (bwrap's --as-pid-1).
 
 interface Fd {
   # Carries one file descriptor (Cap'n Proto fd passing over a Unix socket).
@@ -92,6 +93,9 @@ struct SandboxSpec {
                               # they can only refuse more (bwrap's --seccomp, --add-seccomp-fd)
   lockFiles @11 :List(Text);  # (1.3) paths inside the sandbox its init holds a read lock
                               # (F_SETLK, F_RDLCK) on while it lives (bwrap's --lock-file)
+  asPid1 @12 :Bool;           # (1.4) the command runs as pid 1 of a pid namespace of its own
+                              # inside the sandbox's (bwrap's --as-pid-1); one command only:
+                              # refused for a session
 }
 
 struct Rlimit {

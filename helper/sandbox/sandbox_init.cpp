@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <optional>
 
 #include "credentials.hpp"
 #include "error.hpp"
@@ -18,6 +19,7 @@
 #include "init_loop.hpp"
 #include "init_messages.hpp"
 #include "loopback.hpp"
+#include "pid1_process.hpp"
 #include "process_title.hpp"
 #include "unique_fd.hpp"
 
@@ -96,7 +98,14 @@ void lockFiles(const std::vector<std::string>& paths) {
   }
 }
 
-void setUp(const InitConfig& config) {
+// Entered once the helper placed us in all our cgroups, so the sandbox
+// sees its own cgroup as its root; nothing of the sandbox runs before.
+void enterCgroups(const InitConfig& config) {
+  if (config.awaitPlacement) waitFor(initmsg::ToInit::Placed);
+  if (::unshare(CLONE_NEWCGROUP) != 0) throwErrno("new cgroup namespace");
+}
+
+void setUp(const InitConfig& config, std::optional<Pid1Process>* pid1) {
   becomeCallerForSetup(config.uid, config.gid, config.groups);
   // The kernel clears the parent-death signal on a uid/gid change: set it
   // again. (Were the helper already gone, the control socket's EOF ends us.)
@@ -105,9 +114,18 @@ void setUp(const InitConfig& config) {
   if (!config.hostname.empty() &&
       ::sethostname(config.hostname.c_str(), config.hostname.size()) != 0)
     throwErrno("sethostname");
+  std::vector<UniqueFd> procfs;
+  if (config.asPid1) {
+    // The command's own pid namespace must be made while the init can still
+    // make one, and before the root, whose --proc steps mount procfs
+    // instances of that namespace. Its process inherits the cgroups and the
+    // cgroup namespace, so it is born after the init has entered them.
+    enterCgroups(config);
+    pid1->emplace(spawnPid1Process(config, &procfs));
+  }
   MountOutcome outcome = buildSandboxRoot(config.plan, config.masks, config.hide,
                                           config.bindSources ? &*config.bindSources : nullptr,
-                                          config.newUserNamespace);
+                                          config.newUserNamespace, &procfs);
   lockFiles(config.lockFiles);
   for (size_t index : outcome.hidden) {
     initmsg::FromInitRecord rec = {};
@@ -115,10 +133,7 @@ void setUp(const InitConfig& config) {
     rec.a = static_cast<int32_t>(index);
     sendRecord(kControlFd, &rec, sizeof(rec), {});
   }
-  // Entered once the helper placed us in all our cgroups, so the sandbox
-  // sees its own cgroup as its root; nothing of the sandbox runs before.
-  if (config.awaitPlacement) waitFor(initmsg::ToInit::Placed);
-  if (::unshare(CLONE_NEWCGROUP) != 0) throwErrno("new cgroup namespace");
+  if (!config.asPid1) enterCgroups(config);
   for (size_t index : outcome.skipped) {
     initmsg::FromInitRecord rec = {};
     rec.type = initmsg::FromInit::Skipped;
@@ -142,9 +157,10 @@ void runSandboxInit(int controlFd) {
   isolateFds(controlFd);
   ::umask(022);
   InitConfig config;
+  std::optional<Pid1Process> pid1;
   try {
     config = receiveConfig();
-    setUp(config);
+    setUp(config, &pid1);
   } catch (const std::exception& e) {
     sendFailure(e.what());
     _exit(1);
@@ -153,8 +169,8 @@ void runSandboxInit(int controlFd) {
   ready.type = initmsg::FromInit::Ready;
   ready.a = static_cast<int32_t>(::getpid());
   if (!sendRecord(kControlFd, &ready, sizeof(ready), {})) _exit(1);
-  runInitLoop(kControlFd,
-              {config.defaultCwd, config.rlimits, config.seccomp, config.callerSeccomp});
+  runInitLoop(kControlFd, {config.defaultCwd, config.rlimits, config.seccomp, config.callerSeccomp},
+              pid1 ? &*pid1 : nullptr);
 }
 
 }  // namespace gpubox

@@ -38,6 +38,7 @@ TEST(SpecWire, RoundTripsEveryField) {
                  {.kind = MountKind::Mqueue, .dest = "/dev/mqueue"}};
   spec.seccompPrograms = {std::string(16, '\0'), std::string("\x06\0\0\0\0\0\xff\x7f", 8)};
   spec.lockFiles = {"/run/lock"};
+  spec.asPid1 = true;
   spec.limits.memoryBytes = 64ull << 20;
   spec.limits.cpuMillis = 500;
   spec.limits.pids = 64;
@@ -54,6 +55,7 @@ TEST(SpecWire, RoundTripsEveryField) {
   EXPECT_EQ(back.limits, spec.limits);
   EXPECT_EQ(back.seccompPrograms, spec.seccompPrograms);
   EXPECT_EQ(back.lockFiles, spec.lockFiles);
+  EXPECT_TRUE(back.asPid1);
   EXPECT_FALSE(back.mounts[6].mode.has_value()) << "no mode on the wire stays no mode";
   EXPECT_EQ(back.mounts[12].mode, 0u) << "mode 0 is a mode, not the default";
   EXPECT_EQ(back, spec);
