@@ -334,6 +334,21 @@ TEST_P(BwrapFront, AsPid1MakesTheCommandPid1OfItsOwnNamespace) {
   EXPECT_EQ(term.exitCode, 0) << term.describe();
   EXPECT_EQ(term.out, "still here\n");
 
+  // A command that cannot start fails as any other does.
+  auto notFound = front(kHostRo + pid1 + std::vector<std::string>{"no-such-command-here"});
+  EXPECT_EQ(notFound.exitCode, 1);
+  EXPECT_EQ(notFound.err, "bwrap: execvp no-such-command-here: No such file or directory\n");
+  auto badDir = front(kHostRo + pid1 + std::vector<std::string>{"--chdir", "/no/such/dir", "true"});
+  EXPECT_EQ(badDir.exitCode, 1);
+  EXPECT_THAT(badDir.err, StartsWith("bwrap: Can't chdir to /no/such/dir"));
+
+  // In the sandbox's cgroups, seen from its cgroup namespace, as any command.
+  const std::vector<std::string> cgroup = {"cat", "/proc/self/cgroup"};
+  auto inPlain = front(kHostRo + std::vector<std::string>{"--unshare-pid"} + cgroup);
+  auto inPid1 = front(kHostRo + pid1 + cgroup);
+  ASSERT_EQ(inPid1.exitCode, 0) << inPid1.describe();
+  EXPECT_EQ(inPid1.out, inPlain.out);
+
   // No weaker than any other command: no capability, no_new_privs, seccomp.
   auto status =
       front(kHostRo + pid1 +
