@@ -45,11 +45,10 @@ void sendSetup(int sock, bool ok, const std::string& text, int fd) {
   Command cmd;
   std::string error;
   ChildPlan plan;
-  plan.reportFd = sock;
   if (!readCommand(fds[0].get(), &cmd, &error)) {
     // The init read the same request and found it sound: nothing to explain.
-    plan.failure = {static_cast<int32_t>(initmsg::StartStage::Other), EINVAL, kStdioFailed};
-    [[maybe_unused]] ssize_t w = ::write(sock, &plan.failure, sizeof(plan.failure));
+    const ChildFailure f = {static_cast<int32_t>(initmsg::StartStage::Other), EINVAL, kStdioFailed};
+    [[maybe_unused]] ssize_t w = ::write(sock, &f, sizeof(f));
     _exit(125);
   }
   buildChildPlan(cmd, fds, settings, &plan);
@@ -65,16 +64,18 @@ void sendSetup(int sock, bool ok, const std::string& text, int fd) {
     // Its root and working directory follow the init's pivot_root only if
     // they are the old root.
     if (::chdir("/") != 0) throwErrno("chdir /");
+    // Nothing of the init's but /dev/null on 0-2 and this channel: not the
+    // helper's control socket, not the init's lock files. (The init's
+    // objects that own them are never destroyed here: this process ends
+    // by exec or _exit.)
+    if (sock > 3) ::syscall(SYS_close_range, 3, sock - 1, 0);
+    ::syscall(SYS_close_range, sock + 1, ~0U, 0);
     std::vector<UniqueFd> procfs;
     for (const MountOp& op : config.plan)
       if (op.kind == MountKind::Proc) procfs.push_back(newProcfs("--proc " + op.dest));
     dropAllPrivileges();
-    // Nothing of the init's but /dev/null on 0-2 and this channel: not the
-    // helper's control socket, not the init's lock files.
-    if (sock > 3) ::syscall(SYS_close_range, 3, sock - 1, 0);
     for (const UniqueFd& fd : procfs) sendSetup(sock, true, "", fd.get());
     procfs.clear();
-    ::syscall(SYS_close_range, sock + 1, ~0U, 0);
     sendSetup(sock, true, "", -1);
   } catch (const std::exception& e) {
     sendSetup(sock, false, e.what(), -1);

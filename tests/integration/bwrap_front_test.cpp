@@ -317,6 +317,14 @@ TEST_P(BwrapFront, AsPid1MakesTheCommandPid1OfItsOwnNamespace) {
   ASSERT_EQ(r.exitCode, 0) << r.describe();
   EXPECT_EQ(r.out, "1\n1\n");
 
+  // Every --proc shows the command's namespace.
+  auto two =
+      front(kHostRo + pid1 +
+            std::vector<std::string>{"--tmpfs", "/tmp", "--proc", "/tmp/proc2", "--", "sh", "-c",
+                                     "cat /proc/1/comm; exec readlink /tmp/proc2/self"});
+  ASSERT_EQ(two.exitCode, 0) << two.describe();
+  EXPECT_EQ(two.out, "sh\n1\n");
+
   // Without it the sandbox's pid 1 is gpubox's init; /proc agrees all the same.
   auto plain = front(kHostRo + std::vector<std::string>{"--unshare-pid", "--", "sh", "-c",
                                                         "echo $$; exec readlink /proc/self"});
