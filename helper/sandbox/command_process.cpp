@@ -21,8 +21,8 @@ namespace gpubox {
 
 namespace {
 
-// The command's process runs on a stack of its own (ChildStack) that
-// AddressSanitizer does not know: its no-return bookkeeping would print a
+// The init's command process runs on a stack of its own (ChildStack,
+// init_loop.cpp) that AddressSanitizer does not know: its no-return bookkeeping would print a
 // warning into the command's stderr. These two functions only make system
 // calls on memory built before, so they are left uninstrumented.
 #define GPUBOX_CHILD_STACK_CODE __attribute__((no_sanitize("address")))
@@ -31,7 +31,8 @@ GPUBOX_CHILD_STACK_CODE [[noreturn]] void childFails(ChildPlan& plan, initmsg::S
                                                      int err, int32_t rlimit, int status) {
   plan.failure = {static_cast<int32_t>(stage), err, rlimit};
   if (plan.reportFd >= 0) {
-    // Best effort: a reader that sees no record reports the exit status.
+    // Should this write fail, the init sees the channel close as on an
+    // exec, and the command's end reports the status below instead.
     [[maybe_unused]] ssize_t n = ::write(plan.reportFd, &plan.failure, sizeof(plan.failure));
   }
   _exit(status);

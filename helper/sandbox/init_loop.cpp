@@ -1,20 +1,13 @@
 #include "init_loop.hpp"
 
-#include <fcntl.h>
-#include <linux/close_range.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <capnp/serialize.h>
 
 #include <cstring>
 #include <map>
@@ -23,8 +16,6 @@
 #include "fd_passing.hpp"
 #include "init_messages.hpp"
 #include "pid1_process.hpp"
-#include "seccomp_profile.hpp"
-#include "spec_wire.hpp"
 #include "unique_fd.hpp"
 
 extern char** environ;
