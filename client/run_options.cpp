@@ -46,6 +46,10 @@ Process:
                         no capabilities; refused by a helper that makes none
   --net none|host       network: a new namespace with only lo (default), or the host's
   --gpu SPEC            grant GPUs: none, all, 0,2, GPU-<uuid>, count:N, nvidia.com/gpu=NAME
+  --as-pid-1            CMD is pid 1 of a pid namespace of its own (bwrap's --as-pid-1):
+                        signals it has no handler for are ignored (--timeout's SIGTERM
+                        too: --kill-after's SIGKILL ends it), and its exit ends every
+                        process it started
 Limits (defaults are the helper's: see gpubox-helper(8)):
   --memory SIZE         memory ceiling, swap off (512M, 4G); reaching it is an OOM kill
   --cpus N              CPU time, in CPUs (0.5, 2)
@@ -238,6 +242,8 @@ bool parseOptions(ArgReader& in, Face face, EnvBuilder& env, const std::string& 
       p.command.killAfterMs = parseDurationMs(opt, in.value(opt, "DURATION"));
     } else if (processOptions && opt == "--json-status") {
       p.jsonStatusFd = parseFd(opt, in.value(opt, "FD"));
+    } else if (face == Face::Run && opt == "--as-pid-1") {
+      p.spec.asPid1 = true;
     } else if (face == Face::SessionCreate && opt == "--name") {
       p.name = in.value(opt, "NAME");
     } else if (face == Face::SessionCreate && opt == "--ttl") {

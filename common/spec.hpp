@@ -92,6 +92,9 @@ struct SandboxSpec {
   // namespace of its own (sandbox_ids.hpp).
   std::optional<uint32_t> sandboxUid;
   std::optional<uint32_t> sandboxGid;
+  // The command is pid 1 of a pid namespace of its own (bwrap's --as-pid-1);
+  // one command only, so not for a session.
+  bool asPid1 = false;
 
   bool operator==(const SandboxSpec&) const = default;
 };

@@ -173,6 +173,7 @@ SandboxSpec specFromWire(wire::SandboxSpec::Reader reader) {
   // 0xffffffff, the schema's default, is "unset": the caller's own id.
   if (reader.getSandboxUid() != kUnsetId) spec.sandboxUid = reader.getSandboxUid();
   if (reader.getSandboxGid() != kUnsetId) spec.sandboxGid = reader.getSandboxGid();
+  spec.asPid1 = reader.getAsPid1();
   return spec;
 }
 
@@ -205,6 +206,7 @@ void specToWire(const SandboxSpec& spec, wire::SandboxSpec::Builder builder) {
   fillTextList(builder.initLockFiles(spec.lockFiles.size()), spec.lockFiles);
   builder.setSandboxUid(spec.sandboxUid.value_or(kUnsetId));
   builder.setSandboxGid(spec.sandboxGid.value_or(kUnsetId));
+  builder.setAsPid1(spec.asPid1);
 }
 
 Command commandFromWire(wire::Command::Reader reader) {

@@ -159,6 +159,9 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
                                           const SandboxSpec& spec, const std::string& sessionName) {
   std::shared_ptr<SpanTrace> spans = SpanTrace::startIfEnabled();
   validateSpec(spec);
+  // Its pid namespace dies with its one command: nothing could run after it.
+  if (spec.asPid1 && !sessionName.empty())
+    throw Error("--as-pid-1: a session runs more than one command; use it with gpubox run");
   const CallerPolicy caller = callerPolicy(ctx, peer);
   checkPrivilegedOptions(peer, caller.grant, spec);
   checkCapacity(ctx, peer, caller.defaults);
@@ -306,6 +309,7 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   if (!config.callerSeccomp.empty())
     live->seccomp += " + " + std::to_string(config.callerSeccomp.size()) + " of the caller's";
   config.lockFiles = spec.lockFiles;
+  config.asPid1 = spec.asPid1;
 
   cgroup::SandboxCgroup* cg = holdings->cgroup.get();
   // cgroup v2: the init is born in its cgroup. v1 hierarchies are joined off

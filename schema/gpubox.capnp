@@ -15,7 +15,7 @@ const protocolMinor :UInt32 = 4;
 #      mount kinds and their modifiers, caller seccomp programs, lock files,
 #      argv0, bwrap's working-directory rule, namespace inodes in Applied.
 # 1.4: the uid and gid the command runs as inside its user namespace
-#      (bwrap's --uid, --gid).
+#      (bwrap's --uid, --gid); SandboxSpec.asPid1 (bwrap's --as-pid-1).
 
 interface Fd {
   # Carries one file descriptor (Cap'n Proto fd passing over a Unix socket).
@@ -101,6 +101,9 @@ struct SandboxSpec {
                               # --gid); 0xffffffff (the default): the caller's own id. Refused
                               # when the sandbox has no user namespace of its own, unless it
                               # is the caller's own id
+  asPid1 @14 :Bool;           # (1.4) the command runs as pid 1 of a pid namespace of its own
+                              # inside the sandbox's (bwrap's --as-pid-1); one command only:
+                              # refused for a session
 }
 
 struct Rlimit {

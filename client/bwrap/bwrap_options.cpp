@@ -420,10 +420,9 @@ class Parser {
     if (!out_.spec.hostname.empty() && !unshare_.uts)
       throw Error("Specifying --hostname requires --unshare-uts");
     if (asPid1_ && !unshare_.pid) throw Error("Specifying --as-pid-1 requires --unshare-pid");
-    if (asPid1_)
-      throw Error(
-          "--as-pid-1 is not supported by gpubox-bwrap: the sandbox's pid 1 is gpubox's init, "
-          "which reaps and reports; the command runs as pid 2");
+    // gpubox's init stays the sandbox's pid 1; the command is pid 1 of a pid
+    // namespace of its own inside it.
+    out_.spec.asPid1 = asPid1_;
     if (uidAsked_ && !userNamespace)
       throw Error("Specifying --uid requires --unshare-user or --userns");
     if (gidAsked_ && !userNamespace)

@@ -27,6 +27,8 @@ say, and a new network namespace unless the host's is shared (no
     --uid UID, --gid GID         The ids inside, mapped onto yours by the user namespace
                                  (a helper without user namespaces: only your own)
     --hostname NAME              The sandbox's hostname (needs --unshare-uts)
+    --as-pid-1                   The command is pid 1 of a pid namespace of its own
+                                 (needs --unshare-pid); gpubox's init stays above it
     --chdir DIR                  Where the command starts
     --clearenv                   Start from an empty environment
     --setenv VAR VALUE           Set VAR in the command's environment
@@ -70,7 +72,7 @@ say, and a new network namespace unless the host's is shared (no
     --gpu SPEC                   gpubox's own: GPUs (all, 0,2, GPU-<uuid>, count:N, none)
                                  as the helper's policy allows; also $GPUBOX_GPU
 
-Refused, with a message: --as-pid-1, --cap-add, --userns, --userns2,
+Refused, with a message: --cap-add, --userns, --userns2,
 --userns-block-fd, --pidns, --exec-label, --file-label and the overlay options.
 The helper's socket: $GPUBOX_SOCKET, else /run/gpubox/gpubox.sock.
 )";

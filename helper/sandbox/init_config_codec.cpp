@@ -12,7 +12,7 @@ namespace gpubox {
 // compile error: on a new field, encode and decode it, extend the round-trip
 // test (tests/unit/sandbox/init_config_codec_test.cpp), then update them.
 #if defined(__GLIBCXX__) && __SIZEOF_POINTER__ == 8
-static_assert(sizeof(InitConfig) == 376, "InitConfig changed: update init_config_codec.cpp");
+static_assert(sizeof(InitConfig) == 384, "InitConfig changed: update init_config_codec.cpp");
 static_assert(sizeof(MountOp) == 128, "MountOp changed: update init_config_codec.cpp");
 #endif
 
@@ -168,6 +168,7 @@ std::string encodeInitConfig(const InitConfig& c) {
     w.strings(c.bindSources->writable);
     w.str(c.bindSources->where);
   }
+  w.num(c.asPid1);
   return w.take();
 }
 
@@ -230,6 +231,7 @@ InitConfig decodeInitConfig(std::string_view bytes) {
     rule.where = r.str();
     c.bindSources = std::move(rule);
   }
+  c.asPid1 = r.num<bool>();
   r.end();
   return c;
 }

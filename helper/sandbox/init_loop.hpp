@@ -22,6 +22,12 @@ struct InitSettings {
   std::vector<std::vector<sock_filter>> callerSeccomp;
 };
 
-[[noreturn]] void runInitLoop(int controlFd, const InitSettings& settings);
+struct Pid1Process;
+
+// `pid1`: with --as-pid-1, the process made at setup that becomes the
+// sandbox's one command (pid1_process.hpp); null: each command is a new
+// child of the init.
+[[noreturn]] void runInitLoop(int controlFd, const InitSettings& settings,
+                              Pid1Process* pid1 = nullptr);
 
 }  // namespace gpubox

@@ -81,6 +81,14 @@ UniqueFd newFs(const char* type, const std::vector<std::pair<const char*, const 
   return mnt;
 }
 
+}  // namespace
+
+UniqueFd newProcfs(const std::string& what) {
+  return newFs("proc", {}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, what);
+}
+
+namespace {
+
 void attach(int treeFd, int targetFd, const std::string& what) {
   if (::move_mount(treeFd, "", targetFd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) !=
       0)
@@ -138,6 +146,9 @@ class RootBuilder {
   // The procfs instances this sandbox mounted itself (their st_dev): every
   // other procfs in the new root shows another pid namespace's processes.
   std::set<dev_t> ownProcfs;
+  // Procfs instances made ahead by another process (see buildSandboxRoot),
+  // used by --proc steps before making one of this process's own.
+  std::vector<UniqueFd>* premadeProcfs = nullptr;
   // The tmpfs instances this sandbox mounted itself: what is made in them
   // lives and dies with the sandbox, never in a tree of the host's.
   std::set<dev_t> ownTmpfs;
@@ -302,7 +313,13 @@ void applyBind(RootBuilder& root, const MountOp& op, PreparedStep& step) {
 void applyProc(RootBuilder& root, const MountOp& op) {
   const std::string what = describeMount(op);
   UniqueFd target = root.mountPoint(op.dest, true, what);
-  UniqueFd proc = newFs("proc", {}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, what);
+  UniqueFd proc;
+  if (root.premadeProcfs != nullptr && !root.premadeProcfs->empty()) {
+    proc = std::move(root.premadeProcfs->back());
+    root.premadeProcfs->pop_back();
+  } else {
+    proc = newProcfs(what);
+  }
   struct stat st;
   if (::fstat(proc.get(), &st) != 0) throwErrno(what + ": stat the new procfs");
   root.ownProcfs.insert(st.st_dev);
@@ -741,7 +758,8 @@ void refuseForeignProcfs(RootBuilder& root, int rootMountFd) {
 MountOutcome buildSandboxRoot(const std::vector<MountOp>& plan,
                               const std::vector<MaskedSocket>& masks,
                               const std::vector<std::string>& hide,
-                              const BindSourceRule* bindSources, bool inOwnUserNamespace) {
+                              const BindSourceRule* bindSources, bool inOwnUserNamespace,
+                              std::vector<UniqueFd>* procfs) {
   // Nothing we mount may propagate back to the host, nor host mounts in.
   // In a new user namespace the kernel has already turned the copied shared
   // mounts into slaves; without one (--user-namespace never) they are still
@@ -770,6 +788,7 @@ MountOutcome buildSandboxRoot(const std::vector<MountOp>& plan,
   UniqueFd rootFd(::open(kStagingDir, O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!rootFd) throwErrno("open new root");
   RootBuilder root(std::move(rootFd));
+  root.premadeProcfs = procfs;
 
   MountOutcome outcome;
   for (size_t i = 0; i < plan.size(); ++i) {

@@ -24,6 +24,7 @@
 
 #include "bind_sources.hpp"
 #include "spec.hpp"
+#include "unique_fd.hpp"
 
 namespace gpubox {
 
@@ -48,10 +49,20 @@ struct MountOutcome {
 // (inOwnUserNamespace false) a result that shows a procfs the sandbox did
 // not mount is refused (see refuseForeignProcfs). Throws gpubox::Error
 // naming the step ("--ro-bind /a /b: ...") or the path that failed.
+// `procfs`, when given, holds procfs mounts made ahead by a process of
+// another pid namespace (newProcfs there; the --as-pid-1 command's, see
+// pid1_process.hpp): --proc steps use them, so that /proc shows that
+// namespace, before making their own.
 MountOutcome buildSandboxRoot(const std::vector<MountOp>& plan,
                               const std::vector<MaskedSocket>& masks,
                               const std::vector<std::string>& hide = {},
                               const BindSourceRule* bindSources = nullptr,
-                              bool inOwnUserNamespace = true);
+                              bool inOwnUserNamespace = true,
+                              std::vector<UniqueFd>* procfs = nullptr);
+
+// A new, detached procfs mount (nosuid, nodev, noexec) of the calling
+// process's pid namespace: the kernel ties a procfs to the namespace of the
+// process that creates it, whoever attaches it later. Throws gpubox::Error.
+UniqueFd newProcfs(const std::string& what);
 
 }  // namespace gpubox

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <optional>
 
 #include "credentials.hpp"
 #include "error.hpp"
@@ -19,6 +20,7 @@
 #include "init_loop.hpp"
 #include "init_messages.hpp"
 #include "loopback.hpp"
+#include "pid1_process.hpp"
 #include "process_title.hpp"
 #include "unique_fd.hpp"
 
@@ -123,7 +125,14 @@ std::vector<gid_t> groupsInside(const InitConfig& config) {
   return inside;
 }
 
-void setUp(const InitConfig& config) {
+// Entered once the helper placed us in all our cgroups, so the sandbox
+// sees its own cgroup as its root; nothing of the sandbox runs before.
+void enterCgroups(const InitConfig& config) {
+  if (config.awaitPlacement) waitFor(initmsg::ToInit::Placed);
+  if (::unshare(CLONE_NEWCGROUP) != 0) throwErrno("new cgroup namespace");
+}
+
+void setUp(const InitConfig& config, std::optional<Pid1Process>* pid1) {
   // Never another id than the caller's without a user namespace to make it
   // a mere label (the helper checked; this is the last line).
   if (!config.newUserNamespace &&
@@ -138,9 +147,18 @@ void setUp(const InitConfig& config) {
   if (!config.hostname.empty() &&
       ::sethostname(config.hostname.c_str(), config.hostname.size()) != 0)
     throwErrno("sethostname");
+  std::vector<UniqueFd> procfs;
+  if (config.asPid1) {
+    // The command's own pid namespace must be made while the init can still
+    // make one, and before the root, whose --proc steps mount procfs
+    // instances of that namespace. Its process inherits the cgroups and the
+    // cgroup namespace, so it is born after the init has entered them.
+    enterCgroups(config);
+    pid1->emplace(spawnPid1Process(config, &procfs));
+  }
   MountOutcome outcome = buildSandboxRoot(config.plan, config.masks, config.hide,
                                           config.bindSources ? &*config.bindSources : nullptr,
-                                          config.newUserNamespace);
+                                          config.newUserNamespace, &procfs);
   lockFiles(config.lockFiles);
   for (size_t index : outcome.hidden) {
     initmsg::FromInitRecord rec = {};
@@ -148,10 +166,7 @@ void setUp(const InitConfig& config) {
     rec.a = static_cast<int32_t>(index);
     sendRecord(kControlFd, &rec, sizeof(rec), {});
   }
-  // Entered once the helper placed us in all our cgroups, so the sandbox
-  // sees its own cgroup as its root; nothing of the sandbox runs before.
-  if (config.awaitPlacement) waitFor(initmsg::ToInit::Placed);
-  if (::unshare(CLONE_NEWCGROUP) != 0) throwErrno("new cgroup namespace");
+  if (!config.asPid1) enterCgroups(config);
   for (size_t index : outcome.skipped) {
     initmsg::FromInitRecord rec = {};
     rec.type = initmsg::FromInit::Skipped;
@@ -176,12 +191,13 @@ void runSandboxInit(int controlFd, bool newNetwork) {
   ::umask(022);
   const std::string prepareError = prepareBeforeRequest(newNetwork);
   InitConfig config;
+  std::optional<Pid1Process> pid1;
   try {
     config = receiveConfig();
     if (!prepareError.empty()) throw Error(prepareError);
     if (config.newNetwork != newNetwork)
       throw Error("internal error: the configuration's network is not the init's");
-    setUp(config);
+    setUp(config, &pid1);
   } catch (const std::exception& e) {
     sendFailure(e.what());
     _exit(1);
@@ -190,8 +206,8 @@ void runSandboxInit(int controlFd, bool newNetwork) {
   ready.type = initmsg::FromInit::Ready;
   ready.a = static_cast<int32_t>(::getpid());
   if (!sendRecord(kControlFd, &ready, sizeof(ready), {})) _exit(1);
-  runInitLoop(kControlFd,
-              {config.defaultCwd, config.rlimits, config.seccomp, config.callerSeccomp});
+  runInitLoop(kControlFd, {config.defaultCwd, config.rlimits, config.seccomp, config.callerSeccomp},
+              pid1 ? &*pid1 : nullptr);
 }
 
 }  // namespace gpubox

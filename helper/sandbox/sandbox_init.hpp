@@ -62,6 +62,9 @@ struct InitConfig {
   std::vector<std::string> hide;
   // Where the caller's own binds may come from (non-root callers only).
   std::optional<BindSourceRule> bindSources;
+  // bwrap's --as-pid-1: the sandbox's one command runs as pid 1 of a pid
+  // namespace of its own, made at setup (pid1_process.hpp).
+  bool asPid1 = false;
 };
 
 // Never returns. `controlFd` is the init's end of the control socketpair;

@@ -38,7 +38,6 @@ command -v python3 >/dev/null || skip "no python3 (the suite itself needs it)"
 # Cases gpubox-bwrap does not pass by design, by the name of their first
 # "ok" line, and why.
 declare -A skip_list=(
-  ["can run as pid 1"]="--as-pid-1: the sandbox's pid 1 is gpubox's init, which reaps and reports; the command runs as pid 2, so gpubox-bwrap refuses the option"
   ["pre-exec failure doesn't include exit-code in json-status"]="it makes bwrap's own 39th prctl() fail with strace; gpubox-bwrap makes other system calls (the helper does the setup), so nothing fails and the command runs"
   ["can mount /proc recursively"]="it runs bwrap inside bwrap with --unshare-user --cap-add ALL: gpubox sandboxes never hold capabilities and gpubox's seccomp filter refuses nested user namespaces (which also makes --assert-userns-disabled hold where the case expects it to fail)"
   ["we have no caps as uid != 0"]="as root, bwrap hands the command root's capabilities and the case compares them with capsh --print outside; gpubox sandboxes never hold any capability"

@@ -10,6 +10,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -352,7 +355,7 @@ TEST_P(BwrapFront, WhatCannotBeHonouredFailsAsBwrapFails) {
     EXPECT_THAT(r.err, StartsWith("bwrap: " + message)) << r.describe();
   };
   check({"--hostname", "box", "true"}, "Specifying --hostname requires --unshare-uts");
-  check({"--unshare-pid", "--as-pid-1", "true"}, "--as-pid-1 is not supported");
+  check({"--as-pid-1", "true"}, "Specifying --as-pid-1 requires --unshare-pid");
   check({"--cap-add", "CAP_SYS_ADMIN", "true"}, "--cap-add CAP_SYS_ADMIN: gpubox sandboxes run");
   check({"--userns", "3", "true"}, "--userns is not supported");
   check({"--perms", "0640", "--bind", "/", "/", "true"},
@@ -362,6 +365,92 @@ TEST_P(BwrapFront, WhatCannotBeHonouredFailsAsBwrapFails) {
   EXPECT_EQ(named.out, "box\n") << named.describe();
   auto prefixed = front({"--level-prefix", "--no-such-option"});
   EXPECT_EQ(prefixed.err, "<3>bwrap: Unknown option --no-such-option\n");
+}
+
+// Whether a host process runs exactly ARGV (its /proc/PID/cmdline).
+bool hostProcessRuns(const std::vector<std::string>& argv) {
+  std::string want;
+  for (const std::string& a : argv) want += a + '\0';
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "cmdline", std::ios::binary);
+    const std::string cmdline((std::istreambuf_iterator<char>(in)),
+                              std::istreambuf_iterator<char>());
+    if (cmdline == want) return true;
+  }
+  return false;
+}
+
+TEST_P(BwrapFront, AsPid1MakesTheCommandPid1OfItsOwnNamespace) {
+  const std::vector<std::string> pid1 = {"--unshare-pid", "--as-pid-1"};
+  auto r = front(kHostRo + pid1 +
+                 std::vector<std::string>{"--", "sh", "-c", "echo $$; exec readlink /proc/self"});
+  ASSERT_EQ(r.exitCode, 0) << r.describe();
+  EXPECT_EQ(r.out, "1\n1\n");
+
+  // Every --proc shows the command's namespace.
+  auto two =
+      front(kHostRo + pid1 +
+            std::vector<std::string>{"--tmpfs", "/tmp", "--proc", "/tmp/proc2", "--", "sh", "-c",
+                                     "cat /proc/1/comm; exec readlink /tmp/proc2/self"});
+  ASSERT_EQ(two.exitCode, 0) << two.describe();
+  EXPECT_EQ(two.out, "sh\n1\n");
+
+  // Without it the sandbox's pid 1 is gpubox's init; /proc agrees all the same.
+  auto plain = front(kHostRo + std::vector<std::string>{"--unshare-pid", "--", "sh", "-c",
+                                                        "echo $$; exec readlink /proc/self"});
+  ASSERT_EQ(plain.exitCode, 0) << plain.describe();
+  const std::vector<std::string> seen = lines(plain.out);
+  ASSERT_EQ(seen.size(), 2u) << plain.describe();
+  EXPECT_NE(seen[0], "1");
+  EXPECT_EQ(seen[0], seen[1]);
+
+  // The command's exit status, and pid 1's signal rule: a signal it has no
+  // handler for is ignored.
+  EXPECT_EQ(front(kHostRo + pid1 + std::vector<std::string>{"sh", "-c", "exit 7"}).exitCode, 7);
+  auto term = front(kHostRo + pid1 +
+                    std::vector<std::string>{"sh", "-c", "kill -TERM $$; echo still here"});
+  EXPECT_EQ(term.exitCode, 0) << term.describe();
+  EXPECT_EQ(term.out, "still here\n");
+
+  // A command that cannot start fails as any other does.
+  auto notFound = front(kHostRo + pid1 + std::vector<std::string>{"no-such-command-here"});
+  EXPECT_EQ(notFound.exitCode, 1);
+  EXPECT_EQ(notFound.err, "bwrap: execvp no-such-command-here: No such file or directory\n");
+  auto badDir = front(kHostRo + pid1 + std::vector<std::string>{"--chdir", "/no/such/dir", "true"});
+  EXPECT_EQ(badDir.exitCode, 1);
+  EXPECT_THAT(badDir.err, StartsWith("bwrap: Can't chdir to /no/such/dir"));
+
+  // In the sandbox's cgroups, seen from its cgroup namespace, as any command.
+  const std::vector<std::string> cgroup = {"cat", "/proc/self/cgroup"};
+  auto inPlain = front(kHostRo + std::vector<std::string>{"--unshare-pid"} + cgroup);
+  auto inPid1 = front(kHostRo + pid1 + cgroup);
+  ASSERT_EQ(inPid1.exitCode, 0) << inPid1.describe();
+  EXPECT_EQ(inPid1.out, inPlain.out);
+
+  // No weaker than any other command: no capability, no_new_privs, seccomp.
+  auto status =
+      front(kHostRo + pid1 +
+            std::vector<std::string>{
+                "grep", "-E", "^(CapPrm|CapEff|CapBnd|NoNewPrivs|Seccomp):", "/proc/self/status"});
+  ASSERT_EQ(status.exitCode, 0) << status.describe();
+  EXPECT_EQ(status.out,
+            "CapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nCapBnd:\t0000000000000000\n"
+            "NoNewPrivs:\t1\nSeccomp:\t2\n");
+}
+
+TEST_P(BwrapFront, AsPid1TakesItsChildrenWithIt) {
+  // A child left behind (immune to SIGTERM and SIGHUP) is gone by the time
+  // the command's end is reported: the kernel kills a pid namespace's
+  // processes when its pid 1 exits, and reaps them before that exit.
+  const std::vector<std::string> orphan = {"sleep", "6127"};
+  auto r = front(kHostRo +
+                 std::vector<std::string>{"--unshare-pid", "--as-pid-1", "--", "sh", "-c",
+                                          "trap '' TERM HUP; sleep 6127 & echo started; exit 5"});
+  EXPECT_EQ(r.exitCode, 5) << r.describe();
+  EXPECT_EQ(r.out, "started\n");
+  EXPECT_FALSE(hostProcessRuns(orphan));
 }
 
 GPUBOX_INSTANTIATE_CALLERS(BwrapFront);

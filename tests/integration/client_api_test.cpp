@@ -236,6 +236,23 @@ std::vector<std::string> cgroupsNamed(const std::string& prefix) {
   return found;
 }
 
+// --as-pid-1's pid namespace dies with its one command: a session, which
+// runs more, refuses it rather than running its commands as pid 2.
+TEST_F(ClientApi, SessionRefusesAsPid1) {
+  client::Connection conn(helper().socketPath());
+  client::SessionRequest req;
+  req.spec.cwd = helper().workDir();
+  req.spec.asPid1 = true;
+  req.name = "pid1";
+  try {
+    conn.createSession(req);
+    ADD_FAILURE() << "a session with asPid1 was created";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("--as-pid-1"));
+  }
+  EXPECT_TRUE(conn.list().empty());
+}
+
 // A session whose setup fails holds nothing afterwards: not its name, not a
 // place under --max-sessions-per-uid, not a line in the list.
 class FailedSessionSetup : public ClientApi {

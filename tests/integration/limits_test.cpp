@@ -339,6 +339,22 @@ TEST_F(TimeoutOnce, DoubleForkedChildIsGoneAfterTheRun) {
   EXPECT_EQ(j["timeout"]["sigkill"], true) << j.dump();
 }
 
+// --as-pid-1: the command is pid 1 of its own pid namespace, so the
+// timeout's SIGTERM, which it has no handler for, is ignored (its children
+// still get it); --kill-after's SIGKILL ends it and everything it started.
+TEST_F(TimeoutOnce, AsPid1CommandEndsWithTheKillAfter) {
+  auto r = run({"--as-pid-1", "--timeout", "1s", "--kill-after", "1s", "--json-status", "3", "--",
+                "sh", "-c", "sleep 10021 & echo $$; while :; do sleep 0.05; done"},
+               withStatusFd({.asUid = kNobodyUid, .timeout = 60s}));
+  EXPECT_EQ(r.exitCode, 124) << r.describe();
+  EXPECT_EQ(r.out, "1\n") << r.describe();
+  nlohmann::json j = parseJson(r.extra);
+  ASSERT_FALSE(j.is_discarded()) << r.describe();
+  EXPECT_EQ(j["reason"], "timed_out") << j.dump();
+  EXPECT_EQ(j["timeout"]["sigkill"], true) << j.dump();
+  EXPECT_TRUE(findProcesses({"sleep", "10021"}).empty());
+}
+
 // SIGTERM reaches every process, not only the command: a double-forked one
 // that handles it leaves a mark in the (host-visible) working directory. The
 // command itself ignores SIGTERM so the sandbox lives on until SIGKILL (it

@@ -40,6 +40,7 @@ TEST(SpecWire, RoundTripsEveryField) {
   spec.lockFiles = {"/run/lock"};
   spec.sandboxUid = 0;
   spec.sandboxGid = 4294967294u;
+  spec.asPid1 = true;
   spec.limits.memoryBytes = 64ull << 20;
   spec.limits.cpuMillis = 500;
   spec.limits.pids = 64;
@@ -58,6 +59,7 @@ TEST(SpecWire, RoundTripsEveryField) {
   EXPECT_EQ(back.lockFiles, spec.lockFiles);
   EXPECT_EQ(back.sandboxUid, 0u) << "uid 0 is an id, not the default";
   EXPECT_EQ(back.sandboxGid, 4294967294u);
+  EXPECT_TRUE(back.asPid1);
   EXPECT_FALSE(back.mounts[6].mode.has_value()) << "no mode on the wire stays no mode";
   EXPECT_EQ(back.mounts[12].mode, 0u) << "mode 0 is a mode, not the default";
   EXPECT_EQ(back, spec);

@@ -55,6 +55,7 @@ InitConfig everyFieldSet() {
   c.lockFiles = {"/run/lock/a", "/tmp/b"};
   c.hide = {"/root/.ssh", "/home/u/.aws"};
   c.bindSources = BindSourceRule{{"/usr", "/home/u"}, {"/home/u"}, "/etc/gpubox/helper.toml:3"};
+  c.asPid1 = true;
   return c;
 }
 
@@ -100,6 +101,7 @@ void expectSame(const InitConfig& a, const InitConfig& b) {
     EXPECT_EQ(a.bindSources->writable, b.bindSources->writable);
     EXPECT_EQ(a.bindSources->where, b.bindSources->where);
   }
+  EXPECT_EQ(a.asPid1, b.asPid1);
 }
 
 TEST(InitConfigCodec, EveryFieldSurvives) {
