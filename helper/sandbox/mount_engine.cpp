@@ -233,11 +233,28 @@ std::vector<std::pair<std::string, std::string>> driverDirEntries(const MountOp&
 }
 
 struct PreparedStep {
-  UniqueFd tree;                // binds: the detached source tree
-  std::vector<UniqueFd> nodes;  // --dev: one clone per device node
+  UniqueFd tree;  // binds: the detached source tree
+  // A step that may be left out (skipIfVisible, optional) whose source is
+  // not a directory: only an O_PATH fd until it is applied, when the tree
+  // is cloned from it (treeForApply). A clone that is never attached costs
+  // an RCU grace period when its fd closes (the kernel dissolves it), and
+  // the driver's libraries are left out of most sandboxes; a file has no
+  // mounts below it, so cloning it later copies the same thing.
+  UniqueFd source;
+  std::vector<UniqueFd> nodes;  // --dev: one clone per device node; DriverDir: O_PATH fds
   std::optional<struct stat> st;
   int openErrno = 0;
 };
+
+// The tree to attach for a bind step: the clone made in phase one, or one
+// made now from its O_PATH fd.
+int treeForApply(PreparedStep& step, const std::string& what) {
+  if (!step.tree && step.source) {
+    step.tree = cloneTree(step.source.get(), "", AT_EMPTY_PATH);
+    if (!step.tree) throwErrno(what + ": cannot clone the source");
+  }
+  return step.tree.get();
+}
 
 // Phase one: open every source before anything is covered. Runs with the
 // caller's credentials, so this is where "could the caller open it" is decided.
@@ -259,11 +276,29 @@ std::vector<PreparedStep> prepareSources(const std::vector<MountOp>& plan,
       struct stat st;
       if (::fstat(step.tree.get(), &st) != 0) throwErrno(describeMount(op) + ": stat source");
       step.st = st;
+    } else if (isBind(op.kind) && (op.optional || op.skipIfVisible)) {
+      step.source = UniqueFd(::open(op.source.c_str(), O_PATH | O_CLOEXEC));
+      if (!step.source) {
+        step.openErrno = errno;
+        continue;
+      }
+      struct stat st;
+      if (::fstat(step.source.get(), &st) != 0) throwErrno(describeMount(op) + ": stat source");
+      step.st = st;
+      // A directory is cloned now, before the new root is mounted, so that
+      // its submounts are the host's and never the sandbox's own.
+      if (S_ISDIR(st.st_mode)) {
+        step.tree = cloneTree(step.source.get(), "", AT_EMPTY_PATH);
+        step.source.reset();
+        if (!step.tree) {
+          step.openErrno = errno;
+          step.st.reset();
+        }
+      }
     } else if (isBind(op.kind)) {
       step.tree = cloneTree(AT_FDCWD, op.source.c_str());
       if (!step.tree) {
         step.openErrno = errno;
-        if (op.optional || op.skipIfVisible) continue;
         if (errno == ENOENT && op.ifSourceExists) continue;
         throwErrno(describeMount(op) + ": cannot open source " + op.source);
       }
@@ -272,10 +307,12 @@ std::vector<PreparedStep> prepareSources(const std::vector<MountOp>& plan,
       step.st = st;
     } else if (op.kind == MountKind::DriverDir) {
       // The driver's files, opened now: the staging mount may cover them.
+      // (O_PATH fds of files, cloned when the step is applied: it is
+      // optional, and left out of roots without /run.)
       for (const auto& [host, link] : driverDirEntries(op)) {
-        UniqueFd tree = cloneTree(AT_FDCWD, host.c_str());
-        if (!tree) throwErrno(describeMount(op) + ": cannot open the driver's " + host);
-        step.nodes.push_back(std::move(tree));
+        UniqueFd file(::open(host.c_str(), O_PATH | O_CLOEXEC));
+        if (!file) throwErrno(describeMount(op) + ": cannot open the driver's " + host);
+        step.nodes.push_back(std::move(file));
       }
     } else if (op.kind == MountKind::Dev) {
       for (const char* node : kDevNodes) {
@@ -306,8 +343,9 @@ void applyBind(RootBuilder& root, const MountOp& op, PreparedStep& step) {
   if (op.kind != MountKind::DevBind) attrs |= MOUNT_ATTR_NODEV;
   if (op.kind == MountKind::RoBind) attrs |= MOUNT_ATTR_RDONLY;
   if (op.hardened) attrs |= MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOEXEC;
-  setAttrs(step.tree.get(), attrs, what);
-  attach(step.tree.get(), target.get(), what);
+  const int tree = treeForApply(step, what);
+  setAttrs(tree, attrs, what);
+  attach(tree, target.get(), what);
 }
 
 void applyProc(RootBuilder& root, const MountOp& op) {
@@ -450,7 +488,7 @@ bool shouldSkip(RootBuilder& root, const MountOp& op, const PreparedStep& step) 
     return true;
   // No driver directory (its step was skipped): nothing to add to a cache.
   if (op.optional && op.kind == MountKind::LoaderCache && !root.exists(op.source)) return true;
-  if (isBind(op.kind) && !step.tree) return true;  // optional source missing
+  if (isBind(op.kind) && !step.tree && !step.source) return true;  // optional source missing
   if (op.skipIfVisible) {
     if (op.kind == MountKind::Symlink) {
       UniqueFd fd = root.open(op.dest, O_PATH | O_NOFOLLOW);
@@ -521,8 +559,10 @@ void applyDriverDir(RootBuilder& root, const MountOp& op, PreparedStep& step) {
     const std::string name = baseName(host);
     const std::string dest = op.dest + (name == "nvidia-smi" ? "/bin/" : "/") + name;
     UniqueFd at = root.mountPoint(dest, false, what);
-    setAttrs(step.nodes[i].get(), MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, what);
-    attach(step.nodes[i].get(), at.get(), what + ": " + host);
+    UniqueFd tree = cloneTree(step.nodes[i].get(), "", AT_EMPTY_PATH);
+    if (!tree) throwErrno(what + ": cannot clone the driver's " + host);
+    setAttrs(tree.get(), MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, what);
+    attach(tree.get(), at.get(), what + ": " + host);
     if (!link.empty()) symlinkAt(root, name, op.dest + "/" + link, what);
   }
   struct mount_attr attr = {};
