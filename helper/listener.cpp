@@ -4,7 +4,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <capnp/rpc-twoparty.h>
@@ -15,6 +14,7 @@
 #include "guarded_stream.hpp"
 #include "kj_error.hpp"
 #include "rpc_server.hpp"
+#include "systemd_protocol.hpp"
 #include "wire_limits.hpp"
 
 namespace gpubox {
@@ -69,12 +69,11 @@ struct Server::Connection {
 };
 
 UniqueFd socketFromSystemd() {
-  int n = sd_listen_fds(1);
-  if (n < 0) throwErrno("sd_listen_fds", -n);
+  int n = systemd::listenFds();
   if (n == 0) return UniqueFd();
   if (n != 1) throw Error("systemd passed " + std::to_string(n) + " sockets; expected one");
-  int fd = SD_LISTEN_FDS_START;
-  if (sd_is_socket_unix(fd, SOCK_STREAM, 1, nullptr, 0) <= 0)
+  int fd = systemd::kListenFdsStart;
+  if (!systemd::isListeningUnixStreamSocket(fd))
     throw Error("the socket systemd passed is not a listening AF_UNIX stream socket");
   return UniqueFd(fd);
 }

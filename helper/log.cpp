@@ -1,10 +1,12 @@
 #include "log.hpp"
 
 #include <syslog.h>
-#include <systemd/sd-journal.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <vector>
+
+#include "systemd_protocol.hpp"
 
 namespace gpubox {
 
@@ -16,13 +18,19 @@ bool toJournal() {
   return journal;
 }
 
-void line(int priority, const std::string& message) {
+// To the journal as structured fields when systemd connected us to it; on
+// stderr otherwise, and also when the journal cannot take the record (not
+// running, too large), so that nothing is lost without a trace.
+void emit(const std::string& message, int priority,
+          const std::vector<systemd::JournalField>& extra = {}) {
   if (toJournal()) {
-    sd_journal_send("MESSAGE=%s", message.c_str(), "PRIORITY=%d", priority,
-                    "SYSLOG_IDENTIFIER=gpubox-helper", nullptr);
-  } else {
-    std::fprintf(stderr, "gpubox-helper: %s\n", message.c_str());
+    std::string prio = std::to_string(priority);
+    std::vector<systemd::JournalField> fields = {
+        {"MESSAGE", message}, {"PRIORITY", prio}, {"SYSLOG_IDENTIFIER", "gpubox-helper"}};
+    fields.insert(fields.end(), extra.begin(), extra.end());
+    if (systemd::journalSend(fields) == 0) return;
   }
+  std::fprintf(stderr, "gpubox-helper: %s\n", message.c_str());
 }
 
 }  // namespace
@@ -32,22 +40,22 @@ void logSandbox(const SandboxRecord& r) {
                         " argv0=" + (r.argv0.empty() ? "-" : r.argv0) + " result=\"" + r.result +
                         "\" duration_ms=" + std::to_string(r.durationMs) +
                         " gpus=" + (r.gpus.empty() ? "-" : r.gpus);
-  if (toJournal()) {
-    sd_journal_send("MESSAGE=%s", message.c_str(), "PRIORITY=%d", LOG_INFO,
-                    "SYSLOG_IDENTIFIER=gpubox-helper", "GPUBOX_UID=%u", r.uid, "GPUBOX_PID=%d",
-                    r.pid, "GPUBOX_ARGV0=%s", r.argv0.c_str(), "GPUBOX_RESULT=%s", r.result.c_str(),
-                    "GPUBOX_DURATION_MS=%llu", static_cast<unsigned long long>(r.durationMs),
-                    "GPUBOX_GPUS=%s", r.gpus.c_str(), nullptr);
-  } else {
-    std::fprintf(stderr, "gpubox-helper: %s\n", message.c_str());
-  }
+  std::string uid = std::to_string(r.uid), pid = std::to_string(r.pid),
+              duration = std::to_string(r.durationMs);
+  emit(message, LOG_INFO,
+       {{"GPUBOX_UID", uid},
+        {"GPUBOX_PID", pid},
+        {"GPUBOX_ARGV0", r.argv0},
+        {"GPUBOX_RESULT", r.result},
+        {"GPUBOX_DURATION_MS", duration},
+        {"GPUBOX_GPUS", r.gpus}});
 }
 
 void logInfo(const std::string& message) {
-  line(LOG_INFO, message);
+  emit(message, LOG_INFO);
 }
 void logError(const std::string& message) {
-  line(LOG_ERR, message);
+  emit(message, LOG_ERR);
 }
 
 }  // namespace gpubox

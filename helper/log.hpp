@@ -1,5 +1,6 @@
 // One structured record per sandbox, and the helper's own messages: to the
-// journal (sd_journal_send) when systemd connected stderr to it, otherwise
+// journal (its native protocol, systemd_protocol.hpp) when systemd connected
+// stderr to it (or on stderr when the journal cannot take them), otherwise
 // one line each on stderr.
 #pragma once
 

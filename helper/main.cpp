@@ -1,9 +1,9 @@
 // gpubox-helper: the privileged half of gpubox. Holds CAP_SYS_ADMIN (never a
 // setuid bit) and builds sandboxes for unprivileged clients over a Unix socket.
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <capnp/rpc-twoparty.h>
@@ -32,6 +32,7 @@
 #include "sandbox/process_title.hpp"
 #include "sessions.hpp"
 #include "span_trace.hpp"
+#include "systemd_protocol.hpp"
 
 namespace {
 
@@ -199,6 +200,15 @@ std::string joinNames(const std::vector<std::string>& names) {
   return out.empty() ? "none" : out;
 }
 
+// Tells systemd (or whatever set NOTIFY_SOCKET) about a state change. A
+// failure is logged, not fatal: the service manager decides what a missing
+// READY=1 means (Type=notify units time out).
+void notifyServiceManager(std::string_view state) {
+  if (int err = gpubox::systemd::notify(state))
+    gpubox::logError(gpubox::errnoMessage(
+        "telling the service manager " + std::string(state) + " (NOTIFY_SOCKET)", err));
+}
+
 int serve(const Options& opts) {
   if (::getuid() != ::geteuid())
     throw gpubox::Error(
@@ -275,7 +285,7 @@ int serve(const Options& opts) {
   });
   gpubox::logInfo("listening on " +
                   (mask.path.empty() ? std::string("systemd socket") : mask.path));
-  if (underSystemd || std::getenv("NOTIFY_SOCKET")) sd_notify(0, "READY=1");
+  if (underSystemd || std::getenv("NOTIFY_SOCKET")) notifyServiceManager("READY=1");
 
   auto stop = io.unixEventPort.onSignal(SIGTERM)
                   .exclusiveJoin(io.unixEventPort.onSignal(SIGINT))
@@ -297,7 +307,7 @@ int serve(const Options& opts) {
     stop = stop.exclusiveJoin(loop().then([]() { gpubox::logInfo("idle: exiting"); }));
   }
   stop.wait(io.waitScope);
-  if (underSystemd) sd_notify(0, "STOPPING=1");
+  if (underSystemd) notifyServiceManager("STOPPING=1");
   // Orderly shutdown while the event loop still runs: closing every
   // connection kills every sandbox; then reap them all, which releases their
   // cgroups and leases, before anything they refer to goes away.

@@ -4,7 +4,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 packages=(
   build-essential g++ meson ninja-build pkg-config clang-format
-  capnproto libcapnp-dev libseccomp-dev libcap-dev libsystemd-dev
+  capnproto libcapnp-dev libseccomp-dev libcap-dev
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libyaml-cpp-dev libbpf-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-dev  # tests/fuzz: clang++ and its libFuzzer/ASan/UBSan runtimes
