@@ -97,7 +97,9 @@ struct Connection::Impl {
     const bool otherUid = spec.sandboxUid && *spec.sandboxUid != ::geteuid();
     const bool otherGid = spec.sandboxGid && *spec.sandboxGid != ::getegid();
     if (!otherUid && !otherGid) return;
-    auto info = helper.infoRequest().send().wait(io.waitScope).getInfo();
+    // The response owns the message the reader points into: keep it.
+    auto response = helper.infoRequest().send().wait(io.waitScope);
+    auto info = response.getInfo();
     constexpr uint32_t kSandboxIdsMinor = 4;
     if (info.getProtocolMajor() == wire::PROTOCOL_MAJOR &&
         info.getProtocolMinor() >= kSandboxIdsMinor)
@@ -308,7 +310,8 @@ SessionInfo Connection::createSession(const SessionRequest& request) {
     SessionInfo info;
     info.name = response.getName().cStr();
     info.ttlMs = response.getTtlMs();
-    auto a = applied.wait(ws).getApplied();
+    auto appliedResponse = applied.wait(ws);  // owns what `a` reads
+    auto a = appliedResponse.getApplied();
     info.initPid = a.getInitPid();
     info.cgroup = a.getCgroup().cStr();
     info.gpus = strings(a.getGpus());
