@@ -35,6 +35,7 @@
 
 #include "gpubox.capnp.h"
 #include "harness.hpp"
+#include "unique_fd.hpp"
 
 namespace gpubox::itest {
 namespace {
@@ -45,19 +46,7 @@ using std::chrono::milliseconds;
 // The shortened idle timeout the abuse helper runs with.
 constexpr int kIdleSeconds = 3;
 
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+using Fd = gpubox::UniqueFd;
 
 Fd connectTo(const std::string& path) {
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "unique_fd.hpp"
 
 namespace gpubox::itest {
 namespace {
@@ -38,20 +39,7 @@ using namespace std::chrono_literals;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-// An fd the test owns.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+using Fd = gpubox::UniqueFd;
 
 struct sockaddr_un unixAddress(const std::string& path) {
   struct sockaddr_un addr = {};
