@@ -94,7 +94,9 @@ void checkPeerPlacement(const PeerIdentity& peer, int sock, const SandboxNamespa
   if (anyAncestor(std::move(pidNs), [&](ino_t i) { return sandboxes.containsPidNs(i); }) ||
       anyAncestor(std::move(userNs), [&](ino_t i) { return sandboxes.containsUserNs(i); }))
     throw Error("request refused: the client runs inside a gpubox sandbox");
-  if (inodeOf(mntNs.get()) != namespaceInode(::getpid(), "mnt"))
+  // The helper never changes its own mount namespace: read it once.
+  static const ino_t helperMntNs = namespaceInode(::getpid(), "mnt");
+  if (inodeOf(mntNs.get()) != helperMntNs)
     throw Error(
         "request refused: the client runs in another mount namespace than the helper, so its "
         "paths would not mean the same thing");

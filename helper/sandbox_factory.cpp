@@ -365,11 +365,18 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
     live->runtime->placeWhen(std::move(*placement));
   else if (config.awaitPlacement)
     live->runtime->placeWhen(ctx.cgroupAttacher->attach(initPid, std::move(v1Procs)));
-  holdings->pidNs = namespaceInode(initPid, "pid");
+  live->namespaceIds = namespaceIdsOf(initPid, live->namespaces);
+  // Read once above; read again only if that found nothing (an init that
+  // already failed: then this throws, as the caller expects).
+  auto inodeOfNs = [&](const char* name) -> ino_t {
+    for (const auto& [ns, inode] : live->namespaceIds)
+      if (ns == name) return static_cast<ino_t>(inode);
+    return namespaceInode(initPid, name);
+  };
+  holdings->pidNs = inodeOfNs("pid");
   // Without its own user namespace the init's is the helper's: not a mark
   // of this sandbox (peer.hpp).
-  if (newUser) holdings->userNs = namespaceInode(initPid, "user");
-  live->namespaceIds = namespaceIdsOf(initPid, live->namespaces);
+  if (newUser) holdings->userNs = inodeOfNs("user");
   holdings->uid = peer.uid;
   holdings->id = live->id;
   holdings->ctx = &ctx;
