@@ -167,7 +167,7 @@ TEST_P(WarmInits, AWaitingInitHoldsNothingOfACaller) {
 // a bind would show a stale tree and the init would pin unmounted
 // filesystems.
 TEST_P(WarmInits, HostMountsAfterWarmUpReachTheSandbox) {
-  fullPool();
+  const std::set<pid_t> before = fullPool();
   TempDir dir(0755);
   ASSERT_EQ(::mount("tmpfs", dir.path().c_str(), "tmpfs", 0, "mode=0755"), 0)
       << "mount tmpfs on " << dir.path() << ": " << std::strerror(errno);
@@ -185,6 +185,10 @@ TEST_P(WarmInits, HostMountsAfterWarmUpReachTheSandbox) {
   EXPECT_EQ(after.exitCode, 0) << after.describe();
   EXPECT_EQ(after.out, "") << "the host unmounted it; the sandbox still shows it: "
                            << after.describe();
+  // The inits that waited through the changes were replaced, not lost: the
+  // pool is full again, and none of them is one that saw the old table.
+  const std::set<pid_t> refilled = fullPool();
+  for (pid_t pid : before) EXPECT_FALSE(refilled.contains(pid)) << "init " << pid << " survived";
 }
 
 // --net host sandboxes are never served from the pool (its inits all have
