@@ -78,7 +78,25 @@ void InitPool::mountsChanged() {
   std::deque<WarmInit> stale;
   stale.swap(warm_);
   for (WarmInit& w : stale) discard(std::move(w));
-  scheduleRefill();
+  refillWhenQuiet();
+}
+
+// The pool is remade once the mount table has been still for a moment
+// (kQuietMs after its last change), not at each change: a host whose mounts
+// change in a loop (a user's FUSE mounts, a busy container host) must not
+// make the helper clone and kill inits in that loop. Meanwhile requests get
+// inits cloned for them, which see the table as it is.
+void InitPool::refillWhenQuiet() {
+  if (waitingForQuiet_) return;  // the pending wait looks at the generation again
+  waitingForQuiet_ = true;
+  const uint64_t seen = generation_;
+  tasks_.add(ctx_.timer.afterDelay(kQuietMs * kj::MILLISECONDS).then([this, seen]() {
+    waitingForQuiet_ = false;
+    if (generation_ != seen)
+      refillWhenQuiet();
+    else
+      refill();
+  }));
 }
 
 void InitPool::discard(WarmInit w) {
@@ -98,6 +116,7 @@ void InitPool::discard(WarmInit w) {
 }
 
 void InitPool::refill() {
+  if (waitingForQuiet_) return;  // refillWhenQuiet refills
   while (!backingOff_ && warm_.size() + inFlight_ < size_) requestOne();
 }
 

@@ -16,8 +16,10 @@
 //
 // A warm init's mount namespace is a copy of the helper's taken at its
 // clone: when the helper's mount table changes (mount_table_watch.hpp) every
-// waiting init is killed and the pool is made again, so a sandbox never
-// shows an older host than an init cloned for its request would.
+// waiting init is killed, so a sandbox never shows an older host than an
+// init cloned for its request would; the pool is made again once the table
+// has been still for kQuietMs (a host that mounts in a loop gets no pool,
+// rather than a helper that clones in that loop).
 //
 // The pool refills itself after each take: the spawner process
 // (init_spawner.hpp) clones the inits, so refilling costs the event loop a
@@ -83,6 +85,7 @@ class InitPool : private kj::TaskSet::ErrorHandler {
   void refill();
   void requestOne();
   void scheduleRefill();
+  void refillWhenQuiet();
   void spawned(uint64_t id, uint64_t generation, std::shared_ptr<cgroup::SandboxCgroup> cgroup,
                LaunchedInit init);
   void failed(const std::string& why);
@@ -97,6 +100,8 @@ class InitPool : private kj::TaskSet::ErrorHandler {
   bool backingOff_ = false;
   bool refillScheduled_ = false;
   uint64_t generation_ = 0;  // one more after each change of the mount table
+  static constexpr uint64_t kQuietMs = 100;
+  bool waitingForQuiet_ = false;  // a change was seen; refill once the table is still
   kj::Promise<void> backoff_ = nullptr;
   std::optional<MountTableWatch> mountWatch_;
   kj::TaskSet tasks_{*this};  // last: destroyed first, so no callback outlives the rest
