@@ -243,7 +243,6 @@ struct PreparedStep {
   UniqueFd source;
   std::vector<UniqueFd> nodes;  // --dev: one clone per device node; DriverDir: O_PATH fds
   std::optional<struct stat> st;
-  int openErrno = 0;
 };
 
 // The tree to attach for a bind step: the clone made in phase one, or one
@@ -278,10 +277,7 @@ std::vector<PreparedStep> prepareSources(const std::vector<MountOp>& plan,
       step.st = st;
     } else if (isBind(op.kind) && (op.optional || op.skipIfVisible)) {
       step.source = UniqueFd(::open(op.source.c_str(), O_PATH | O_CLOEXEC));
-      if (!step.source) {
-        step.openErrno = errno;
-        continue;
-      }
+      if (!step.source) continue;  // a source that is not there: the step is left out
       struct stat st;
       if (::fstat(step.source.get(), &st) != 0) throwErrno(describeMount(op) + ": stat source");
       step.st = st;
@@ -290,15 +286,11 @@ std::vector<PreparedStep> prepareSources(const std::vector<MountOp>& plan,
       if (S_ISDIR(st.st_mode)) {
         step.tree = cloneTree(step.source.get(), "", AT_EMPTY_PATH);
         step.source.reset();
-        if (!step.tree) {
-          step.openErrno = errno;
-          step.st.reset();
-        }
+        if (!step.tree) step.st.reset();
       }
     } else if (isBind(op.kind)) {
       step.tree = cloneTree(AT_FDCWD, op.source.c_str());
       if (!step.tree) {
-        step.openErrno = errno;
         if (errno == ENOENT && op.ifSourceExists) continue;
         throwErrno(describeMount(op) + ": cannot open source " + op.source);
       }

@@ -70,6 +70,15 @@ ForeignTree& tree() {
   return t;
 }
 
+// A copy of the foreign tree in DIR/root (cp -a: modes, owners and times
+// kept); throws if it cannot be made.
+std::string copyOfTree(const TempDir& dir) {
+  const std::string root = dir / "root";
+  RunResult cp = runProcess({"/bin/cp", "-a", tree().root, root});
+  if (cp.exitCode != 0) throw std::runtime_error("cp -a: " + cp.describe());
+  return root;
+}
+
 // Every path under DIR with its type, size, mode, owner and mtime: what a
 // sandbox could have left behind or changed.
 std::map<std::string, std::string> snapshot(const std::string& dir) {
@@ -153,9 +162,7 @@ TEST_P(ForeignRootTest, TheDriverDirectoryIsReadOnly) {
 TEST_P(ForeignRootTest, WritableRootIsLeftAsItWas) {
   // A copy of the tree the caller owns, so the root really is writable to it.
   TempDir copy(0755);
-  const std::string root = copy / "root";
-  RunResult cp = runProcess({"/bin/cp", "-a", tree().root, root});
-  ASSERT_EQ(cp.exitCode, 0) << cp.describe();
+  const std::string root = copyOfTree(copy);
   RunResult own = runProcess({"/bin/chown", "-R", std::to_string(GetParam()), root});
   ASSERT_EQ(own.exitCode, 0) << own.describe();
   auto before = snapshot(root);
@@ -188,9 +195,7 @@ TEST_P(ForeignRootTest, WithoutALoaderCacheLdLibraryPathFindsTheDriver) {
   // is nothing to bind over without writing into the tree), the directory
   // is still there for LD_LIBRARY_PATH.
   TempDir copy(0755);
-  const std::string root = copy / "root";
-  RunResult cp = runProcess({"/bin/cp", "-a", tree().root, root});
-  ASSERT_EQ(cp.exitCode, 0) << cp.describe();
+  const std::string root = copyOfTree(copy);
   fs::remove(root + "/etc/ld.so.cache");
   std::vector<std::string> base = {"run",   "--ro-bind", root,   "/",     "--proc",
                                    "/proc", "--dev",     "/dev", "--gpu", "0"};
