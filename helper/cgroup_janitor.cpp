@@ -2,6 +2,7 @@
 
 #include <kj/async.h>
 
+#include "cgroup_worker.hpp"
 #include "log.hpp"
 
 namespace gpubox {
@@ -11,25 +12,56 @@ namespace {
 constexpr int kAttempts = 250;
 constexpr auto kInterval = 20 * kj::MILLISECONDS;
 
-kj::Promise<void> retry(kj::Timer& timer, std::shared_ptr<cgroup::SandboxCgroup> cg, int left) {
+void reportStillBusy(const cgroup::SandboxCgroup& cg) {
+  std::string dirs;
+  for (const std::string& d : cg.directories()) dirs += " " + d;
+  logError("cannot remove the cgroup of an ended sandbox (still busy after 5 s):" + dirs);
+}
+
+// rmdir on the cgroup worker's thread (it can wait on the kernel's
+// cgroup_mutex; see cgroup_worker.hpp), then again every kInterval while a
+// directory is busy (its last process not yet reaped by the kernel).
+kj::Promise<void> removeOffLoop(DaemonContext& ctx, std::shared_ptr<cgroup::SandboxCgroup> cg,
+                                int left) {
+  std::vector<std::string> dirs = cg->directories();
+  return ctx.cgroupWorker->remove(dirs).then(
+      [&ctx, cg = std::move(cg), dirs, left](std::vector<int> errors) mutable -> kj::Promise<void> {
+        if (cg->noteRemoval(dirs, errors)) return kj::READY_NOW;
+        if (left == 0) {
+          reportStillBusy(*cg);
+          return kj::READY_NOW;
+        }
+        return ctx.timer.afterDelay(kInterval).then([&ctx, cg = std::move(cg), left]() mutable {
+          return removeOffLoop(ctx, std::move(cg), left - 1);
+        });
+      });
+}
+
+// Without a worker (a context made without one): rmdir on the loop.
+kj::Promise<void> retryOnLoop(kj::Timer& timer, std::shared_ptr<cgroup::SandboxCgroup> cg,
+                              int left) {
   return timer.afterDelay(kInterval).then([&timer, cg = std::move(cg), left]() mutable {
     if (cg->tryRemove()) return kj::Promise<void>(kj::READY_NOW);
     if (left == 0) {
-      std::string dirs;
-      for (const std::string& d : cg->directories()) dirs += " " + d;
-      logError("cannot remove the cgroup of an ended sandbox (still busy after 5 s):" + dirs);
+      reportStillBusy(*cg);
       return kj::Promise<void>(kj::READY_NOW);
     }
-    return retry(timer, std::move(cg), left - 1);
+    return retryOnLoop(timer, std::move(cg), left - 1);
   });
 }
 
 }  // namespace
 
 void removeCgroupLater(DaemonContext& ctx, std::shared_ptr<cgroup::SandboxCgroup> cg) {
-  if (cg->tryRemove()) return;
   try {
-    retry(ctx.timer, std::move(cg), kAttempts).detach([](kj::Exception&& e) {
+    kj::Promise<void> removal = nullptr;
+    if (ctx.cgroupWorker) {
+      removal = removeOffLoop(ctx, std::move(cg), kAttempts);
+    } else {
+      if (cg->tryRemove()) return;
+      removal = retryOnLoop(ctx.timer, std::move(cg), kAttempts);
+    }
+    removal.detach([](kj::Exception&& e) {
       logError(std::string("cgroup removal failed: ") + e.getDescription().cStr());
     });
   } catch (const kj::Exception&) {

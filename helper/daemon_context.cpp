@@ -1,6 +1,6 @@
 #include "daemon_context.hpp"
 
-#include "cgroup_attacher.hpp"
+#include "cgroup_worker.hpp"
 #include "init_pool.hpp"
 #include "init_spawner.hpp"
 #include "sessions.hpp"

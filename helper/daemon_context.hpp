@@ -47,7 +47,7 @@ struct HelperLimits {
 };
 
 class SessionRegistry;
-class CgroupAttacher;
+class CgroupWorker;
 class InitPool;
 class InitSpawner;
 struct LiveSandbox;
@@ -63,7 +63,7 @@ struct DaemonContext {
   policy::Policy policy = policy::Policy::empty();
   std::string driverRoot = "/";
   // The GPUs under driverRoot, discovered off the event loop (made in main,
-  // after the capability drop, like cgroupAttacher).
+  // after the capability drop, like cgroupWorker).
   std::unique_ptr<GpuInventoryCache> gpuInventory;
   leases::LeaseTable leases;
   uint64_t sandboxCounter = 0;
@@ -94,10 +94,10 @@ struct DaemonContext {
   // Joins inits to v1 hierarchies off the loop. Made in main, like
   // gpuInventory, once the helper has dropped the capabilities it does not
   // keep: a thread starts with those of the thread that makes it.
-  std::unique_ptr<CgroupAttacher> cgroupAttacher;
+  std::unique_ptr<CgroupWorker> cgroupWorker;
   // Inits made ahead of requests (--warm-inits; null: none) by the spawner
-  // process. After the attacher, so it goes first: its inits' placements
-  // use the attacher.
+  // process. After the cgroup worker, so it goes first: its inits' placements
+  // use the cgroup worker.
   std::unique_ptr<InitSpawner> initSpawner;
   std::unique_ptr<InitPool> initPool;
   // Last, so it is destroyed first: what it still holds refers to the rest.

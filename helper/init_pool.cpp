@@ -3,7 +3,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
-#include "cgroup_attacher.hpp"
+#include "cgroup_worker.hpp"
 #include "cgroup_janitor.hpp"
 #include "daemon_context.hpp"
 #include "error.hpp"
@@ -165,7 +165,7 @@ void InitPool::spawned(uint64_t id, uint64_t generation, std::shared_ptr<cgroup:
       if (!procs.empty()) {
         w.placement->done = false;
         auto state = w.placement;
-        w.placed = ctx_.cgroupAttacher->attach(w.init.pid, std::move(procs))
+        w.placed = ctx_.cgroupWorker->attach(w.init.pid, std::move(procs))
                        .then([state]() { state->done = true; },
                              [state](kj::Exception&& e) {
                                state->failed = true;

@@ -42,7 +42,7 @@ struct DaemonContext;
 class InitSpawner;
 
 // Where a warm init stands with its cgroup v1 hierarchies (joined off the
-// loop by the CgroupAttacher while it waits).
+// loop by the CgroupWorker while it waits).
 struct WarmPlacement {
   bool done = true;  // also when there is nothing to join (cgroup v2, no cgroups)
   bool failed = false;
@@ -53,7 +53,7 @@ struct WarmInit {
   uint64_t generation = 0;  // the helper's mount table it copied (InitPool::generation_)
   LaunchedInit init;
   std::shared_ptr<cgroup::SandboxCgroup> cgroup;  // null when the helper has no cgroups
-  // Set by the attacher's promise; shared with it, so never holding it.
+  // Set by the cgroup worker's promise; shared with it, so never holding it.
   std::shared_ptr<WarmPlacement> placement;
   std::optional<kj::ForkedPromise<void>> placed;  // while !placement->done: resolves once joined
 };

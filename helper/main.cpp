@@ -17,7 +17,7 @@
 #include <optional>
 
 #include "caller_policy.hpp"
-#include "cgroup_attacher.hpp"
+#include "cgroup_worker.hpp"
 #include "check_config.hpp"
 #include "daemon_context.hpp"
 #include "error.hpp"
@@ -253,7 +253,7 @@ int serve(const Options& opts) {
   // The spawner of warm inits is forked here, after the drop and before the
   // first thread: it must be single-threaded (init_spawner.hpp).
   if (opts.warmInits > 0) ctx.initSpawner = std::make_unique<gpubox::InitSpawner>(io.unixEventPort);
-  ctx.cgroupAttacher = std::make_unique<gpubox::CgroupAttacher>(io.unixEventPort);
+  ctx.cgroupWorker = std::make_unique<gpubox::CgroupWorker>(io.unixEventPort);
   // The first GPU discovery, before serving; later ones run off the loop.
   ctx.gpuInventory = std::make_unique<gpubox::GpuInventoryCache>(ctx.driverRoot);
   // The socket last: a helper that cannot start leaves none behind.

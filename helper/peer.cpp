@@ -53,9 +53,13 @@ UniqueFd peerPidfd(int sock, pid_t pid) {
 }  // namespace
 
 ino_t namespaceInode(pid_t pid, const char* name) {
-  UniqueFd fd = openNs(pid, name);
-  if (!fd) throwErrno(std::string("open /proc/") + std::to_string(pid) + "/ns/" + name);
-  return inodeOf(fd.get());
+  // stat(2) follows the namespace link as open(2) does, with the same
+  // ptrace check, in one call instead of three (open, fstat, close): seven
+  // namespaces are read for every sandbox.
+  const std::string path = "/proc/" + std::to_string(pid) + "/ns/" + name;
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) throwErrno("stat " + path);
+  return st.st_ino;
 }
 
 PeerIdentity readPeerIdentity(int sock) {

@@ -9,7 +9,7 @@
 #include <optional>
 
 #include "caller_policy.hpp"
-#include "cgroup_attacher.hpp"
+#include "cgroup_worker.hpp"
 #include "cgroup_janitor.hpp"
 #include "error.hpp"
 #include "gpu_assignment.hpp"
@@ -364,7 +364,7 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   if (placement)
     live->runtime->placeWhen(std::move(*placement));
   else if (config.awaitPlacement)
-    live->runtime->placeWhen(ctx.cgroupAttacher->attach(initPid, std::move(v1Procs)));
+    live->runtime->placeWhen(ctx.cgroupWorker->attach(initPid, std::move(v1Procs)));
   live->namespaceIds = namespaceIdsOf(initPid, live->namespaces);
   // Read once above; read again only if that found nothing (an init that
   // already failed: then this throws, as the caller expects).

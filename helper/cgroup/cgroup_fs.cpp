@@ -73,11 +73,18 @@ void validateCgroupName(const std::string& name) {
 }
 
 std::pair<std::string, UniqueFd> makeCgroup(const std::string& parent, const std::string& name) {
-  // The parent was made at start, but someone may have removed it since.
-  if (::mkdir(parent.c_str(), 0755) != 0 && errno != EEXIST)
-    throwErrno("creating cgroup " + parent);
   const std::string dir = parent + "/" + name;
-  if (::mkdir(dir.c_str(), 0755) != 0) {
+  // The parent was made at start, but someone may have removed it since: it
+  // is made again then, not tried each time (on cgroupfs even a mkdir that
+  // finds the directory takes the kernel's locks; six hierarchies per
+  // sandbox on a v1 host).
+  int made = ::mkdir(dir.c_str(), 0755);
+  if (made != 0 && errno == ENOENT) {
+    if (::mkdir(parent.c_str(), 0755) != 0 && errno != EEXIST)
+      throwErrno("creating cgroup " + parent);
+    made = ::mkdir(dir.c_str(), 0755);
+  }
+  if (made != 0) {
     if (errno == EEXIST)
       throw Error("cgroup " + dir + " already exists (a sandbox name was reused?)");
     throwErrno("creating cgroup " + dir);

@@ -249,13 +249,18 @@ uint64_t SandboxCgroup::oomKills() const {
   for (const Dir& dir : v1_)
     if (!dir.removed && hasController(dir.controllers, "memory"))
       readV1OomKills(dir.fd.get(), kills);
-  if (v2_ && !v2_->removed) readV2OomKills(v2_->fd.get(), kills);
+  // Where memory is not a v2 controller here (a hybrid host), the v2
+  // directory has no memory.events: not looked for at every command.
+  if (v2_ && !v2_->removed && hasController(layout_.v2Controllers, "memory"))
+    readV2OomKills(v2_->fd.get(), kills);
   return kills;
 }
 
 uint64_t SandboxCgroup::processes() const {
   uint64_t count = 0;
-  if (v2_ && !v2_->removed && readPidsCurrent(v2_->fd.get(), count)) return count;
+  if (v2_ && !v2_->removed && hasController(layout_.v2Controllers, "pids") &&
+      readPidsCurrent(v2_->fd.get(), count))
+    return count;
   for (const Dir& dir : v1_)
     if (!dir.removed && hasController(dir.controllers, "pids") &&
         readPidsCurrent(dir.fd.get(), count))
@@ -286,6 +291,24 @@ bool SandboxCgroup::tryRemove() {
     }
   }
   return all;
+}
+
+bool SandboxCgroup::noteRemoval(const std::vector<std::string>& paths,
+                                const std::vector<int>& errors) {
+  for (size_t i = 0; i < paths.size() && i < errors.size(); ++i) {
+    for (Dir* dir : dirs()) {
+      if (dir->removed || dir->path != paths[i]) continue;
+      if (errors[i] == 0 || errors[i] == ENOENT) {
+        dir->removed = true;
+        dir->fd.reset();
+      } else {
+        dir->removeError = errors[i];
+      }
+    }
+  }
+  for (const Dir* dir : dirs())
+    if (!dir->removed) return false;
+  return true;
 }
 
 std::vector<std::string> SandboxCgroup::directories() const {

@@ -100,8 +100,13 @@ class SandboxCgroup {
   // rmdir of every directory still there, once: no sleeping, no retries (the
   // caller retries from its event loop). True when all are gone.
   bool tryRemove();
-  // The directories it made that still exist.
+  // The directories it made that still exist, in the order tryRemove()
+  // takes them.
   std::vector<std::string> directories() const;
+  // After rmdir of some of directories() elsewhere (off the event loop,
+  // helper/cgroup_worker.hpp): ERRORS[i] is rmdir's errno for PATHS[i], 0
+  // when it was removed. True when all are gone.
+  bool noteRemoval(const std::vector<std::string>& paths, const std::vector<int>& errors);
 
   // One line for humans and the JSON status, e.g.
   // "/sys/fs/cgroup/unified/gpubox/sb-1-2 + memory:/process_api/x/gpubox/sb-1-2 + ...".

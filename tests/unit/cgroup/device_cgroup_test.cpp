@@ -250,6 +250,25 @@ TEST_P(DeviceCgroupTest, DestructorRemovesDirectories) {
   }
 }
 
+// The helper removes an ended sandbox's directories on its cgroup worker's
+// thread and tells the cgroup what came of each rmdir.
+TEST_P(DeviceCgroupTest, RemovalMadeElsewhereIsNoted) {
+  auto cg = make(DevicePolicy::AllowListed, {}, {});
+  const std::vector<std::string> dirs = cg->directories();
+  ASSERT_FALSE(dirs.empty());
+  // The first could not go (busy), the others did.
+  std::vector<int> errors;
+  for (size_t i = 0; i < dirs.size(); ++i)
+    errors.push_back(i == 0 ? EBUSY : (::rmdir(dirs[i].c_str()) == 0 ? 0 : errno));
+  EXPECT_FALSE(cg->noteRemoval(dirs, errors));
+  EXPECT_EQ(cg->directories(), std::vector<std::string>{dirs[0]});
+  // Then it did; ENOENT counts as gone.
+  ASSERT_EQ(::rmdir(dirs[0].c_str()), 0) << dirs[0];
+  EXPECT_TRUE(cg->noteRemoval({dirs[0]}, {ENOENT}));
+  EXPECT_TRUE(cg->directories().empty());
+  EXPECT_TRUE(cg->tryRemove());
+}
+
 TEST_P(DeviceCgroupTest, NameReuseIsRefused) {
   const std::string name = uniqueName();
   auto first = createDevices(name, DevicePolicy::AllowListed, {}, {}, GetParam());

@@ -352,3 +352,84 @@ TEST(SandboxCgroup, RejectsBadNames) {
 
 }  // namespace
 }  // namespace gpubox::cgroup
+
+namespace gpubox::cgroup {
+namespace {
+
+// makeCgroup tries the sandbox's directory first; a parent removed since
+// start (an administrator, a cleanup job) is made again, and a name in use
+// is still refused.
+TEST(MakeCgroup, MakesAGoneParentAgainAndRefusesANameInUse) {
+  char tmpl[] = "/tmp/gpubox-makecg.XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr) << std::strerror(errno);
+  const std::string parent = std::string(tmpl) + "/gpubox";
+  auto [first, firstFd] = makeCgroup(parent, "sb-1");
+  EXPECT_EQ(first, parent + "/sb-1");
+  EXPECT_TRUE(firstFd.valid());
+  auto [second, secondFd] = makeCgroup(parent, "sb-2");
+  EXPECT_TRUE(secondFd.valid());
+  try {
+    makeCgroup(parent, "sb-2");
+    ADD_FAILURE() << "a name in use was made again";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("already exists"), std::string::npos) << e.what();
+  }
+  ::rmdir(first.c_str());
+  ::rmdir(second.c_str());
+  ASSERT_EQ(::rmdir(parent.c_str()), 0);
+  auto [third, thirdFd] = makeCgroup(parent, "sb-3");
+  EXPECT_TRUE(thirdFd.valid());
+  EXPECT_EQ(::rmdir(third.c_str()), 0);
+  ::rmdir(parent.c_str());
+  ::rmdir(tmpl);
+}
+
+}  // namespace
+}  // namespace gpubox::cgroup
+
+namespace gpubox::cgroup {
+namespace {
+
+void writeText(const std::string& path, const std::string& text) {
+  std::ofstream(path) << text;
+}
+
+// What a command's start and end read, through a SandboxCgroup over a fake
+// v2 hierarchy: memory.events and pids.current where memory and pids are
+// v2 controllers (a v2 host), and not looked for where they are not (a
+// hybrid host, whose v2 directory has neither file).
+TEST(FakeV2SandboxCgroup, OomAndProcessReadsFollowTheV2Controllers) {
+  char tmpl[] = "/tmp/gpubox-fakev2.XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr) << std::strerror(errno);
+  Layout layout;
+  layout.v2Parent = std::string(tmpl) + "/gpubox";
+  layout.v2Controllers = {"memory", "pids"};
+  auto cg = SandboxCgroup::createEmpty(layout, "sb-fake-1", false);
+  const std::string dir = layout.v2Parent + "/sb-fake-1";
+  writeText(dir + "/memory.events", "low 0\nhigh 0\nmax 2\noom 1\noom_kill 1\n");
+  writeText(dir + "/pids.current", "3\n");
+  EXPECT_EQ(cg->oomKills(), 1u);
+  EXPECT_EQ(cg->processes(), 3u);
+
+  layout.v2Controllers = {};
+  auto hybrid = SandboxCgroup::createEmpty(layout, "sb-fake-2", false);
+  const std::string dir2 = layout.v2Parent + "/sb-fake-2";
+  // Were they read, these would count.
+  writeText(dir2 + "/memory.events", "oom_kill 5\n");
+  writeText(dir2 + "/pids.current", "7\n");
+  writeText(dir2 + "/cgroup.procs", "");
+  EXPECT_EQ(hybrid->oomKills(), 0u);
+  EXPECT_EQ(hybrid->processes(), 0u) << "members counted from cgroup.procs instead";
+
+  for (const std::string& d : {dir, dir2}) {
+    for (const char* f : {"memory.events", "pids.current", "cgroup.procs"})
+      ::unlink((d + "/" + f).c_str());
+  }
+  cg.reset();
+  hybrid.reset();
+  ::rmdir(layout.v2Parent.c_str());
+  ::rmdir(tmpl);
+}
+
+}  // namespace
+}  // namespace gpubox::cgroup

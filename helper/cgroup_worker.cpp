@@ -1,4 +1,4 @@
-#include "cgroup_attacher.hpp"
+#include "cgroup_worker.hpp"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -15,26 +15,31 @@
 namespace gpubox {
 
 // Everything the worker touches is made and freed on the loop's thread.
-struct CgroupAttacher::Job {
+struct CgroupWorker::Job {
+  // A join: the pid written to each cgroup.procs.
   char pid[16] = {};
   size_t pidLength = 0;
   std::vector<std::pair<std::string, UniqueFd>> procs;
   size_t failedAt = 0;  // index into procs; procs.size() when all succeeded
   int err = 0;
-  kj::Own<kj::PromiseFulfiller<void>> done;
+  // A removal: each directory, and rmdir's errno for it (sized beforehand).
+  std::vector<std::string> dirs;
+  std::vector<int> removeErrors;
+  kj::Own<kj::PromiseFulfiller<void>> joined;               // a join's
+  kj::Own<kj::PromiseFulfiller<std::vector<int>>> removed;  // a removal's
 };
 
 namespace {
 
 std::pair<UniqueFd, UniqueFd> makePipe() {
   int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) throwErrno("pipe for the cgroup attacher");
+  if (::pipe2(fds, O_CLOEXEC) != 0) throwErrno("pipe for the cgroup worker");
   return {UniqueFd(fds[0]), UniqueFd(fds[1])};
 }
 
 }  // namespace
 
-CgroupAttacher::Pipes::Pipes() {
+CgroupWorker::Pipes::Pipes() {
   std::tie(requestRead, requestWrite) = makePipe();
   std::tie(resultRead, resultWrite) = makePipe();
   // Never block the loop: a full queue (a wedged worker) fails the request.
@@ -42,7 +47,7 @@ CgroupAttacher::Pipes::Pipes() {
   ::fcntl(resultRead.get(), F_SETFL, ::fcntl(resultRead.get(), F_GETFL) | O_NONBLOCK);
 }
 
-CgroupAttacher::CgroupAttacher(kj::UnixEventPort& port)
+CgroupWorker::CgroupWorker(kj::UnixEventPort& port)
     : observer_(port, pipes_.resultRead.get(), kj::UnixEventPort::FdObserver::OBSERVE_READ) {
   // The worker must never take a signal meant for the helper (SIGTERM, SIGHUP).
   sigset_t all, old;
@@ -51,21 +56,23 @@ CgroupAttacher::CgroupAttacher(kj::UnixEventPort& port)
   worker_ = std::thread([this] { work(); });
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   collecting_ = collect().eagerlyEvaluate([](kj::Exception&& e) {
-    logError(std::string("cgroup attacher failed: ") + e.getDescription().cStr());
+    logError(std::string("cgroup worker failed: ") + e.getDescription().cStr());
   });
 }
 
-CgroupAttacher::~CgroupAttacher() {
+CgroupWorker::~CgroupWorker() {
   pipes_.requestWrite.reset();  // EOF: the worker finishes the job at hand and returns
   if (worker_.joinable()) worker_.join();
 }
 
-void CgroupAttacher::work() {
+void CgroupWorker::work() {
   for (;;) {
     Job* job = nullptr;
     ssize_t n = ::read(pipes_.requestRead.get(), &job, sizeof job);
     if (n < 0 && errno == EINTR) continue;
     if (n != static_cast<ssize_t>(sizeof job)) return;
+    for (size_t i = 0; i < job->dirs.size(); ++i)
+      job->removeErrors[i] = ::rmdir(job->dirs[i].c_str()) == 0 ? 0 : errno;
     job->failedAt = job->procs.size();
     for (size_t i = 0; i < job->procs.size(); ++i) {
       ssize_t w;
@@ -83,22 +90,40 @@ void CgroupAttacher::work() {
   }
 }
 
-kj::Promise<void> CgroupAttacher::attach(pid_t pid,
-                                         std::vector<std::pair<std::string, UniqueFd>> procs) {
+kj::Promise<void> CgroupWorker::attach(pid_t pid,
+                                       std::vector<std::pair<std::string, UniqueFd>> procs) {
   if (procs.empty()) return kj::READY_NOW;
   auto job = std::make_unique<Job>();
   job->pidLength = static_cast<size_t>(std::snprintf(job->pid, sizeof job->pid, "%d", pid));
   job->procs = std::move(procs);
   auto paf = kj::newPromiseAndFulfiller<void>();
-  job->done = kj::mv(paf.fulfiller);
-  Job* raw = job.get();
-  if (::write(pipes_.requestWrite.get(), &raw, sizeof raw) != static_cast<ssize_t>(sizeof raw))
-    return callerError(errnoMessage("cannot queue a cgroup v1 attach", errno));
-  pending_.emplace(raw, std::move(job));
+  job->joined = kj::mv(paf.fulfiller);
+  if (int err = queue(job))
+    return callerError(errnoMessage("cannot queue a cgroup v1 attach", err));
   return kj::mv(paf.promise);
 }
 
-kj::Promise<void> CgroupAttacher::collect() {
+kj::Promise<std::vector<int>> CgroupWorker::remove(std::vector<std::string> dirs) {
+  if (dirs.empty()) return std::vector<int>{};
+  const size_t count = dirs.size();
+  auto job = std::make_unique<Job>();
+  job->removeErrors.assign(count, 0);
+  job->dirs = std::move(dirs);
+  auto paf = kj::newPromiseAndFulfiller<std::vector<int>>();
+  job->removed = kj::mv(paf.fulfiller);
+  if (queue(job) != 0) return std::vector<int>(count, EAGAIN);
+  return kj::mv(paf.promise);
+}
+
+int CgroupWorker::queue(std::unique_ptr<Job>& job) {
+  Job* raw = job.get();
+  if (::write(pipes_.requestWrite.get(), &raw, sizeof raw) != static_cast<ssize_t>(sizeof raw))
+    return errno;
+  pending_.emplace(raw, std::move(job));
+  return 0;
+}
+
+kj::Promise<void> CgroupWorker::collect() {
   for (;;) {
     Job* raw = nullptr;
     ssize_t n = ::read(pipes_.resultRead.get(), &raw, sizeof raw);
@@ -110,10 +135,12 @@ kj::Promise<void> CgroupAttacher::collect() {
     if (it == pending_.end()) continue;
     std::unique_ptr<Job> job = std::move(it->second);
     pending_.erase(it);
-    if (job->failedAt == job->procs.size())
-      job->done->fulfill();
+    if (job->removed)
+      job->removed->fulfill(std::move(job->removeErrors));
+    else if (job->failedAt == job->procs.size())
+      job->joined->fulfill();
     else
-      job->done->reject(callerError(errnoMessage(
+      job->joined->reject(callerError(errnoMessage(
           "joining the sandbox's cgroup (" + job->procs[job->failedAt].first + ")", job->err)));
   }
 }

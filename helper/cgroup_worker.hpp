@@ -1,0 +1,73 @@
+// The helper's thread for cgroupfs work that can wait, kept off the event
+// loop.
+//
+// Joins: writing a pid to a v1 cgroup.procs migrates the process, and a
+// migration takes the kernel's cgroup_threadgroup_rwsem for writing, which
+// waits for an RCU grace period: about 10 ms on an idle host (measured on
+// this project's 2-core CI machine; docs/performance.md). cgroup v2 needs
+// none of this (clone3 with CLONE_INTO_CGROUP places the init at birth);
+// only v1 and hybrid hosts ask for joins.
+//
+// Removals: rmdir of a cgroup directory takes the kernel's cgroup_mutex,
+// which a migration holds through its grace period. On the loop, the
+// removals of ended sandboxes (one directory per hierarchy: six on a v1
+// hybrid host) took 0.35 ms each on average and up to 18 ms (perf trace,
+// 200 runs), every client waiting. Every host uses them.
+//
+// The worker thread only calls read(2), write(2) and rmdir(2): it never
+// allocates, so it holds no lock a freshly cloned init could need (inits
+// are made with raw clone3, which skips glibc's fork handlers). Jobs are
+// made and freed on the loop's thread.
+#pragma once
+
+#include <kj/async-unix.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "unique_fd.hpp"
+
+namespace gpubox {
+
+class CgroupWorker {
+ public:
+  explicit CgroupWorker(kj::UnixEventPort& port);
+  ~CgroupWorker();  // stops the worker; pending attaches are dropped
+  CgroupWorker(const CgroupWorker&) = delete;
+  CgroupWorker& operator=(const CgroupWorker&) = delete;
+
+  // Writes PID to each (path, open cgroup.procs) on the worker thread.
+  // Rejects with a gpubox message naming the file that failed.
+  kj::Promise<void> attach(pid_t pid, std::vector<std::pair<std::string, UniqueFd>> procs);
+
+  // rmdir(2) of each directory, in order, on the worker thread; resolves to
+  // the errno of each (0: removed). Never rejects for the kernel's answer;
+  // a queue that cannot take the job resolves to EAGAIN for each.
+  kj::Promise<std::vector<int>> remove(std::vector<std::string> dirs);
+
+ private:
+  struct Job;
+  void work();
+  // Hands JOB to the worker (pending_ owns it from then on); the write's
+  // errno, JOB untouched, when the queue is full.
+  int queue(std::unique_ptr<Job>& job);
+  kj::Promise<void> collect();
+
+  struct Pipes {
+    Pipes();
+    UniqueFd requestRead, requestWrite;  // loop -> worker: Job*
+    UniqueFd resultRead, resultWrite;    // worker -> loop: Job*, read non-blocking
+  };
+  Pipes pipes_;
+  // Owned here, on the loop's thread; the worker only borrows them.
+  std::map<Job*, std::unique_ptr<Job>> pending_;
+  kj::UnixEventPort::FdObserver observer_;
+  kj::Promise<void> collecting_ = nullptr;
+  std::thread worker_;
+};
+
+}  // namespace gpubox
