@@ -48,7 +48,7 @@ struct Options {
   unsigned rssClients = 8;
   bool gpu = true;
   bool spans = false;
-  std::string helper, cli, bwrap = "/usr/bin/bwrap";
+  std::string helper, cli, execClient, bwrap = "/usr/bin/bwrap";
 };
 
 const std::vector<std::string> kEnv = {"PATH=/usr/bin:/bin", "HOME=/", "LANG=C"};
@@ -308,6 +308,28 @@ int benchmark(const Options& o) {
   pairs.push_back(interleave("exec into a session", "gpubox exec",
                              gpubox(helper, {"exec", "bench-warm", "--", "/bin/true"}), "bwrap",
                              bwrapPlan, o));
+  // The same warm path through libgpubox-client in one long-lived process
+  // (what an agent runtime that embeds it pays per command: no client
+  // process), interleaved with bwrap started from that same process.
+  {
+    std::string execClient = copyExecutable(o.execClient, work.path(), "bench_exec_client");
+    std::string out = control.output(
+        Command(concat({execClient, helper.socket(), "bench-warm", std::to_string(o.runs),
+                        std::to_string(o.warmup)},
+                       bwrapPlan.argv()),
+                kEnv, "/", kNobody));
+    Pair p{"exec, libgpubox-client", "Connection::exec", "bwrap", {}, {}};
+    std::istringstream lines(out);
+    std::string side;
+    double ms = 0;
+    while (lines >> side >> ms) (side == "a" ? p.a : p.b).push_back(ms);
+    if (p.a.size() != o.runs || p.b.size() != o.runs)
+      throw std::runtime_error("bench_exec_client printed " + std::to_string(p.a.size()) + " and " +
+                               std::to_string(p.b.size()) + " times, not " +
+                               std::to_string(o.runs) + " each");
+    std::fprintf(stderr, "  done: %s\n", p.name.c_str());
+    pairs.push_back(std::move(p));
+  }
   control.timed(gpubox(helper, {"session", "rm", "bench-warm"}));
   pairs.push_back(interleave("client start-up", "gpubox --version",
                              Command({cli, "--version"}, kEnv, "/", kNobody), "/bin/true",
@@ -419,6 +441,7 @@ int main(int argc, char** argv) {
   gpubox::bench::Options o;
   o.helper = gpubox::bench::besideBuild("helper/gpubox-helper");
   o.cli = gpubox::bench::besideBuild("client/gpubox");
+  o.execClient = gpubox::bench::besideBuild("tests/bench/bench_exec_client");
   CLI::App app{"bench_startup: gpubox start-up, throughput and memory against bubblewrap"};
   app.add_option("--runs", o.runs, "Interleaved runs of each side per latency row")
       ->capture_default_str();
@@ -440,6 +463,8 @@ int main(int argc, char** argv) {
                "Also time the phases of a run with a helper started with --trace-spans");
   app.add_option("--helper", o.helper, "gpubox-helper binary")->capture_default_str();
   app.add_option("--cli", o.cli, "gpubox binary")->capture_default_str();
+  app.add_option("--exec-client", o.execClient, "bench_exec_client binary (the libgpubox-client row)")
+      ->capture_default_str();
   app.add_option("--bwrap", o.bwrap, "bubblewrap binary")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   o.gpu = !noGpu;
