@@ -3,8 +3,8 @@
 #include <signal.h>
 #include <sys/wait.h>
 
-#include "cgroup_worker.hpp"
 #include "cgroup_janitor.hpp"
+#include "cgroup_worker.hpp"
 #include "daemon_context.hpp"
 #include "error.hpp"
 #include "init_spawner.hpp"
@@ -58,8 +58,13 @@ std::optional<WarmInit> InitPool::take() {
     else
       out = std::move(w);
   }
-  scheduleRefill();
+  if (warm_.empty()) scheduleRefill();
   return out;
+}
+
+void InitPool::refillAfter(kj::Promise<void> event) {
+  tasks_.add(
+      event.then([this]() { scheduleRefill(); }, [this](kj::Exception&&) { scheduleRefill(); }));
 }
 
 // After the current turn of the loop, not in it: the new inits' cgroup
@@ -100,6 +105,7 @@ void InitPool::refillWhenQuiet() {
 }
 
 void InitPool::discard(WarmInit w) {
+  scheduleRefill();
   sys::pidfdSendSignal(w.init.pidfd.get(), SIGKILL);
   std::function<void()> release = [cg = std::move(w.cgroup), ctx = &ctx_]() mutable {
     if (cg) removeCgroupLater(*ctx, std::move(cg));

@@ -67,11 +67,20 @@ class InitPool : private kj::TaskSet::ErrorHandler {
   InitPool(const InitPool&) = delete;
   InitPool& operator=(const InitPool&) = delete;
 
-  // A warm init with a new network namespace, or none (the pool is empty);
-  // schedules a refill.
+  // A warm init with a new network namespace, or none (the pool is empty).
+  // If that leaves the pool empty, it refills at once (the next turn of the
+  // loop); otherwise the caller says when with refillAfter.
   std::optional<WarmInit> take();
+  // Refills once EVENT settles (resolved or rejected): the caller's choice
+  // of a moment when the taken init's sandbox no longer waits on the
+  // machine (sandbox_factory.cpp: its first command ended, or a while after
+  // it became ready). The clone into new namespaces, made at the take, ran
+  // beside that sandbox's setup and start and slowed them: a back-to-back
+  // `run` was 1.20x bwrap's then, 1.03x after (2-core VM,
+  // docs/performance.md).
+  void refillAfter(kj::Promise<void> event);
   // Kills and reaps W's init, then removes its cgroup: for a warm init taken
-  // by a request that then failed before using it.
+  // by a request that then failed before using it. Schedules a refill.
   void discard(WarmInit w);
 
   size_t size() const { return size_; }

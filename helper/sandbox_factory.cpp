@@ -9,8 +9,8 @@
 #include <optional>
 
 #include "caller_policy.hpp"
-#include "cgroup_worker.hpp"
 #include "cgroup_janitor.hpp"
+#include "cgroup_worker.hpp"
 #include "error.hpp"
 #include "gpu_assignment.hpp"
 #include "init_pool.hpp"
@@ -22,6 +22,10 @@
 namespace gpubox {
 
 namespace {
+
+// How long after a pool-served sandbox is ready its init is made again when
+// its first command has not ended by then (or there is none yet: a session).
+constexpr auto kRefillAfterReady = 10 * kj::MILLISECONDS;
 
 // Requests only root may make, unless the caller's policy rule allows them.
 void checkPrivilegedOptions(const PeerIdentity& peer, const policy::Grant& grant,
@@ -185,6 +189,14 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   // request fails before handing it its configuration.
   std::optional<WarmInit> warm;
   if (ctx.initPool && newNetwork) warm = ctx.initPool->take();
+  // The pool refills once this sandbox is ready (InitPool::refillAfter), or
+  // at once if this request fails before it has a runtime to wait on.
+  struct RefillLater {
+    InitPool* pool;
+    ~RefillLater() {
+      if (pool) pool->refillAfter(kj::READY_NOW);
+    }
+  } refillLater{warm ? ctx.initPool.get() : nullptr};
   struct DiscardUnused {
     DaemonContext& ctx;
     std::optional<WarmInit>& warm;
@@ -361,6 +373,16 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
         logSandbox(log->record);
       });
   live->runtime->traceSpans(spans);
+  if (refillLater.pool) {
+    // Once its first command has ended (a `run`), or kRefillAfterReady after
+    // it is ready (a longer command, a session with none yet): not while the
+    // caller waits for the setup and the command's start.
+    kj::Timer& timer = ctx.timer;
+    refillLater.pool->refillAfter(
+        live->runtime->whenFirstEnded().exclusiveJoin(live->runtime->whenReady().then(
+            [&timer]() { return timer.afterDelay(kRefillAfterReady); })));
+    refillLater.pool = nullptr;
+  }
   if (placement)
     live->runtime->placeWhen(std::move(*placement));
   else if (config.awaitPlacement)

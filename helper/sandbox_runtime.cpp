@@ -244,6 +244,11 @@ void SandboxRuntime::deliver(uint32_t id, ExecOutcome outcome) {
   state.outcome = outcome;
   for (auto& w : state.waiters) w->fulfill(ExecOutcome(outcome));
   state.waiters.clear();
+  if (!firstEnded_) {
+    firstEnded_ = true;
+    for (auto& f : firstEndedWaiters_) f->fulfill();
+    firstEndedWaiters_.clear();
+  }
   if (onActivity_) onActivity_();
 }
 
@@ -266,6 +271,9 @@ void SandboxRuntime::initGone(const std::string& why) {
   dead_ = why;
   for (auto& f : readyWaiters_) f->reject(callerError(why));
   readyWaiters_.clear();
+  firstEnded_ = true;
+  for (auto& f : firstEndedWaiters_) f->fulfill();
+  firstEndedWaiters_.clear();
   for (auto& [id, state] : execs_) {
     state.timeout = nullptr;
     if (state.deferred) {
@@ -334,6 +342,13 @@ void SandboxRuntime::placeWhen(kj::Promise<void> placement) {
                      initGone(e.getDescription().cStr());
                      sys::pidfdSendSignal(pidfd_.get(), SIGKILL);
                    });
+}
+
+kj::Promise<void> SandboxRuntime::whenFirstEnded() {
+  if (firstEnded_ || dead_) return kj::READY_NOW;
+  auto paf = kj::newPromiseAndFulfiller<void>();
+  firstEndedWaiters_.push_back(kj::mv(paf.fulfiller));
+  return kj::mv(paf.promise);
 }
 
 kj::Promise<void> SandboxRuntime::whenReady() {

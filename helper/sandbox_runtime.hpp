@@ -66,6 +66,9 @@ class SandboxRuntime {
 
   // Resolves when setup finished; rejects with the init's message otherwise.
   kj::Promise<void> whenReady();
+  // Resolves once the first command's end has been delivered to its
+  // waiters, or the init is gone; rejects if this object goes first.
+  kj::Promise<void> whenFirstEnded();
   // Tells the init it was placed in its cgroups once PLACEMENT resolves (see
   // InitConfig::awaitPlacement); if it rejects, the sandbox fails with that.
   void placeWhen(kj::Promise<void> placement);
@@ -135,6 +138,8 @@ class SandboxRuntime {
   std::optional<std::string> dead_;   // why the init is gone
   std::optional<EndReason> endedBy_;  // set by end(): the helper ended it on purpose
   std::vector<kj::Own<kj::PromiseFulfiller<void>>> readyWaiters_;
+  bool firstEnded_ = false;
+  std::vector<kj::Own<kj::PromiseFulfiller<void>>> firstEndedWaiters_;
   std::vector<size_t> skipped_;
   std::vector<size_t> hidden_;
   std::map<uint32_t, ExecState> execs_;

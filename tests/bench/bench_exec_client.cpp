@@ -47,8 +47,10 @@ int main(int argc, char** argv) {
   auto execOnce = [&] {
     auto t0 = std::chrono::steady_clock::now();
     client::RunResult r = conn.exec(request).wait();
-    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    if (r.exitCode != 0) throw std::runtime_error("exec of /bin/true: " + r.reason + " " + r.message);
+    double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    if (r.exitCode != 0)
+      throw std::runtime_error("exec of /bin/true: " + r.reason + " " + r.message);
     return ms;
   };
   for (unsigned i = 0; i < warmup; ++i) {

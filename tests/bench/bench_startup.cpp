@@ -221,7 +221,10 @@ int benchmark(const Options& o) {
     throw std::runtime_error("cannot prepare " + cwd);
   std::string helperDir = work.path() + "/helper";
   std::filesystem::create_directory(helperDir);
-  std::string caps = std::to_string(std::max(maxClients, o.idleSessions) + 16);
+  // A sandbox counts against its uid until its init is reaped, which on a
+  // saturated machine comes after its client has already asked for the next
+  // one: with 32 back-to-back clients on 2 cores, 48 were counted at once.
+  std::string caps = std::to_string(std::max(2 * maxClients, o.idleSessions) + 16);
   std::vector<std::string> capArgs = {"--max-sandboxes-per-uid", caps, "--max-sessions-per-uid",
                                       caps};
   Helper helper(o.helper, helperDir, capArgs);
@@ -313,11 +316,11 @@ int benchmark(const Options& o) {
   // process), interleaved with bwrap started from that same process.
   {
     std::string execClient = copyExecutable(o.execClient, work.path(), "bench_exec_client");
-    std::string out = control.output(
-        Command(concat({execClient, helper.socket(), "bench-warm", std::to_string(o.runs),
-                        std::to_string(o.warmup)},
-                       bwrapPlan.argv()),
-                kEnv, "/", kNobody));
+    std::string out =
+        control.output(Command(concat({execClient, helper.socket(), "bench-warm",
+                                       std::to_string(o.runs), std::to_string(o.warmup)},
+                                      bwrapPlan.argv()),
+                               kEnv, "/", kNobody));
     Pair p{"exec, libgpubox-client", "Connection::exec", "bwrap", {}, {}};
     std::istringstream lines(out);
     std::string side;
@@ -463,7 +466,8 @@ int main(int argc, char** argv) {
                "Also time the phases of a run with a helper started with --trace-spans");
   app.add_option("--helper", o.helper, "gpubox-helper binary")->capture_default_str();
   app.add_option("--cli", o.cli, "gpubox binary")->capture_default_str();
-  app.add_option("--exec-client", o.execClient, "bench_exec_client binary (the libgpubox-client row)")
+  app.add_option("--exec-client", o.execClient,
+                 "bench_exec_client binary (the libgpubox-client row)")
       ->capture_default_str();
   app.add_option("--bwrap", o.bwrap, "bubblewrap binary")->capture_default_str();
   CLI11_PARSE(app, argc, argv);

@@ -219,6 +219,51 @@ TEST_P(WarmInits, MountChurnDoesNotChurnThePool) {
   EXPECT_EQ(r.exitCode, 0) << r.describe();
 }
 
+// Each init taken is made again: once its sandbox is ready (so that the
+// clone does not slow that sandbox's setup), once its setup failed, and at
+// once when a take empties the pool.
+TEST_P(WarmInits, ThePoolIsMadeWholeAgainAfterEveryKindOfTake) {
+  const std::set<pid_t> first = fullPool();
+  for (int i = 0; i < 2 * warm(); ++i) {
+    auto r = helper().cli({"run", "--", "true"}, as());
+    ASSERT_EQ(r.exitCode, 0) << r.describe();
+  }
+  const std::set<pid_t> afterRuns = fullPool();
+  for (pid_t pid : first) EXPECT_FALSE(afterRuns.contains(pid)) << "init " << pid << " not taken";
+  // Setup fails in the init (a bind source that does not exist).
+  auto failed =
+      helper().cli({"run", "--ro-bind", "/nonexistent-gpubox-source", "/x", "--", "true"}, as());
+  EXPECT_NE(failed.exitCode, 0) << failed.describe();
+  EXPECT_THAT(failed.err, HasSubstr("/nonexistent-gpubox-source")) << failed.describe();
+  const std::set<pid_t> afterFailure = fullPool();
+  // Takes faster than the refills: sessions hold their inits, so every one
+  // is taken, and the last take found the pool empty.
+  std::vector<std::string> names;
+  std::set<pid_t> sessionInits;
+  for (int i = 0; i < warm() + 1; ++i) {
+    auto created = helper().cli({"session", "create", "--json"}, as());
+    ASSERT_EQ(created.exitCode, 0) << created.describe();
+    nlohmann::json j = parseJson(created.out);
+    names.push_back(j["name"].get<std::string>());
+    sessionInits.insert(j["init_pid"].get<pid_t>());
+  }
+  std::set<pid_t> waiting;
+  EXPECT_TRUE(pollUntil(
+      [&] {
+        waiting.clear();
+        for (pid_t pid : initChildren(helper().pid()))
+          if (!sessionInits.contains(pid)) waiting.insert(pid);
+        return waiting.size() == static_cast<size_t>(warm());
+      },
+      20s))
+      << "expected " << warm() << " warm inits beside the sessions', found " << waiting.size();
+  for (pid_t pid : afterFailure) EXPECT_TRUE(sessionInits.contains(pid)) << pid << " not taken";
+  for (const std::string& name : names) {
+    auto rm = helper().cli({"session", "rm", name}, as());
+    EXPECT_EQ(rm.exitCode, 0) << rm.describe();
+  }
+}
+
 // --net host sandboxes are never served from the pool (its inits all have
 // a network namespace of their own).
 TEST_P(WarmInits, HostNetworkIsNeverServedFromThePool) {
