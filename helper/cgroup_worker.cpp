@@ -14,6 +14,11 @@
 
 namespace gpubox {
 
+struct MadeDirs {
+  std::vector<UniqueFd> fds;
+  std::vector<cgroup::MakeResult> results;
+};
+
 // Everything the worker touches is made and freed on the loop's thread.
 struct CgroupWorker::Job {
   // A join: the pid written to each cgroup.procs.
@@ -25,8 +30,14 @@ struct CgroupWorker::Job {
   // A removal: each directory, and rmdir's errno for it (sized beforehand).
   std::vector<std::string> dirs;
   std::vector<int> removeErrors;
+  // A making: each directory and its parent, and what came of it (sized
+  // beforehand).
+  std::vector<cgroup::SandboxCgroup::DirToMake> toMake;
+  std::vector<UniqueFd> madeFds;
+  std::vector<cgroup::MakeResult> madeResults;
   kj::Own<kj::PromiseFulfiller<void>> joined;               // a join's
   kj::Own<kj::PromiseFulfiller<std::vector<int>>> removed;  // a removal's
+  kj::Own<kj::PromiseFulfiller<MadeDirs>> made;             // a making's
 };
 
 namespace {
@@ -73,6 +84,11 @@ void CgroupWorker::work() {
     if (n != static_cast<ssize_t>(sizeof job)) return;
     for (size_t i = 0; i < job->dirs.size(); ++i)
       job->removeErrors[i] = ::rmdir(job->dirs[i].c_str()) == 0 ? 0 : errno;
+    for (size_t i = 0; i < job->toMake.size(); ++i) {
+      job->madeResults[i] =
+          cgroup::makeCgroupDir(job->toMake[i].parent, job->toMake[i].path, &job->madeFds[i]);
+      if (job->madeResults[i].failed != cgroup::MakeResult::Step::Done) break;
+    }
     job->failedAt = job->procs.size();
     for (size_t i = 0; i < job->procs.size(); ++i) {
       ssize_t w;
@@ -115,6 +131,25 @@ kj::Promise<std::vector<int>> CgroupWorker::remove(std::vector<std::string> dirs
   return kj::mv(paf.promise);
 }
 
+kj::Promise<std::unique_ptr<cgroup::SandboxCgroup>> CgroupWorker::makeEmpty(
+    cgroup::Layout layout, std::vector<cgroup::SandboxCgroup::DirToMake> plan) {
+  auto job = std::make_unique<Job>();
+  const size_t count = plan.size();
+  job->toMake = plan;
+  job->madeFds.resize(count);
+  // Not tried (the worker stops at the first failure) reads as a failure;
+  // adoptEmpty names the first one, which is the real one.
+  job->madeResults.assign(count, {cgroup::MakeResult::Step::Dir, ECANCELED});
+  auto paf = kj::newPromiseAndFulfiller<MadeDirs>();
+  job->made = kj::mv(paf.fulfiller);
+  if (int err = queue(job))
+    return callerError(errnoMessage("cannot queue the making of a cgroup", err));
+  return paf.promise.then(
+      [layout = std::move(layout), plan = std::move(plan)](MadeDirs made) mutable {
+        return cgroup::SandboxCgroup::adoptEmpty(layout, plan, std::move(made.fds), made.results);
+      });
+}
+
 int CgroupWorker::queue(std::unique_ptr<Job>& job) {
   Job* raw = job.get();
   if (::write(pipes_.requestWrite.get(), &raw, sizeof raw) != static_cast<ssize_t>(sizeof raw))
@@ -137,6 +172,8 @@ kj::Promise<void> CgroupWorker::collect() {
     pending_.erase(it);
     if (job->removed)
       job->removed->fulfill(std::move(job->removeErrors));
+    else if (job->made)
+      job->made->fulfill(MadeDirs{std::move(job->madeFds), std::move(job->madeResults)});
     else if (job->failedAt == job->procs.size())
       job->joined->fulfill();
     else

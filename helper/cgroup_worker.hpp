@@ -8,16 +8,18 @@
 // none of this (clone3 with CLONE_INTO_CGROUP places the init at birth);
 // only v1 and hybrid hosts ask for joins.
 //
-// Removals: rmdir of a cgroup directory takes the kernel's cgroup_mutex,
-// which a migration holds through its grace period. On the loop, the
-// removals of ended sandboxes (one directory per hierarchy: six on a v1
-// hybrid host) took 0.35 ms each on average and up to 18 ms (perf trace,
-// 200 runs), every client waiting. Every host uses them.
+// Removals and makings: rmdir and mkdir of a cgroup directory take the
+// kernel's cgroup_mutex, which a migration holds through its grace period.
+// On the loop, the removals of ended sandboxes (one directory per
+// hierarchy: six on a v1 hybrid host) took 0.35 ms each on average and up
+// to 18 ms (perf trace, 200 runs), every client waiting; the warm pool's
+// mkdirs waited the same way. Every host uses them (a sandbox made for its
+// request, with no warm init, still makes its directories on the loop).
 //
-// The worker thread only calls read(2), write(2) and rmdir(2): it never
-// allocates, so it holds no lock a freshly cloned init could need (inits
-// are made with raw clone3, which skips glibc's fork handlers). Jobs are
-// made and freed on the loop's thread.
+// The worker thread only calls read(2), write(2), mkdir(2), open(2) and
+// rmdir(2): it never allocates, so it holds no lock a freshly cloned init
+// could need (inits are made with raw clone3, which skips glibc's fork
+// handlers). Jobs are made and freed on the loop's thread.
 #pragma once
 
 #include <kj/async-unix.h>
@@ -29,9 +31,12 @@
 #include <utility>
 #include <vector>
 
+#include "cgroup/sandbox_cgroup.hpp"
 #include "unique_fd.hpp"
 
 namespace gpubox {
+
+struct MadeDirs;
 
 class CgroupWorker {
  public:
@@ -48,6 +53,13 @@ class CgroupWorker {
   // the errno of each (0: removed). Never rejects for the kernel's answer;
   // a queue that cannot take the job resolves to EAGAIN for each.
   kj::Promise<std::vector<int>> remove(std::vector<std::string> dirs);
+
+  // The directories of PLAN made (cgroup::makeCgroupDir, in order, stopping
+  // at the first failure) on the worker thread, then adopted on the loop
+  // (SandboxCgroup::adoptEmpty): a warm init's empty cgroup. Rejects with
+  // adoptEmpty's error.
+  kj::Promise<std::unique_ptr<cgroup::SandboxCgroup>> makeEmpty(
+      cgroup::Layout layout, std::vector<cgroup::SandboxCgroup::DirToMake> plan);
 
  private:
   struct Job;

@@ -128,33 +128,55 @@ void InitPool::refill() {
 
 void InitPool::requestOne() {
   const uint64_t id = ++ctx_.sandboxCounter;
-  std::shared_ptr<cgroup::SandboxCgroup> cg;
+  ++inFlight_;
+  const uint64_t generation = generation_;
+  kj::Promise<std::shared_ptr<cgroup::SandboxCgroup>> cgroupMade = nullptr;
   if (ctx_.cgroupsUnavailable.empty()) {
+    // With a v1 devices directory whatever the request turns out to be: a
+    // request for a GPU needs it, and one without is no worse off in it
+    // (it starts with its parent's rules). Made on the cgroup worker's
+    // thread: a mkdir on cgroupfs can wait for the kernel's cgroup_mutex.
+    std::vector<cgroup::SandboxCgroup::DirToMake> plan;
     try {
-      // With a v1 devices directory whatever the request turns out to be: a
-      // request for a GPU needs it, and one without is no worse off in it
-      // (it starts with its parent's rules).
-      cg = cgroup::SandboxCgroup::createEmpty(ctx_.cgroupLayout, cgroup::sandboxCgroupName(id),
+      plan = cgroup::SandboxCgroup::planEmpty(ctx_.cgroupLayout, cgroup::sandboxCgroupName(id),
                                               ctx_.cgroupLayout.v1Parents.contains("devices"));
     } catch (const std::exception& e) {
+      --inFlight_;
       failed(e.what());
       return;
     }
+    cgroupMade = ctx_.cgroupWorker->makeEmpty(ctx_.cgroupLayout, std::move(plan))
+                     .then([](std::unique_ptr<cgroup::SandboxCgroup> cg) {
+                       return std::shared_ptr<cgroup::SandboxCgroup>(std::move(cg));
+                     });
+  } else {
+    cgroupMade = std::shared_ptr<cgroup::SandboxCgroup>();
   }
-  ++inFlight_;
-  const uint64_t generation = generation_;
-  tasks_.add(
-      spawner_.spawn(ctx_.userNamespace.newPerSandbox, /*newNetwork=*/true, cg ? cg->v2Fd() : -1)
-          .then(
-              [this, id, generation, cg](LaunchedInit init) mutable {
-                --inFlight_;
-                spawned(id, generation, std::move(cg), std::move(init));
-              },
-              [this, cg](kj::Exception&& e) {
-                --inFlight_;
-                if (cg) cg->tryRemove();
-                failed(e.getDescription().cStr());
-              }));
+  tasks_.add(cgroupMade
+                 .then([this](std::shared_ptr<cgroup::SandboxCgroup> cg) {
+                   return spawner_
+                       .spawn(ctx_.userNamespace.newPerSandbox, /*newNetwork=*/true,
+                              cg ? cg->v2Fd() : -1)
+                       .then(
+                           [cg](LaunchedInit init) mutable {
+                             return std::make_pair(std::move(cg), std::move(init));
+                           },
+                           [this, cg](kj::Exception&& e)
+                               -> std::pair<std::shared_ptr<cgroup::SandboxCgroup>, LaunchedInit> {
+                             if (cg) removeCgroupLater(ctx_, std::move(cg));
+                             kj::throwFatalException(kj::mv(e));
+                           });
+                 })
+                 .then(
+                     [this, id, generation](
+                         std::pair<std::shared_ptr<cgroup::SandboxCgroup>, LaunchedInit> made) {
+                       --inFlight_;
+                       spawned(id, generation, std::move(made.first), std::move(made.second));
+                     },
+                     [this](kj::Exception&& e) {
+                       --inFlight_;
+                       failed(e.getDescription().cStr());
+                     }));
 }
 
 void InitPool::spawned(uint64_t id, uint64_t generation, std::shared_ptr<cgroup::SandboxCgroup> cg,

@@ -72,29 +72,48 @@ void validateCgroupName(const std::string& name) {
   if (!ok) throw Error("invalid sandbox cgroup name '" + name + "'");
 }
 
-std::pair<std::string, UniqueFd> makeCgroup(const std::string& parent, const std::string& name) {
-  const std::string dir = parent + "/" + name;
+MakeResult makeCgroupDir(const std::string& parent, const std::string& dir, UniqueFd* fd) {
+  using Step = MakeResult::Step;
   // The parent was made at start, but someone may have removed it since: it
   // is made again then, not tried each time (on cgroupfs even a mkdir that
   // finds the directory takes the kernel's locks; six hierarchies per
   // sandbox on a v1 host).
   int made = ::mkdir(dir.c_str(), 0755);
   if (made != 0 && errno == ENOENT) {
-    if (::mkdir(parent.c_str(), 0755) != 0 && errno != EEXIST)
-      throwErrno("creating cgroup " + parent);
+    if (::mkdir(parent.c_str(), 0755) != 0 && errno != EEXIST) return {Step::Parent, errno};
     made = ::mkdir(dir.c_str(), 0755);
   }
-  if (made != 0) {
-    if (errno == EEXIST)
-      throw Error("cgroup " + dir + " already exists (a sandbox name was reused?)");
-    throwErrno("creating cgroup " + dir);
-  }
-  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd) {
+  if (made != 0) return {Step::Dir, errno};
+  *fd = UniqueFd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!*fd) {
     const int err = errno;
     ::rmdir(dir.c_str());
-    throwErrno("opening cgroup " + dir, err);
+    return {Step::Open, err};
   }
+  return {};
+}
+
+Error makeCgroupError(const std::string& parent, const std::string& dir, const MakeResult& r) {
+  switch (r.failed) {
+    case MakeResult::Step::Parent:
+      return Error(errnoMessage("creating cgroup " + parent, r.err));
+    case MakeResult::Step::Dir:
+      if (r.err == EEXIST)
+        return Error("cgroup " + dir + " already exists (a sandbox name was reused?)");
+      return Error(errnoMessage("creating cgroup " + dir, r.err));
+    case MakeResult::Step::Open:
+      return Error(errnoMessage("opening cgroup " + dir, r.err));
+    case MakeResult::Step::Done:
+      break;
+  }
+  return Error("internal error: cgroup " + dir + " was made");
+}
+
+std::pair<std::string, UniqueFd> makeCgroup(const std::string& parent, const std::string& name) {
+  const std::string dir = parent + "/" + name;
+  UniqueFd fd;
+  const MakeResult r = makeCgroupDir(parent, dir, &fd);
+  if (r.failed != MakeResult::Step::Done) throw makeCgroupError(parent, dir, r);
   return {dir, std::move(fd)};
 }
 

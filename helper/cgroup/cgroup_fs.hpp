@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "error.hpp"
 #include "unique_fd.hpp"
 
 namespace gpubox::cgroup {
@@ -40,6 +41,17 @@ void validateCgroupName(const std::string& name);
 // directory: a stale or foreign cgroup of that name could hold other limits or other processes.
 // Returns the path and an O_DIRECTORY fd. Throws gpubox::Error.
 std::pair<std::string, UniqueFd> makeCgroup(const std::string& parent, const std::string& name);
+
+// makeCgroup's system calls alone, for a thread that must not allocate (the
+// cgroup worker): DIR is PARENT/NAME. Sets *FD; returns what failed, and
+// leaves nothing behind when something did.
+struct MakeResult {
+  enum class Step { Done, Parent, Dir, Open } failed = Step::Done;
+  int err = 0;
+};
+MakeResult makeCgroupDir(const std::string& parent, const std::string& dir, UniqueFd* fd);
+// The error makeCgroup throws for R (R.failed != Done).
+Error makeCgroupError(const std::string& parent, const std::string& dir, const MakeResult& r);
 
 // mkdir -p of PATH, which must lie under BASE (existing, never created here).
 void makeDirsUnder(const std::string& base, const std::string& path);

@@ -77,8 +77,9 @@ void SandboxCgroup::checkLimits(const Layout& layout, const ResourceLimits& limi
   }
 }
 
-std::unique_ptr<SandboxCgroup> SandboxCgroup::createEmpty(const Layout& layout,
-                                                          const std::string& name, bool v1Devices) {
+std::vector<SandboxCgroup::DirToMake> SandboxCgroup::planEmpty(const Layout& layout,
+                                                               const std::string& name,
+                                                               bool v1Devices) {
   validateCgroupName(name);
   // v1 hierarchies to use, grouped by directory: co-mounted controllers
   // ("cpu,cpuacct") share one.
@@ -94,24 +95,59 @@ std::unique_ptr<SandboxCgroup> SandboxCgroup::createEmpty(const Layout& layout,
     if (group == v1Groups.end()) group = v1Groups.insert(group, {it->second, {}});
     group->second.emplace_back(c);
   }
+  std::vector<DirToMake> plan;
+  if (!layout.v2Parent.empty()) {
+    const std::string dir = layout.v2Parent + "/" + name;
+    plan.push_back({layout.v2Parent, dir, dir, {}, true});
+  }
+  for (const auto& [parent, controllers] : v1Groups) {
+    const std::string dir = parent + "/" + name;
+    plan.push_back({parent, dir, v1Display(layout, controllers, dir), controllers, false});
+  }
+  return plan;
+}
 
+std::unique_ptr<SandboxCgroup> SandboxCgroup::adoptEmpty(const Layout& layout,
+                                                         const std::vector<DirToMake>& plan,
+                                                         std::vector<UniqueFd> fds,
+                                                         const std::vector<MakeResult>& results) {
   auto cg = std::make_unique<SandboxCgroup>(Key{});
   cg->layout_ = layout;
-  try {
-    if (!layout.v2Parent.empty()) {
-      auto [dir, fd] = makeCgroup(layout.v2Parent, name);
-      cg->v2_.emplace(Dir{dir, dir, {}, std::move(fd)});
+  std::optional<Error> failure;
+  for (size_t i = 0; i < plan.size(); ++i) {
+    const MakeResult r = i < results.size() ? results[i] : MakeResult{MakeResult::Step::Dir, EIO};
+    if (r.failed != MakeResult::Step::Done || i >= fds.size() || !fds[i]) {
+      if (!failure) failure = makeCgroupError(plan[i].parent, plan[i].path, r);
+      continue;
     }
-    for (const auto& [parent, controllers] : v1Groups) {
-      auto [dir, fd] = makeCgroup(parent, name);
-      const std::string display = v1Display(layout, controllers, dir);
-      cg->v1_.emplace_back(Dir{dir, display, controllers, std::move(fd)});
-    }
-  } catch (...) {
+    Dir dir{plan[i].path, plan[i].display, plan[i].controllers, std::move(fds[i])};
+    if (plan[i].v2)
+      cg->v2_.emplace(std::move(dir));
+    else
+      cg->v1_.push_back(std::move(dir));
+  }
+  if (failure) {
     cg->tryRemove();
-    throw;
+    throw *failure;
   }
   return cg;
+}
+
+std::unique_ptr<SandboxCgroup> SandboxCgroup::createEmpty(const Layout& layout,
+                                                          const std::string& name, bool v1Devices) {
+  const std::vector<DirToMake> plan = planEmpty(layout, name, v1Devices);
+  std::vector<UniqueFd> fds(plan.size());
+  std::vector<MakeResult> results(plan.size());
+  for (size_t i = 0; i < plan.size(); ++i) {
+    results[i] = makeCgroupDir(plan[i].parent, plan[i].path, &fds[i]);
+    // Stop at the first failure, as makeCgroup would; adoptEmpty removes
+    // what was made.
+    if (results[i].failed != MakeResult::Step::Done) {
+      results.resize(i + 1);
+      break;
+    }
+  }
+  return adoptEmpty(layout, plan, std::move(fds), results);
 }
 
 void SandboxCgroup::apply(const ResourceLimits& limits, const DeviceRules* devices) {

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "cgroup_fs.hpp"
 #include "cgroup_layout.hpp"
 #include "cgroup_stats.hpp"
 #include "device_rules.hpp"
@@ -53,6 +54,22 @@ class SandboxCgroup {
   // apply() may leave some written: the caller discards the cgroup.
   static std::unique_ptr<SandboxCgroup> createEmpty(const Layout& layout, const std::string& name,
                                                     bool v1Devices);
+  // createEmpty() with its system calls made elsewhere (the cgroup worker's
+  // thread, helper/cgroup_worker.hpp): planEmpty() says which directories,
+  // v2 first (validating NAME; no system call), makeCgroupDir() makes each,
+  // adoptEmpty() takes them. If one failed, adoptEmpty() removes those made
+  // and throws gpubox::Error as createEmpty() would.
+  struct DirToMake {
+    std::string parent, path, display;
+    std::vector<std::string> controllers;  // v1; empty for the v2 directory
+    bool v2 = false;
+  };
+  static std::vector<DirToMake> planEmpty(const Layout& layout, const std::string& name,
+                                          bool v1Devices);
+  static std::unique_ptr<SandboxCgroup> adoptEmpty(const Layout& layout,
+                                                   const std::vector<DirToMake>& plan,
+                                                   std::vector<UniqueFd> fds,
+                                                   const std::vector<MakeResult>& results);
   void apply(const ResourceLimits& limits, const DeviceRules* devices);
   // Throws what create() and apply() would refuse before touching anything.
   static void checkLimits(const Layout& layout, const ResourceLimits& limits,

@@ -51,5 +51,50 @@ TEST(CgroupWorker, RemovesOnItsThreadAndReportsEachDirectorysErrno) {
   ::rmdir(base);
 }
 
+// A warm init's empty cgroup, made on the worker's thread and adopted on
+// the loop, over a fake hierarchy (plain directories: mkdir(2) is the same
+// call). A name in use is refused and nothing of the attempt is left.
+TEST(CgroupWorker, MakesAnEmptyCgroupAndRefusesANameInUse) {
+  char base[] = "/tmp/gpubox-worker-XXXXXX";
+  ASSERT_NE(::mkdtemp(base), nullptr);
+  cgroup::Layout layout;
+  layout.v2Parent = std::string(base) + "/unified/gpubox";  // made by the worker
+  layout.v1Parents["memory"] = std::string(base) + "/memory";
+  ASSERT_EQ(::mkdir(layout.v1Parents["memory"].c_str(), 0755), 0);
+
+  auto io = kj::setupAsyncIo();
+  CgroupWorker worker(io.unixEventPort);
+  ASSERT_EQ(::mkdir((std::string(base) + "/unified").c_str(), 0755), 0);
+  auto plan = cgroup::SandboxCgroup::planEmpty(layout, "sb-1", false);
+  ASSERT_EQ(plan.size(), 2u);
+  auto cg = worker.makeEmpty(layout, plan).wait(io.waitScope);
+  EXPECT_GE(cg->v2Fd(), 0);
+  EXPECT_EQ(cg->directories(), (std::vector<std::string>{layout.v2Parent + "/sb-1",
+                                                         layout.v1Parents["memory"] + "/sb-1"}));
+
+  // The v1 directory of the name exists already: refused, and the v2 one
+  // the attempt made is gone again.
+  ASSERT_EQ(::mkdir((layout.v1Parents["memory"] + "/sb-2").c_str(), 0755), 0);
+  try {
+    worker.makeEmpty(layout, cgroup::SandboxCgroup::planEmpty(layout, "sb-2", false))
+        .wait(io.waitScope);
+    ADD_FAILURE() << "a name in use was adopted";
+  } catch (const kj::Exception& e) {
+    EXPECT_NE(std::string(e.getDescription().cStr()).find("already exists"), std::string::npos)
+        << e.getDescription().cStr();
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("already exists"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(exists(layout.v2Parent + "/sb-2"));
+  EXPECT_TRUE(exists(layout.v1Parents["memory"] + "/sb-2")) << "not ours: left alone";
+
+  EXPECT_TRUE(cg->tryRemove());
+  ::rmdir((layout.v1Parents["memory"] + "/sb-2").c_str());
+  ::rmdir(layout.v1Parents["memory"].c_str());
+  ::rmdir(layout.v2Parent.c_str());
+  ::rmdir((std::string(base) + "/unified").c_str());
+  ::rmdir(base);
+}
+
 }  // namespace
 }  // namespace gpubox
