@@ -14,14 +14,14 @@
 namespace gpubox {
 
 InitPool::InitPool(DaemonContext& ctx, InitSpawner& spawner, size_t size)
-    : ctx_(ctx), spawner_(spawner), size_(size) {
+    : ctx_(ctx), spawner_(spawner), size_(size), floor_(size), ceiling_(size * kGrowth) {
   try {
     mountWatch_.emplace(ctx_.port, [this]() { mountsChanged(); });
   } catch (const std::exception& e) {
     // Without the watch a warm init could show an old mount table: every
     // sandbox gets an init cloned for it instead.
     logError(std::string("warm inits: off: ") + e.what());
-    size_ = 0;
+    size_ = floor_ = ceiling_ = 0;
   }
   refill();
 }
@@ -58,8 +58,35 @@ std::optional<WarmInit> InitPool::take() {
     else
       out = std::move(w);
   }
+  // A miss (not while the pool is being remade after a mount change).
+  if (!out && !waitingForQuiet_ && size_ > 0) grow();
   if (warm_.empty()) scheduleRefill();
   return out;
+}
+
+void InitPool::grow() {
+  lastChange_ = ctx_.timer.now();
+  if (size_ < ceiling_) ++size_;
+  shrinkLater();
+}
+
+// kShrinkInterval after the last miss (or the last shrink), one init fewer.
+void InitPool::shrinkLater() {
+  if (shrinkArmed_ || size_ <= floor_) return;
+  shrinkArmed_ = true;
+  tasks_.add(ctx_.timer.atTime(lastChange_ + kShrinkInterval).then([this]() {
+    shrinkArmed_ = false;
+    if (ctx_.timer.now() - lastChange_ >= kShrinkInterval && size_ > floor_) {
+      --size_;
+      lastChange_ = ctx_.timer.now();
+      if (warm_.size() > size_) {
+        WarmInit w = std::move(warm_.back());
+        warm_.pop_back();
+        discard(std::move(w));
+      }
+    }
+    shrinkLater();
+  }));
 }
 
 void InitPool::refillAfter(kj::Promise<void> event) {

@@ -22,8 +22,13 @@
 // rather than a helper that clones in that loop).
 //
 // The pool refills itself after each take: the spawner process
-// (init_spawner.hpp) clones the inits, so refilling costs the event loop a
-// few mkdirs and a message per init, never a clone.
+// (init_spawner.hpp) clones the inits and the cgroup worker makes their
+// directories, so refilling costs the event loop a message per init, never
+// a clone. A request that finds the pool empty gets an init cloned for it
+// on the loop (about 1 ms, and its cgroup directories): so the pool's size
+// follows demand. Each such miss raises it by one, up to kGrowth times the
+// configured size; after kShrinkInterval without a miss it goes back down
+// by one, to the configured size.
 #pragma once
 
 #include <kj/async.h>
@@ -61,6 +66,7 @@ struct WarmInit {
 class InitPool : private kj::TaskSet::ErrorHandler {
  public:
   // Keeps SIZE warm inits, cloned by SPAWNER (which must outlive the pool).
+  // SIZE (--warm-inits) is the least it keeps; it grows on demand (above).
   InitPool(DaemonContext& ctx, InitSpawner& spawner, size_t size);
   // Kills the warm inits left and waits for them (short: they are SIGKILLed).
   ~InitPool();
@@ -83,7 +89,9 @@ class InitPool : private kj::TaskSet::ErrorHandler {
   // by a request that then failed before using it. Schedules a refill.
   void discard(WarmInit w);
 
-  size_t size() const { return size_; }
+  size_t size() const { return size_; }  // now; between the configured size and kGrowth times it
+  static constexpr size_t kGrowth = 4;
+  static constexpr auto kShrinkInterval = 10 * kj::SECONDS;
   size_t ready() const { return warm_.size(); }
 
   // The helper's mount table changed: kills every waiting init (their copies
@@ -98,11 +106,18 @@ class InitPool : private kj::TaskSet::ErrorHandler {
   void spawned(uint64_t id, uint64_t generation, std::shared_ptr<cgroup::SandboxCgroup> cgroup,
                LaunchedInit init);
   void failed(const std::string& why);
+  // A take found no init: one more is kept from now on (up to the ceiling).
+  void grow();
+  void shrinkLater();
   void taskFailed(kj::Exception&& e) override;
 
   DaemonContext& ctx_;
   InitSpawner& spawner_;
   size_t size_;
+  size_t floor_;                                            // --warm-inits
+  size_t ceiling_;                                          // kGrowth * floor_
+  kj::TimePoint lastChange_ = kj::origin<kj::TimePoint>();  // the last miss or shrink
+  bool shrinkArmed_ = false;
   std::deque<WarmInit> warm_;
   size_t inFlight_ = 0;
   uint64_t failuresInARow_ = 0;

@@ -359,8 +359,9 @@ int main(int argc, char** argv) {
                  "Calls one connection may have in flight; more are refused")
       ->capture_default_str();
   app.add_option("--warm-inits", opts.warmInits,
-                 "Sandbox inits kept ready ahead of requests, in fresh namespaces and cgroups "
-                 "(0: clone each for its request; docs/performance.md)")
+                 "Sandbox inits kept ready ahead of requests, in fresh namespaces and cgroups; "
+                 "up to 4 times as many while requests find none ready (0: clone each for "
+                 "its request; docs/performance.md)")
       ->capture_default_str()
       ->check(CLI::Range(0, 256));
   app.add_flag("--trace-spans", opts.traceSpans,
