@@ -24,7 +24,7 @@ struct CgroupWorker::Job {
   // A join: the pid written to each cgroup.procs.
   char pid[16] = {};
   size_t pidLength = 0;
-  std::vector<std::pair<std::string, UniqueFd>> procs;
+  std::vector<std::string> procs;
   size_t failedAt = 0;  // index into procs; procs.size() when all succeeded
   int err = 0;
   // A removal: each directory, and rmdir's errno for it (sized beforehand).
@@ -91,9 +91,15 @@ void CgroupWorker::work() {
     }
     job->failedAt = job->procs.size();
     for (size_t i = 0; i < job->procs.size(); ++i) {
+      UniqueFd file(::open(job->procs[i].c_str(), O_WRONLY | O_CLOEXEC));
+      if (!file) {
+        job->err = errno;
+        job->failedAt = i;
+        break;
+      }
       ssize_t w;
       do {
-        w = ::write(job->procs[i].second.get(), job->pid, job->pidLength);
+        w = ::write(file.get(), job->pid, job->pidLength);
       } while (w < 0 && errno == EINTR);
       if (w != static_cast<ssize_t>(job->pidLength)) {
         job->err = w < 0 ? errno : EIO;
@@ -106,8 +112,7 @@ void CgroupWorker::work() {
   }
 }
 
-kj::Promise<void> CgroupWorker::attach(pid_t pid,
-                                       std::vector<std::pair<std::string, UniqueFd>> procs) {
+kj::Promise<void> CgroupWorker::attach(pid_t pid, std::vector<std::string> procs) {
   if (procs.empty()) return kj::READY_NOW;
   auto job = std::make_unique<Job>();
   job->pidLength = static_cast<size_t>(std::snprintf(job->pid, sizeof job->pid, "%d", pid));
@@ -178,7 +183,7 @@ kj::Promise<void> CgroupWorker::collect() {
       job->joined->fulfill();
     else
       job->joined->reject(callerError(errnoMessage(
-          "joining the sandbox's cgroup (" + job->procs[job->failedAt].first + ")", job->err)));
+          "joining the sandbox's cgroup (" + job->procs[job->failedAt] + ")", job->err)));
   }
 }
 

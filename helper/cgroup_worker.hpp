@@ -45,9 +45,9 @@ class CgroupWorker {
   CgroupWorker(const CgroupWorker&) = delete;
   CgroupWorker& operator=(const CgroupWorker&) = delete;
 
-  // Writes PID to each (path, open cgroup.procs) on the worker thread.
+  // Opens each cgroup.procs file and writes PID to it, on the worker thread.
   // Rejects with a gpubox message naming the file that failed.
-  kj::Promise<void> attach(pid_t pid, std::vector<std::pair<std::string, UniqueFd>> procs);
+  kj::Promise<void> attach(pid_t pid, std::vector<std::string> procsFiles);
 
   // rmdir(2) of each directory, in order, on the worker thread; resolves to
   // the errno of each (0: removed). Never rejects for the kernel's answer;

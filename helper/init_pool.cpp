@@ -216,7 +216,7 @@ void InitPool::spawned(uint64_t id, uint64_t generation, std::shared_ptr<cgroup:
   w.placement = std::make_shared<WarmPlacement>();
   if (w.cgroup) {
     try {
-      auto procs = w.cgroup->openV1Procs();
+      auto procs = w.cgroup->v1ProcsFiles();
       if (!procs.empty()) {
         w.placement->done = false;
         auto state = w.placement;

@@ -327,12 +327,12 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   // cgroup v2: the init is born in its cgroup. v1 hierarchies are joined off
   // the event loop while the init builds its root; it waits for that before
   // it enters its cgroup namespace or runs anything.
-  std::vector<std::pair<std::string, UniqueFd>> v1Procs;
+  std::vector<std::string> v1Procs;
   std::optional<kj::Promise<void>> placement;
   if (warm) {
     if (!warm->placement->done) placement = warm->placed->addBranch();
   } else if (cg) {
-    v1Procs = cg->openV1Procs();
+    v1Procs = cg->v1ProcsFiles();
   }
   config.awaitPlacement = placement.has_value() || !v1Procs.empty();
   if (spans) spans->mark("cgroup");

@@ -241,14 +241,10 @@ void SandboxCgroup::attachV1(pid_t pid) {
     if (!dir.removed) writeControl(dir.fd.get(), dir.path, "cgroup.procs", std::to_string(pid));
 }
 
-std::vector<std::pair<std::string, UniqueFd>> SandboxCgroup::openV1Procs() const {
-  std::vector<std::pair<std::string, UniqueFd>> files;
-  for (const Dir& dir : v1_) {
-    if (dir.removed) continue;
-    UniqueFd fd(::openat(dir.fd.get(), "cgroup.procs", O_WRONLY | O_CLOEXEC));
-    if (!fd) throwErrno("opening " + dir.path + "/cgroup.procs");
-    files.emplace_back(dir.path + "/cgroup.procs", std::move(fd));
-  }
+std::vector<std::string> SandboxCgroup::v1ProcsFiles() const {
+  std::vector<std::string> files;
+  for (const Dir& dir : v1_)
+    if (!dir.removed) files.push_back(dir.path + "/cgroup.procs");
   return files;
 }
 

@@ -96,10 +96,10 @@ class SandboxCgroup {
   void attachV1(pid_t pid);
   // The v1 directories and the v2 one. Throws gpubox::Error.
   void attach(pid_t pid);
-  // cgroup.procs of every v1 directory, opened for writing (path, fd): for
-  // joining them off the event loop (a v1 migration waits for an RCU grace
-  // period, milliseconds). Throws gpubox::Error.
-  std::vector<std::pair<std::string, UniqueFd>> openV1Procs() const;
+  // The path of cgroup.procs in every v1 directory: for joining them off the
+  // event loop (helper/cgroup_worker.hpp; a v1 migration waits for an RCU
+  // grace period, milliseconds). No system call.
+  std::vector<std::string> v1ProcsFiles() const;
 
   // A handful of small reads, no directory walk. Never throws (a missing
   // file reads as 0).

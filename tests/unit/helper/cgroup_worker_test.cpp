@@ -10,6 +10,7 @@
 #include <kj/async-io.h>
 #include <cerrno>
 #include <cstdlib>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,41 @@ TEST(CgroupWorker, RemovesOnItsThreadAndReportsEachDirectorysErrno) {
   EXPECT_EQ(first.wait(io.waitScope), std::vector<int>{0});
   EXPECT_EQ(second.wait(io.waitScope), std::vector<int>{0});
   EXPECT_FALSE(exists(full));
+  ::rmdir(base);
+}
+
+// Joins: the worker opens each cgroup.procs itself and writes the pid; a
+// file it cannot open is named in the rejection, and nothing after it is
+// written.
+TEST(CgroupWorker, JoinOpensEachFileAndNamesTheOneThatFailed) {
+  char base[] = "/tmp/gpubox-worker-XXXXXX";
+  ASSERT_NE(::mkdtemp(base), nullptr);
+  const std::string first = std::string(base) + "/a.procs";
+  const std::string last = std::string(base) + "/c.procs";
+  for (const std::string& f : {first, last}) std::ofstream(f).flush();
+  auto io = kj::setupAsyncIo();
+  CgroupWorker worker(io.unixEventPort);
+  worker.attach(1234, {first, last}).wait(io.waitScope);
+  auto read = [](const std::string& f) {
+    std::ifstream in(f);
+    std::string s;
+    std::getline(in, s);
+    return s;
+  };
+  EXPECT_EQ(read(first), "1234");
+  EXPECT_EQ(read(last), "1234");
+  const std::string missing = std::string(base) + "/gone/cgroup.procs";
+  std::ofstream(last, std::ios::trunc).flush();
+  try {
+    worker.attach(99, {missing, last}).wait(io.waitScope);
+    ADD_FAILURE() << "a join with a missing file succeeded";
+  } catch (const kj::Exception& e) {
+    EXPECT_NE(std::string(e.getDescription().cStr()).find(missing), std::string::npos)
+        << e.getDescription().cStr();
+  }
+  EXPECT_EQ(read(last), "") << "written after a failure";
+  ::unlink(first.c_str());
+  ::unlink(last.c_str());
   ::rmdir(base);
 }
 
