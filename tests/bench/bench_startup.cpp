@@ -384,7 +384,15 @@ int benchmark(const Options& o) {
   std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the reaper's turn
   unsigned long rssBeforeRuns = vmRssKiB(helper.pid());
   unsigned clients = std::max(1u, o.rssClients);
+  // The helper's own CPU over the same runs: its event loop (the main
+  // thread) is the one part of it that every sandbox passes through in turn.
+  const double loopCpuBefore = threadCpuMs(helper.pid(), helper.pid());
+  const double helperCpuBefore = processCpuMs(helper.pid());
   Throughput rssLoad = concurrent(gpuboxPlan, clients, (o.rssRuns + clients - 1) / clients);
+  const double loopCpuPer =
+      (threadCpuMs(helper.pid(), helper.pid()) - loopCpuBefore) / rssLoad.latencies.size();
+  const double helperCpuPer =
+      (processCpuMs(helper.pid()) - helperCpuBefore) / rssLoad.latencies.size();
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   unsigned long rssAfterRuns = vmRssKiB(helper.pid());
   std::fprintf(stderr, "  done: memory\n");
@@ -434,6 +442,10 @@ int benchmark(const Options& o) {
                 static_cast<long>(rssAfterRuns) - static_cast<long>(rssBeforeRuns),
                 rssLoad.perSecond);
   row("after them", mib(rssAfterRuns) + note);
+  std::printf(
+      "helper CPU per sandbox over those runs: event loop %.2f ms, whole helper %.2f ms "
+      "(the loop alone could start about %.0f sandboxes/s)\n",
+      loopCpuPer, helperCpuPer, loopCpuPer > 0 ? 1000.0 / loopCpuPer : 0.0);
   return 0;
 }
 

@@ -288,6 +288,28 @@ unsigned long vmRssKiB(pid_t pid) {
   throw std::runtime_error(path + " has no VmRSS line");
 }
 
+double cpuMs(const std::string& statPath) {
+  // Fields 14 and 15 (utime, stime), counted after the ")" that ends the
+  // command name (which may hold spaces).
+  std::string stat = readFile(statPath);
+  std::istringstream in(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  unsigned long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && in >> field; ++i) {
+    if (i == 14) utime = std::stoul(field);
+    if (i == 15) stime = std::stoul(field);
+  }
+  return 1000.0 * static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+double threadCpuMs(pid_t pid, pid_t tid) {
+  return cpuMs("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/stat");
+}
+
+double processCpuMs(pid_t pid) {
+  return cpuMs("/proc/" + std::to_string(pid) + "/stat");
+}
+
 std::string copyExecutable(const std::string& from, const std::string& dir,
                            const std::string& name) {
   std::string to = dir + "/" + name;

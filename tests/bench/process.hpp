@@ -103,6 +103,11 @@ class Helper {
 // VmRSS of a process in KiB (from /proc/PID/status). Throws when unreadable.
 unsigned long vmRssKiB(pid_t pid);
 
+// CPU time (user + system, in ms at the clock tick's resolution) of one
+// thread, and of a whole process (its threads, not its children).
+double threadCpuMs(pid_t pid, pid_t tid);
+double processCpuMs(pid_t pid);
+
 // Copies `from` to <dir>/<name>, mode 0755, and returns the new path (the
 // build tree may not be reachable by uid 65534).
 std::string copyExecutable(const std::string& from, const std::string& dir,
