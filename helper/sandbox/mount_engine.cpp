@@ -694,6 +694,9 @@ void coverForeignProcfs(RootBuilder& root, const MountOp& op) {
   const std::string what = describeMount(op) + ": cover the host's procfs it brings along";
   UniqueFd at = root.open(op.dest, O_PATH);
   if (!at) throwErrno(what + ": open " + op.dest);
+  // Most binds bring no mount along (a GPU's /proc directory, a working
+  // directory): nothing to look for then, and no mountinfo to read.
+  if (mountHasChildren(at.get()) == false) return;
   const int top = mountIdOf(at.get(), what);
   const std::vector<MountInfoEntry> all = readOwnMountInfo(what);
   std::string topPoint;

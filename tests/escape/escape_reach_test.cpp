@@ -29,6 +29,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -160,6 +161,32 @@ TEST_P(ReachEscape, ForeignProcfs) {
             });
   check(caller(), "foreign procfs: nothing was created on the host", exactly("absent"),
         itest::pathExists(target / "ESCAPED") ? "present" : "absent");
+}
+
+// The same through a bind of an ordinary directory that has a host procfs
+// mounted inside it: the mount engine asks the kernel whether a bind
+// brought any mount along (listmount) and reads mountinfo only then, so
+// this is the case that must still find and cover it.
+TEST_P(ReachEscape, ForeignProcfsInsideADirectoryBind) {
+  HostSleeper sleeper(caller());
+  ASSERT_TRUE(sleeper.alive());
+  itest::TempDir outer(0755, 0, 0, "gpubox-escape-procdir");
+  const std::string mountedProc = outer / "proc";
+  ASSERT_EQ(::mkdir(mountedProc.c_str(), 0555), 0) << std::strerror(errno);
+  ASSERT_EQ(::mount("proc", mountedProc.c_str(), "proc", 0, nullptr), 0) << std::strerror(errno);
+  struct Unmount {
+    std::string path;
+    ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+  } unmount{mountedProc};
+  const std::string proc = "/mnt/outer/proc/" + std::to_string(sleeper.pid());
+  probeRows({"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/mnt",
+             "--ro-bind", outer.path(), "/mnt/outer"},
+            {
+                {"foreign procfs in a bound directory: open a host process's root",
+                 "open:" + proc + "/root/", refused({"ENOENT"})},
+                {"foreign procfs in a bound directory: read its environment",
+                 "read:" + proc + "/environ", refused({"ENOENT"})},
+            });
 }
 
 TEST_P(ReachEscape, NoDescriptorLeaksIn) {

@@ -1,6 +1,17 @@
 #include "mountinfo.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <optional>
+#include <string>
+
+#include "unique_fd.hpp"
 
 namespace gpubox {
 namespace {
@@ -35,6 +46,50 @@ TEST(MountInfo, OutermostProcfsUnderTheBindOnly) {
   for (const auto& e : found) points.push_back(e.mountPoint);
   // 43 is covered with 41; 50 is not under the bind.
   EXPECT_EQ(points, (std::vector<std::string>{"/tmp/proc", "/tmp/with space"}));
+}
+
+}  // namespace
+}  // namespace gpubox
+
+namespace gpubox {
+namespace {
+
+// mountHasChildren against the real kernel, in a mount namespace of its
+// own: a tmpfs with nothing below it, then with a tmpfs mounted inside.
+TEST(MountHasChildren, AsksTheKernelWhetherAMountHasMountsBelowIt) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root: makes a mount namespace";
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto code = [&]() -> int {
+      if (::unshare(CLONE_NEWNS) != 0) return 10;
+      if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return 11;
+      char dir[] = "/tmp/gpubox-children-XXXXXX";
+      if (!::mkdtemp(dir)) return 12;
+      if (::mount("tmpfs", dir, "tmpfs", 0, nullptr) != 0) return 13;
+      UniqueFd top(::open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC));
+      std::optional<bool> alone = mountHasChildren(top.get());
+      if (!alone) return 77;  // a kernel without listmount (before 6.8)
+      if (*alone) return 14;
+      const std::string inner = std::string(dir) + "/inner";
+      if (::mkdir(inner.c_str(), 0755) != 0) return 15;
+      if (::mount("tmpfs", inner.c_str(), "tmpfs", 0, nullptr) != 0) return 16;
+      std::optional<bool> withOne = mountHasChildren(top.get());
+      if (!withOne || !*withOne) return 17;
+      // The inner one has none of its own.
+      UniqueFd innerFd(::open(inner.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+      if (mountHasChildren(innerFd.get()) != false) return 18;
+      ::umount2(dir, MNT_DETACH);
+      ::rmdir(dir);
+      return 0;
+    };
+    _exit(code());
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 77) GTEST_SKIP() << "this kernel has no listmount (Linux 6.8)";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "failed at step " << WEXITSTATUS(status);
 }
 
 }  // namespace
