@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -143,6 +144,27 @@ class RootBuilder {
 
   bool exists(const std::string& path) const { return open(path, O_PATH).valid(); }
 
+  // What the checks that decide whether a step is left out (shouldSkip)
+  // learn of a directory, kept until the next step is applied: they ask
+  // about the same parent many times in a row (a GPU's driver libraries and
+  // their links, all in one directory: 27 lookups of it per sandbox).
+  bool dirExistsBetweenSteps(const std::string& path) {
+    auto it = dirExists_.find(path);
+    if (it != dirExists_.end()) return it->second;
+    return dirExists_[path] = exists(path);
+  }
+  bool dirReadOnlyBetweenSteps(const std::string& path) {
+    auto it = dirReadOnly_.find(path);
+    if (it != dirReadOnly_.end()) return it->second;
+    UniqueFd fd = open(path, O_PATH | O_DIRECTORY);
+    struct statvfs vfs;
+    return dirReadOnly_[path] = fd && ::fstatvfs(fd.get(), &vfs) == 0 && (vfs.f_flag & ST_RDONLY);
+  }
+  void stepApplied() {
+    dirExists_.clear();
+    dirReadOnly_.clear();
+  }
+
   // The procfs instances this sandbox mounted itself (their st_dev): every
   // other procfs in the new root shows another pid namespace's processes.
   std::set<dev_t> ownProcfs;
@@ -209,6 +231,7 @@ class RootBuilder {
 
  private:
   UniqueFd root_;
+  std::map<std::string, bool> dirExists_, dirReadOnly_;
 };
 
 // A DriverDir step's files: (host path, soname link or ""), as spec.hpp
@@ -458,10 +481,8 @@ void applyDataBind(RootBuilder& root, const MountOp& op, int scratchFd, size_t i
 bool missingUnderReadOnly(RootBuilder& root, const std::string& path) {
   if (root.exists(path)) return false;
   std::string dir = parentOf(path);
-  while (dir != "/" && !root.exists(dir)) dir = parentOf(dir);
-  UniqueFd fd = root.open(dir, O_PATH | O_DIRECTORY);
-  struct statvfs vfs;
-  return fd && ::fstatvfs(fd.get(), &vfs) == 0 && (vfs.f_flag & ST_RDONLY);
+  while (dir != "/" && !root.dirExistsBetweenSteps(dir)) dir = parentOf(dir);
+  return root.dirReadOnlyBetweenSteps(dir);
 }
 
 // Whether an optional or skip-if-visible step should be left out. A
@@ -469,7 +490,7 @@ bool missingUnderReadOnly(RootBuilder& root, const std::string& path) {
 // when the sandbox root is read-only where it would go: the root then is a
 // host tree the caller chose, and the step is reported as skipped.
 bool shouldSkip(RootBuilder& root, const MountOp& op, const PreparedStep& step) {
-  if (op.optional && !root.exists(parentOf(op.dest))) return true;
+  if (op.optional && !root.dirExistsBetweenSteps(parentOf(op.dest))) return true;
   // An optional mount over something that is not there (say /proc/driver on
   // a host without drivers) has nothing to cover: skip it rather than try to
   // create a directory inside procfs.
@@ -836,6 +857,7 @@ MountOutcome buildSandboxRoot(const std::vector<MountOp>& plan,
     // Only a directory can have mounts below it.
     if (isBind(plan[i].kind) && steps[i].st && S_ISDIR(steps[i].st->st_mode))
       coverForeignProcfs(root, plan[i]);
+    root.stepApplied();
   }
   maskSockets(root, masks);
   outcome.hidden = hidePaths(root, hide);
