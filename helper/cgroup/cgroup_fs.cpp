@@ -37,6 +37,18 @@ void writeControl(int dirFd, const std::string& dir, const char* file, const std
   if (n != static_cast<ssize_t>(value.size())) throwErrno(what, n < 0 ? errno : EIO);
 }
 
+void writeControlEach(int dirFd, const std::string& dir, const char* file,
+                      const std::vector<std::string>& values) {
+  if (values.empty()) return;
+  UniqueFd fd(::openat(dirFd, file, O_WRONLY | O_TRUNC | O_CLOEXEC));
+  if (!fd) throwErrno("writing " + values.front() + " to " + dir + "/" + file);
+  for (const std::string& value : values) {
+    const ssize_t n = ::write(fd.get(), value.data(), value.size());
+    if (n != static_cast<ssize_t>(value.size()))
+      throwErrno("writing " + value + " to " + dir + "/" + file, n < 0 ? errno : EIO);
+  }
+}
+
 void writeControl(const std::string& dir, const char* file, const std::string& value) {
   UniqueFd dirFd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dirFd) throwErrno("writing " + value + " to " + dir + "/" + file);

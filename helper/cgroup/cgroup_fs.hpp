@@ -27,6 +27,13 @@ void writeControl(int dirFd, const std::string& dir, const char* file, const std
 // The same for a directory given by its absolute path.
 void writeControl(const std::string& dir, const char* file, const std::string& value);
 
+// Several values into one control file, one write(2) each through one open
+// file (cgroupfs takes each write as one value, as devices.allow and
+// devices.deny need): a GPU sandbox's v1 device rules are a dozen lines.
+// Throws gpubox::Error naming the value that failed.
+void writeControlEach(int dirFd, const std::string& dir, const char* file,
+                      const std::vector<std::string>& values);
+
 // Whether FILE exists in DIRFD.
 bool hasControl(int dirFd, const char* file);
 

@@ -67,8 +67,9 @@ ExpandedDeviceRules expandDeviceRules(const DeviceRules& rules) {
 void writeV1DeviceRules(int dirFd, const std::string& dir, const ExpandedDeviceRules& rules) {
   if (!rules.defaultAllow) {
     writeControl(dirFd, dir, "devices.deny", "a");
-    for (const DeviceRule& rule : rules.allow)
-      writeControl(dirFd, dir, "devices.allow", toString(rule));
+    std::vector<std::string> allow;
+    for (const DeviceRule& rule : rules.allow) allow.push_back(toString(rule));
+    writeControlEach(dirFd, dir, "devices.allow", allow);
     return;
   }
   // Default allow (fails unless the parent allows all), then the denials. v1
@@ -78,6 +79,7 @@ void writeV1DeviceRules(int dirFd, const std::string& dir, const ExpandedDeviceR
   // denied by v1; the driver never uses them, and where BPF is also in use it
   // denies them.
   writeControl(dirFd, dir, "devices.allow", "a");
+  std::vector<std::string> deny;
   for (const DeviceRule& d : rules.deny) {
     unsigned whole = 0;     // access allowed on every minor of this major
     bool specific = false;  // some exception names single minors
@@ -90,7 +92,7 @@ void writeV1DeviceRules(int dirFd, const std::string& dir, const ExpandedDeviceR
     }
     if (whole == 7u) continue;  // the whole major is allowed after all
     if (!specific) {
-      writeControl(dirFd, dir, "devices.deny", toString({'c', d.major, -1, accessOf(7u & ~whole)}));
+      deny.push_back(toString({'c', d.major, -1, accessOf(7u & ~whole)}));
       continue;
     }
     if (d.major != kNvidiaMajor)
@@ -100,11 +102,10 @@ void writeV1DeviceRules(int dirFd, const std::string& dir, const ExpandedDeviceR
       unsigned mask = whole;
       for (const DeviceRule& a : rules.allow)
         if (a.type == 'c' && a.major == d.major && a.minor == minor) mask |= maskOf(a.access);
-      if (mask != 7u)
-        writeControl(dirFd, dir, "devices.deny",
-                     toString({'c', d.major, minor, accessOf(7u & ~mask)}));
+      if (mask != 7u) deny.push_back(toString({'c', d.major, minor, accessOf(7u & ~mask)}));
     }
   }
+  writeControlEach(dirFd, dir, "devices.deny", deny);
 }
 
 const char* policyName(DevicePolicy policy) {
