@@ -3,6 +3,8 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <algorithm>
+
 #include "cgroup_janitor.hpp"
 #include "cgroup_worker.hpp"
 #include "daemon_context.hpp"
@@ -13,8 +15,8 @@
 
 namespace gpubox {
 
-InitPool::InitPool(DaemonContext& ctx, InitSpawner& spawner, size_t size)
-    : ctx_(ctx), spawner_(spawner), size_(size), floor_(size), ceiling_(size * kGrowth) {
+InitPool::InitPool(DaemonContext& ctx, InitSpawner& spawner, size_t size, size_t maxSize)
+    : ctx_(ctx), spawner_(spawner), size_(size), floor_(size), ceiling_(std::max(size, maxSize)) {
   try {
     mountWatch_.emplace(ctx_.port, [this]() { mountsChanged(); });
   } catch (const std::exception& e) {

@@ -26,9 +26,9 @@
 // directories, so refilling costs the event loop a message per init, never
 // a clone. A request that finds the pool empty gets an init cloned for it
 // on the loop (about 1 ms, and its cgroup directories): so the pool's size
-// follows demand. Each such miss raises it by one, up to kGrowth times the
-// configured size; after kShrinkInterval without a miss it goes back down
-// by one, to the configured size.
+// follows demand. Each such miss raises it by one, up to --warm-inits-max
+// (by default kGrowth times the configured size); after kShrinkInterval
+// without a miss it goes back down by one, to the configured size.
 #pragma once
 
 #include <kj/async.h>
@@ -66,8 +66,9 @@ struct WarmInit {
 class InitPool : private kj::TaskSet::ErrorHandler {
  public:
   // Keeps SIZE warm inits, cloned by SPAWNER (which must outlive the pool).
-  // SIZE (--warm-inits) is the least it keeps; it grows on demand (above).
-  InitPool(DaemonContext& ctx, InitSpawner& spawner, size_t size);
+  // SIZE (--warm-inits) is the least it keeps; it grows on demand (above),
+  // up to MAXSIZE (--warm-inits-max; not below SIZE).
+  InitPool(DaemonContext& ctx, InitSpawner& spawner, size_t size, size_t maxSize);
   // Kills the warm inits left and waits for them (short: they are SIGKILLed).
   ~InitPool();
   InitPool(const InitPool&) = delete;

@@ -81,6 +81,7 @@ struct Options {
   std::string idleConnectionTimeout = "60s";
   size_t maxCallsPerConnection = 256;
   size_t warmInits = 4;
+  std::optional<size_t> warmInitsMax;  // unset: InitPool::kGrowth times warmInits
 };
 
 // The limit flags given on the command line, as policy settings named by
@@ -262,7 +263,9 @@ int serve(const Options& opts) {
   if (!mask.path.empty()) ctx.helperSockets.push_back(mask);
   // Filled by the spawner as soon as the loop runs (init_pool.hpp).
   if (ctx.initSpawner)
-    ctx.initPool = std::make_unique<gpubox::InitPool>(ctx, *ctx.initSpawner, opts.warmInits);
+    ctx.initPool = std::make_unique<gpubox::InitPool>(
+        ctx, *ctx.initSpawner, opts.warmInits,
+        opts.warmInitsMax.value_or(opts.warmInits * gpubox::InitPool::kGrowth));
 
   io.unixEventPort.captureSignal(SIGTERM);
   io.unixEventPort.captureSignal(SIGINT);
@@ -364,6 +367,10 @@ int main(int argc, char** argv) {
                  "its request; docs/performance.md)")
       ->capture_default_str()
       ->check(CLI::Range(0, 256));
+  app.add_option("--warm-inits-max", opts.warmInitsMax,
+                 "The most warm inits kept while requests find none ready (default: 4 times "
+                 "--warm-inits; equal to it: a pool of fixed size)")
+      ->check(CLI::Range(0, 1024));
   app.add_flag("--trace-spans", opts.traceSpans,
                "Log each sandbox's start-up phases with their times (a debugging aid; see "
                "docs/performance.md)");

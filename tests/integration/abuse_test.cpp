@@ -162,7 +162,10 @@ size_t openFds(pid_t pid) {
 class Abuse : public HelperTest {
  protected:
   HelperOptions helperOptions() override {
-    return {.extraArgs = {"--idle-connection-timeout", std::to_string(kIdleSeconds) + "s"}};
+    // A pool of fixed size (no growth on demand): the descriptors it holds
+    // then do not change with load, and the counts below compare.
+    return {.extraArgs = {"--idle-connection-timeout", std::to_string(kIdleSeconds) + "s",
+                          "--warm-inits", "4", "--warm-inits-max", "4"}};
   }
 
   void SetUp() override {
@@ -173,6 +176,9 @@ class Abuse : public HelperTest {
       for (size_t k = 0; k < kProbes.size(); ++k)
         baseline_[k] = std::max(baseline_[k], timeProbe(k));
     baseRssKb_ = statusKb(helper().pid(), "VmRSS");
+    // Once the pool has made again the inits these runs took (it does so
+    // after each sandbox's command ended), so the count is its steady one.
+    pollUntil([&] { return initChildren(helper().pid()).size() == 4; }, std::chrono::seconds(10));
     baseFds_ = openFds(helper().pid());
   }
 
