@@ -189,8 +189,9 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   // request fails before handing it its configuration.
   std::optional<WarmInit> warm;
   if (ctx.initPool && newNetwork) warm = ctx.initPool->take();
-  // The pool refills once this sandbox is ready (InitPool::refillAfter), or
-  // at once if this request fails before it has a runtime to wait on.
+  // The pool makes the taken init again once this sandbox no longer waits on
+  // the machine (InitPool::refillAfter, below), or at once if this request
+  // fails before it has a runtime to wait on.
   struct RefillLater {
     InitPool* pool;
     ~RefillLater() {
