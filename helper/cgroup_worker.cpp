@@ -84,11 +84,8 @@ void CgroupWorker::work() {
     if (n != static_cast<ssize_t>(sizeof job)) return;
     for (size_t i = 0; i < job->dirs.size(); ++i)
       job->removeErrors[i] = ::rmdir(job->dirs[i].c_str()) == 0 ? 0 : errno;
-    for (size_t i = 0; i < job->toMake.size(); ++i) {
-      job->madeResults[i] =
-          cgroup::makeCgroupDir(job->toMake[i].parent, job->toMake[i].path, &job->madeFds[i]);
-      if (job->madeResults[i].failed != cgroup::MakeResult::Step::Done) break;
-    }
+    if (!job->toMake.empty())
+      cgroup::SandboxCgroup::makePlanned(job->toMake, job->madeFds, job->madeResults);
     job->failedAt = job->procs.size();
     for (size_t i = 0; i < job->procs.size(); ++i) {
       UniqueFd file(::open(job->procs[i].c_str(), O_WRONLY | O_CLOEXEC));
@@ -142,9 +139,7 @@ kj::Promise<std::unique_ptr<cgroup::SandboxCgroup>> CgroupWorker::makeEmpty(
   const size_t count = plan.size();
   job->toMake = plan;
   job->madeFds.resize(count);
-  // Not tried (the worker stops at the first failure) reads as a failure;
-  // adoptEmpty names the first one, which is the real one.
-  job->madeResults.assign(count, {cgroup::MakeResult::Step::Dir, ECANCELED});
+  job->madeResults.resize(count);
   auto paf = kj::newPromiseAndFulfiller<MadeDirs>();
   job->made = kj::mv(paf.fulfiller);
   if (int err = queue(job))

@@ -121,14 +121,6 @@ Error makeCgroupError(const std::string& parent, const std::string& dir, const M
   return Error("internal error: cgroup " + dir + " was made");
 }
 
-std::pair<std::string, UniqueFd> makeCgroup(const std::string& parent, const std::string& name) {
-  const std::string dir = parent + "/" + name;
-  UniqueFd fd;
-  const MakeResult r = makeCgroupDir(parent, dir, &fd);
-  if (r.failed != MakeResult::Step::Done) throw makeCgroupError(parent, dir, r);
-  return {dir, std::move(fd)};
-}
-
 void makeDirsUnder(const std::string& base, const std::string& path) {
   if (path.size() < base.size() || path.compare(0, base.size(), base) != 0)
     throw Error("cgroup " + path + " is not under " + base);

@@ -44,20 +44,17 @@ std::vector<pid_t> cgroupPids(int dirFd);
 // (at most 128 bytes, not "." or "..").
 void validateCgroupName(const std::string& name);
 
-// mkdir PARENT/NAME (and PARENT itself if it went missing), refusing to adopt an existing
-// directory: a stale or foreign cgroup of that name could hold other limits or other processes.
-// Returns the path and an O_DIRECTORY fd. Throws gpubox::Error.
-std::pair<std::string, UniqueFd> makeCgroup(const std::string& parent, const std::string& name);
-
-// makeCgroup's system calls alone, for a thread that must not allocate (the
-// cgroup worker): DIR is PARENT/NAME. Sets *FD; returns what failed, and
-// leaves nothing behind when something did.
+// mkdir DIR (a child of PARENT, and PARENT itself if it went missing),
+// refusing to adopt an existing directory: a stale or foreign cgroup of
+// that name could hold other limits or other processes. Sets *FD to an
+// O_DIRECTORY fd; returns what failed, and leaves nothing behind when
+// something did. It allocates nothing (the cgroup worker's thread calls it).
 struct MakeResult {
   enum class Step { Done, Parent, Dir, Open } failed = Step::Done;
   int err = 0;
 };
 MakeResult makeCgroupDir(const std::string& parent, const std::string& dir, UniqueFd* fd);
-// The error makeCgroup throws for R (R.failed != Done).
+// The error, in words, for R (R.failed != Done).
 Error makeCgroupError(const std::string& parent, const std::string& dir, const MakeResult& r);
 
 // mkdir -p of PATH, which must lie under BASE (existing, never created here).

@@ -133,20 +133,21 @@ std::unique_ptr<SandboxCgroup> SandboxCgroup::adoptEmpty(const Layout& layout,
   return cg;
 }
 
+void SandboxCgroup::makePlanned(const std::vector<DirToMake>& plan, std::vector<UniqueFd>& fds,
+                                std::vector<MakeResult>& results) {
+  for (MakeResult& r : results) r = {MakeResult::Step::Dir, ECANCELED};
+  for (size_t i = 0; i < plan.size() && i < fds.size() && i < results.size(); ++i) {
+    results[i] = makeCgroupDir(plan[i].parent, plan[i].path, &fds[i]);
+    if (results[i].failed != MakeResult::Step::Done) return;
+  }
+}
+
 std::unique_ptr<SandboxCgroup> SandboxCgroup::createEmpty(const Layout& layout,
                                                           const std::string& name, bool v1Devices) {
   const std::vector<DirToMake> plan = planEmpty(layout, name, v1Devices);
   std::vector<UniqueFd> fds(plan.size());
   std::vector<MakeResult> results(plan.size());
-  for (size_t i = 0; i < plan.size(); ++i) {
-    results[i] = makeCgroupDir(plan[i].parent, plan[i].path, &fds[i]);
-    // Stop at the first failure, as makeCgroup would; adoptEmpty removes
-    // what was made.
-    if (results[i].failed != MakeResult::Step::Done) {
-      results.resize(i + 1);
-      break;
-    }
-  }
+  makePlanned(plan, fds, results);
   return adoptEmpty(layout, plan, std::move(fds), results);
 }
 
@@ -311,18 +312,10 @@ size_t SandboxCgroup::killAll() {
 }
 
 bool SandboxCgroup::tryRemove() {
-  bool all = true;
-  for (Dir* dir : dirs()) {
-    if (dir->removed) continue;
-    if (::rmdir(dir->path.c_str()) == 0 || errno == ENOENT) {
-      dir->removed = true;
-      dir->fd.reset();
-    } else {
-      dir->removeError = errno;
-      all = false;
-    }
-  }
-  return all;
+  const std::vector<std::string> paths = directories();
+  std::vector<int> errors;
+  for (const std::string& path : paths) errors.push_back(::rmdir(path.c_str()) == 0 ? 0 : errno);
+  return noteRemoval(paths, errors);
 }
 
 bool SandboxCgroup::noteRemoval(const std::vector<std::string>& paths,

@@ -66,6 +66,12 @@ class SandboxCgroup {
   };
   static std::vector<DirToMake> planEmpty(const Layout& layout, const std::string& name,
                                           bool v1Devices);
+  // makeCgroupDir for each of PLAN in order, stopping at the first failure;
+  // FDS and RESULTS are sized to PLAN by the caller (it allocates nothing,
+  // so the cgroup worker's thread may call it). A directory not tried reads
+  // as failed with ECANCELED.
+  static void makePlanned(const std::vector<DirToMake>& plan, std::vector<UniqueFd>& fds,
+                          std::vector<MakeResult>& results);
   static std::unique_ptr<SandboxCgroup> adoptEmpty(const Layout& layout,
                                                    const std::vector<DirToMake>& plan,
                                                    std::vector<UniqueFd> fds,

@@ -356,30 +356,32 @@ TEST(SandboxCgroup, RejectsBadNames) {
 namespace gpubox::cgroup {
 namespace {
 
-// makeCgroup tries the sandbox's directory first; a parent removed since
-// start (an administrator, a cleanup job) is made again, and a name in use
-// is still refused.
+// makeCgroupDir tries the sandbox's directory first; a parent removed
+// since start (an administrator, a cleanup job) is made again, and a name
+// in use is still refused.
 TEST(MakeCgroup, MakesAGoneParentAgainAndRefusesANameInUse) {
   char tmpl[] = "/tmp/gpubox-makecg.XXXXXX";
   ASSERT_NE(::mkdtemp(tmpl), nullptr) << std::strerror(errno);
   const std::string parent = std::string(tmpl) + "/gpubox";
-  auto [first, firstFd] = makeCgroup(parent, "sb-1");
-  EXPECT_EQ(first, parent + "/sb-1");
-  EXPECT_TRUE(firstFd.valid());
-  auto [second, secondFd] = makeCgroup(parent, "sb-2");
-  EXPECT_TRUE(secondFd.valid());
+  auto make = [&](const std::string& name) {
+    UniqueFd fd;
+    const MakeResult r = makeCgroupDir(parent, parent + "/" + name, &fd);
+    if (r.failed != MakeResult::Step::Done) throw makeCgroupError(parent, parent + "/" + name, r);
+    return fd;
+  };
+  EXPECT_TRUE(make("sb-1").valid());
+  EXPECT_TRUE(make("sb-2").valid());
   try {
-    makeCgroup(parent, "sb-2");
+    make("sb-2");
     ADD_FAILURE() << "a name in use was made again";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("already exists"), std::string::npos) << e.what();
   }
-  ::rmdir(first.c_str());
-  ::rmdir(second.c_str());
+  ::rmdir((parent + "/sb-1").c_str());
+  ::rmdir((parent + "/sb-2").c_str());
   ASSERT_EQ(::rmdir(parent.c_str()), 0);
-  auto [third, thirdFd] = makeCgroup(parent, "sb-3");
-  EXPECT_TRUE(thirdFd.valid());
-  EXPECT_EQ(::rmdir(third.c_str()), 0);
+  EXPECT_TRUE(make("sb-3").valid());
+  EXPECT_EQ(::rmdir((parent + "/sb-3").c_str()), 0);
   ::rmdir(parent.c_str());
   ::rmdir(tmpl);
 }
