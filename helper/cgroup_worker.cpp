@@ -38,6 +38,9 @@ struct CgroupWorker::Job {
   kj::Own<kj::PromiseFulfiller<void>> joined;               // a join's
   kj::Own<kj::PromiseFulfiller<std::vector<int>>> removed;  // a removal's
   kj::Own<kj::PromiseFulfiller<MadeDirs>> made;             // a making's
+  // Device rules to put in force.
+  std::unique_ptr<cgroup::SandboxCgroup::DeviceWork> devices;
+  kj::Own<kj::PromiseFulfiller<std::unique_ptr<cgroup::SandboxCgroup::DeviceWork>>> devicesDone;
 };
 
 namespace {
@@ -86,6 +89,7 @@ void CgroupWorker::work() {
       job->removeErrors[i] = ::rmdir(job->dirs[i].c_str()) == 0 ? 0 : errno;
     if (!job->toMake.empty())
       cgroup::SandboxCgroup::makePlanned(job->toMake, job->madeFds, job->madeResults);
+    if (job->devices) job->devices->carryOut();
     job->failedAt = job->procs.size();
     for (size_t i = 0; i < job->procs.size(); ++i) {
       UniqueFd file(::open(job->procs[i].c_str(), O_WRONLY | O_CLOEXEC));
@@ -150,6 +154,17 @@ kj::Promise<std::unique_ptr<cgroup::SandboxCgroup>> CgroupWorker::makeEmpty(
       });
 }
 
+kj::Promise<std::unique_ptr<CgroupWorker::DeviceWork>> CgroupWorker::setUpDevices(
+    std::unique_ptr<DeviceWork> work) {
+  auto job = std::make_unique<Job>();
+  job->devices = std::move(work);
+  auto paf = kj::newPromiseAndFulfiller<std::unique_ptr<DeviceWork>>();
+  job->devicesDone = kj::mv(paf.fulfiller);
+  if (int err = queue(job))
+    return callerError(errnoMessage("cannot queue the sandbox's device rules", err));
+  return kj::mv(paf.promise);
+}
+
 int CgroupWorker::queue(std::unique_ptr<Job>& job) {
   Job* raw = job.get();
   if (::write(pipes_.requestWrite.get(), &raw, sizeof raw) != static_cast<ssize_t>(sizeof raw))
@@ -174,6 +189,8 @@ kj::Promise<void> CgroupWorker::collect() {
       job->removed->fulfill(std::move(job->removeErrors));
     else if (job->made)
       job->made->fulfill(MadeDirs{std::move(job->madeFds), std::move(job->madeResults)});
+    else if (job->devicesDone)
+      job->devicesDone->fulfill(std::move(job->devices));
     else if (job->failedAt == job->procs.size())
       job->joined->fulfill();
     else

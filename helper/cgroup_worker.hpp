@@ -8,6 +8,10 @@
 // none of this (clone3 with CLONE_INTO_CGROUP places the init at birth);
 // only v1 and hybrid hosts ask for joins.
 //
+// Device rules: a GPU sandbox's writes to devices.allow/deny and its BPF
+// program's attachment take cgroup_mutex too; done here while the init
+// builds its root (SandboxCgroup::planDevices).
+//
 // Removals and makings: rmdir and mkdir of a cgroup directory take the
 // kernel's cgroup_mutex, which a migration holds through its grace period.
 // On the loop, the removals of ended sandboxes (one directory per
@@ -16,8 +20,8 @@
 // mkdirs waited the same way. Every host uses them (a sandbox made for its
 // request, with no warm init, still makes its directories on the loop).
 //
-// The worker thread only calls read(2), write(2), mkdir(2), open(2) and
-// rmdir(2): it never allocates, so it holds no lock a freshly cloned init
+// The worker thread only calls read(2), write(2), mkdir(2), open(2),
+// rmdir(2), close(2) and bpf(2): it never allocates, so it holds no lock a freshly cloned init
 // could need (inits are made with raw clone3, which skips glibc's fork
 // handlers). Jobs are made and freed on the loop's thread.
 #pragma once
@@ -60,6 +64,13 @@ class CgroupWorker {
   // adoptEmpty's error.
   kj::Promise<std::unique_ptr<cgroup::SandboxCgroup>> makeEmpty(
       cgroup::Layout layout, std::vector<cgroup::SandboxCgroup::DirToMake> plan);
+
+  // WORK carried out (the writes to devices.* and BPF_PROG_ATTACH, each of
+  // which takes cgroup_mutex) on the worker thread; resolves to it, for
+  // SandboxCgroup::finishDevices on the loop. Rejects only when the queue
+  // cannot take it.
+  using DeviceWork = cgroup::SandboxCgroup::DeviceWork;
+  kj::Promise<std::unique_ptr<DeviceWork>> setUpDevices(std::unique_ptr<DeviceWork> work);
 
  private:
   struct Job;

@@ -95,6 +95,11 @@ struct DaemonContext {
   // gpuInventory, once the helper has dropped the capabilities it does not
   // keep: a thread starts with those of the thread that makes it.
   std::unique_ptr<CgroupWorker> cgroupWorker;
+  // A second one for the device rules of GPU (and --dev-bind) sandboxes
+  // (SandboxCgroup::planDevices): their request waits on them, so they must
+  // not queue behind the pool's v1 joins, each of which waits for an RCU
+  // grace period.
+  std::unique_ptr<CgroupWorker> deviceWorker;
   // Inits made ahead of requests (--warm-inits; null: none) by the spawner
   // process. After the cgroup worker, so it goes first: its inits' placements
   // use the cgroup worker.

@@ -255,6 +255,7 @@ int serve(const Options& opts) {
   // first thread: it must be single-threaded (init_spawner.hpp).
   if (opts.warmInits > 0) ctx.initSpawner = std::make_unique<gpubox::InitSpawner>(io.unixEventPort);
   ctx.cgroupWorker = std::make_unique<gpubox::CgroupWorker>(io.unixEventPort);
+  ctx.deviceWorker = std::make_unique<gpubox::CgroupWorker>(io.unixEventPort);
   // The first GPU discovery, before serving; later ones run off the loop.
   ctx.gpuInventory = std::make_unique<gpubox::GpuInventoryCache>(ctx.driverRoot);
   // The socket last: a helper that cannot start leaves none behind.

@@ -14,6 +14,7 @@
 #include "error.hpp"
 #include "gpu_assignment.hpp"
 #include "init_pool.hpp"
+#include "kj_error.hpp"
 #include "limit_resolution.hpp"
 #include "sandbox/launcher.hpp"
 #include "sandbox_ids.hpp"
@@ -153,6 +154,42 @@ void noteCgroupNamespace(LiveSandbox& live) {
   }
 }
 
+std::vector<std::string> rlimitLines(const std::vector<RlimitSetting>& rlimits) {
+  std::vector<std::string> lines;
+  for (const RlimitSetting& r : rlimits)
+    lines.push_back("rlimit " + r.name + " = " +
+                    (r.soft == kRlimUnlimited ? "unlimited" : std::to_string(r.soft)) + ":" +
+                    (r.hard == kRlimUnlimited ? "unlimited" : std::to_string(r.hard)));
+  return lines;
+}
+
+// WORK carried out by the cgroup worker, then noted in the sandbox's cgroup
+// and status (its limits lines gain the devices line; RLIMITS stay last).
+// Rejects, and so ends the sandbox before it runs anything, when no backend
+// enforces the rules.
+kj::Promise<void> devicesInForce(DaemonContext& ctx,
+                                 std::unique_ptr<cgroup::SandboxCgroup::DeviceWork> work,
+                                 std::weak_ptr<cgroup::SandboxCgroup> weakCg,
+                                 std::weak_ptr<LiveSandbox> weakLive,
+                                 std::vector<std::string> rlimits) {
+  return ctx.deviceWorker->setUpDevices(std::move(work))
+      .then(
+          [weakCg = std::move(weakCg), weakLive = std::move(weakLive),
+           rlimits = std::move(rlimits)](std::unique_ptr<cgroup::SandboxCgroup::DeviceWork> done) {
+            auto cg = weakCg.lock();
+            auto live = weakLive.lock();
+            if (!cg || !live) return;  // the sandbox is gone already
+            try {
+              cg->finishDevices(*done);
+            } catch (const Error& e) {
+              throw callerError(e.what());
+            }
+            if (!cg->skipped().empty()) logInfo("cgroup " + cg->path() + ": " + cg->skipped());
+            live->limits = cg->applied();
+            live->limits.insert(live->limits.end(), rlimits.begin(), rlimits.end());
+          });
+}
+
 uint64_t monotonicMs() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -260,16 +297,21 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   std::optional<cgroup::DeviceRules> devices =
       deviceRulesFor(ctx, gpus ? &*gpus : nullptr, bindsDevices);
   if (spans) spans->mark("planned");
+  // The device rules are put in force by the cgroup worker while the init
+  // builds its root (SandboxCgroup::planDevices); the init runs nothing
+  // before they are (its placement waits for them, below).
+  std::unique_ptr<cgroup::SandboxCgroup::DeviceWork> deviceWork;
   if (ctx.cgroupsUnavailable.empty()) {
     if (warm && warm->cgroup) {
-      warm->cgroup->apply(limits.resources, devices ? &*devices : nullptr);
+      cgroup::SandboxCgroup::checkLimits(ctx.cgroupLayout, limits.resources,
+                                         devices ? &*devices : nullptr);
+      warm->cgroup->applyLimits(limits.resources);
+      if (devices) deviceWork = warm->cgroup->planDevices(*devices);
       holdings->cgroup = warm->cgroup;
     } else {
       holdings->cgroup = cgroup::SandboxCgroup::create(ctx.cgroupLayout, name, limits.resources,
-                                                       devices ? &*devices : nullptr);
+                                                       devices ? &*devices : nullptr, &deviceWork);
     }
-    if (!holdings->cgroup->skipped().empty())
-      logInfo("cgroup " + holdings->cgroup->path() + ": " + holdings->cgroup->skipped());
     live->cgroup = holdings->cgroup->path();
     live->limits = holdings->cgroup->applied();
   } else if (devices) {
@@ -279,10 +321,8 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
                 ": refused: the helper has no cgroups for the device rules (" +
                 ctx.cgroupsUnavailable + ")");
   }
-  for (const RlimitSetting& r : limits.rlimits)
-    live->limits.push_back("rlimit " + r.name + " = " +
-                           (r.soft == kRlimUnlimited ? "unlimited" : std::to_string(r.soft)) + ":" +
-                           (r.hard == kRlimUnlimited ? "unlimited" : std::to_string(r.hard)));
+  const std::vector<std::string> rlimits = rlimitLines(limits.rlimits);
+  live->limits.insert(live->limits.end(), rlimits.begin(), rlimits.end());
   live->cgroupHandle = holdings->cgroup;
   if (gpus) holdings->lease = std::move(gpus->lease);
   live->defaultCwd = spec.useDefaultPlan ? spec.cwd : "/";
@@ -326,16 +366,13 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
 
   cgroup::SandboxCgroup* cg = holdings->cgroup.get();
   // cgroup v2: the init is born in its cgroup. v1 hierarchies are joined off
-  // the event loop while the init builds its root; it waits for that before
-  // it enters its cgroup namespace or runs anything.
-  std::vector<std::string> v1Procs;
-  std::optional<kj::Promise<void>> placement;
-  if (warm) {
-    if (!warm->placement->done) placement = warm->placed->addBranch();
-  } else if (cg) {
-    v1Procs = cg->v1ProcsFiles();
-  }
-  config.awaitPlacement = placement.has_value() || !v1Procs.empty();
+  // the event loop while the init builds its root, after the device rules
+  // are in force; the init waits for both before it enters its cgroup
+  // namespace or runs anything.
+  const bool joinV1 = !warm && cg && !cg->v1ProcsFiles().empty();
+  std::optional<kj::Promise<void>> warmPlaced;
+  if (warm && !warm->placement->done) warmPlaced = warm->placed->addBranch();
+  config.awaitPlacement = warmPlaced.has_value() || joinV1 || deviceWork != nullptr;
   if (spans) spans->mark("cgroup");
   LaunchedInit init;
   if (warm) {
@@ -384,10 +421,23 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
             [&timer]() { return timer.afterDelay(kRefillAfterReady); })));
     refillLater.pool = nullptr;
   }
-  if (placement)
-    live->runtime->placeWhen(std::move(*placement));
-  else if (config.awaitPlacement)
-    live->runtime->placeWhen(ctx.cgroupWorker->attach(initPid, std::move(v1Procs)));
+  if (config.awaitPlacement) {
+    kj::Promise<void> placed = kj::READY_NOW;
+    if (deviceWork)
+      placed = devicesInForce(ctx, std::move(deviceWork), holdings->cgroup, live, rlimits);
+    if (warmPlaced)
+      placed = placed.then([warm = std::move(*warmPlaced)]() mutable { return std::move(warm); });
+    if (joinV1) {
+      std::weak_ptr<cgroup::SandboxCgroup> weak = holdings->cgroup;
+      placed = placed.then([&ctx, weak, initPid]() -> kj::Promise<void> {
+        // After the device rules: a v1 devices directory they could not
+        // use is gone by now, and is not joined.
+        auto c = weak.lock();
+        return c ? ctx.cgroupWorker->attach(initPid, c->v1ProcsFiles()) : kj::READY_NOW;
+      });
+    }
+    live->runtime->placeWhen(std::move(placed));
+  }
   live->namespaceIds = namespaceIdsOf(initPid, live->namespaces);
   // Read once above; read again only if that found nothing (an init that
   // already failed: then this throws, as the caller expects).

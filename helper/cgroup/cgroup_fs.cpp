@@ -37,16 +37,35 @@ void writeControl(int dirFd, const std::string& dir, const char* file, const std
   if (n != static_cast<ssize_t>(value.size())) throwErrno(what, n < 0 ? errno : EIO);
 }
 
-void writeControlEach(int dirFd, const std::string& dir, const char* file,
-                      const std::vector<std::string>& values) {
+void ControlWrites::carryOut(int dirFd) noexcept {
+  err = 0;
+  failedAt = 0;
   if (values.empty()) return;
   UniqueFd fd(::openat(dirFd, file, O_WRONLY | O_TRUNC | O_CLOEXEC));
-  if (!fd) throwErrno("writing " + values.front() + " to " + dir + "/" + file);
-  for (const std::string& value : values) {
-    const ssize_t n = ::write(fd.get(), value.data(), value.size());
-    if (n != static_cast<ssize_t>(value.size()))
-      throwErrno("writing " + value + " to " + dir + "/" + file, n < 0 ? errno : EIO);
+  if (!fd) {
+    err = errno;
+    return;
   }
+  for (failedAt = 0; failedAt < values.size(); ++failedAt) {
+    const std::string& value = values[failedAt];
+    const ssize_t n = ::write(fd.get(), value.data(), value.size());
+    if (n != static_cast<ssize_t>(value.size())) {
+      err = n < 0 ? errno : EIO;
+      return;
+    }
+  }
+}
+
+std::string ControlWrites::failure(const std::string& dir) const {
+  const std::string& value = failedAt < values.size() ? values[failedAt] : std::string();
+  return errnoMessage("writing " + value + " to " + dir + "/" + file, err);
+}
+
+void writeControlEach(int dirFd, const std::string& dir, const char* file,
+                      const std::vector<std::string>& values) {
+  ControlWrites writes{.file = file, .values = values};
+  writes.carryOut(dirFd);
+  if (writes.err != 0) throw Error(writes.failure(dir));
 }
 
 void writeControl(const std::string& dir, const char* file, const std::string& value) {

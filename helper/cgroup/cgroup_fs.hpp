@@ -30,7 +30,23 @@ void writeControl(const std::string& dir, const char* file, const std::string& v
 // Several values into one control file, one write(2) each through one open
 // file (cgroupfs takes each write as one value, as devices.allow and
 // devices.deny need): a GPU sandbox's v1 device rules are a dozen lines.
-// Throws gpubox::Error naming the value that failed.
+// Made in two halves so that a thread that may not allocate (the cgroup
+// worker's, helper/cgroup_worker.hpp) can do the writes: the values are
+// built beforehand, and the outcome is put in words afterwards.
+struct ControlWrites {
+  const char* file = "";
+  std::vector<std::string> values;
+  int err = 0;          // 0: every value written
+  size_t failedAt = 0;  // the value that failed (the first, when the open did)
+
+  // Opens FILE in DIRFD and writes each value, stopping at the first
+  // failure. System calls only: no allocation, no exception.
+  void carryOut(int dirFd) noexcept;
+  // "writing VALUE to DIR/FILE: <errno>", for a failed carryOut().
+  std::string failure(const std::string& dir) const;
+};
+
+// carryOut() on the spot; throws gpubox::Error with failure()'s words.
 void writeControlEach(int dirFd, const std::string& dir, const char* file,
                       const std::vector<std::string>& values);
 

@@ -144,7 +144,7 @@ UniqueFd loadDeviceProgram(const std::vector<bpf_insn>& program) {
   return UniqueFd(static_cast<int>(fd));
 }
 
-void attachDeviceProgram(int cgroupFd, int programFd) {
+int attachDeviceProgram(int cgroupFd, int programFd) noexcept {
   bpf_attr attr;
   std::memset(&attr, 0, sizeof attr);
   attr.target_fd = static_cast<uint32_t>(cgroupFd);
@@ -154,8 +154,12 @@ void attachDeviceProgram(int cgroupFd, int programFd) {
   // a device program of its own. (With MULTI it still could not loosen these
   // rules, since every program must allow; there is just no reason to.)
   attr.attach_flags = 0;
-  if (bpf(BPF_PROG_ATTACH, attr) != 0)
-    throwErrno("attaching the BPF device program to the sandbox cgroup (BPF_PROG_ATTACH)");
+  return bpf(BPF_PROG_ATTACH, attr) == 0 ? 0 : errno;
+}
+
+std::string attachFailure(int err) {
+  return errnoMessage("attaching the BPF device program to the sandbox cgroup (BPF_PROG_ATTACH)",
+                      err);
 }
 
 std::shared_ptr<const UniqueFd> loadDeviceProgramShared(const std::vector<bpf_insn>& program) {

@@ -7,6 +7,7 @@
 #include <linux/bpf.h>
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "device_rule.hpp"
@@ -31,7 +32,10 @@ UniqueFd loadDeviceProgram(const std::vector<bpf_insn>& program);
 std::shared_ptr<const UniqueFd> loadDeviceProgramShared(const std::vector<bpf_insn>& program);
 
 // BPF_PROG_ATTACH as BPF_CGROUP_DEVICE to the cgroup directory CGROUPFD.
-// The kernel detaches it when the cgroup is removed. Throws gpubox::Error.
-void attachDeviceProgram(int cgroupFd, int programFd);
+// The kernel detaches it when the cgroup is removed. Returns 0 or the errno;
+// a system call only, so the cgroup worker's thread may make it.
+int attachDeviceProgram(int cgroupFd, int programFd) noexcept;
+// The words for attachDeviceProgram()'s errno ERR.
+std::string attachFailure(int err);
 
 }  // namespace gpubox::cgroup

@@ -64,13 +64,12 @@ ExpandedDeviceRules expandDeviceRules(const DeviceRules& rules) {
   return out;
 }
 
-void writeV1DeviceRules(int dirFd, const std::string& dir, const ExpandedDeviceRules& rules) {
+std::vector<ControlWrites> v1DeviceWrites(const ExpandedDeviceRules& rules) {
   if (!rules.defaultAllow) {
-    writeControl(dirFd, dir, "devices.deny", "a");
     std::vector<std::string> allow;
     for (const DeviceRule& rule : rules.allow) allow.push_back(toString(rule));
-    writeControlEach(dirFd, dir, "devices.allow", allow);
-    return;
+    return {{.file = "devices.deny", .values = {"a"}},
+            {.file = "devices.allow", .values = std::move(allow)}};
   }
   // Default allow (fails unless the parent allows all), then the denials. v1
   // cannot carve an allowed minor out of a denied "195:*" (an allow write only
@@ -78,7 +77,6 @@ void writeV1DeviceRules(int dirFd, const std::string& dir, const ExpandedDeviceR
   // 0..255 are denied one by one. Minors above 255 of major 195 are then not
   // denied by v1; the driver never uses them, and where BPF is also in use it
   // denies them.
-  writeControl(dirFd, dir, "devices.allow", "a");
   std::vector<std::string> deny;
   for (const DeviceRule& d : rules.deny) {
     unsigned whole = 0;     // access allowed on every minor of this major
@@ -105,7 +103,8 @@ void writeV1DeviceRules(int dirFd, const std::string& dir, const ExpandedDeviceR
       if (mask != 7u) deny.push_back(toString({'c', d.major, minor, accessOf(7u & ~mask)}));
     }
   }
-  writeControlEach(dirFd, dir, "devices.deny", deny);
+  return {{.file = "devices.allow", .values = {"a"}},
+          {.file = "devices.deny", .values = std::move(deny)}};
 }
 
 const char* policyName(DevicePolicy policy) {

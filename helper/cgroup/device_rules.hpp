@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "cgroup_fs.hpp"
 #include "device_rule.hpp"
 
 namespace gpubox::cgroup {
@@ -52,9 +53,10 @@ struct ExpandedDeviceRules {
 // Validates every rule; throws gpubox::Error naming a malformed one.
 ExpandedDeviceRules expandDeviceRules(const DeviceRules& rules);
 
-// Writes RULES as devices.deny/devices.allow into the fresh v1 devices cgroup
-// DIRFD (DIR in messages). Throws gpubox::Error.
-void writeV1DeviceRules(int dirFd, const std::string& dir, const ExpandedDeviceRules& rules);
+// RULES as the writes to make, in order, to a fresh v1 devices cgroup's
+// devices.deny and devices.allow. Throws gpubox::Error for rules v1 cannot
+// express.
+std::vector<ControlWrites> v1DeviceWrites(const ExpandedDeviceRules& rules);
 
 // "allow-list" or "deny-nvidia", for status lines.
 const char* policyName(DevicePolicy policy);

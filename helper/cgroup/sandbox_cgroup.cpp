@@ -52,14 +52,19 @@ std::string v1Display(const Layout& layout, const std::vector<std::string>& cont
 
 std::unique_ptr<SandboxCgroup> SandboxCgroup::create(const Layout& layout, const std::string& name,
                                                      const ResourceLimits& limits,
-                                                     const DeviceRules* devices) {
+                                                     const DeviceRules* devices,
+                                                     std::unique_ptr<DeviceWork>* deferDevices) {
   // Everything that can be checked without touching the hierarchies first,
   // so a bad request leaves nothing behind.
   validateCgroupName(name);
   checkLimits(layout, limits, devices);
   auto cg = createEmpty(layout, name, devices && devices->backend != DeviceBackend::BpfOnly);
   try {
-    cg->apply(limits, devices);
+    cg->applyLimits(limits);
+    if (devices && deferDevices)
+      *deferDevices = cg->planDevices(*devices);
+    else if (devices)
+      cg->setUpDevices(*devices);
   } catch (...) {
     cg->tryRemove();  // nothing has joined yet, so nothing is busy
     throw;
@@ -151,12 +156,10 @@ std::unique_ptr<SandboxCgroup> SandboxCgroup::createEmpty(const Layout& layout,
   return adoptEmpty(layout, plan, std::move(fds), results);
 }
 
-void SandboxCgroup::apply(const ResourceLimits& limits, const DeviceRules* devices) {
-  if (applied_.size() > 0 || v1Devices_ || program_)
-    throw Error("internal error: cgroup limits applied twice");
-  checkLimits(layout_, limits, devices);
-  std::optional<ExpandedDeviceRules> rules;
-  if (devices) rules = expandDeviceRules(*devices);
+void SandboxCgroup::applyLimits(const ResourceLimits& limits) {
+  if (limitsApplied_) throw Error("internal error: cgroup limits applied twice");
+  limitsApplied_ = true;
+  checkLimits(layout_, limits, nullptr);
   if (v2_) {
     for (std::string& line : writeV2Limits(v2_->fd.get(), v2_->path, layout_.v2Controllers, limits))
       applied_.push_back(std::move(line));
@@ -165,40 +168,88 @@ void SandboxCgroup::apply(const ResourceLimits& limits, const DeviceRules* devic
     for (std::string& line : writeV1Limits(dir.fd.get(), dir.path, dir.controllers, limits))
       applied_.push_back(std::move(line));
   }
-  if (devices) setUpDevices(*rules, *devices);
 }
 
-void SandboxCgroup::setUpDevices(const ExpandedDeviceRules& rules, const DeviceRules& request) {
-  std::string v1Error, bpfError;
-  for (auto dir = v1_.begin(); dir != v1_.end(); ++dir) {
-    // A warm init's cgroup has a v1 devices directory whatever it is used for.
-    if (request.backend == DeviceBackend::BpfOnly) break;
-    if (std::find(dir->controllers.begin(), dir->controllers.end(), "devices") ==
-        dir->controllers.end())
-      continue;
-    try {
-      writeV1DeviceRules(dir->fd.get(), dir->path, rules);
-      v1Devices_ = true;
-    } catch (const Error& e) {
-      // Half-written rules must not stay in force: an allow-list missing
-      // /dev/null would break the sandbox in ways nobody could explain. A
-      // hierarchy shared with other controllers cannot be dropped, though.
-      if (dir->controllers.size() > 1 || ::rmdir(dir->path.c_str()) != 0) throw;
-      v1Error = e.what();
-      v1_.erase(dir);
-      break;
+namespace {
+
+UniqueFd duplicate(int fd, const std::string& path) {
+  UniqueFd copy(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  if (!copy) throwErrno("device rules: duplicating the descriptor of " + path);
+  return copy;
+}
+
+}  // namespace
+
+std::unique_ptr<SandboxCgroup::DeviceWork> SandboxCgroup::planDevices(const DeviceRules& request) {
+  if (devicesPlanned_) throw Error("internal error: device rules set up twice");
+  devicesPlanned_ = true;
+  checkDeviceBackends(layout_, request.backend);
+  const ExpandedDeviceRules rules = expandDeviceRules(request);
+  auto work = std::make_unique<DeviceWork>();
+  work->policy = request.policy;
+  // A warm init's cgroup has a v1 devices directory whatever it is used for.
+  if (request.backend != DeviceBackend::BpfOnly) {
+    for (const Dir& dir : v1_) {
+      if (std::find(dir.controllers.begin(), dir.controllers.end(), "devices") ==
+          dir.controllers.end())
+        continue;
+      DeviceWork::V1 v1{.path = dir.path, .dir = duplicate(dir.fd.get(), dir.path)};
+      try {
+        v1.writes = v1DeviceWrites(rules);
+      } catch (const Error& e) {
+        v1.refused = e.what();
+      }
+      work->v1.push_back(std::move(v1));
     }
   }
   if (v2_ && request.backend != DeviceBackend::V1Only) {
+    work->v2Dir = duplicate(v2_->fd.get(), v2_->path);
     try {
-      std::shared_ptr<const UniqueFd> program =
+      work->program =
           loadDeviceProgramShared(buildDeviceProgram(rules.allow, rules.deny, rules.defaultAllow));
-      attachDeviceProgram(v2_->fd.get(), program->get());
-      program_ = std::move(program);
     } catch (const Error& e) {
-      bpfError = e.what();
+      work->programError = e.what();
     }
   }
+  return work;
+}
+
+void SandboxCgroup::DeviceWork::carryOut() noexcept {
+  for (V1& dir : v1) {
+    if (!dir.refused.empty()) continue;
+    for (ControlWrites& w : dir.writes) {
+      w.carryOut(dir.dir.get());
+      if (w.err != 0) break;
+    }
+  }
+  if (program) attachError = attachDeviceProgram(v2Dir.get(), program->get());
+}
+
+void SandboxCgroup::finishDevices(const DeviceWork& work) {
+  std::string v1Error, bpfError;
+  for (const DeviceWork::V1& done : work.v1) {
+    std::string failure = done.refused;
+    for (const ControlWrites& w : done.writes)
+      if (failure.empty() && w.err != 0) failure = w.failure(done.path);
+    if (failure.empty()) {
+      v1Devices_ = true;
+      continue;
+    }
+    // Half-written rules must not stay in force: an allow-list missing
+    // /dev/null would break the sandbox in ways nobody could explain. A
+    // hierarchy shared with other controllers, or one a process has joined,
+    // cannot be dropped, though.
+    auto dir =
+        std::find_if(v1_.begin(), v1_.end(), [&](const Dir& d) { return d.path == done.path; });
+    if (dir == v1_.end() || dir->controllers.size() > 1 || ::rmdir(dir->path.c_str()) != 0)
+      throw Error("cannot set up the sandbox's device cgroup: v1: " + failure);
+    v1Error = failure;
+    v1_.erase(dir);
+    break;
+  }
+  if (work.program && work.attachError == 0) program_ = work.program;
+  if (work.program && work.attachError != 0) bpfError = attachFailure(work.attachError);
+  if (!work.program) bpfError = work.programError;
   if (!usesV1Devices() && !usesBpf()) {
     std::string message = "cannot set up the sandbox's device cgroup";
     if (!v1Error.empty()) message += ": v1: " + v1Error;
@@ -211,7 +262,13 @@ void SandboxCgroup::setUpDevices(const ExpandedDeviceRules& rules, const DeviceR
   std::string backends;
   if (usesV1Devices()) backends = "cgroup v1";
   if (usesBpf()) backends += (backends.empty() ? "" : " + ") + std::string("bpf");
-  applied_.push_back(std::string("devices: ") + policyName(request.policy) + " (" + backends + ")");
+  applied_.push_back(std::string("devices: ") + policyName(work.policy) + " (" + backends + ")");
+}
+
+void SandboxCgroup::setUpDevices(const DeviceRules& devices) {
+  std::unique_ptr<DeviceWork> work = planDevices(devices);
+  work->carryOut();
+  finishDevices(*work);
 }
 
 SandboxCgroup::~SandboxCgroup() {

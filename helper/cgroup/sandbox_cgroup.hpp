@@ -14,7 +14,8 @@
 // Device backends: on hybrid hosts both the v1 devices rules and the v2 BPF
 // program are used, each a complete guard on its own; if one of them fails
 // there the other still enforces and skipped() says what was not used and
-// why. If none works, create() throws: a GPU sandbox must never go without.
+// why. If none works, create() (or finishDevices()) throws: a GPU sandbox
+// must never go without.
 #pragma once
 
 #include <sys/types.h>
@@ -44,14 +45,19 @@ class SandboxCgroup {
   // option and file, e.g. "--memory 64M: writing 67108864 to .../memory.max:
   // Device or resource busy". A limit whose controller is unavailable throws;
   // none is ever skipped silently.
+  // With DEFERDEVICES, the device rules are not written: their work is put
+  // there (planDevices()) for the caller to carry out elsewhere.
+  struct DeviceWork;
   static std::unique_ptr<SandboxCgroup> create(const Layout& layout, const std::string& name,
                                                const ResourceLimits& limits,
-                                               const DeviceRules* devices = nullptr);
+                                               const DeviceRules* devices = nullptr,
+                                               std::unique_ptr<DeviceWork>* deferDevices = nullptr);
   // create() in two steps, for a warm init that joins its cgroup before its
   // request is known (helper/init_pool.hpp): createEmpty() makes the
   // directories, with a v1 devices one when V1DEVICES (and the hierarchy is
-  // mounted); apply() writes the limits and device rules, once. A failed
-  // apply() may leave some written: the caller discards the cgroup.
+  // mounted); applyLimits() writes the limits, and the device rules follow
+  // (setUpDevices(), or planDevices() and finishDevices()), once each. A
+  // failed step may leave some written: the caller discards the cgroup.
   static std::unique_ptr<SandboxCgroup> createEmpty(const Layout& layout, const std::string& name,
                                                     bool v1Devices);
   // createEmpty() with its system calls made elsewhere (the cgroup worker's
@@ -76,8 +82,9 @@ class SandboxCgroup {
                                                    const std::vector<DirToMake>& plan,
                                                    std::vector<UniqueFd> fds,
                                                    const std::vector<MakeResult>& results);
-  void apply(const ResourceLimits& limits, const DeviceRules* devices);
-  // Throws what create() and apply() would refuse before touching anything.
+  void applyLimits(const ResourceLimits& limits);
+  // Throws what create(), applyLimits() and the device rules would refuse
+  // before touching anything.
   static void checkLimits(const Layout& layout, const ResourceLimits& limits,
                           const DeviceRules* devices);
 
@@ -94,6 +101,37 @@ class SandboxCgroup {
   // helper calls killAll() and tryRemove() (with retries from its event loop)
   // before destroying.
   ~SandboxCgroup();
+
+  // The device rules, in three steps. Writing them takes the kernel's
+  // cgroup_mutex (each devices.* write on v1, BPF_PROG_ATTACH on v2), which
+  // a v1 migration holds through an RCU grace period: milliseconds, were it
+  // done on the event loop. So planDevices() (on the loop: the checks, the
+  // values, the program loaded) hands DeviceWork::carryOut() to the cgroup
+  // worker (helper/cgroup_worker.hpp) while the init builds its root, and
+  // finishDevices() (on the loop again) notes what is in force, or throws,
+  // before the init is told it may run anything. Each may be called once.
+  struct DeviceWork {
+    struct V1 {
+      std::string path;
+      UniqueFd dir;  // its own: the sandbox may end while the work waits
+      std::vector<ControlWrites> writes;
+      std::string refused;  // rules v1 cannot express: nothing to write
+    };
+    DevicePolicy policy = DevicePolicy::AllowListed;
+    std::vector<V1> v1;  // the devices hierarchy's directory, if used
+    UniqueFd v2Dir;
+    std::shared_ptr<const UniqueFd> program;  // none: programError says why
+    std::string programError;
+    int attachError = 0;
+
+    // System calls only (no allocation, no exception): any thread.
+    void carryOut() noexcept;
+  };
+  std::unique_ptr<DeviceWork> planDevices(const DeviceRules& devices);
+  // Throws gpubox::Error when no backend enforces the rules.
+  void finishDevices(const DeviceWork& work);
+  // The three steps at once, on the calling thread.
+  void setUpDevices(const DeviceRules& devices);
 
   // O_DIRECTORY fd of the v2 directory, for clone3(CLONE_INTO_CGROUP); -1
   // without cgroup2. The v1 directories still need attachV1().
@@ -154,7 +192,6 @@ class SandboxCgroup {
     int removeError = 0;  // errno of the last failed rmdir
   };
 
-  void setUpDevices(const ExpandedDeviceRules& rules, const DeviceRules& request);
   // Every directory, the v2 one first.
   std::vector<const Dir*> dirs() const;
   std::vector<Dir*> dirs();
@@ -162,6 +199,8 @@ class SandboxCgroup {
   Layout layout_;
   std::optional<Dir> v2_;
   std::vector<Dir> v1_;
+  bool limitsApplied_ = false;
+  bool devicesPlanned_ = false;
   bool v1Devices_ = false;
   // The attached BPF program (shared with other sandboxes granted the same
   // devices), held as long as the object.

@@ -476,10 +476,9 @@ void applyDataBind(RootBuilder& root, const MountOp& op, int scratchFd, size_t i
   attach(tree.get(), target.get(), what);
 }
 
-// Whether `path` is missing and could not be created because its nearest
-// existing ancestor is on a read-only mount.
+// Whether `path`, which the caller found missing, could not be created
+// because its nearest existing ancestor is on a read-only mount.
 bool missingUnderReadOnly(RootBuilder& root, const std::string& path) {
-  if (root.exists(path)) return false;
   std::string dir = parentOf(path);
   while (dir != "/" && !root.dirExistsBetweenSteps(dir)) dir = parentOf(dir);
   return root.dirReadOnlyBetweenSteps(dir);
@@ -513,7 +512,7 @@ bool shouldSkip(RootBuilder& root, const MountOp& op, const PreparedStep& step) 
       if (fd && ::fstat(fd.get(), &st) == 0 && st.st_dev == step.st->st_dev &&
           st.st_ino == step.st->st_ino)
         return true;
-      return missingUnderReadOnly(root, op.dest);
+      return !fd && missingUnderReadOnly(root, op.dest);
     }
   }
   return false;

@@ -2,12 +2,21 @@
 // /dev/nvidia* nodes, proc/driver/nvidia files, CDI specs) behind a real
 // helper, driven by the real CLI as root and as uid 65534. Checks what the
 // sandboxed process actually sees and what it may open.
+#include <fcntl.h>
+#include <linux/bpf.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
+
+#include <cstring>
 
 #include "fake_driver.hpp"
 #include "harness.hpp"
+#include "unique_fd.hpp"
 
 using namespace gpubox::itest;
+using gpubox::UniqueFd;
 using gpubox::testing::FakeDriverRoot;
 
 namespace {
@@ -111,6 +120,101 @@ TEST_F(GpuTest, DeviceBindWithoutGpuStillDeniesNvidia) {
   ASSERT_EQ(r.exitCode, 0) << r.describe();
   EXPECT_TRUE(contains(r.out, "/tmp/fakedev/nvidia0: Operation not permitted")) << r.out;
   EXPECT_TRUE(contains(r.out, "/tmp/fakedev/nvidiactl: Operation not permitted")) << r.out;
+}
+
+namespace {
+
+// Where no sandbox can get its device rules: the helper's v1 devices
+// parent (always <mount>/gpubox, whatever --cgroup-parent says) denies the
+// NVIDIA major for the test's duration (a child cannot allow what its
+// parent denies), and the test's own cgroup parent holds, in the v2
+// hierarchy, a device program attached without BPF_F_ALLOW_OVERRIDE/MULTI
+// (the kernel then refuses any program below it).
+class DeviceRulesRefused {
+ public:
+  DeviceRulesRefused() : rel_("/gpubox-it-devices-" + std::to_string(::getpid())) {
+    for (const auto& m : cgroupMounts()) ::mkdir((m + rel_).c_str(), 0755);
+    if (std::string v1 = cgroupMount("devices"); !v1.empty()) {
+      v1Parent_ = v1 + "/gpubox";
+      ::mkdir(v1Parent_.c_str(), 0755);
+      if (writeRule("devices.deny"))
+        locked_ = true;
+      else
+        why_ = "cannot deny the NVIDIA major in " + v1Parent_ + ": " + std::strerror(errno);
+    }
+    if (std::string v2 = cgroupMount(""); !v2.empty()) {
+      UniqueFd dir(::open((v2 + rel_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      UniqueFd program = loadAllowAllDeviceProgram();
+      bpf_attr attr;
+      std::memset(&attr, 0, sizeof attr);
+      attr.target_fd = static_cast<uint32_t>(dir.get());
+      attr.attach_bpf_fd = static_cast<uint32_t>(program.get());
+      attr.attach_type = BPF_CGROUP_DEVICE;
+      if (dir && program && ::syscall(__NR_bpf, BPF_PROG_ATTACH, &attr, sizeof attr) == 0)
+        locked_ = true;
+      else
+        why_ = std::string("cannot attach a device program to ") + v2 + rel_ + ": " +
+               std::strerror(errno);
+    }
+  }
+  ~DeviceRulesRefused() {
+    if (!v1Parent_.empty()) writeRule("devices.allow");
+    for (const auto& m : cgroupMounts()) ::rmdir((m + rel_).c_str());
+  }
+  const std::string& rel() const { return rel_; }
+  // Whether every device backend the host has is refused here.
+  bool locked() const { return locked_ && why_.empty(); }
+  const std::string& why() const { return why_; }
+
+ private:
+  static UniqueFd loadAllowAllDeviceProgram() {
+    bpf_insn program[2] = {};
+    program[0].code = BPF_ALU64 | BPF_MOV | BPF_K;  // r0 = 1: allow
+    program[0].dst_reg = BPF_REG_0;
+    program[0].imm = 1;
+    program[1].code = BPF_JMP | BPF_EXIT;
+    bpf_attr attr;
+    std::memset(&attr, 0, sizeof attr);
+    attr.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+    attr.insns = reinterpret_cast<uint64_t>(program);
+    attr.insn_cnt = 2;
+    attr.license = reinterpret_cast<uint64_t>("GPL");
+    return UniqueFd(static_cast<int>(::syscall(__NR_bpf, BPF_PROG_LOAD, &attr, sizeof attr)));
+  }
+  bool writeRule(const char* file) const {
+    UniqueFd f(::open((v1Parent_ + "/" + file).c_str(), O_WRONLY | O_CLOEXEC));
+    const std::string rule = "c 195:* rwm";
+    return f && ::write(f.get(), rule.data(), rule.size()) == static_cast<ssize_t>(rule.size());
+  }
+  std::string rel_;
+  std::string v1Parent_;
+  bool locked_ = false;
+  std::string why_;
+};
+
+}  // namespace
+
+// The device rules are put in force off the event loop while the init builds
+// the root; the command must still never run without them.
+TEST_F(GpuTest, DeviceRulesThatCannotBeSetKeepTheCommandFromRunning) {
+  DeviceRulesRefused parent;
+  if (!parent.locked()) GTEST_SKIP() << "cannot refuse device rules here: " << parent.why();
+  FakeDriverRoot fake({.gpus = 1});
+  TempDir config(0755);
+  writeFile(config / "helper.toml", kAllowNobody, 0644);
+  HelperProcess h({.extraArgs = {"--config", config / "helper.toml", "--driver-root", fake.root(),
+                                 "--cgroup-parent", parent.rel()}});
+  for (uid_t uid : {kNobodyUid, uid_t{0}}) {
+    RunResult r =
+        h.cli({"run", "--gpu", "0", "--", "sh", "-c", "echo the-command-ran"}, {.asUid = uid});
+    EXPECT_NE(r.exitCode, 0) << r.describe();
+    EXPECT_FALSE(contains(r.out, "the-command-ran")) << r.describe();
+    EXPECT_TRUE(contains(r.err, "device cgroup")) << r.describe();
+    // The helper serves on: a sandbox without devices to guard runs.
+    RunResult plain = h.cli({"run", "--", "echo", "plain-ok"}, {.asUid = uid});
+    EXPECT_EQ(plain.exitCode, 0) << plain.describe();
+    EXPECT_TRUE(contains(plain.out, "plain-ok")) << plain.describe();
+  }
 }
 
 TEST_F(GpuTest, PolicyDenialNamesTheRequest) {

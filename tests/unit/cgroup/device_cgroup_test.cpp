@@ -13,6 +13,7 @@
 #include <cstring>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "error.hpp"
@@ -267,6 +268,52 @@ TEST_P(DeviceCgroupTest, RemovalMadeElsewhereIsNoted) {
   EXPECT_TRUE(cg->noteRemoval({dirs[0]}, {ENOENT}));
   EXPECT_TRUE(cg->directories().empty());
   EXPECT_TRUE(cg->tryRemove());
+}
+
+// The helper's way (sandbox_factory.cpp): planned on one thread, the system
+// calls made on another (the cgroup worker's), then noted. The rules are in
+// force, the status line says so, and the sandbox's dirs hold no extra fd.
+TEST_P(DeviceCgroupTest, DeviceWorkCarriedOutOnAnotherThread) {
+  const DeviceRules rules{DevicePolicy::AllowListed, {{'c', 195, 0, "rw"}}, {}, GetParam()};
+  std::unique_ptr<SandboxCgroup::DeviceWork> work;
+  auto cg = SandboxCgroup::create(layout(), uniqueName(), {}, &rules, &work);
+  ASSERT_NE(work, nullptr);
+  for (const std::string& line : cg->applied())
+    EXPECT_EQ(line.find("devices:"), std::string::npos) << "noted before carried out: " << line;
+  std::thread([&] { work->carryOut(); }).join();
+  cg->finishDevices(*work);
+  std::vector<std::string> applied = cg->applied();
+  ASSERT_FALSE(applied.empty());
+  EXPECT_EQ(applied.back().rfind("devices: allow-list (", 0), 0u) << applied.back();
+  EXPECT_EQ(cg->usesBpf(), GetParam() != DeviceBackend::V1Only && cg->v2Fd() >= 0);
+  auto e = probe(*cg, allNodes(), {});
+  EXPECT_EQ(e["/dev/null"], 0);
+  EXPECT_NE(e[node("nvidia0")], EPERM);
+  EXPECT_EQ(e[node("nvidia1")], EPERM);
+  EXPECT_EQ(e[node("free")], EPERM);
+  EXPECT_THROW(cg->planDevices(rules), Error) << "device rules are set up once";
+}
+
+// When the work could not be done (here: done against a directory that was
+// removed meanwhile, as a sandbox that ended while its work waited), no
+// backend is claimed and finishDevices() refuses.
+TEST_P(DeviceCgroupTest, DeviceWorkThatFailedIsRefusedInWords) {
+  const DeviceRules rules{DevicePolicy::AllowListed, {{'c', 195, 0, "rw"}}, {}, GetParam()};
+  std::unique_ptr<SandboxCgroup::DeviceWork> work;
+  auto cg = SandboxCgroup::create(layout(), uniqueName(), {}, &rules, &work);
+  ASSERT_NE(work, nullptr);
+  for (const std::string& dir : cg->directories()) ASSERT_EQ(::rmdir(dir.c_str()), 0) << dir;
+  work->carryOut();
+  try {
+    cg->finishDevices(*work);
+    ADD_FAILURE() << "device rules that are not in force must be refused";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot set up the sandbox's device cgroup"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(cg->usesV1Devices());
+  EXPECT_FALSE(cg->usesBpf());
 }
 
 TEST_P(DeviceCgroupTest, NameReuseIsRefused) {
