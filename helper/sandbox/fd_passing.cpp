@@ -37,6 +37,28 @@ bool sendRecord(int sock, const void* data, size_t len, const std::vector<int>& 
   return n == static_cast<ssize_t>(len);
 }
 
+bool sendRecords(int sock, const void* data, size_t len, size_t count) {
+  std::vector<struct iovec> iovs(count);
+  std::vector<struct mmsghdr> msgs(count);
+  for (size_t i = 0; i < count; ++i) {
+    iovs[i] = {const_cast<char*>(static_cast<const char*>(data) + i * len), len};
+    msgs[i] = {};
+    msgs[i].msg_hdr.msg_iov = &iovs[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+  }
+  size_t sent = 0;
+  while (sent < count) {
+    const int n =
+        ::sendmmsg(sock, msgs.data() + sent, static_cast<unsigned>(count - sent), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    for (int i = 0; i < n; ++i)
+      if (msgs[sent + static_cast<size_t>(i)].msg_len != len) return false;
+    sent += static_cast<size_t>(n);
+  }
+  return true;
+}
+
 ssize_t recvRecord(int sock, void* data, size_t len, std::vector<UniqueFd>* fds, size_t maxFds,
                    int flags) {
   struct iovec iov = {data, len};

@@ -14,6 +14,12 @@ namespace gpubox {
 // failure. Retries EINTR.
 bool sendRecord(int sock, const void* data, size_t len, const std::vector<int>& fds);
 
+// COUNT records of LEN bytes each from DATA, one message each (as COUNT
+// sendRecord calls, without fds) through as few sendmmsg(2) calls as the
+// socket takes: the init's records at the end of its setup wake the helper
+// once, not once each. False when one could not be sent whole.
+bool sendRecords(int sock, const void* data, size_t len, size_t count);
+
 // Receives one message of at most `len` bytes and at most `maxFds` fds (all
 // received fds are close-on-exec; surplus ones are closed). Returns the byte
 // count, 0 on EOF, -1/errno on error. A truncated message is an error (EMSGSIZE).

@@ -145,9 +145,10 @@ class RootBuilder {
   bool exists(const std::string& path) const { return open(path, O_PATH).valid(); }
 
   // What the checks that decide whether a step is left out (shouldSkip)
-  // learn of a directory, kept until the next step is applied: they ask
-  // about the same parent many times in a row (a GPU's driver libraries and
-  // their links, all in one directory: 27 lookups of it per sandbox).
+  // learn of a directory, kept until a step could have changed it
+  // (stepApplied): they ask about the same parent many times in a row (a
+  // GPU's driver libraries and their links, all in one directory: 27
+  // lookups of it per sandbox).
   bool dirExistsBetweenSteps(const std::string& path) {
     auto it = dirExists_.find(path);
     if (it != dirExists_.end()) return it->second;
@@ -160,9 +161,19 @@ class RootBuilder {
     struct statvfs vfs;
     return dirReadOnly_[path] = fd && ::fstatvfs(fd.get(), &vfs) == 0 && (vfs.f_flag & ST_RDONLY);
   }
-  void stepApplied() {
-    dirExists_.clear();
-    dirReadOnly_.clear();
+  // After a step at SCOPE: what a step can change is at or below its
+  // destination (a mount, a new file, directory or link, a remount), plus
+  // directories made above it where they were missing. So every "missing"
+  // is forgotten, and what was learnt of the rest holds on outside SCOPE:
+  // a GPU's /proc/driver and /sys steps then ask about the same parents
+  // once, not once a step.
+  void stepApplied(const std::string& scope) {
+    auto stale = [&](const std::string& path) {
+      return scope == "/" || path == scope ||
+             (path.size() > scope.size() && path.starts_with(scope) && path[scope.size()] == '/');
+    };
+    std::erase_if(dirExists_, [&](const auto& fact) { return !fact.second || stale(fact.first); });
+    std::erase_if(dirReadOnly_, [&](const auto& fact) { return stale(fact.first); });
   }
 
   // The procfs instances this sandbox mounted itself (their st_dev): every
@@ -190,6 +201,17 @@ class RootBuilder {
     return true;
   }
 
+  // The directory `path` goes in, made (mkdir -p, PARENTMODE) when missing.
+  UniqueFd parentDir(const std::string& path, const std::string& what, unsigned parentMode = 0755) {
+    UniqueFd parent = open(parentOf(path), O_PATH | O_DIRECTORY);
+    if (!parent && errno == ENOENT) {
+      makeDirs(parentOf(path), what, parentMode);
+      parent = open(parentOf(path), O_PATH | O_DIRECTORY);
+    }
+    if (!parent) throwErrno(what + ": cannot open " + parentOf(path));
+    return parent;
+  }
+
   // chmod of `path` inside the new root (symlinks resolved within it).
   void changeMode(const std::string& path, unsigned mode, const std::string& what) {
     UniqueFd fd = open(path, O_PATH);
@@ -209,12 +231,7 @@ class RootBuilder {
     if (fd) return fd;
     if (errno != ENOENT) throwErrno(what + ": cannot open destination " + dest);
     // The parent usually exists (every node of --dev, say): one lookup.
-    UniqueFd parent = open(parentOf(dest), O_PATH | O_DIRECTORY);
-    if (!parent && errno == ENOENT) {
-      makeDirs(parentOf(dest), what, parentMode);
-      parent = open(parentOf(dest), O_PATH | O_DIRECTORY);
-    }
-    if (!parent) throwErrno(what + ": cannot open " + parentOf(dest));
+    UniqueFd parent = parentDir(dest, what, parentMode);
     std::string name = baseName(dest);
     if (directory) {
       if (::mkdirat(parent.get(), name.c_str(), 0755) != 0 && errno != EEXIST)
@@ -393,9 +410,7 @@ void applyProc(RootBuilder& root, const MountOp& op) {
 
 void symlinkAt(RootBuilder& root, const std::string& target, const std::string& dest,
                const std::string& what) {
-  root.makeDirs(parentOf(dest), what);
-  UniqueFd parent = root.open(parentOf(dest), O_PATH | O_DIRECTORY);
-  if (!parent) throwErrno(what + ": cannot open " + parentOf(dest));
+  UniqueFd parent = root.parentDir(dest, what);
   if (::symlinkat(target.c_str(), parent.get(), baseName(dest).c_str()) == 0) return;
   int err = errno;
   if (err == EEXIST) {
@@ -443,9 +458,7 @@ void applyDev(RootBuilder& root, const MountOp& op, PreparedStep& step) {
 // --file: a file of the new root's own (bwrap's: replaced if it exists).
 void applyFile(RootBuilder& root, const MountOp& op) {
   const std::string what = describeMount(op);
-  root.makeDirs(parentOf(op.dest), what, parentModeFor(op));
-  UniqueFd parent = root.open(parentOf(op.dest), O_PATH | O_DIRECTORY);
-  if (!parent) throwErrno(what + ": cannot open " + parentOf(op.dest));
+  UniqueFd parent = root.parentDir(op.dest, what, parentModeFor(op));
   const mode_t mode = op.mode.value_or(0666);
   UniqueFd f(::openat(parent.get(), baseName(op.dest).c_str(),
                       O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, mode));
@@ -672,7 +685,17 @@ void applyStep(RootBuilder& root, const MountOp& op, PreparedStep& step, int scr
     case MountKind::Dev:
       applyDev(root, op, step);
       break;
-    case MountKind::Dir:
+    case MountKind::Dir: {
+      // The usual case first, in one lookup: a new directory in an existing
+      // one. Anything else (a missing parent, a name already taken) takes
+      // the general way below.
+      UniqueFd parent =
+          op.dest == "/" ? UniqueFd() : root.open(parentOf(op.dest), O_PATH | O_DIRECTORY);
+      if (parent &&
+          ::mkdirat(parent.get(), baseName(op.dest).c_str(), op.mode.value_or(0755)) == 0) {
+        if (op.mode) root.changeMode(op.dest, *op.mode, what);
+        break;
+      }
       // An existing directory keeps its mode, as with bwrap.
       if (!root.exists(op.dest)) {
         root.makeDirs(parentOf(op.dest), what, parentModeFor(op));
@@ -680,6 +703,7 @@ void applyStep(RootBuilder& root, const MountOp& op, PreparedStep& step, int scr
         if (op.mode) root.changeMode(op.dest, *op.mode, what);
       }
       break;
+    }
     case MountKind::Symlink:
       symlinkAt(root, op.source, op.dest, what);
       break;
@@ -810,6 +834,16 @@ void refuseForeignProcfs(RootBuilder& root, int rootMountFd) {
 
 }  // namespace
 
+// Where a step's changes can be seen (RootBuilder::stepApplied): below its
+// destination; a driver directory may cover its parent (/run) with a
+// tmpfs; a mode change is taken to reach everything, since another bind of
+// the same host directory shows it elsewhere.
+std::string changedUnder(const MountOp& op) {
+  if (op.kind == MountKind::Chmod) return "/";
+  if (op.kind == MountKind::DriverDir) return parentOf(op.dest);
+  return op.dest;
+}
+
 MountOutcome buildSandboxRoot(const std::vector<MountOp>& plan,
                               const std::vector<MaskedSocket>& masks,
                               const std::vector<std::string>& hide,
@@ -856,7 +890,7 @@ MountOutcome buildSandboxRoot(const std::vector<MountOp>& plan,
     // Only a directory can have mounts below it.
     if (isBind(plan[i].kind) && steps[i].st && S_ISDIR(steps[i].st->st_mode))
       coverForeignProcfs(root, plan[i]);
-    root.stepApplied();
+    root.stepApplied(changedUnder(plan[i]));
   }
   maskSockets(root, masks);
   outcome.hidden = hidePaths(root, hide);

@@ -132,7 +132,10 @@ void enterCgroups(const InitConfig& config) {
   if (::unshare(CLONE_NEWCGROUP) != 0) throwErrno("new cgroup namespace");
 }
 
-void setUp(const InitConfig& config, std::optional<Pid1Process>* pid1) {
+// Returns the records that tell the helper what was hidden and skipped,
+// for the caller to send with Ready.
+std::vector<initmsg::FromInitRecord> setUp(const InitConfig& config,
+                                           std::optional<Pid1Process>* pid1) {
   // Never another id than the caller's without a user namespace to make it
   // a mere label (the helper checked; this is the last line).
   if (!config.newUserNamespace &&
@@ -160,20 +163,18 @@ void setUp(const InitConfig& config, std::optional<Pid1Process>* pid1) {
                                           config.bindSources ? &*config.bindSources : nullptr,
                                           config.newUserNamespace, &procfs);
   lockFiles(config.lockFiles);
-  for (size_t index : outcome.hidden) {
-    initmsg::FromInitRecord rec = {};
-    rec.type = initmsg::FromInit::Hidden;
-    rec.a = static_cast<int32_t>(index);
-    sendRecord(kControlFd, &rec, sizeof(rec), {});
-  }
   if (!config.asPid1) enterCgroups(config);
-  for (size_t index : outcome.skipped) {
-    initmsg::FromInitRecord rec = {};
-    rec.type = initmsg::FromInit::Skipped;
-    rec.a = static_cast<int32_t>(index);
-    sendRecord(kControlFd, &rec, sizeof(rec), {});
-  }
   dropAllPrivileges();
+  std::vector<initmsg::FromInitRecord> records;
+  auto add = [&](initmsg::FromInit type, size_t index) {
+    initmsg::FromInitRecord& rec = records.emplace_back();
+    std::memset(&rec, 0, sizeof rec);
+    rec.type = type;
+    rec.a = static_cast<int32_t>(index);
+  };
+  for (size_t index : outcome.hidden) add(initmsg::FromInit::Hidden, index);
+  for (size_t index : outcome.skipped) add(initmsg::FromInit::Skipped, index);
+  return records;
 }
 
 }  // namespace
@@ -192,20 +193,24 @@ void runSandboxInit(int controlFd, bool newNetwork) {
   const std::string prepareError = prepareBeforeRequest(newNetwork);
   InitConfig config;
   std::optional<Pid1Process> pid1;
+  std::vector<initmsg::FromInitRecord> records;
   try {
     config = receiveConfig();
     if (!prepareError.empty()) throw Error(prepareError);
     if (config.newNetwork != newNetwork)
       throw Error("internal error: the configuration's network is not the init's");
-    setUp(config, &pid1);
+    records = setUp(config, &pid1);
   } catch (const std::exception& e) {
     sendFailure(e.what());
     _exit(1);
   }
-  initmsg::FromInitRecord ready = {};
+  initmsg::FromInitRecord& ready = records.emplace_back();
+  std::memset(&ready, 0, sizeof ready);
   ready.type = initmsg::FromInit::Ready;
   ready.a = static_cast<int32_t>(::getpid());
-  if (!sendRecord(kControlFd, &ready, sizeof(ready), {})) _exit(1);
+  // What was hidden and skipped, then Ready: one wake-up of the helper.
+  if (!sendRecords(kControlFd, records.data(), sizeof(initmsg::FromInitRecord), records.size()))
+    _exit(1);
   runInitLoop(kControlFd, {config.defaultCwd, config.rlimits, config.seccomp, config.callerSeccomp},
               pid1 ? &*pid1 : nullptr);
 }
