@@ -266,12 +266,16 @@ int benchmark(const Options& o) {
 
   std::vector<SpanTable> spanTables;  // --spans
   std::optional<std::string> gpuSkipped;
+  // Kept for the throughput rows below.
+  std::optional<testing::FakeDriverRoot> fakeDriver;
+  std::unique_ptr<Helper> gpuHelperHeld;
+  std::optional<Command> gpuRunHeld, bwrapDevHeld;
   if (!o.gpu) {
     gpuSkipped = "--no-gpu";
   } else if (!testing::FakeDriverRoot::canMknod()) {
     gpuSkipped = "cannot mknod the fake driver's nodes here";
   } else {
-    testing::FakeDriverRoot fake({.gpus = 1});
+    testing::FakeDriverRoot& fake = fakeDriver.emplace(testing::FakeDriverRoot::Options{.gpus = 1});
     std::string gpuDir = work.path() + "/gpu-helper";
     std::filesystem::create_directory(gpuDir);
     std::string config = gpuDir + "/helper.toml";
@@ -281,16 +285,19 @@ int benchmark(const Options& o) {
       std::fputs("[[allow]]\nusers = [65534]\ngpus = [\"all\"]\nmax_gpus = 1\n", f);
       std::fclose(f);
     }
-    Helper gpuHelper(o.helper, gpuDir,
-                     concat({"--config", config, "--driver-root", fake.root()}, capArgs));
+    gpuHelperHeld = std::make_unique<Helper>(
+        o.helper, gpuDir, concat({"--config", config, "--driver-root", fake.root()}, capArgs));
+    Helper& gpuHelper = *gpuHelperHeld;
     std::vector<std::string> devBinds;
     for (const char* node : {"nvidia0", "nvidiactl", "nvidia-uvm", "nvidia-uvm-tools"})
       devBinds.insert(devBinds.end(), {"--dev-bind", fake.path(std::string("dev/") + node),
                                        "/dev/" + std::string(node)});
     const Command gpuRun =
         gpubox(gpuHelper, concat(concat({"run", "--gpu", "0"}, kPlan), {"--", "/bin/true"}));
+    gpuRunHeld.emplace(gpuRun);
+    bwrapDevHeld.emplace(bwrap(concat(kPlan, devBinds)));
     pairs.push_back(interleave("run --gpu 0 (fake driver)", "gpubox run --gpu 0", gpuRun,
-                               "bwrap + --dev-binds", bwrap(concat(kPlan, devBinds)), o));
+                               "bwrap + --dev-binds", *bwrapDevHeld, o));
     pairs.push_back(
         interleave("--gpu 0 vs no GPU", "gpubox run --gpu 0", gpuRun, "gpubox run (same helper)",
                    gpubox(gpuHelper, concat(concat({"run"}, kPlan), {"--", "/bin/true"})), o));
@@ -353,24 +360,32 @@ int benchmark(const Options& o) {
 
   // Throughput: each level runs gpubox and bwrap in turn (order alternating
   // by level), never both at once.
+  // The --gpu 0 levels (fake driver, one shared GPU) against bwrap with the
+  // same --dev-binds, the same way.
   struct Level {
     unsigned clients;
     Throughput g, b;
   };
-  std::vector<Level> levels;
-  for (size_t i = 0; i < o.concurrency.size(); ++i) {
-    unsigned c = o.concurrency[i];
-    Level l{c, {}, {}};
-    if (i % 2 == 0) {
-      l.g = concurrent(gpuboxPlan, c, o.runsPerClient);
-      l.b = concurrent(bwrapPlan, c, o.runsPerClient);
-    } else {
-      l.b = concurrent(bwrapPlan, c, o.runsPerClient);
-      l.g = concurrent(gpuboxPlan, c, o.runsPerClient);
+  auto measureLevels = [&](const Command& a, const Command& b, const char* what) {
+    std::vector<Level> out;
+    for (size_t i = 0; i < o.concurrency.size(); ++i) {
+      unsigned c = o.concurrency[i];
+      Level l{c, {}, {}};
+      if (i % 2 == 0) {
+        l.g = concurrent(a, c, o.runsPerClient);
+        l.b = concurrent(b, c, o.runsPerClient);
+      } else {
+        l.b = concurrent(b, c, o.runsPerClient);
+        l.g = concurrent(a, c, o.runsPerClient);
+      }
+      std::fprintf(stderr, "  done: throughput%s, %u clients\n", what, c);
+      out.push_back(std::move(l));
     }
-    std::fprintf(stderr, "  done: throughput, %u clients\n", c);
-    levels.push_back(std::move(l));
-  }
+    return out;
+  };
+  std::vector<Level> levels = measureLevels(gpuboxPlan, bwrapPlan, "");
+  std::vector<Level> gpuLevels;
+  if (gpuRunHeld) gpuLevels = measureLevels(*gpuRunHeld, *bwrapDevHeld, " --gpu 0");
 
   // Memory: the helper alone (its sessions' inits are processes of their own).
   unsigned long rssWarm = vmRssKiB(helper.pid());
@@ -415,14 +430,25 @@ int benchmark(const Options& o) {
       "throughput: `run` (same plan) vs bwrap, %u runs per client; sandboxes/s and "
       "latency (ms)\n",
       o.runsPerClient);
-  std::printf("%-8s %12s %8s %8s | %12s %8s %8s | %6s\n", "clients", "gpubox /s", "median", "p99",
-              "bwrap /s", "median", "p99", "ratio");
-  for (const auto& l : levels)
-    std::printf("%-8u %12.1f %8.2f %8.2f | %12.1f %8.2f %8.2f | %6.2f\n", l.clients, l.g.perSecond,
-                median(l.g.latencies), percentile(l.g.latencies, 99), l.b.perSecond,
-                median(l.b.latencies), percentile(l.b.latencies, 99),
-                l.b.perSecond > 0 ? l.g.perSecond / l.b.perSecond : 0);
+  auto printLevels = [](const std::vector<Level>& rows) {
+    std::printf("%-8s %12s %8s %8s | %12s %8s %8s | %6s\n", "clients", "gpubox /s", "median",
+                "p99", "bwrap /s", "median", "p99", "ratio");
+    for (const auto& l : rows)
+      std::printf("%-8u %12.1f %8.2f %8.2f | %12.1f %8.2f %8.2f | %6.2f\n", l.clients,
+                  l.g.perSecond, median(l.g.latencies), percentile(l.g.latencies, 99),
+                  l.b.perSecond, median(l.b.latencies), percentile(l.b.latencies, 99),
+                  l.b.perSecond > 0 ? l.g.perSecond / l.b.perSecond : 0);
+  };
+  printLevels(levels);
   std::printf("ratio: gpubox sandboxes/s over bwrap's\n\n");
+  if (!gpuLevels.empty()) {
+    std::printf(
+        "throughput: `run --gpu 0` (fake driver, one GPU shared) vs bwrap with the same "
+        "--dev-binds, %u runs per client\n",
+        o.runsPerClient);
+    printLevels(gpuLevels);
+    std::printf("\n");
+  }
   std::printf("helper memory (VmRSS of gpubox-helper; its sandboxes' inits not counted)\n");
   auto row = [](const std::string& label, const std::string& value) {
     std::printf("  %-48s %s\n", (label + ":").c_str(), value.c_str());
