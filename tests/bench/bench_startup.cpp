@@ -431,8 +431,8 @@ int benchmark(const Options& o) {
       "latency (ms)\n",
       o.runsPerClient);
   auto printLevels = [](const std::vector<Level>& rows) {
-    std::printf("%-8s %12s %8s %8s | %12s %8s %8s | %6s\n", "clients", "gpubox /s", "median",
-                "p99", "bwrap /s", "median", "p99", "ratio");
+    std::printf("%-8s %12s %8s %8s | %12s %8s %8s | %6s\n", "clients", "gpubox /s", "median", "p99",
+                "bwrap /s", "median", "p99", "ratio");
     for (const auto& l : rows)
       std::printf("%-8u %12.1f %8.2f %8.2f | %12.1f %8.2f %8.2f | %6.2f\n", l.clients,
                   l.g.perSecond, median(l.g.latencies), percentile(l.g.latencies, 99),
