@@ -9,8 +9,9 @@
 // only v1 and hybrid hosts ask for joins.
 //
 // Device rules: a GPU sandbox's writes to devices.allow/deny and its BPF
-// program's attachment take cgroup_mutex too; done here while the init
-// builds its root (SandboxCgroup::planDevices).
+// program's attachment take cgroup_mutex too; done by a second instance,
+// the device worker, while the init builds its root
+// (SandboxCgroup::planDevices), so they never queue behind joins.
 //
 // Removals and makings: rmdir and mkdir of a cgroup directory take the
 // kernel's cgroup_mutex, which a migration holds through its grace period.
@@ -21,8 +22,8 @@
 // request, with no warm init, still makes its directories on the loop).
 //
 // The worker thread only calls read(2), write(2), mkdir(2), open(2),
-// rmdir(2), close(2) and bpf(2): it never allocates, so it holds no lock a freshly cloned init
-// could need (inits are made with raw clone3, which skips glibc's fork
+// rmdir(2), close(2) and bpf(2): it never allocates, so it holds no lock a
+// freshly cloned init could need (inits are made with raw clone3, which skips glibc's fork
 // handlers). Jobs are made and freed on the loop's thread.
 #pragma once
 

@@ -163,7 +163,7 @@ std::vector<std::string> rlimitLines(const std::vector<RlimitSetting>& rlimits) 
   return lines;
 }
 
-// WORK carried out by the cgroup worker, then noted in the sandbox's cgroup
+// WORK carried out by the device worker, then noted in the sandbox's cgroup
 // and status (its limits lines gain the devices line; RLIMITS stay last).
 // Rejects, and so ends the sandbox before it runs anything, when no backend
 // enforces the rules.
@@ -297,7 +297,7 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   std::optional<cgroup::DeviceRules> devices =
       deviceRulesFor(ctx, gpus ? &*gpus : nullptr, bindsDevices);
   if (spans) spans->mark("planned");
-  // The device rules are put in force by the cgroup worker while the init
+  // The device rules are put in force by the device worker while the init
   // builds its root (SandboxCgroup::planDevices); the init runs nothing
   // before they are (its placement waits for them, below).
   std::unique_ptr<cgroup::SandboxCgroup::DeviceWork> deviceWork;

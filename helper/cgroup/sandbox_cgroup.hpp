@@ -106,7 +106,7 @@ class SandboxCgroup {
   // cgroup_mutex (each devices.* write on v1, BPF_PROG_ATTACH on v2), which
   // a v1 migration holds through an RCU grace period: milliseconds, were it
   // done on the event loop. So planDevices() (on the loop: the checks, the
-  // values, the program loaded) hands DeviceWork::carryOut() to the cgroup
+  // values, the program loaded) hands DeviceWork::carryOut() to the device
   // worker (helper/cgroup_worker.hpp) while the init builds its root, and
   // finishDevices() (on the loop again) notes what is in force, or throws,
   // before the init is told it may run anything. Each may be called once.
