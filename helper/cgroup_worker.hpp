@@ -23,8 +23,9 @@
 //
 // The worker thread only calls read(2), write(2), mkdir(2), open(2),
 // rmdir(2), close(2) and bpf(2): it never allocates, so it holds no lock a
-// freshly cloned init could need (inits are made with raw clone3, which skips glibc's fork
-// handlers). Jobs are made and freed on the loop's thread.
+// freshly cloned init could need (inits are made with raw clone3, which
+// skips glibc's fork handlers). Jobs are made and freed on the loop's
+// thread.
 #pragma once
 
 #include <kj/async-unix.h>
