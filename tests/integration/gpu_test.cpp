@@ -124,23 +124,26 @@ TEST_F(GpuTest, DeviceBindWithoutGpuStillDeniesNvidia) {
 
 namespace {
 
-// Where no sandbox can get its device rules: the helper's v1 devices
-// parent (always <mount>/gpubox, whatever --cgroup-parent says) denies the
-// NVIDIA major for the test's duration (a child cannot allow what its
-// parent denies), and the test's own cgroup parent holds, in the v2
-// hierarchy, a device program attached without BPF_F_ALLOW_OVERRIDE/MULTI
-// (the kernel then refuses any program below it).
+// Where no sandbox can get its device rules, without touching what other
+// helpers on the host use. v1: the helper's devices parent is always
+// "<devices mount>/gpubox"; the test's helper runs in a mount namespace of
+// its own (wrapper()) where the devices hierarchy's mount shows only the
+// test's own subtree, whose top denies the NVIDIA major (a child cannot
+// allow what its parent denies). v2: the test's --cgroup-parent holds a
+// device program attached without BPF_F_ALLOW_OVERRIDE/MULTI (the kernel
+// then refuses any program below it).
 class DeviceRulesRefused {
  public:
   DeviceRulesRefused() : rel_("/gpubox-it-devices-" + std::to_string(::getpid())) {
     for (const auto& m : cgroupMounts()) ::mkdir((m + rel_).c_str(), 0755);
     if (std::string v1 = cgroupMount("devices"); !v1.empty()) {
-      v1Parent_ = v1 + "/gpubox";
-      ::mkdir(v1Parent_.c_str(), 0755);
-      if (writeRule("devices.deny"))
+      v1Mount_ = v1;
+      UniqueFd f(::open((v1 + rel_ + "/devices.deny").c_str(), O_WRONLY | O_CLOEXEC));
+      const std::string rule = "c 195:* rwm";
+      if (f && ::write(f.get(), rule.data(), rule.size()) == static_cast<ssize_t>(rule.size()))
         locked_ = true;
       else
-        why_ = "cannot deny the NVIDIA major in " + v1Parent_ + ": " + std::strerror(errno);
+        why_ = "cannot deny the NVIDIA major in " + v1 + rel_ + ": " + std::strerror(errno);
     }
     if (std::string v2 = cgroupMount(""); !v2.empty()) {
       UniqueFd dir(::open((v2 + rel_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -158,8 +161,23 @@ class DeviceRulesRefused {
     }
   }
   ~DeviceRulesRefused() {
-    if (!v1Parent_.empty()) writeRule("devices.allow");
+    // The helper removed its sandboxes' directories; what is left is its
+    // devices parent (v1) and the test's own.
+    if (!v1Mount_.empty()) ::rmdir((v1Mount_ + rel_ + "/gpubox").c_str());
     for (const auto& m : cgroupMounts()) ::rmdir((m + rel_).c_str());
+  }
+  // The helper's command prefix: a mount namespace of its own in which the
+  // devices hierarchy's mount point shows the test's subtree.
+  std::vector<std::string> wrapper() const {
+    if (v1Mount_.empty()) return {};
+    return {"/usr/bin/unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "/bin/sh",
+            "-c",
+            "mount --bind " + v1Mount_ + rel_ + " " + v1Mount_ + " && exec \"$@\"",
+            "sh"};
   }
   const std::string& rel() const { return rel_; }
   // Whether every device backend the host has is refused here.
@@ -181,13 +199,8 @@ class DeviceRulesRefused {
     attr.license = reinterpret_cast<uint64_t>("GPL");
     return UniqueFd(static_cast<int>(::syscall(__NR_bpf, BPF_PROG_LOAD, &attr, sizeof attr)));
   }
-  bool writeRule(const char* file) const {
-    UniqueFd f(::open((v1Parent_ + "/" + file).c_str(), O_WRONLY | O_CLOEXEC));
-    const std::string rule = "c 195:* rwm";
-    return f && ::write(f.get(), rule.data(), rule.size()) == static_cast<ssize_t>(rule.size());
-  }
   std::string rel_;
-  std::string v1Parent_;
+  std::string v1Mount_;
   bool locked_ = false;
   std::string why_;
 };
@@ -203,15 +216,40 @@ TEST_F(GpuTest, DeviceRulesThatCannotBeSetKeepTheCommandFromRunning) {
   TempDir config(0755);
   writeFile(config / "helper.toml", kAllowNobody, 0644);
   HelperProcess h({.extraArgs = {"--config", config / "helper.toml", "--driver-root", fake.root(),
-                                 "--cgroup-parent", parent.rel()}});
+                                 "--cgroup-parent", parent.rel()},
+                   .wrapper = parent.wrapper()});
+  // The helper serves clients of its own mount namespace only: the client
+  // joins it (as root), then becomes UID.
+  auto cli = [&](uid_t uid, const std::vector<std::string>& args) {
+    std::vector<std::string> argv{"/usr/bin/nsenter",
+                                  "--mount=/proc/" + std::to_string(h.pid()) + "/ns/mnt",
+                                  "--",
+                                  "/usr/bin/setpriv",
+                                  "--reuid",
+                                  std::to_string(uid),
+                                  "--regid",
+                                  std::to_string(uid),
+                                  "--clear-groups",
+                                  cliPath(),
+                                  "--socket",
+                                  h.socketPath()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return runProcess(argv, {.cwd = "/"});
+  };
+  const std::vector<std::string> plan{"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"};
   for (uid_t uid : {kNobodyUid, uid_t{0}}) {
-    RunResult r =
-        h.cli({"run", "--gpu", "0", "--", "sh", "-c", "echo the-command-ran"}, {.asUid = uid});
+    std::vector<std::string> gpuRun{"run", "--gpu", "0"};
+    gpuRun.insert(gpuRun.end(), plan.begin(), plan.end());
+    gpuRun.insert(gpuRun.end(), {"--", "sh", "-c", "echo the-command-ran"});
+    RunResult r = cli(uid, gpuRun);
     EXPECT_NE(r.exitCode, 0) << r.describe();
     EXPECT_FALSE(contains(r.out, "the-command-ran")) << r.describe();
     EXPECT_TRUE(contains(r.err, "device cgroup")) << r.describe();
     // The helper serves on: a sandbox without devices to guard runs.
-    RunResult plain = h.cli({"run", "--", "echo", "plain-ok"}, {.asUid = uid});
+    std::vector<std::string> plainRun{"run"};
+    plainRun.insert(plainRun.end(), plan.begin(), plan.end());
+    plainRun.insert(plainRun.end(), {"--", "echo", "plain-ok"});
+    RunResult plain = cli(uid, plainRun);
     EXPECT_EQ(plain.exitCode, 0) << plain.describe();
     EXPECT_TRUE(contains(plain.out, "plain-ok")) << plain.describe();
   }
