@@ -303,8 +303,8 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   std::unique_ptr<cgroup::SandboxCgroup::DeviceWork> deviceWork;
   if (ctx.cgroupsUnavailable.empty()) {
     if (warm && warm->cgroup) {
-      cgroup::SandboxCgroup::checkLimits(ctx.cgroupLayout, limits.resources,
-                                         devices ? &*devices : nullptr);
+      // Each checks what it is given; a refusal discards the warm init and
+      // its cgroup (DiscardUnused).
       warm->cgroup->applyLimits(limits.resources);
       if (devices) deviceWork = warm->cgroup->planDevices(*devices);
       holdings->cgroup = warm->cgroup;
