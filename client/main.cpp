@@ -102,7 +102,13 @@ int runAndReport(
     fillReport(report, r);
     int code = exitCodeOf(r);
     writeJson(jsonStatusFd, gpubox::runReportJson(report));
-    return code;
+    // The command is over and everything it said is written: leave without
+    // taking the connection down message by message. Its teardown would
+    // send a Finish per call and a Release per capability, which the helper
+    // (which ends the sandbox when the socket closes anyway) would answer
+    // into a socket this process has closed by then. Closing it is enough.
+    std::fflush(nullptr);
+    std::_Exit(code);
   } catch (const gpubox::Error& e) {
     report.error = e.what();
     writeJson(jsonStatusFd, gpubox::runReportJson(report));

@@ -158,11 +158,12 @@ void Server::accepted(UniqueFd fd) {
     logError(std::string("refused a connection: ") + e.what());
     bootstrap = kj::heap<RefusedHelper>(e.what(), conn->guard);
   }
+  const int rawFd = fd.get();
   conn->stream = io_.lowLevelProvider->wrapUnixSocketFd(
       fd.release(), kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP |
                         kj::LowLevelAsyncIoProvider::ALREADY_CLOEXEC |
                         kj::LowLevelAsyncIoProvider::ALREADY_NONBLOCK);
-  conn->messages = kj::heap<GuardedMessageStream>(*conn->stream, conn->guard);
+  conn->messages = kj::heap<GuardedMessageStream>(*conn->stream, rawFd, conn->guard);
   conn->network = kj::heap<capnp::TwoPartyVatNetwork>(*conn->messages, kMaxFdsPerMessage,
                                                       capnp::rpc::twoparty::Side::SERVER,
                                                       clientReaderOptions());

@@ -27,13 +27,29 @@ std::optional<std::string> readControl(int dirFd, const char* file) {
   }
 }
 
+namespace {
+
+// One write of `value`, again if a signal cut it short. The kernel checks for
+// a pending signal before it even tries some writes (memory.limit_in_bytes,
+// memory.max): the loop thread takes SIGCHLD, and the write would otherwise
+// fail now and then with EINTR, and the sandbox with it. Every control value
+// is idempotent, so writing it again is safe.
+ssize_t writeValue(int fd, const std::string& value) {
+  for (;;) {
+    const ssize_t n = ::write(fd, value.data(), value.size());
+    if (n >= 0 || errno != EINTR) return n;
+  }
+}
+
+}  // namespace
+
 void writeControl(int dirFd, const std::string& dir, const char* file, const std::string& value) {
   const std::string what = "writing " + value + " to " + dir + "/" + file;
   // O_TRUNC is a no-op on cgroupfs; on the plain files tests use it makes the
   // file hold exactly the last value written.
   UniqueFd fd(::openat(dirFd, file, O_WRONLY | O_TRUNC | O_CLOEXEC));
   if (!fd) throwErrno(what);
-  const ssize_t n = ::write(fd.get(), value.data(), value.size());
+  const ssize_t n = writeValue(fd.get(), value);
   if (n != static_cast<ssize_t>(value.size())) throwErrno(what, n < 0 ? errno : EIO);
 }
 
@@ -48,7 +64,7 @@ void ControlWrites::carryOut(int dirFd) noexcept {
   }
   for (failedAt = 0; failedAt < values.size(); ++failedAt) {
     const std::string& value = values[failedAt];
-    const ssize_t n = ::write(fd.get(), value.data(), value.size());
+    const ssize_t n = writeValue(fd.get(), value);
     if (n != static_cast<ssize_t>(value.size())) {
       err = n < 0 ? errno : EIO;
       return;

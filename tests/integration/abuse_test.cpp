@@ -421,7 +421,16 @@ TEST_F(Abuse, HelperThreadsHoldExactlyTheDocumentedCapabilities) {
     EXPECT_EQ(statusField(status, "CapAmb"), "0000000000000000") << "thread " << tid;
   }
   // The spawner of warm inits (a process of the helper's) holds the same.
-  const std::set<pid_t> spawners = childrenNamed(helper().pid(), "gpubox-spawner");
+  // A warm init the spawner has just cloned is the helper's child too
+  // (CLONE_PARENT) and carries the spawner's name until its first steps
+  // rename it: wait for those to pass.
+  std::set<pid_t> spawners;
+  pollUntil(
+      [&] {
+        spawners = childrenNamed(helper().pid(), "gpubox-spawner");
+        return spawners.size() == 1;
+      },
+      std::chrono::seconds(5));
   ASSERT_EQ(spawners.size(), 1u) << "one gpubox-spawner child of the helper";
   const std::string status = readFile("/proc/" + std::to_string(*spawners.begin()) + "/status");
   EXPECT_EQ(statusField(status, "CapEff"), mask) << "spawner";
