@@ -9,7 +9,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <iterator>
 
 #include "error.hpp"
 #include "kj_error.hpp"
@@ -27,6 +29,7 @@ struct SpawnRequest {
 struct SpawnReply {
   int32_t pid;  // > 0: fds [pidfd, control] come with it
   char error[500];
+  uint64_t namespaceInodes[kInitNamespaces.size()];  // LaunchedInit::namespaceInodes
 };
 
 constexpr int kSpawnerSocket = 3;
@@ -56,6 +59,7 @@ constexpr int kSpawnerSocket = 3;
       LaunchedInit init = spawnInit(request.newUser != 0, request.newNetwork != 0,
                                     fds.empty() ? -1 : fds[0].get(), /*sibling=*/true);
       reply.pid = init.pid;
+      std::copy(init.namespaceInodes.begin(), init.namespaceInodes.end(), reply.namespaceInodes);
       if (!sendRecord(kSpawnerSocket, &reply, sizeof(reply),
                       {init.pidfd.get(), init.control.get()})) {
         ::syscall(SYS_pidfd_send_signal, init.pidfd.get(), SIGKILL, nullptr, 0);
@@ -137,8 +141,10 @@ kj::Promise<void> InitSpawner::readReplies() {
       p.fulfiller->reject(callerError(reply.error[0] ? reply.error : "malformed spawner reply"));
       continue;
     }
-    p.fulfiller->fulfill(
-        LaunchedInit{reply.pid, std::move(fds[0]), std::move(fds[1]), p.newUser, p.newNetwork});
+    LaunchedInit init{reply.pid, std::move(fds[0]), std::move(fds[1]), p.newUser, p.newNetwork, {}};
+    std::copy(std::begin(reply.namespaceInodes), std::end(reply.namespaceInodes),
+              init.namespaceInodes.begin());
+    p.fulfiller->fulfill(std::move(init));
   }
 }
 

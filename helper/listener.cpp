@@ -146,12 +146,14 @@ void Server::accepted(UniqueFd fd) {
   auto conn = kj::heap<Connection>();
   struct ucred cred = {};
   socklen_t credLen = sizeof(cred);
-  ::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &credLen);
+  const int credErr =
+      ::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &credLen) == 0 ? 0 : errno;
   conn->guard = std::make_shared<ConnectionGuard>(ctx_, cred.uid);
   try {
+    if (credErr != 0) throw Error(errnoMessage("SO_PEERCRED", credErr));
     if (ctx_.liveConnections >= ctx_.limits.maxConnections)
       throw Error("the helper is serving its maximum number of connections; try again later");
-    PeerIdentity peer = readPeerIdentity(fd.get());
+    PeerIdentity peer = readPeerIdentity(fd.get(), cred);
     checkPeerPlacement(peer, fd.get(), ctx_.sandboxNamespaces);
     bootstrap = newHelperServer(ctx_, std::move(peer), conn->sandboxes, conn->guard);
   } catch (const Error& e) {

@@ -50,6 +50,19 @@ UniqueFd peerPidfd(int sock, pid_t pid) {
   return UniqueFd(sys::pidfdOpen(pid));
 }
 
+constexpr const char* kOtherMountNamespace =
+    "request refused: the client runs in another mount namespace than the helper, so its paths "
+    "would not mean the same thing";
+
+// The helper never changes its own namespaces: they are read once.
+struct HelperNamespaces {
+  ino_t pid, user, mnt;
+};
+HelperNamespaces helperNamespaces() {
+  const pid_t self = ::getpid();
+  return {namespaceInode(self, "pid"), namespaceInode(self, "user"), namespaceInode(self, "mnt")};
+}
+
 }  // namespace
 
 ino_t namespaceInode(pid_t pid, const char* name) {
@@ -62,10 +75,7 @@ ino_t namespaceInode(pid_t pid, const char* name) {
   return st.st_ino;
 }
 
-PeerIdentity readPeerIdentity(int sock) {
-  struct ucred cred = {};
-  socklen_t len = sizeof(cred);
-  if (::getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) throwErrno("SO_PEERCRED");
+PeerIdentity readPeerIdentity(int sock, const struct ucred& cred) {
   PeerIdentity peer{cred.pid, cred.uid, cred.gid, {}};
   std::vector<gid_t> groups(64);
   for (;;) {
@@ -88,6 +98,25 @@ void checkPeerPlacement(const PeerIdentity& peer, int sock, const SandboxNamespa
     throw Error("request refused: the client runs in a pid namespace the helper cannot see");
   UniqueFd pidfd = peerPidfd(sock, peer.pid);
   if (!pidfd) throwErrno("request refused: cannot pin the client process");
+  // The common case, a client in the helper's own pid and user namespaces,
+  // is settled by three stat(2)s: no sandbox's namespace is an ancestor of
+  // the helper's, so only the namespaces themselves need asking about.
+  static const HelperNamespaces helper = helperNamespaces();
+  struct stat pidSt, userSt, mntSt;
+  const std::string proc = "/proc/" + std::to_string(peer.pid) + "/ns/";
+  if (::stat((proc + "pid").c_str(), &pidSt) == 0 &&
+      ::stat((proc + "user").c_str(), &userSt) == 0 &&
+      ::stat((proc + "mnt").c_str(), &mntSt) == 0 && pidSt.st_ino == helper.pid &&
+      userSt.st_ino == helper.user) {
+    // Read through the pid: make sure it still is the process the pidfd
+    // pins (not a successor that reused the number).
+    if (sys::pidfdSendSignal(pidfd.get(), 0) != 0)
+      throw Error("request refused: the client process went away during authentication");
+    if (sandboxes.containsPidNs(pidSt.st_ino) || sandboxes.containsUserNs(userSt.st_ino))
+      throw Error("request refused: the client runs inside a gpubox sandbox");
+    if (mntSt.st_ino != helper.mnt) throw Error(kOtherMountNamespace);
+    return;
+  }
   UniqueFd pidNs = openNs(peer.pid, "pid");
   UniqueFd userNs = openNs(peer.pid, "user");
   UniqueFd mntNs = openNs(peer.pid, "mnt");
@@ -98,12 +127,7 @@ void checkPeerPlacement(const PeerIdentity& peer, int sock, const SandboxNamespa
   if (anyAncestor(std::move(pidNs), [&](ino_t i) { return sandboxes.containsPidNs(i); }) ||
       anyAncestor(std::move(userNs), [&](ino_t i) { return sandboxes.containsUserNs(i); }))
     throw Error("request refused: the client runs inside a gpubox sandbox");
-  // The helper never changes its own mount namespace: read it once.
-  static const ino_t helperMntNs = namespaceInode(::getpid(), "mnt");
-  if (inodeOf(mntNs.get()) != helperMntNs)
-    throw Error(
-        "request refused: the client runs in another mount namespace than the helper, so its "
-        "paths would not mean the same thing");
+  if (inodeOf(mntNs.get()) != helper.mnt) throw Error(kOtherMountNamespace);
 }
 
 }  // namespace gpubox

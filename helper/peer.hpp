@@ -2,6 +2,7 @@
 // SO_PEERGROUPS, SO_PEERPIDFD), never as the request says.
 #pragma once
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <set>
@@ -19,8 +20,9 @@ struct PeerIdentity {
   std::vector<gid_t> groups;  // supplementary groups at connect time
 };
 
-// Reads the identity of a connected Unix socket peer. Throws gpubox::Error.
-PeerIdentity readPeerIdentity(int sock);
+// The identity of a connected Unix socket peer: `cred` as SO_PEERCRED gave
+// it, and the peer's groups (SO_PEERGROUPS). Throws gpubox::Error.
+PeerIdentity readPeerIdentity(int sock, const struct ucred& cred);
 
 // The (pid namespace, user namespace) inodes of every live sandbox. A peer
 // whose namespaces descend from one of these is inside a sandbox. A sandbox

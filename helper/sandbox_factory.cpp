@@ -90,13 +90,22 @@ std::vector<std::vector<sock_filter>> callerSeccompPrograms(const SandboxSpec& s
 }
 
 // The inode of each namespace the init was cloned into (the cgroup one it
-// enters later is read by noteCgroupNamespace). An init whose setup already failed has none
-// left to read: its own error is what the caller hears, so this stays quiet.
+// enters later is read by noteCgroupNamespace): as its cloner read them
+// (LaunchedInit::namespaceInodes), else from /proc. An init whose setup
+// already failed has none left to read: its own error is what the caller
+// hears, so this stays quiet.
 std::vector<std::pair<std::string, uint64_t>> namespaceIdsOf(
-    pid_t initPid, const std::vector<std::string>& names) {
+    pid_t initPid, const LaunchedInit::NamespaceInodes& known,
+    const std::vector<std::string>& names) {
   std::vector<std::pair<std::string, uint64_t>> ids;
   for (const std::string& ns : names) {
     if (ns == "cgroup") continue;
+    const auto at = std::find(kInitNamespaces.begin(), kInitNamespaces.end(), ns);
+    const uint64_t inode = at == kInitNamespaces.end() ? 0 : known[at - kInitNamespaces.begin()];
+    if (inode != 0) {
+      ids.emplace_back(ns, inode);
+      continue;
+    }
     try {
       ids.emplace_back(ns, static_cast<uint64_t>(namespaceInode(initPid, ns.c_str())));
     } catch (const Error&) {
@@ -393,6 +402,7 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   log->startMs = monotonicMs();
   live->log = log;
   pid_t initPid = init.pid;
+  const LaunchedInit::NamespaceInodes knownInodes = init.namespaceInodes;
   CgroupWatch watch;
   std::weak_ptr<cgroup::SandboxCgroup> weakCg = holdings->cgroup;
   watch.oomKills = [weakCg]() -> uint64_t {
@@ -438,7 +448,7 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
     }
     live->runtime->placeWhen(std::move(placed));
   }
-  live->namespaceIds = namespaceIdsOf(initPid, live->namespaces);
+  live->namespaceIds = namespaceIdsOf(initPid, knownInodes, live->namespaces);
   // Read once above; read again only if that found nothing (an init that
   // already failed: then this throws, as the caller expects).
   auto inodeOfNs = [&](const char* name) -> ino_t {

@@ -4,10 +4,12 @@
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <string>
 
 #include "error.hpp"
 #include "fd_passing.hpp"
@@ -69,7 +71,15 @@ LaunchedInit spawnInit(bool newUser, bool newNetwork, int cgroupFd, bool sibling
     parentEnd.reset();
     runSandboxInit(childEnd.get(), newNetwork);
   }
-  return LaunchedInit{pid, UniqueFd(pidfd), std::move(parentEnd), newUser, newNetwork};
+  LaunchedInit init{pid, UniqueFd(pidfd), std::move(parentEnd), newUser, newNetwork, {}};
+  // The init waits for its configuration, so its namespaces are there to be
+  // read. stat(2) follows each link with the same ptrace check as open(2).
+  const std::string dir = "/proc/" + std::to_string(pid) + "/ns/";
+  for (size_t i = 0; i < kInitNamespaces.size(); ++i) {
+    struct stat st;
+    if (::stat((dir + kInitNamespaces[i]).c_str(), &st) == 0) init.namespaceInodes[i] = st.st_ino;
+  }
+  return init;
 }
 
 void startInit(LaunchedInit& init, const InitConfig& config) {

@@ -4,10 +4,18 @@
 
 #include <sys/types.h>
 
+#include <array>
+#include <cstdint>
+
 #include "sandbox_init.hpp"
 #include "unique_fd.hpp"
 
 namespace gpubox {
+
+// The namespaces an init is cloned into (its user and net ones may be the
+// helper's), in the order of LaunchedInit::namespaceInodes.
+inline constexpr std::array<const char*, 6> kInitNamespaces = {"user", "mnt", "pid",
+                                                               "ipc",  "uts", "net"};
 
 struct LaunchedInit {
   pid_t pid = 0;     // as the helper sees it
@@ -15,6 +23,11 @@ struct LaunchedInit {
   UniqueFd control;  // helper's end of the control socket (SOCK_SEQPACKET)
   bool newUserNamespace = true;
   bool newNetwork = true;
+  // The inode of each of kInitNamespaces, read by whoever cloned the init,
+  // right after the clone (for a warm init, the spawner: off the event loop);
+  // 0 where it could not be read.
+  using NamespaceInodes = std::array<uint64_t, kInitNamespaces.size()>;
+  NamespaceInodes namespaceInodes = {};
 };
 
 // Clones an init (clone3: CLONE_PIDFD plus new mount, pid, ipc, uts, a new
