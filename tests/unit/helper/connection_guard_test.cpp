@@ -14,6 +14,7 @@
 
 #include "connection_guard.hpp"
 #include "daemon_context.hpp"
+#include "loop_fixture.hpp"
 
 namespace gpubox {
 namespace {
@@ -21,16 +22,8 @@ namespace {
 using ::testing::HasSubstr;
 using Result = capnp::Capability::Server::DispatchCallResult;
 
-class Guard : public ::testing::Test {
+class Guard : public LoopFixture {
  protected:
-  // (Held by pointer: their destructors may throw, a fixture's may not.)
-  std::unique_ptr<kj::AsyncIoContext> ioOwner =
-      std::make_unique<kj::AsyncIoContext>(kj::setupAsyncIo());
-  kj::AsyncIoContext& io = *ioOwner;
-  std::unique_ptr<DaemonContext> ctxOwner =
-      std::make_unique<DaemonContext>(io.unixEventPort, io.provider->getTimer());
-  DaemonContext& ctx = *ctxOwner;
-
   // A call whose answer never comes, until `held` is cleared.
   Result hang() { return {kj::Promise<void>(kj::NEVER_DONE), false}; }
   Result instant() { return {kj::Promise<void>(kj::READY_NOW), false}; }

@@ -14,14 +14,14 @@
 #include <memory>
 
 #include "connection_guard.hpp"
-#include "daemon_context.hpp"
 #include "guarded_stream.hpp"
+#include "loop_fixture.hpp"
 #include "unique_fd.hpp"
 
 namespace gpubox {
 namespace {
 
-class GuardedStream : public ::testing::Test {
+class GuardedStream : public LoopFixture {
  protected:
   void SetUp() override {
     // As in the helper: a failed write reports EPIPE instead of killing us.
@@ -52,12 +52,6 @@ class GuardedStream : public ::testing::Test {
     messages->writeMessage(nullptr, message.getSegmentsForOutput()).wait(io.waitScope);
   }
 
-  std::unique_ptr<kj::AsyncIoContext> ioOwner =
-      std::make_unique<kj::AsyncIoContext>(kj::setupAsyncIo());
-  kj::AsyncIoContext& io = *ioOwner;
-  std::unique_ptr<DaemonContext> ctxOwner =
-      std::make_unique<DaemonContext>(io.unixEventPort, io.provider->getTimer());
-  DaemonContext& ctx = *ctxOwner;
   UniqueFd client;
   int helperFd = -1;
   // (Held by pointer: kj's destructors may throw, a fixture's may not.)
