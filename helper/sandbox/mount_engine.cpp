@@ -223,8 +223,9 @@ class RootBuilder {
       throwErrno(what + ": cannot change the mode of " + path);
   }
 
-  // Returns an O_PATH fd for `dest`, creating it (directory or empty file)
-  // when missing, for use as a mount point; missing parents get PARENT_MODE.
+  // Returns an fd of `dest` (O_PATH, or the new empty file's own), creating
+  // it (directory or empty file) when missing, for use as a mount point
+  // (attach); missing parents get PARENT_MODE.
   UniqueFd mountPoint(const std::string& dest, bool directory, const std::string& what,
                       unsigned parentMode = 0755) {
     UniqueFd fd = open(dest, O_PATH);
@@ -233,13 +234,22 @@ class RootBuilder {
     // The parent usually exists (every node of --dev, say): one lookup.
     UniqueFd parent = parentDir(dest, what, parentMode);
     std::string name = baseName(dest);
+    // What this made is opened through the parent, by its one name: no
+    // second walk from the root. (move_mount takes any fd of its target, so
+    // a new file's own fd serves; O_EXCL makes sure it is the new one.)
     if (directory) {
-      if (::mkdirat(parent.get(), name.c_str(), 0755) != 0 && errno != EEXIST)
+      if (::mkdirat(parent.get(), name.c_str(), 0755) == 0) {
+        fd = UniqueFd(
+            ::openat(parent.get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (fd) return fd;
+      } else if (errno != EEXIST) {
         throwErrno(what + ": cannot create directory " + dest);
+      }
     } else {
-      UniqueFd f(
-          ::openat(parent.get(), name.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0444));
-      if (!f && errno != EEXIST) throwErrno(what + ": cannot create file " + dest);
+      UniqueFd f(::openat(parent.get(), name.c_str(),
+                          O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0444));
+      if (f) return f;
+      if (errno != EEXIST) throwErrno(what + ": cannot create file " + dest);
     }
     fd = open(dest, O_PATH);
     if (!fd) throwErrno(what + ": cannot open destination " + dest);
