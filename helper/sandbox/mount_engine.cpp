@@ -122,6 +122,28 @@ dev_t deviceOf(int fd, const std::string& what) {
   return st.st_dev;
 }
 
+// Makes NAME (a directory or an empty file) in DIRFD for use as a mount
+// point and returns an fd of it, opened through DIRFD by its one name: no
+// walk from the root. move_mount takes any fd of its target, so a new
+// file's own fd serves; O_EXCL makes sure it is the new one. Returns an
+// invalid fd if NAME was already there; throws on any other failure.
+UniqueFd newMountPointIn(int dirFd, const std::string& name, bool directory,
+                         const std::string& what, const std::string& dest) {
+  if (directory) {
+    if (::mkdirat(dirFd, name.c_str(), 0755) == 0) {
+      UniqueFd fd(::openat(dirFd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!fd) throwErrno(what + ": cannot open the new directory " + dest);
+      return fd;
+    }
+    if (errno != EEXIST) throwErrno(what + ": cannot create directory " + dest);
+    return UniqueFd();
+  }
+  UniqueFd f(
+      ::openat(dirFd, name.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0444));
+  if (!f && errno != EEXIST) throwErrno(what + ": cannot create file " + dest);
+  return f;
+}
+
 class RootBuilder {
  public:
   explicit RootBuilder(UniqueFd root) : root_(std::move(root)) {}
@@ -233,25 +255,9 @@ class RootBuilder {
     if (errno != ENOENT) throwErrno(what + ": cannot open destination " + dest);
     // The parent usually exists (every node of --dev, say): one lookup.
     UniqueFd parent = parentDir(dest, what, parentMode);
-    std::string name = baseName(dest);
-    // What this made is opened through the parent, by its one name: no
-    // second walk from the root. (move_mount takes any fd of its target, so
-    // a new file's own fd serves; O_EXCL makes sure it is the new one.)
-    if (directory) {
-      if (::mkdirat(parent.get(), name.c_str(), 0755) == 0) {
-        fd = UniqueFd(
-            ::openat(parent.get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-        if (fd) return fd;
-      } else if (errno != EEXIST) {
-        throwErrno(what + ": cannot create directory " + dest);
-      }
-    } else {
-      UniqueFd f(::openat(parent.get(), name.c_str(),
-                          O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0444));
-      if (f) return f;
-      if (errno != EEXIST) throwErrno(what + ": cannot create file " + dest);
-    }
-    fd = open(dest, O_PATH);
+    fd = newMountPointIn(parent.get(), baseName(dest), directory, what, dest);
+    if (fd) return fd;
+    fd = open(dest, O_PATH);  // it appeared meanwhile
     if (!fd) throwErrno(what + ": cannot open destination " + dest);
     return fd;
   }
@@ -442,27 +448,39 @@ void applyDev(RootBuilder& root, const MountOp& op, PreparedStep& step) {
                        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, what);
   root.ownTmpfs.insert(deviceOf(tmp.get(), what));
   attach(tmp.get(), target.get(), what);
+  // Everything below is made in that tmpfs, empty and just mounted, through
+  // its own fd (which now is the directory at op.dest): nothing is looked up
+  // from the root again.
+  auto mountPointIn = [&](const char* name, bool directory) {
+    const std::string dest = op.dest + "/" + name;
+    UniqueFd fd = newMountPointIn(tmp.get(), name, directory, what, dest);
+    if (!fd) throwErrno(what + ": cannot create " + dest, EEXIST);
+    return fd;
+  };
+  auto linkIn = [&](const char* target, const char* name) {
+    if (::symlinkat(target, tmp.get(), name) != 0)
+      throwErrno(what + ": cannot create symlink " + op.dest + "/" + name);
+  };
   for (size_t i = 0; i < step.nodes.size(); ++i) {
-    std::string path = op.dest + "/" + kDevNodes[i];
-    UniqueFd at = root.mountPoint(path, false, what);
+    UniqueFd at = mountPointIn(kDevNodes[i], false);
     setAttrs(step.nodes[i].get(), MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, what);
     attach(step.nodes[i].get(), at.get(), what);
   }
-  UniqueFd pts = root.mountPoint(op.dest + "/pts", true, what);
+  UniqueFd pts = mountPointIn("pts", true);
   UniqueFd devpts =
       newFs("devpts", {{"newinstance", nullptr}, {"ptmxmode", "0666"}, {"mode", "620"}},
             MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, what);
   attach(devpts.get(), pts.get(), what);
-  symlinkAt(root, "pts/ptmx", op.dest + "/ptmx", what);
-  UniqueFd shm = root.mountPoint(op.dest + "/shm", true, what);
+  linkIn("pts/ptmx", "ptmx");
+  UniqueFd shm = mountPointIn("shm", true);
   UniqueFd shmFs = newFs("tmpfs", {{"mode", "1777"}}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, what);
   attach(shmFs.get(), shm.get(), what);
-  symlinkAt(root, "/proc/self/fd", op.dest + "/fd", what);
-  symlinkAt(root, "/proc/self/fd/0", op.dest + "/stdin", what);
-  symlinkAt(root, "/proc/self/fd/1", op.dest + "/stdout", what);
-  symlinkAt(root, "/proc/self/fd/2", op.dest + "/stderr", what);
+  linkIn("/proc/self/fd", "fd");
+  linkIn("/proc/self/fd/0", "stdin");
+  linkIn("/proc/self/fd/1", "stdout");
+  linkIn("/proc/self/fd/2", "stderr");
   // As bwrap's /dev: the name exists (reading it needs CAP_SYS_RAWIO).
-  symlinkAt(root, "/proc/kcore", op.dest + "/core", what);
+  linkIn("/proc/kcore", "core");
 }
 
 // --file: a file of the new root's own (bwrap's: replaced if it exists).
