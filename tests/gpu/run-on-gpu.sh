@@ -327,7 +327,12 @@ for who in self nobody; do
 done
 listing() { find "$foreign" -printf '%p %m %s %U %T@\n' | sort; }
 before=$(listing)
-out=$(run self --bind "$foreign" / --proc /proc --dev /dev --gpu 0 -- /usr/bin/probe 2>&1)
+# CUDA_CACHE_DISABLE: the probe's own JIT cache (~/.nv/ComputeCache, as
+# root /root/.nv in this root) is the command writing into a root it was
+# given writable, not gpubox; without it the listing below changes on hosts
+# where CUDA keeps one (seen on an H200, 2026-11-30).
+out=$(run self --bind "$foreign" / --proc /proc --dev /dev --gpu 0 \
+  --setenv CUDA_CACHE_DISABLE 1 -- /usr/bin/probe 2>&1)
 rc=$?
 if ((rc == 0)) && probe_ok "$out"; then
   pass "self: probe in a writable foreign root"
