@@ -142,7 +142,7 @@ Inventory discover(const std::string& driverRoot, const DiscoverOptions& options
 
   inv.cdi = discoverCdi(root, inv.warnings);
   inv.libraries = findDriverLibraries(root, inv.driverVersion);
-  inv.nvidiaSmi = findNvidiaSmi(root);
+  inv.nvidiaSmi = findNvidiaSmi(root, inv.libraries);
   if (options.useNvml) enrichWithNvml(inv);
   return inv;
 }

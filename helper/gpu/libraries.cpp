@@ -1,11 +1,15 @@
 #include "libraries.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "ld_cache.hpp"
 #include "text_file.hpp"
+#include "unique_fd.hpp"
 
 namespace gpubox::gpu {
 
@@ -16,6 +20,18 @@ bool isRegular(const std::string& path) {
   // (alternatives); the bind mount follows them the same way.
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// A program the kernel runs itself, not a script that needs an interpreter
+// (which a foreign root may lack).
+bool isElf(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+  char magic[4] = {};
+  return fd && ::read(fd.get(), magic, sizeof magic) == 4 &&
+         std::memcmp(magic,
+                     "\x7f"
+                     "ELF",
+                     4) == 0;
 }
 
 bool safeVersion(const std::string& v) {
@@ -95,12 +111,28 @@ std::vector<std::string> findDriverLibraries(const std::string& root, const std:
   return out;
 }
 
-std::optional<std::string> findNvidiaSmi(const std::string& root) {
-  for (const char* rel : {"usr/bin/nvidia-smi", "usr/sbin/nvidia-smi"}) {
-    std::string path = underRoot(root, rel);
-    if (isRegular(path)) return path;
+std::optional<std::string> findNvidiaSmi(const std::string& root,
+                                         const std::vector<std::string>& libraries) {
+  std::vector<std::string> candidates;
+  auto add = [&](const std::string& c) {
+    if (std::find(candidates.begin(), candidates.end(), c) == candidates.end())
+      candidates.push_back(c);
+  };
+  for (const std::string& lib : libraries) {
+    std::string dir = lib.substr(0, lib.rfind('/'));
+    size_t slash = dir.rfind('/');
+    if (slash == std::string::npos || dir.compare(slash + 1, 3, "lib") != 0) continue;
+    add(dir.substr(0, slash) + "/bin/nvidia-smi");
   }
-  return std::nullopt;
+  for (const char* rel : {"usr/bin/nvidia-smi", "usr/sbin/nvidia-smi"}) add(underRoot(root, rel));
+
+  std::optional<std::string> script;
+  for (const std::string& path : candidates) {
+    if (!isRegular(path)) continue;
+    if (isElf(path)) return path;
+    if (!script) script = path;
+  }
+  return script;
 }
 
 }  // namespace gpubox::gpu

@@ -35,7 +35,15 @@ std::vector<std::string> libraryDirs(const std::string& root);
 // wins per library. `version` must be digits and dots (checked).
 std::vector<std::string> findDriverLibraries(const std::string& root, const std::string& version);
 
-// <root>/usr/bin/nvidia-smi or <root>/usr/sbin/nvidia-smi when a regular file.
-std::optional<std::string> findNvidiaSmi(const std::string& root);
+// The driver's nvidia-smi. Looked for in bin/ beside the directories of
+// `libraries` (findDriverLibraries: /usr/local/nvidia/lib64 ->
+// /usr/local/nvidia/bin, as GPU cloud images install the driver), then in
+// <root>/usr/bin and <root>/usr/sbin. The first ELF program wins: a
+// distribution or image may put a shell wrapper in /usr/bin that execs the
+// real one, and a foreign root may have no shell to run it. A script is
+// taken only when no candidate is a program (it still works in a root that
+// has its interpreter). nullopt when there is no regular file.
+std::optional<std::string> findNvidiaSmi(const std::string& root,
+                                         const std::vector<std::string>& libraries);
 
 }  // namespace gpubox::gpu

@@ -230,6 +230,33 @@ TEST_P(ForeignRootTest, NvidiaSmiIsOnPath) {
   EXPECT_EQ(none.out, "which nvidia-smi: not found\n") << none.describe();
 }
 
+TEST_P(ForeignRootTest, TheDriversNvidiaSmiRunsByNameWhereTheHostsIsAShellWrapper) {
+  // As on a GPU cloud host (docs/gpu.md, the H200 run): the driver in
+  // /usr/local/nvidia/{lib64,bin}, and /usr/bin/nvidia-smi a #!/bin/sh
+  // wrapper. The foreign root has no shell, so the wrapper cannot run there;
+  // the driver's own program must be the one bound. A static test program
+  // stands in for it (it prints "clone3=<errno>").
+  FakeDriverRoot image({.gpus = 1,
+                        .libcudaFile = envPath("GPUBOX_FAKE_LIBCUDA"),
+                        .libraryDir = "usr/local/nvidia/lib64",
+                        .nvidiaSmiProgram = envPath("GPUBOX_SYSCALL_PROBE")});
+  ASSERT_EQ(readFile(image.path("usr/bin/nvidia-smi")).rfind("#!/bin/sh", 0), 0u);
+  HelperProcess own(HelperOptions{
+      .extraArgs = {"--config", config / "helper.toml", "--driver-root", image.root()}});
+  RunResult r =
+      own.cli({"run", "--ro-bind", tree().root, "/", "--proc", "/proc", "--dev", "/dev", "--gpu",
+               "0", "--setenv", "PATH", "/usr/bin:/bin", "--", "nvidia-smi", "clone3"},
+              {.asUid = GetParam()});
+  EXPECT_EQ(r.exitCode, 0) << r.describe();
+  EXPECT_TRUE(contains(r.out, "clone3=")) << r.describe();
+  // CUDA still finds the driver's libraries from their new directory.
+  RunResult cuda = own.cli({"run", "--ro-bind", tree().root, "/", "--proc", "/proc", "--dev",
+                            "/dev", "--gpu", "0", "--", "/usr/bin/cuda-probe"},
+                           {.asUid = GetParam()});
+  EXPECT_EQ(cuda.exitCode, 0) << cuda.describe();
+  EXPECT_TRUE(contains(cuda.out, "cuInit 0")) << cuda.describe();
+}
+
 TEST_P(ForeignRootTest, TheBwrapFrontGetsTheSameLayout) {
   // What an agent's bubblewrap command line over an image looks like, with
   // GPUBOX_GPU as tools whose command line cannot change would set it.

@@ -264,8 +264,9 @@ void FakeDriverRoot::build() {
   }
 
   if (o.libraries) {
-    std::string dir =
-        o.ldCache ? "usr/lib/x86_64-linux-gnu/nvidia/current" : "usr/lib/x86_64-linux-gnu";
+    std::string dir = !o.libraryDir.empty() ? o.libraryDir
+                      : o.ldCache           ? "usr/lib/x86_64-linux-gnu/nvidia/current"
+                                            : "usr/lib/x86_64-linux-gnu";
     for (const char* lib : {"libcuda", "libnvidia-ml", "libnvidia-ptxjitcompiler", "libnvidia-nvvm",
                             "libnvidia-gpucomp"}) {
       std::string file = std::string(lib) + ".so." + o.driverVersion;
@@ -282,7 +283,7 @@ void FakeDriverRoot::build() {
     // A leftover from an older driver: must not be picked.
     writeFile("usr/lib64/libnvidia-cfg.so.535.104.05", "fake stale libnvidia-cfg\n");
     writeFile("usr/lib64/libcuda.so.535.104.05", "fake stale libcuda\n");
-    if (o.ldCache) {
+    if (o.ldCache || !o.libraryDir.empty()) {
       writeFile("etc/ld.so.cache",
                 ldCacheImage({{"libnvidia-ml.so.1", "/" + dir + "/libnvidia-ml.so.1"},
                               {"libcuda.so.1", "/" + dir + "/libcuda.so.1"},
@@ -293,6 +294,16 @@ void FakeDriverRoot::build() {
     // Runs inside sandboxes in integration tests: shows what GPUs are visible.
     writeFile("usr/bin/nvidia-smi",
               "#!/bin/sh\necho 'fake nvidia-smi'\nls /proc/driver/nvidia/gpus 2>/dev/null\n", 0755);
+  }
+  if (!o.nvidiaSmiProgram.empty()) {
+    if (o.libraryDir.empty()) throw std::runtime_error("nvidiaSmiProgram needs a libraryDir");
+    std::string bin = o.libraryDir.substr(0, o.libraryDir.rfind('/') + 1) + "bin";
+    mkdirs(bin);
+    std::error_code ec;
+    fs::copy_file(o.nvidiaSmiProgram, path(bin + "/nvidia-smi"),
+                  fs::copy_options::overwrite_existing, ec);
+    if (ec) throw std::runtime_error("copy " + o.nvidiaSmiProgram + ": " + ec.message());
+    fs::permissions(path(bin + "/nvidia-smi"), fs::perms(0755), ec);
   }
   for (const auto& [rel, contents] : o.cdiFiles) writeFile(rel, contents);
 }

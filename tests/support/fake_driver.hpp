@@ -63,6 +63,14 @@ class FakeDriverRoot {
     // standard directory) and write an etc/ld.so.cache that lists them, as
     // Debian's packaging does.
     bool ldCache = false;
+    // Put the libraries here instead (relative to the root), listed in
+    // etc/ld.so.cache, as GPU cloud images install the driver
+    // ("usr/local/nvidia/lib64").
+    std::string libraryDir = {};
+    // When set, a copy of this program (an ELF file) is the driver's own
+    // nvidia-smi, in bin/ beside libraryDir (usr/local/nvidia/bin), while
+    // usr/bin/nvidia-smi stays a shell script (a wrapper, as on such images).
+    std::string nvidiaSmiProgram = {};
     // CDI specs: (path relative to the root, contents), e.g.
     // {"etc/cdi/nvidia.yaml", "..."}. Written as given.
     std::vector<std::pair<std::string, std::string>> cdiFiles = {};

@@ -1,12 +1,15 @@
 // discover() against fake driver trees.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "error.hpp"
 #include "test_util.hpp"
 
 using gpubox::testing::FakeDriverRoot;
 using namespace gpubox::gpu;
 using namespace gpubox::gpu::test;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -228,6 +231,42 @@ TEST(Discover, LibrariesMatchTheKernelDriverVersion) {
   EXPECT_FALSE(anyContains(inv.libraries, "535"));
   ASSERT_TRUE(inv.nvidiaSmi.has_value());
   EXPECT_EQ(*inv.nvidiaSmi, fake.path("usr/bin/nvidia-smi"));
+}
+
+TEST(Discover, NvidiaSmiIsTheDriversProgramNotAShellWrapper) {
+  GPUBOX_REQUIRE_ROOT();
+  // As on GPU cloud images: the driver in usr/local/nvidia/{lib64,bin}, and
+  // usr/bin/nvidia-smi a script that execs the real one. A foreign root has
+  // no shell to run the script, so the program beside the libraries wins.
+  FakeDriverRoot fake(
+      {.gpus = 1, .libraryDir = "usr/local/nvidia/lib64", .nvidiaSmiProgram = "/bin/true"});
+  Inventory inv = discoverFake(fake);
+  ASSERT_FALSE(inv.libraries.empty());
+  EXPECT_EQ(inv.libraries[0], fake.path("usr/local/nvidia/lib64/libcuda.so.550.54.14"));
+  ASSERT_TRUE(inv.nvidiaSmi.has_value());
+  EXPECT_EQ(*inv.nvidiaSmi, fake.path("usr/local/nvidia/bin/nvidia-smi"));
+}
+
+TEST(Discover, AProgramInUsrBinBeatsAScriptBesideTheLibraries) {
+  GPUBOX_REQUIRE_ROOT();
+  FakeDriverRoot fake({.gpus = 1, .libraryDir = "usr/local/nvidia/lib64"});
+  fake.writeFile("usr/local/nvidia/bin/nvidia-smi", "#!/bin/sh\nexec /usr/bin/nvidia-smi\n", 0755);
+  fake.remove("usr/bin/nvidia-smi");
+  fs::copy_file("/bin/true", fake.path("usr/bin/nvidia-smi"));
+  Inventory inv = discoverFake(fake);
+  ASSERT_TRUE(inv.nvidiaSmi.has_value());
+  EXPECT_EQ(*inv.nvidiaSmi, fake.path("usr/bin/nvidia-smi"));
+}
+
+TEST(Discover, AScriptIsTakenWhenNoCandidateIsAProgram) {
+  GPUBOX_REQUIRE_ROOT();
+  // It still runs in a root with its interpreter (the host's own).
+  FakeDriverRoot fake({.gpus = 1, .libraryDir = "usr/local/nvidia/lib64"});
+  Inventory inv = discoverFake(fake);
+  ASSERT_TRUE(inv.nvidiaSmi.has_value());
+  EXPECT_EQ(*inv.nvidiaSmi, fake.path("usr/bin/nvidia-smi"));
+  fake.remove("usr/bin/nvidia-smi");
+  EXPECT_FALSE(discoverFake(fake).nvidiaSmi.has_value());
 }
 
 TEST(Discover, LibrariesOfAnotherVersionAreNotTaken) {
