@@ -16,6 +16,7 @@ DaemonContext::~DaemonContext() {
   sessions.reset();
   initPool.reset();
   initSpawner.reset();
+  requestSpawner.reset();
 }
 
 }  // namespace gpubox

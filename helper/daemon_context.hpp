@@ -50,6 +50,7 @@ class SessionRegistry;
 class CgroupWorker;
 class InitPool;
 class InitSpawner;
+class RequestSpawner;
 struct LiveSandbox;
 
 struct DaemonContext {
@@ -104,6 +105,9 @@ struct DaemonContext {
   // process. After the cgroup worker, so it goes first: its inits' placements
   // use the cgroup worker.
   std::unique_ptr<InitSpawner> initSpawner;
+  // Clones the init of a request that takes none from the pool; every
+  // helper has one (made in main before any thread, like initSpawner).
+  std::unique_ptr<RequestSpawner> requestSpawner;
   std::unique_ptr<InitPool> initPool;
   // Last, so it is destroyed first: what it still holds refers to the rest.
   Reaper reaper;

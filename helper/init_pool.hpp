@@ -25,7 +25,8 @@
 // (init_spawner.hpp) clones the inits and the cgroup worker makes their
 // directories, so refilling costs the event loop a message per init, never
 // a clone. A request that finds the pool empty gets an init cloned for it
-// on the loop (about 1 ms, and its cgroup directories): so the pool's size
+// by the requests' spawner, and waits for it (about 1 ms, and its cgroup
+// directories on the loop): so the pool's size
 // follows demand. Each such miss raises it by one, up to --warm-inits-max
 // (by default kGrowth times the configured size); after kShrinkInterval
 // without a miss it goes back down by one, to the configured size.

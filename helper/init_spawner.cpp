@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <linux/close_range.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <iterator>
 
@@ -56,8 +58,8 @@ constexpr int kSpawnerSocket = 3;
       continue;
     }
     try {
-      LaunchedInit init = spawnInit(request.newUser != 0, request.newNetwork != 0,
-                                    fds.empty() ? -1 : fds[0].get(), /*sibling=*/true);
+      LaunchedInit init =
+          spawnInit(request.newUser != 0, request.newNetwork != 0, fds.empty() ? -1 : fds[0].get());
       reply.pid = init.pid;
       std::copy(init.namespaceInodes.begin(), init.namespaceInodes.end(), reply.namespaceInodes);
       if (!sendRecord(kSpawnerSocket, &reply, sizeof(reply),
@@ -74,22 +76,63 @@ constexpr int kSpawnerSocket = 3;
 
 }  // namespace
 
-InitSpawner::InitSpawner(kj::UnixEventPort& port) {
+SpawnerProcess::SpawnerProcess() {
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
     throwErrno("spawner socketpair");
   UniqueFd ours(sv[0]), theirs(sv[1]);
   const pid_t helper = ::getpid();
   pid_ = ::fork();
-  if (pid_ < 0) throwErrno("fork the init spawner");
+  if (pid_ < 0) throwErrno("fork an init spawner");
   if (pid_ == 0) {
     ours.reset();
     runSpawner(theirs.get(), helper);
   }
   theirs.reset();
   socket_ = std::move(ours);
-  ::fcntl(socket_.get(), F_SETFL, ::fcntl(socket_.get(), F_GETFL) | O_NONBLOCK);
-  observer_ = kj::heap<kj::UnixEventPort::FdObserver>(port, socket_.get(),
+}
+
+SpawnerProcess::~SpawnerProcess() {
+  stop();
+}
+
+void SpawnerProcess::stop() {
+  socket_.reset();
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    pid_ = -1;
+  }
+}
+
+bool SpawnerProcess::ask(bool newUser, bool newNetwork, int cgroupFd) {
+  if (!socket_) {
+    errno = EPIPE;
+    return false;
+  }
+  SpawnRequest request = {newUser ? 1u : 0u, newNetwork ? 1u : 0u};
+  std::vector<int> fds;
+  if (cgroupFd >= 0) fds.push_back(cgroupFd);
+  return sendRecord(socket_.get(), &request, sizeof(request), fds);
+}
+
+LaunchedInit SpawnerProcess::initFrom(ssize_t n, const void* data, std::vector<UniqueFd>& fds,
+                                      bool newUser, bool newNetwork) {
+  SpawnReply reply;
+  std::memcpy(&reply, data, sizeof(reply));
+  reply.error[sizeof(reply.error) - 1] = '\0';
+  if (n != static_cast<ssize_t>(sizeof(reply)) || reply.pid <= 0 || fds.size() != 2)
+    throw Error(reply.error[0] ? reply.error : "malformed spawner reply");
+  LaunchedInit init{reply.pid, std::move(fds[0]), std::move(fds[1]), newUser, newNetwork, {}};
+  std::copy(std::begin(reply.namespaceInodes), std::end(reply.namespaceInodes),
+            init.namespaceInodes.begin());
+  return init;
+}
+
+InitSpawner::InitSpawner(kj::UnixEventPort& port) {
+  ::fcntl(process_.socket(), F_SETFL, ::fcntl(process_.socket(), F_GETFL) | O_NONBLOCK);
+  observer_ = kj::heap<kj::UnixEventPort::FdObserver>(port, process_.socket(),
                                                       kj::UnixEventPort::FdObserver::OBSERVE_READ);
   reading_ = readReplies().eagerlyEvaluate([this](kj::Exception&& e) {
     failAll("the init spawner failed: " + std::string(e.getDescription().cStr()));
@@ -99,22 +142,14 @@ InitSpawner::InitSpawner(kj::UnixEventPort& port) {
 InitSpawner::~InitSpawner() {
   reading_ = nullptr;
   observer_ = nullptr;
-  socket_.reset();
-  if (pid_ > 0) {
-    ::kill(pid_, SIGKILL);
-    while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
-    }
-  }
+  process_.stop();
 }
 
 kj::Promise<LaunchedInit> InitSpawner::spawn(bool newUser, bool newNetwork, int cgroupFd) {
-  if (!socket_) return callerError("the init spawner has exited");
-  SpawnRequest request = {newUser ? 1u : 0u, newNetwork ? 1u : 0u};
-  std::vector<int> fds;
-  if (cgroupFd >= 0) fds.push_back(cgroupFd);
+  if (exited_) return callerError("the init spawner has exited");
   // A SOCK_SEQPACKET message this small fits unless hundreds are queued:
   // EAGAIN is reported, never waited for.
-  if (!sendRecord(socket_.get(), &request, sizeof(request), fds))
+  if (!process_.ask(newUser, newNetwork, cgroupFd))
     return callerError(errnoMessage("ask the init spawner", errno));
   auto paf = kj::newPromiseAndFulfiller<LaunchedInit>();
   pending_.push_back({kj::mv(paf.fulfiller), newUser, newNetwork});
@@ -125,32 +160,60 @@ kj::Promise<void> InitSpawner::readReplies() {
   for (;;) {
     SpawnReply reply = {};
     std::vector<UniqueFd> fds;
-    const ssize_t n = recvRecord(socket_.get(), &reply, sizeof(reply), &fds, 2, MSG_DONTWAIT);
+    const ssize_t n = recvRecord(process_.socket(), &reply, sizeof(reply), &fds, 2, MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
       return observer_->whenBecomesReadable().then([this]() { return readReplies(); });
     if (n <= 0) {
       failAll("the init spawner exited");
-      socket_.reset();
+      exited_ = true;
       return kj::READY_NOW;
     }
     if (pending_.empty()) continue;  // nothing asked: cannot happen; the fds close here
     Pending p = kj::mv(pending_.front());
     pending_.pop_front();
-    reply.error[sizeof(reply.error) - 1] = '\0';
-    if (n != static_cast<ssize_t>(sizeof(reply)) || reply.pid <= 0 || fds.size() != 2) {
-      p.fulfiller->reject(callerError(reply.error[0] ? reply.error : "malformed spawner reply"));
-      continue;
+    try {
+      p.fulfiller->fulfill(SpawnerProcess::initFrom(n, &reply, fds, p.newUser, p.newNetwork));
+    } catch (const Error& e) {
+      p.fulfiller->reject(callerError(e.what()));
     }
-    LaunchedInit init{reply.pid, std::move(fds[0]), std::move(fds[1]), p.newUser, p.newNetwork, {}};
-    std::copy(std::begin(reply.namespaceInodes), std::end(reply.namespaceInodes),
-              init.namespaceInodes.begin());
-    p.fulfiller->fulfill(std::move(init));
   }
 }
 
 void InitSpawner::failAll(const std::string& why) {
   for (Pending& p : pending_) p.fulfiller->reject(callerError(why));
   pending_.clear();
+}
+
+LaunchedInit RequestSpawner::spawn(bool newUser, bool newNetwork, int cgroupFd) {
+  if (!broken_.empty()) throw Error(broken_);
+  auto fail = [&](const std::string& why) -> LaunchedInit {
+    // Its next reply could be taken for another request's: no more.
+    process_.stop();
+    broken_ = why + "; the helper makes no more sandboxes until it is restarted";
+    throw Error(broken_);
+  };
+  if (!process_.ask(newUser, newNetwork, cgroupFd))
+    return fail(errnoMessage("ask the init spawner", errno));
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(kReplyTimeoutMs);
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    struct pollfd p = {process_.socket(), POLLIN, 0};
+    const int ready = ::poll(&p, 1, static_cast<int>(std::max<int64_t>(left.count(), 0)));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready < 0) return fail(errnoMessage("wait for the init spawner", errno));
+    if (ready == 0)
+      return fail("the init spawner did not answer within " +
+                  std::to_string(kReplyTimeoutMs / 1000) + " s");
+    SpawnReply reply = {};
+    std::vector<UniqueFd> fds;
+    const ssize_t n = recvRecord(process_.socket(), &reply, sizeof(reply), &fds, 2, MSG_DONTWAIT);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
+    if (n == 0) return fail("the init spawner exited");
+    if (n < 0) return fail(errnoMessage("read the init spawner's reply", errno));
+    return SpawnerProcess::initFrom(n, &reply, fds, newUser, newNetwork);
+  }
 }
 
 }  // namespace gpubox

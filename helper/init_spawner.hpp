@@ -1,36 +1,74 @@
-// The spawner: a small process of the helper's own that clones warm inits
-// (init_pool.hpp) for it, so that neither the clone (about 1 ms) nor the
-// copy of a multi-threaded process happens on the helper's event loop.
+// The spawners: small processes of the helper's own that clone every
+// sandbox init for it, so that no init is ever cloned from the helper, a
+// multi-threaded process, and the clone (about 1 ms) never runs on the
+// helper's event loop.
 //
-// It is forked once at start, after the capability drop and before the
+// Each is forked at start, after the capability drop and before the
 // helper starts any thread, so it is single-threaded and holds no lock any
 // other thread could have taken: an init cloned from it inherits a clean
-// copy of glibc's state. It clones each init with CLONE_PARENT, so every
-// init is still the helper's own child (reaped through its pidfd, killed
-// with the helper through the parent-death signal), and hands back the
-// init's pidfd and control socket. The init receives its configuration
-// from the helper later (launcher.hpp: startInit), as any init does.
+// copy of glibc's state (malloc's arenas, stdio, the loader, the thread
+// list). An init cloned by raw clone3 from the multi-threaded helper would
+// inherit every lock as another thread held it at that instant
+// (architecture.md). It clones each init with CLONE_PARENT, so every init
+// is still the helper's own child (reaped through its pidfd, killed with
+// the helper through the parent-death signal), and hands back the init's
+// pidfd and control socket. The init receives its configuration from the
+// helper later (launcher.hpp: startInit), as any init does.
 //
-// The spawner runs nothing else, keeps only its socket to the helper, is
-// not dumpable, and exits when the helper closes that socket or dies.
+// Two of them: InitSpawner fills the warm pool (init_pool.hpp) and never
+// makes the loop wait; RequestSpawner makes the init of a request that
+// takes none from the pool (an empty pool, --net host, --warm-inits 0),
+// and the request waits for it, as it used to wait for its own clone. A
+// process each, so a request's init never queues behind the pool's.
+//
+// A spawner runs nothing else, keeps only its socket to the helper, is not
+// dumpable, and exits when the helper closes that socket or dies.
 #pragma once
 
 #include <kj/async-unix.h>
 
 #include <deque>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "sandbox/launcher.hpp"
 #include "unique_fd.hpp"
 
 namespace gpubox {
 
-class InitSpawner {
+// One spawner process and the helper's end of its socket.
+class SpawnerProcess {
  public:
   // Forks the spawner. Throws gpubox::Error. Call while the helper has a
   // single thread.
-  explicit InitSpawner(kj::UnixEventPort& port);
+  SpawnerProcess();
   // Closes the socket (the spawner exits) and reaps the spawner.
+  ~SpawnerProcess();
+  SpawnerProcess(const SpawnerProcess&) = delete;
+  SpawnerProcess& operator=(const SpawnerProcess&) = delete;
+
+  int socket() const { return socket_.get(); }
+  pid_t pid() const { return pid_; }
+  // Sends a request for an init (in the cgroup v2 directory CGROUPFD when
+  // >= 0). False, with errno, when it could not be sent.
+  bool ask(bool newUser, bool newNetwork, int cgroupFd);
+  // The init of the reply just received (N bytes of REPLY, FDS), or a
+  // gpubox::Error with the spawner's reason.
+  static LaunchedInit initFrom(ssize_t n, const void* reply, std::vector<UniqueFd>& fds,
+                               bool newUser, bool newNetwork);
+  // Kills and reaps the spawner now; socket() is then -1.
+  void stop();
+
+ private:
+  UniqueFd socket_;
+  pid_t pid_ = -1;
+};
+
+// The warm pool's spawner: asynchronous, the loop never waits on it.
+class InitSpawner {
+ public:
+  explicit InitSpawner(kj::UnixEventPort& port);
   ~InitSpawner();
   InitSpawner(const InitSpawner&) = delete;
   InitSpawner& operator=(const InitSpawner&) = delete;
@@ -39,7 +77,7 @@ class InitSpawner {
   // the cgroup v2 directory CGROUPFD when >= 0. Never blocks the loop;
   // rejects with the spawner's reason.
   kj::Promise<LaunchedInit> spawn(bool newUser, bool newNetwork, int cgroupFd);
-  pid_t pid() const { return pid_; }
+  pid_t pid() const { return process_.pid(); }
 
  private:
   struct Pending {
@@ -50,11 +88,28 @@ class InitSpawner {
   kj::Promise<void> readReplies();
   void failAll(const std::string& why);
 
-  UniqueFd socket_;
-  pid_t pid_ = -1;
+  SpawnerProcess process_;
+  bool exited_ = false;
   kj::Own<kj::UnixEventPort::FdObserver> observer_;
   std::deque<Pending> pending_;
   kj::Promise<void> reading_ = nullptr;
+};
+
+// The spawner of inits made for their request: the request waits for the
+// reply, at most kReplyTimeout (a spawner that does not answer by then is
+// killed, and every later request is refused saying so).
+class RequestSpawner {
+ public:
+  RequestSpawner() = default;  // forks; call while the helper has one thread
+  // An init as spawnInit() makes one. Throws gpubox::Error with the
+  // spawner's reason.
+  LaunchedInit spawn(bool newUser, bool newNetwork, int cgroupFd);
+  pid_t pid() const { return process_.pid(); }
+  static constexpr int kReplyTimeoutMs = 10'000;
+
+ private:
+  SpawnerProcess process_;
+  std::string broken_;  // why no init can be asked for any more ("": none)
 };
 
 }  // namespace gpubox

@@ -251,8 +251,9 @@ int serve(const Options& opts) {
   if (!caps.missing.empty())
     gpubox::logError("capabilities: not held at start: " + joinNames(caps.missing) +
                      " (the steps that need them will fail)");
-  // The spawner of warm inits is forked here, after the drop and before the
-  // first thread: it must be single-threaded (init_spawner.hpp).
+  // The spawners of inits are forked here, after the drop and before the
+  // first thread: they must be single-threaded (init_spawner.hpp).
+  ctx.requestSpawner = std::make_unique<gpubox::RequestSpawner>();
   if (opts.warmInits > 0) ctx.initSpawner = std::make_unique<gpubox::InitSpawner>(io.unixEventPort);
   ctx.cgroupWorker = std::make_unique<gpubox::CgroupWorker>(io.unixEventPort);
   ctx.deviceWorker = std::make_unique<gpubox::CgroupWorker>(io.unixEventPort);

@@ -14,6 +14,7 @@
 #include "error.hpp"
 #include "gpu_assignment.hpp"
 #include "init_pool.hpp"
+#include "init_spawner.hpp"
 #include "kj_error.hpp"
 #include "limit_resolution.hpp"
 #include "sandbox/launcher.hpp"
@@ -390,7 +391,12 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
     warm.reset();
     startInit(init, config);
   } else {
-    init = launchInit(config, cg ? cg->v2Fd() : -1);
+    // Cloned by the request spawner (init_spawner.hpp), never by this
+    // multi-threaded process; the request waits for it as it would for
+    // its own clone.
+    init =
+        ctx.requestSpawner->spawn(config.newUserNamespace, config.newNetwork, cg ? cg->v2Fd() : -1);
+    startInit(init, config);
   }
   if (spans) spans->mark("cloned");
   auto log = std::make_shared<SandboxLogInfo>();

@@ -50,7 +50,7 @@ std::vector<std::string> sandboxNamespaces(bool newUser, bool newNetwork) {
   return ns;
 }
 
-LaunchedInit spawnInit(bool newUser, bool newNetwork, int cgroupFd, bool sibling) {
+LaunchedInit spawnInit(bool newUser, bool newNetwork, int cgroupFd) {
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
     throwErrno("control socketpair");
@@ -58,10 +58,9 @@ LaunchedInit spawnInit(bool newUser, bool newNetwork, int cgroupFd, bool sibling
   // Without a new user namespace (--user-namespace never) the other
   // namespaces belong to the helper's, so making them takes the helper's
   // CAP_SYS_ADMIN, and the init starts as the helper's root (sandbox_init.cpp).
-  uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
+  uint64_t flags = CLONE_PARENT | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
   if (newUser) flags |= CLONE_NEWUSER;
   if (newNetwork) flags |= CLONE_NEWNET;
-  if (sibling) flags |= CLONE_PARENT;
   int pidfd = -1;
   pid_t pid = sys::clone3(flags, &pidfd, cgroupFd);
   if (pid < 0)
@@ -114,12 +113,6 @@ void startInit(LaunchedInit& init, const InitConfig& config) {
     abandon(init.pid, init.pidfd.get());
     throw;
   }
-}
-
-LaunchedInit launchInit(const InitConfig& config, int cgroupFd) {
-  LaunchedInit init = spawnInit(config.newUserNamespace, config.newNetwork, cgroupFd);
-  startInit(init, config);
-  return init;
 }
 
 }  // namespace gpubox

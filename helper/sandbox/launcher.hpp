@@ -35,10 +35,10 @@ struct LaunchedInit {
 // into the cgroup v2 directory `cgroupFd` when it is >= 0). The init runs
 // nothing of its own until startInit() sends it its configuration: it may
 // wait in the warm pool (init_pool.hpp) for a request. Throws gpubox::Error.
-// With SIBLING the init is made a child of the caller's parent
-// (CLONE_PARENT): how the spawner process (init_spawner.hpp) makes inits
-// that are the helper's own children.
-LaunchedInit spawnInit(bool newUser, bool newNetwork, int cgroupFd, bool sibling = false);
+// Called only in a spawner process (init_spawner.hpp), which is
+// single-threaded: the init is made a child of the spawner's parent, the
+// helper (CLONE_PARENT).
+LaunchedInit spawnInit(bool newUser, bool newNetwork, int cgroupFd);
 
 // Gives INIT the sandbox CONFIG describes: writes its uid/gid maps when it
 // has a user namespace of its own (the caller's uid and each of its groups
@@ -48,10 +48,7 @@ LaunchedInit spawnInit(bool newUser, bool newNetwork, int cgroupFd, bool sibling
 // failure the init is killed and reaped before this throws gpubox::Error.
 void startInit(LaunchedInit& init, const InitConfig& config);
 
-// spawnInit() then startInit(): a sandbox's init made for its request.
-LaunchedInit launchInit(const InitConfig& config, int cgroupFd);
-
-// The namespaces launchInit creates, by /proc/PID/ns name.
+// The namespaces a sandbox's init is cloned into, by /proc/PID/ns name.
 std::vector<std::string> sandboxNamespaces(bool newUser, bool newNetwork);
 
 }  // namespace gpubox

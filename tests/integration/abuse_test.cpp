@@ -420,24 +420,27 @@ TEST_F(Abuse, HelperThreadsHoldExactlyTheDocumentedCapabilities) {
     EXPECT_EQ(statusField(status, "CapInh"), "0000000000000000") << "thread " << tid;
     EXPECT_EQ(statusField(status, "CapAmb"), "0000000000000000") << "thread " << tid;
   }
-  // The spawner of warm inits (a process of the helper's) holds the same.
-  // A warm init the spawner has just cloned is the helper's child too
+  // The spawners of inits (two processes of the helper's: the warm pool's
+  // and the one for requests the pool does not serve) hold the same. A
+  // warm init a spawner has just cloned is the helper's child too
   // (CLONE_PARENT) and carries the spawner's name until its first steps
   // rename it: wait for those to pass.
   std::set<pid_t> spawners;
   pollUntil(
       [&] {
         spawners = childrenNamed(helper().pid(), "gpubox-spawner");
-        return spawners.size() == 1;
+        return spawners.size() == 2;
       },
       std::chrono::seconds(5));
-  ASSERT_EQ(spawners.size(), 1u) << "one gpubox-spawner child of the helper";
-  const std::string status = readFile("/proc/" + std::to_string(*spawners.begin()) + "/status");
-  EXPECT_EQ(statusField(status, "CapEff"), mask) << "spawner";
-  EXPECT_EQ(statusField(status, "CapPrm"), mask) << "spawner";
-  EXPECT_EQ(statusField(status, "CapBnd"), mask) << "spawner";
-  EXPECT_EQ(statusField(status, "CapInh"), "0000000000000000") << "spawner";
-  EXPECT_EQ(statusField(status, "CapAmb"), "0000000000000000") << "spawner";
+  ASSERT_EQ(spawners.size(), 2u) << "two gpubox-spawner children of the helper";
+  for (pid_t spawner : spawners) {
+    const std::string status = readFile("/proc/" + std::to_string(spawner) + "/status");
+    EXPECT_EQ(statusField(status, "CapEff"), mask) << "spawner " << spawner;
+    EXPECT_EQ(statusField(status, "CapPrm"), mask) << "spawner " << spawner;
+    EXPECT_EQ(statusField(status, "CapBnd"), mask) << "spawner " << spawner;
+    EXPECT_EQ(statusField(status, "CapInh"), "0000000000000000") << "spawner " << spawner;
+    EXPECT_EQ(statusField(status, "CapAmb"), "0000000000000000") << "spawner " << spawner;
+  }
   EXPECT_THAT(helper().log(), ::testing::HasSubstr("capabilities: kept cap_sys_admin,"));
   // And with them it still does its job, for both callers.
   expectOthersUnaffected("reading capabilities");

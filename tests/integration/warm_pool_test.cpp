@@ -104,6 +104,50 @@ TEST_P(WarmPool, SandboxFromThePoolIsTheSandboxAskedFor) {
   fullPool();
 }
 
+// Every init is cloned by a spawner process (helper/init_spawner.hpp), never
+// by the helper itself, which has threads: an init cloned by raw clone3
+// from a multi-threaded process inherits every lock as another thread held
+// it (docs/architecture.md). strace on all the helper's threads, while
+// sandboxes are made from the pool, without one (--warm-inits 0), for
+// --net host (never from the pool) and for more requests at once than the
+// pool holds, sees no clone into new namespaces.
+TEST_P(WarmPool, TheHelperItselfClonesNoInit) {
+  fullPool();
+  TempDir dir(0755);
+  const std::string trace = dir / "clones";
+  Process strace({"/usr/bin/strace", "-f", "-qq", "-e", "trace=clone,clone3,fork,vfork", "-e",
+                  "signal=none", "-o", trace, "-p", std::to_string(helper().pid())},
+                 {.timeout = 120s});
+  // Attached once every thread of the helper has a tracer.
+  auto traced = [&] {
+    const std::string task = "/proc/" + std::to_string(helper().pid()) + "/task";
+    DIR* d = ::opendir(task.c_str());
+    if (!d) return false;
+    bool all = true;
+    while (struct dirent* e = ::readdir(d))
+      if (e->d_name[0] != '.')
+        all = all && statusField(readFile(task + "/" + e->d_name + "/status"), "TracerPid") != "0";
+    ::closedir(d);
+    return all;
+  };
+  ASSERT_TRUE(pollUntil(traced, 10s)) << "strace did not attach to every thread";
+  std::vector<std::thread> clients;
+  std::vector<int> codes(6, -1);
+  for (size_t i = 0; i < codes.size(); ++i)
+    clients.emplace_back([&, i] { codes[i] = helper().cli({"run", "--", "true"}, as()).exitCode; });
+  for (std::thread& t : clients) t.join();
+  EXPECT_THAT(codes, ::testing::Each(0));
+  if (caller() == 0) {
+    auto host = helper().cli({"run", "--net", "host", "--", "true"}, as());
+    EXPECT_EQ(host.exitCode, 0) << host.describe();
+  }
+  strace.kill(SIGINT);
+  strace.finish();
+  const std::string clones = readFile(trace);
+  EXPECT_THAT(clones, Not(HasSubstr("CLONE_NEWPID"))) << clones;
+  EXPECT_THAT(clones, Not(HasSubstr("CLONE_NEWNS"))) << clones;
+}
+
 // --uid / --gid: a warm init was cloned before the request, and its user
 // namespace gets the request's ids when it is taken.
 TEST_P(WarmPool, SandboxIdsOfTheRequest) {
@@ -362,32 +406,34 @@ TEST_P(WarmInits, HostNetworkIsNeverServedFromThePool) {
   EXPECT_THAT(stringsOf(status["namespaces"]), Not(Contains("net"))) << r.extra;
 }
 
-// The spawner (helper/init_spawner.hpp) is a privileged process of the
-// helper's: it holds nothing but its socket to the helper (and stdio), and
-// it goes when the helper goes, taking nothing of the helper's with it.
-TEST_P(WarmInits, TheSpawnerHoldsOnlyItsSocketAndDiesWithTheHelper) {
+// The spawners (helper/init_spawner.hpp) are privileged processes of the
+// helper's: each holds nothing but its socket to the helper (and stdio), and
+// goes when the helper goes, taking nothing of the helper's with it.
+TEST_P(WarmInits, TheSpawnersHoldOnlyTheirSocketAndDieWithTheHelper) {
   if (caller() != 0) GTEST_SKIP() << "about the helper's processes: once is enough";
   fullPool();
-  pid_t spawner = 0;
-  for (const pid_t pid : childrenNamed(helper().pid(), "gpubox-spawner")) spawner = pid;
-  ASSERT_GT(spawner, 0) << "no gpubox-spawner child of the helper";
-  const std::string fdDir = "/proc/" + std::to_string(spawner) + "/fd";
-  std::vector<std::string> fds;
-  DIR* d = ::opendir(fdDir.c_str());
-  ASSERT_NE(d, nullptr) << fdDir;
-  while (struct dirent* e = ::readdir(d))
-    if (e->d_name[0] != '.') fds.push_back(e->d_name);
-  ::closedir(d);
-  std::sort(fds.begin(), fds.end());
-  EXPECT_EQ(fds, (std::vector<std::string>{"0", "1", "2", "3"}));
-  char target[256] = {};
-  ASSERT_GT(::readlink((fdDir + "/3").c_str(), target, sizeof(target) - 1), 0);
-  EXPECT_THAT(std::string(target), ::testing::StartsWith("socket:"));
+  const std::set<pid_t> spawners = childrenNamed(helper().pid(), "gpubox-spawner");
+  ASSERT_EQ(spawners.size(), 2u) << "the pool's spawner and the requests' one";
+  for (pid_t spawner : spawners) {
+    const std::string fdDir = "/proc/" + std::to_string(spawner) + "/fd";
+    std::vector<std::string> fds;
+    DIR* d = ::opendir(fdDir.c_str());
+    ASSERT_NE(d, nullptr) << fdDir;
+    while (struct dirent* e = ::readdir(d))
+      if (e->d_name[0] != '.') fds.push_back(e->d_name);
+    ::closedir(d);
+    std::sort(fds.begin(), fds.end());
+    EXPECT_EQ(fds, (std::vector<std::string>{"0", "1", "2", "3"})) << "spawner " << spawner;
+    char target[256] = {};
+    ASSERT_GT(::readlink((fdDir + "/3").c_str(), target, sizeof(target) - 1), 0);
+    EXPECT_THAT(std::string(target), ::testing::StartsWith("socket:"));
+  }
   const std::set<pid_t> pool = initChildren(helper().pid());
   helper().kill(SIGKILL);
   ASSERT_TRUE(helper().waitExit(30s).has_value());
-  EXPECT_TRUE(pollUntil([&] { return !pidRunning(spawner); }, 10s))
-      << "the spawner outlived the helper";
+  for (pid_t spawner : spawners)
+    EXPECT_TRUE(pollUntil([&] { return !pidRunning(spawner); }, 10s))
+        << "spawner " << spawner << " outlived the helper";
   for (pid_t pid : pool)
     EXPECT_TRUE(pollUntil([&] { return !pidRunning(pid); }, 10s))
         << "warm init " << pid << " outlived the helper";
