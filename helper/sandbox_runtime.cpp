@@ -381,7 +381,10 @@ uint32_t SandboxRuntime::exec(const Command& cmd, const int stdio[3], const Exec
   if (spans_) spans_->mark("exec");
   ExecState& state = execs_[id];
   state.options = options;
-  state.oomKillsAtStart = oomKills();
+  // The sandbox's cgroup was made for it and nothing in it but the init
+  // has run before its first command (an OOM kill of the init would have
+  // ended the sandbox): its count is 0 then, and is not read.
+  state.oomKillsAtStart = id == 1 ? 0 : oomKills();
   if (options.timeoutMs > 0)
     state.timeout = runTimeout(id).eagerlyEvaluate([](kj::Exception&& e) {
       logError(std::string("timeout handling failed: ") + e.getDescription().cStr());

@@ -72,6 +72,27 @@ TEST_P(Memory, OomIsReportedInWordsAndInTheStatus) {
   EXPECT_THAT(limits, Contains(HasSubstr("67108864"))) << j.dump();
 }
 
+// A process of the sandbox other than the command is OOM-killed (here a
+// subshell holding 300 MB) and the command goes on: its own status is
+// passed on, and the line says what happened to the other one. Also the
+// sandbox's first command, whose count of OOM kills starts at 0 unread.
+TEST_P(Memory, AnOomKilledChildIsReportedBesideTheCommandsOwnStatus) {
+  auto r = runAs({"--memory", "64M", "--json-status", "3", "--", "sh", "-c",
+                  "(x=$(head -c 300000000 /dev/zero | tr '\\0' a); echo child survived); "
+                  "echo command survived"},
+                 withStatusFd({.timeout = 120s}));
+  EXPECT_EQ(r.exitCode, 0) << r.describe();
+  EXPECT_EQ(r.out, "command survived\n") << r.describe();
+  auto said = linesStartingWith(r.err, "gpubox: ");
+  ASSERT_EQ(said.size(), 1u) << r.describe();
+  EXPECT_THAT(said[0], HasSubstr("(a process of the sandbox was killed: out of memory"))
+      << r.describe();
+  nlohmann::json j = parseJson(r.extra);
+  ASSERT_FALSE(j.is_discarded()) << r.describe();
+  EXPECT_EQ(j["reason"], "exited") << j.dump();
+  EXPECT_EQ(j["exit_code"], 0) << j.dump();
+}
+
 // Control: the same work under a ceiling it fits in is not reported as OOM.
 // (A bare number is bytes: 256 MiB here.)
 TEST_P(Memory, WorkThatFitsIsNotKilled) {

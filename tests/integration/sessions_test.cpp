@@ -317,6 +317,18 @@ TEST_P(Sessions, LimitsApplyToEveryExec) {
   ASSERT_FALSE(j.is_discarded()) << oom.describe();
   EXPECT_EQ(j["reason"], "out_of_memory") << j.dump();
   EXPECT_EQ(j["session"], "limited") << j.dump();
+  // Each later command counts OOM kills from its own start: that kill is
+  // not its, whether it exits or is SIGKILLed.
+  auto after = mine({"exec", "limited", "--", "true"});
+  EXPECT_EQ(after.exitCode, 0) << after.describe();
+  EXPECT_EQ(after.err, "") << after.describe();
+  auto killed = mine({"exec", "limited", "--json-status", "3", "--", "sh", "-c", "kill -9 $$"},
+                     {.extraFd = 3});
+  EXPECT_EQ(killed.exitCode, 137) << killed.describe();
+  EXPECT_THAT(killed.err, Not(HasSubstr("out of memory"))) << killed.describe();
+  nlohmann::json k = parseJson(killed.extra);
+  ASSERT_FALSE(k.is_discarded()) << killed.describe();
+  EXPECT_EQ(k["reason"], "signaled") << k.dump();
   EXPECT_EQ(mine({"session", "rm", "limited"}).exitCode, 0);
 }
 
