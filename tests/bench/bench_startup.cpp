@@ -264,6 +264,18 @@ int benchmark(const Options& o) {
       gpubox(helper, concat(concat({"run"}, kPlan), {"--", "/bin/echo", "x"})), "bwrap -- echo",
       bwrap(kPlan, "/", {"/bin/echo", "x"}), o, &Runner::timedFirstByte));
 
+  // An init cloned for its request (by the helper's requests' spawner):
+  // what a request that finds the warm pool empty, or asks for --net host,
+  // pays. A helper of its own with --warm-inits 0.
+  {
+    std::string coldDir = work.path() + "/cold-helper";
+    std::filesystem::create_directory(coldDir);
+    Helper cold(o.helper, coldDir, concat({"--warm-inits", "0"}, capArgs));
+    pairs.push_back(interleave("run, init cloned for it", "gpubox run (no pool)",
+                               gpubox(cold, concat(concat({"run"}, kPlan), {"--", "/bin/true"})),
+                               "bwrap", bwrapPlan, o));
+  }
+
   std::vector<SpanTable> spanTables;  // --spans
   std::optional<std::string> gpuSkipped;
   // Kept for the throughput rows below.
