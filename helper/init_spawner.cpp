@@ -17,6 +17,7 @@
 
 #include "error.hpp"
 #include "kj_error.hpp"
+#include "log.hpp"
 #include "sandbox/fd_passing.hpp"
 
 namespace gpubox {
@@ -36,11 +37,11 @@ struct SpawnReply {
 
 constexpr int kSpawnerSocket = 3;
 
-[[noreturn]] void runSpawner(int socket, pid_t helper) {
+[[noreturn]] void runSpawner(int socket, pid_t helper, const char* name) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   if (::getppid() != helper) _exit(0);
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-  ::prctl(PR_SET_NAME, "gpubox-spawner", 0, 0, 0);
+  ::prctl(PR_SET_NAME, name, 0, 0, 0);
   // Nothing of the helper's (its listening socket, its connections) stays
   // here; stdio stay, so a failure can still be logged.
   if (socket != kSpawnerSocket && ::dup2(socket, kSpawnerSocket) != kSpawnerSocket) _exit(1);
@@ -76,7 +77,7 @@ constexpr int kSpawnerSocket = 3;
 
 }  // namespace
 
-SpawnerProcess::SpawnerProcess() {
+SpawnerProcess::SpawnerProcess(const char* name) {
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
     throwErrno("spawner socketpair");
@@ -86,7 +87,7 @@ SpawnerProcess::SpawnerProcess() {
   if (pid_ < 0) throwErrno("fork an init spawner");
   if (pid_ == 0) {
     ours.reset();
-    runSpawner(theirs.get(), helper);
+    runSpawner(theirs.get(), helper, name);
   }
   theirs.reset();
   socket_ = std::move(ours);
@@ -130,7 +131,7 @@ LaunchedInit SpawnerProcess::initFrom(ssize_t n, const void* data, std::vector<U
   return init;
 }
 
-InitSpawner::InitSpawner(kj::UnixEventPort& port) {
+InitSpawner::InitSpawner(kj::UnixEventPort& port) : process_(kPoolSpawnerName) {
   ::fcntl(process_.socket(), F_SETFL, ::fcntl(process_.socket(), F_GETFL) | O_NONBLOCK);
   observer_ = kj::heap<kj::UnixEventPort::FdObserver>(port, process_.socket(),
                                                       kj::UnixEventPort::FdObserver::OBSERVE_READ);
@@ -186,14 +187,21 @@ void InitSpawner::failAll(const std::string& why) {
 
 LaunchedInit RequestSpawner::spawn(bool newUser, bool newNetwork, int cgroupFd) {
   if (!broken_.empty()) throw Error(broken_);
-  auto fail = [&](const std::string& why) -> LaunchedInit {
+  auto fail = [&](std::string why) -> LaunchedInit {
+    why +=
+        " (" + std::string(kRequestSpawnerName) + ", pid " + std::to_string(process_.pid()) + ")";
     // Its next reply could be taken for another request's: no more.
     process_.stop();
-    broken_ = why + "; the helper makes no more sandboxes until it is restarted";
+    broken_ = why +
+              "; the helper makes no sandbox whose init is cloned for it until it is "
+              "restarted";
+    logError(broken_);
     throw Error(broken_);
   };
   if (!process_.ask(newUser, newNetwork, cgroupFd))
-    return fail(errnoMessage("ask the init spawner", errno));
+    return fail(errno == EPIPE || errno == ECONNRESET
+                    ? "the init spawner exited"
+                    : errnoMessage("ask the init spawner", errno));
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(kReplyTimeoutMs);
   for (;;) {

@@ -37,12 +37,16 @@
 
 namespace gpubox {
 
+// Their names in ps (and /proc/PID/comm).
+inline constexpr const char* kPoolSpawnerName = "gpubox-spawner";
+inline constexpr const char* kRequestSpawnerName = "gpubox-reqspawn";
+
 // One spawner process and the helper's end of its socket.
 class SpawnerProcess {
  public:
-  // Forks the spawner. Throws gpubox::Error. Call while the helper has a
-  // single thread.
-  SpawnerProcess();
+  // Forks the spawner, named NAME. Throws gpubox::Error. Call while the
+  // helper has a single thread.
+  explicit SpawnerProcess(const char* name);
   // Closes the socket (the spawner exits) and reaps the spawner.
   ~SpawnerProcess();
   SpawnerProcess(const SpawnerProcess&) = delete;
@@ -100,7 +104,8 @@ class InitSpawner {
 // killed, and every later request is refused saying so).
 class RequestSpawner {
  public:
-  RequestSpawner() = default;  // forks; call while the helper has one thread
+  RequestSpawner()
+      : process_(kRequestSpawnerName) {}  // forks; call while the helper has one thread
   // An init as spawnInit() makes one. Throws gpubox::Error with the
   // spawner's reason.
   LaunchedInit spawn(bool newUser, bool newNetwork, int cgroupFd);

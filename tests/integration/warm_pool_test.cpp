@@ -148,6 +148,45 @@ TEST_P(WarmPool, TheHelperItselfClonesNoInit) {
   EXPECT_THAT(clones, Not(HasSubstr("CLONE_NEWNS"))) << clones;
 }
 
+// The requests' spawner gone (killed by an administrator, say): a request
+// that needs an init cloned for it is refused saying why and what to do,
+// the helper logs it, and sandboxes from the pool are still made. Nothing
+// falls back to a clone by the helper itself.
+TEST_P(WarmPool, WithoutTheRequestsSpawnerOnlyThePoolServes) {
+  fullPool();
+  const std::set<pid_t> requests = childrenNamed(helper().pid(), "gpubox-reqspawn");
+  ASSERT_EQ(requests.size(), 1u);
+  ASSERT_EQ(::kill(*requests.begin(), SIGKILL), 0);
+  ASSERT_TRUE(pollUntil([&] { return !pidRunning(*requests.begin()); }, 10s));
+  // --warm-inits 0: every init is cloned for its request. With a pool: more
+  // requests at once than it holds, and --net host for root.
+  std::vector<RunResult> results(warm() == 0 ? 1 : 6);
+  {
+    std::vector<std::thread> clients;
+    for (RunResult& r : results)
+      clients.emplace_back([&] { r = helper().cli({"run", "--", "true"}, as()); });
+    for (std::thread& t : clients) t.join();
+  }
+  if (caller() == 0) results.push_back(helper().cli({"run", "--net", "host", "--", "true"}, as()));
+  size_t refused = 0;
+  for (const RunResult& r : results) {
+    if (r.exitCode == 0) continue;
+    ++refused;
+    EXPECT_THAT(r.err, HasSubstr("the init spawner exited")) << r.describe();
+    EXPECT_THAT(r.err, HasSubstr("until it is restarted")) << r.describe();
+  }
+  EXPECT_GE(refused, 1u) << "no request needed the requests' spawner";
+  EXPECT_THAT(helper().log(), HasSubstr("the init spawner exited"));
+  if (warm() > 0) {
+    // The pool goes on (grown by the misses above): once it has refilled,
+    // a run is made from it.
+    EXPECT_TRUE(pollUntil(
+        [&] { return initChildren(helper().pid()).size() >= static_cast<size_t>(warm()); }, 20s));
+    auto r = helper().cli({"run", "--", "true"}, as());
+    EXPECT_EQ(r.exitCode, 0) << r.describe();
+  }
+}
+
 // --uid / --gid: a warm init was cloned before the request, and its user
 // namespace gets the request's ids when it is taken.
 TEST_P(WarmPool, SandboxIdsOfTheRequest) {
@@ -412,8 +451,11 @@ TEST_P(WarmInits, HostNetworkIsNeverServedFromThePool) {
 TEST_P(WarmInits, TheSpawnersHoldOnlyTheirSocketAndDieWithTheHelper) {
   if (caller() != 0) GTEST_SKIP() << "about the helper's processes: once is enough";
   fullPool();
-  const std::set<pid_t> spawners = childrenNamed(helper().pid(), "gpubox-spawner");
-  ASSERT_EQ(spawners.size(), 2u) << "the pool's spawner and the requests' one";
+  std::set<pid_t> spawners = childrenNamed(helper().pid(), "gpubox-spawner");
+  ASSERT_EQ(spawners.size(), 1u) << "the pool's spawner";
+  const std::set<pid_t> requests = childrenNamed(helper().pid(), "gpubox-reqspawn");
+  ASSERT_EQ(requests.size(), 1u) << "the requests' spawner";
+  spawners.insert(*requests.begin());
   for (pid_t spawner : spawners) {
     const std::string fdDir = "/proc/" + std::to_string(spawner) + "/fd";
     std::vector<std::string> fds;
