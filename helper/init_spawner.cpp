@@ -131,47 +131,63 @@ LaunchedInit SpawnerProcess::initFrom(ssize_t n, const void* data, std::vector<U
   return init;
 }
 
-InitSpawner::InitSpawner(kj::UnixEventPort& port) : process_(kPoolSpawnerName) {
-  ::fcntl(process_.socket(), F_SETFL, ::fcntl(process_.socket(), F_GETFL) | O_NONBLOCK);
-  observer_ = kj::heap<kj::UnixEventPort::FdObserver>(port, process_.socket(),
-                                                      kj::UnixEventPort::FdObserver::OBSERVE_READ);
-  reading_ = readReplies().eagerlyEvaluate([this](kj::Exception&& e) {
-    failAll("the init spawner failed: " + std::string(e.getDescription().cStr()));
-  });
+InitSpawner::Member::Member(kj::UnixEventPort& port) {
+  ::fcntl(process.socket(), F_SETFL, ::fcntl(process.socket(), F_GETFL) | O_NONBLOCK);
+  observer = kj::heap<kj::UnixEventPort::FdObserver>(port, process.socket(),
+                                                     kj::UnixEventPort::FdObserver::OBSERVE_READ);
+}
+
+InitSpawner::InitSpawner(kj::UnixEventPort& port, size_t count) {
+  for (size_t i = 0; i < std::max<size_t>(count, 1); ++i) {
+    members_.push_back(std::make_unique<Member>(port));
+    Member& m = *members_.back();
+    m.reading = readReplies(m).eagerlyEvaluate([&m](kj::Exception&& e) {
+      failAll(m, "the init spawner failed: " + std::string(e.getDescription().cStr()));
+    });
+  }
 }
 
 InitSpawner::~InitSpawner() {
-  reading_ = nullptr;
-  observer_ = nullptr;
-  process_.stop();
+  for (auto& m : members_) {
+    m->reading = nullptr;
+    m->observer = nullptr;
+    m->process.stop();
+  }
+}
+
+size_t InitSpawner::defaultCount(size_t cpus) {
+  return std::clamp<size_t>(cpus / 8, 1, 8);
 }
 
 kj::Promise<LaunchedInit> InitSpawner::spawn(bool newUser, bool newNetwork, int cgroupFd) {
-  if (exited_) return callerError("the init spawner has exited");
+  Member* chosen = nullptr;
+  for (auto& m : members_)
+    if (!m->exited && (!chosen || m->pending.size() < chosen->pending.size())) chosen = m.get();
+  if (!chosen) return callerError("the init spawners have exited");
   // A SOCK_SEQPACKET message this small fits unless hundreds are queued:
   // EAGAIN is reported, never waited for.
-  if (!process_.ask(newUser, newNetwork, cgroupFd))
+  if (!chosen->process.ask(newUser, newNetwork, cgroupFd))
     return callerError(errnoMessage("ask the init spawner", errno));
   auto paf = kj::newPromiseAndFulfiller<LaunchedInit>();
-  pending_.push_back({kj::mv(paf.fulfiller), newUser, newNetwork});
+  chosen->pending.push_back({kj::mv(paf.fulfiller), newUser, newNetwork});
   return kj::mv(paf.promise);
 }
 
-kj::Promise<void> InitSpawner::readReplies() {
+kj::Promise<void> InitSpawner::readReplies(Member& m) {
   for (;;) {
     SpawnReply reply = {};
     std::vector<UniqueFd> fds;
-    const ssize_t n = recvRecord(process_.socket(), &reply, sizeof(reply), &fds, 2, MSG_DONTWAIT);
+    const ssize_t n = recvRecord(m.process.socket(), &reply, sizeof(reply), &fds, 2, MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-      return observer_->whenBecomesReadable().then([this]() { return readReplies(); });
+      return m.observer->whenBecomesReadable().then([this, &m]() { return readReplies(m); });
     if (n <= 0) {
-      failAll("the init spawner exited");
-      exited_ = true;
+      failAll(m, "the init spawner exited");
+      m.exited = true;
       return kj::READY_NOW;
     }
-    if (pending_.empty()) continue;  // nothing asked: cannot happen; the fds close here
-    Pending p = kj::mv(pending_.front());
-    pending_.pop_front();
+    if (m.pending.empty()) continue;  // nothing asked: cannot happen; the fds close here
+    Pending p = kj::mv(m.pending.front());
+    m.pending.pop_front();
     try {
       p.fulfiller->fulfill(SpawnerProcess::initFrom(n, &reply, fds, p.newUser, p.newNetwork));
     } catch (const Error& e) {
@@ -180,9 +196,9 @@ kj::Promise<void> InitSpawner::readReplies() {
   }
 }
 
-void InitSpawner::failAll(const std::string& why) {
-  for (Pending& p : pending_) p.fulfiller->reject(callerError(why));
-  pending_.clear();
+void InitSpawner::failAll(Member& m, const std::string& why) {
+  for (Pending& p : m.pending) p.fulfiller->reject(callerError(why));
+  m.pending.clear();
 }
 
 LaunchedInit RequestSpawner::spawn(bool newUser, bool newNetwork, int cgroupFd) {

@@ -1,5 +1,6 @@
 // gpubox-helper: the privileged half of gpubox. Holds CAP_SYS_ADMIN (never a
 // setuid bit) and builds sandboxes for unprivileged clients over a Unix socket.
+#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -82,7 +83,16 @@ struct Options {
   size_t maxCallsPerConnection = 256;
   size_t warmInits = 4;
   std::optional<size_t> warmInitsMax;  // unset: InitPool::kGrowth times warmInits
+  std::optional<size_t> poolSpawners;  // unset: InitSpawner::defaultCount of the CPUs
 };
+
+// The CPUs this process may run on (its affinity mask), at least 1.
+size_t usableCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof(set), &set) != 0) return 1;
+  return std::max(1, CPU_COUNT(&set));
+}
 
 // The limit flags given on the command line, as policy settings named by
 // their flag (so a refusal says "--max-memory").
@@ -254,7 +264,14 @@ int serve(const Options& opts) {
   // The spawners of inits are forked here, after the drop and before the
   // first thread: they must be single-threaded (init_spawner.hpp).
   ctx.requestSpawner = std::make_unique<gpubox::RequestSpawner>();
-  if (opts.warmInits > 0) ctx.initSpawner = std::make_unique<gpubox::InitSpawner>(io.unixEventPort);
+  if (opts.warmInits > 0) {
+    const size_t spawners =
+        opts.poolSpawners.value_or(gpubox::InitSpawner::defaultCount(usableCpus()));
+    ctx.initSpawner = std::make_unique<gpubox::InitSpawner>(io.unixEventPort, spawners);
+    gpubox::logInfo("warm pool: " + std::to_string(opts.warmInits) + " inits, cloned by " +
+                    std::to_string(ctx.initSpawner->count()) + " spawner process" +
+                    (ctx.initSpawner->count() == 1 ? "" : "es"));
+  }
   ctx.cgroupWorker = std::make_unique<gpubox::CgroupWorker>(io.unixEventPort);
   ctx.deviceWorker = std::make_unique<gpubox::CgroupWorker>(io.unixEventPort);
   // The first GPU discovery, before serving; later ones run off the loop.
@@ -373,6 +390,10 @@ int main(int argc, char** argv) {
                  "The most warm inits kept while requests find none ready (default: 4 times "
                  "--warm-inits; equal to it: a pool of fixed size)")
       ->check(CLI::Range(0, 1024));
+  app.add_option("--pool-spawners", opts.poolSpawners,
+                 "Processes that clone the warm pool's inits side by side (default: one per 8 "
+                 "CPUs the helper may use, 1 to 8)")
+      ->check(CLI::Range(1, 64));
   app.add_flag("--trace-spans", opts.traceSpans,
                "Log each sandbox's start-up phases with their times (a debugging aid; see "
                "docs/performance.md)");

@@ -37,8 +37,11 @@ class WarmPool : public HelperTest, public ::testing::WithParamInterface<std::tu
  protected:
   int warm() const { return std::get<0>(GetParam()); }
   uid_t caller() const { return std::get<1>(GetParam()); }
+  // With a pool, two spawners clone its inits (on any host: the default
+  // is one per 8 CPUs), so every case here also covers inits from either.
   HelperOptions helperOptions() override {
-    return {.extraArgs = {"--warm-inits", std::to_string(warm())}};
+    if (warm() == 0) return {.extraArgs = {"--warm-inits", "0"}};
+    return {.extraArgs = {"--warm-inits", std::to_string(warm()), "--pool-spawners", "2"}};
   }
   RunOptions as(RunOptions opts = {}) const {
     opts.asUid = caller();
@@ -445,6 +448,45 @@ TEST_P(WarmInits, HostNetworkIsNeverServedFromThePool) {
   EXPECT_THAT(stringsOf(status["namespaces"]), Not(Contains("net"))) << r.extra;
 }
 
+// --pool-spawners 2: the pool's inits come from both spawners, side by
+// side. strace on each while requests take inits and the pool refills.
+TEST_P(WarmInits, EveryPoolSpawnerClonesInits) {
+  if (caller() != 0) GTEST_SKIP() << "about the helper's processes: once is enough";
+  fullPool();
+  const std::set<pid_t> spawners = childrenNamed(helper().pid(), "gpubox-spawner");
+  ASSERT_EQ(spawners.size(), 2u);
+  TempDir dir(0755);
+  std::vector<std::unique_ptr<Process>> traces;
+  for (pid_t spawner : spawners)
+    traces.push_back(std::make_unique<Process>(
+        std::vector<std::string>{"/usr/bin/strace", "-qq", "-e", "trace=clone3", "-e",
+                                 "signal=none", "-o", dir / std::to_string(spawner), "-p",
+                                 std::to_string(spawner)},
+        RunOptions{.timeout = 120s}));
+  for (pid_t spawner : spawners)
+    ASSERT_TRUE(pollUntil(
+        [&] {
+          return statusField(readFile("/proc/" + std::to_string(spawner) + "/status"),
+                             "TracerPid") != "0";
+        },
+        10s));
+  // Sessions hold their inits, so each one taken is cloned again.
+  for (int i = 0; i < 6; ++i) {
+    auto r = helper().cli({"session", "create", "--name", "s" + std::to_string(i)}, as());
+    ASSERT_EQ(r.exitCode, 0) << r.describe();
+  }
+  // The sessions' six inits and a pool made whole again.
+  EXPECT_TRUE(pollUntil(
+      [&] { return initChildren(helper().pid()).size() == static_cast<size_t>(warm()) + 6; }, 20s));
+  for (auto& t : traces) t->kill(SIGINT);
+  for (auto& t : traces) t->finish();
+  for (pid_t spawner : spawners) {
+    const std::string trace = readFile(dir / std::to_string(spawner));
+    EXPECT_THAT(trace, HasSubstr("CLONE_NEWPID")) << "spawner " << spawner << " cloned none";
+  }
+  for (int i = 0; i < 6; ++i) helper().cli({"session", "rm", "s" + std::to_string(i)}, as());
+}
+
 // The spawners (helper/init_spawner.hpp) are privileged processes of the
 // helper's: each holds nothing but its socket to the helper (and stdio), and
 // goes when the helper goes, taking nothing of the helper's with it.
@@ -452,7 +494,7 @@ TEST_P(WarmInits, TheSpawnersHoldOnlyTheirSocketAndDieWithTheHelper) {
   if (caller() != 0) GTEST_SKIP() << "about the helper's processes: once is enough";
   fullPool();
   std::set<pid_t> spawners = childrenNamed(helper().pid(), "gpubox-spawner");
-  ASSERT_EQ(spawners.size(), 1u) << "the pool's spawner";
+  ASSERT_EQ(spawners.size(), 2u) << "the pool's spawners (--pool-spawners 2)";
   const std::set<pid_t> requests = childrenNamed(helper().pid(), "gpubox-reqspawn");
   ASSERT_EQ(requests.size(), 1u) << "the requests' spawner";
   spawners.insert(*requests.begin());
