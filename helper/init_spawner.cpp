@@ -160,10 +160,19 @@ size_t InitSpawner::defaultCount(size_t cpus) {
 }
 
 kj::Promise<LaunchedInit> InitSpawner::spawn(bool newUser, bool newNetwork, int cgroupFd) {
+  // The one with the fewest requests outstanding; among equals, the next
+  // in turn (so that one refill at a time still goes round them all).
   Member* chosen = nullptr;
-  for (auto& m : members_)
-    if (!m->exited && (!chosen || m->pending.size() < chosen->pending.size())) chosen = m.get();
+  size_t at = next_;
+  for (size_t i = 0; i < members_.size(); ++i) {
+    Member* m = members_[(next_ + i) % members_.size()].get();
+    if (!m->exited && (!chosen || m->pending.size() < chosen->pending.size())) {
+      chosen = m;
+      at = (next_ + i) % members_.size();
+    }
+  }
   if (!chosen) return callerError("the init spawners have exited");
+  next_ = (at + 1) % members_.size();
   // A SOCK_SEQPACKET message this small fits unless hundreds are queued:
   // EAGAIN is reported, never waited for.
   if (!chosen->process.ask(newUser, newNetwork, cgroupFd))

@@ -84,7 +84,8 @@ class InitSpawner {
 
   // An init waiting for its configuration (as spawnInit() makes one), in
   // the cgroup v2 directory CGROUPFD when >= 0, from the spawner with the
-  // fewest requests outstanding. Never blocks the loop; rejects with the
+  // fewest requests outstanding (in turn among equals). Never blocks the
+  // loop; rejects with the
   // spawner's reason (or when every spawner has exited).
   kj::Promise<LaunchedInit> spawn(bool newUser, bool newNetwork, int cgroupFd);
   size_t count() const { return members_.size(); }
@@ -110,6 +111,7 @@ class InitSpawner {
   static void failAll(Member& m, const std::string& why);
 
   std::vector<std::unique_ptr<Member>> members_;
+  size_t next_ = 0;  // where the search for the least busy starts
 };
 
 // The spawner of inits made for their request: the request waits for the
