@@ -181,6 +181,28 @@ TEST_P(WarmPool, WithoutTheRequestsSpawnerOnlyThePoolServes) {
   EXPECT_THAT(helper().log(), HasSubstr("the init spawner exited"));
 }
 
+// A requests' spawner that does not answer (stopped here; in life, stuck
+// in the kernel) holds its request at most RequestSpawner::kReplyTimeoutMs
+// (10 s), then is killed: the request is refused saying so, and the pool
+// goes on. Root only, once: it takes those 10 s.
+TEST_P(WarmPool, ARequestsSpawnerThatDoesNotAnswerIsGivenUpAfterTenSeconds) {
+  if (warm() == 0 || caller() != 0) GTEST_SKIP() << "once is enough: it takes 10 s";
+  fullPool();
+  const std::set<pid_t> requests = childrenNamed(helper().pid(), "gpubox-reqspawn");
+  ASSERT_EQ(requests.size(), 1u);
+  const pid_t spawner = *requests.begin();
+  ASSERT_EQ(::kill(spawner, SIGSTOP), 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = helper().cli({"run", "--net", "host", "--", "true"}, as({.timeout = 60s}));
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  EXPECT_NE(r.exitCode, 0) << r.describe();
+  EXPECT_THAT(r.err, HasSubstr("the init spawner did not answer within 10 s")) << r.describe();
+  EXPECT_GE(waited, 9s);
+  EXPECT_TRUE(pollUntil([&] { return !pidRunning(spawner); }, 10s)) << "it was not killed";
+  auto pooled = helper().cli({"run", "--", "true"}, as());
+  EXPECT_EQ(pooled.exitCode, 0) << pooled.describe();
+}
+
 // --uid / --gid: a warm init was cloned before the request, and its user
 // namespace gets the request's ids when it is taken.
 TEST_P(WarmPool, SandboxIdsOfTheRequest) {
