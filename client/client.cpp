@@ -287,7 +287,7 @@ RunResult Connection::run(const RunRequest& request) {
     auto impl = std::make_unique<Process::Impl>(
         Process::Impl{*impl_, started, nullptr, nullptr, request.forwardSignals});
     impl->waited = started.waitRequest().send();
-    impl->applied = sandbox.appliedRequest().send();
+    if (request.sandboxFacts) impl->applied = sandbox.appliedRequest().send();
     return Process(std::move(impl));
   });
   return process.wait();
@@ -336,7 +336,7 @@ Process Connection::exec(const ExecRequest& request) {
     auto impl = std::make_unique<Process::Impl>(
         Process::Impl{*impl_, started, nullptr, nullptr, request.forwardSignals});
     impl->waited = started.waitRequest().send();
-    impl->applied = sandbox.appliedRequest().send();
+    if (request.sandboxFacts) impl->applied = sandbox.appliedRequest().send();
     // One round trip: when exec() returns, the command runs (and a refusal,
     // such as another user's session, is thrown here rather than at wait()).
     sent.wait(impl_->io.waitScope);

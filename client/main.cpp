@@ -133,6 +133,8 @@ int runCommand(const std::string& socket, const std::vector<std::string>& args) 
     request.spec = opts.spec;
     request.command = opts.command;
     request.forwardSignals = true;
+    // The facts are for the --json-status record only.
+    request.sandboxFacts = opts.jsonStatusFd.has_value();
     return conn.run(request);
   });
 }
@@ -156,6 +158,7 @@ int execCommand(const std::string& socket, const std::vector<std::string>& args)
                         request.session = opts.session;
                         request.command = opts.command;
                         request.forwardSignals = true;
+                        request.sandboxFacts = opts.jsonStatusFd.has_value();
                         return conn.exec(request).wait();
                       });
 }

@@ -66,6 +66,11 @@ struct RunRequest {
   // block (bwrap's --info-fd and --block-fd). Set, it costs a round trip;
   // unset, create, exec and wait go out together.
   std::function<void(const SandboxStarted&)> beforeExec;
+  // Ask for the sandbox's facts (RunResult's sandboxPid, namespaces,
+  // mounts, gpus, cgroup, limits, seccomp, userNamespace, namespaceIds):
+  // one more call, sent with the others. False leaves them empty and
+  // spares the helper that call.
+  bool sandboxFacts = true;
 };
 
 struct StartFailure {
@@ -125,6 +130,7 @@ struct ExecRequest {
   int stdoutFd = 1;
   int stderrFd = 2;
   bool forwardSignals = false;  // as RunRequest::forwardSignals, during wait()
+  bool sandboxFacts = true;     // as RunRequest::sandboxFacts
 };
 
 // One sandbox of the caller, as `gpubox ps` shows it.

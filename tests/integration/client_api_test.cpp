@@ -174,6 +174,32 @@ TEST_F(ClientApi, RunReportsATimeout) {
   EXPECT_THAT(r.message, HasSubstr("--timeout 300ms"));
 }
 
+// RunRequest::sandboxFacts: asked for (the default), the result has the
+// sandbox's facts; not asked for (the CLI without --json-status), it has
+// the command's end only, and the helper is spared the call.
+TEST_F(ClientApi, SandboxFactsOnlyWhenAskedFor) {
+  client::Connection conn(helper().socketPath());
+  for (bool facts : {true, false}) {
+    client::RunRequest req;
+    req.spec.cwd = helper().workDir();
+    req.command.argv = {"sh", "-c", "exit 3"};
+    req.command.env = {"PATH=/usr/bin:/bin"};
+    req.sandboxFacts = facts;
+    Pipe none;
+    req.stdinFd = none.read();
+    req.stdoutFd = none.write();
+    req.stderrFd = none.write();
+    client::RunResult r = conn.run(req);
+    EXPECT_EQ(r.exitCode, 3) << "facts " << facts;
+    EXPECT_EQ(r.reason, "exited") << "facts " << facts;
+    EXPECT_GT(r.commandPid, 0) << "facts " << facts;
+    EXPECT_EQ(r.sandboxPid > 0, facts);
+    EXPECT_EQ(r.mounts.empty(), !facts);
+    EXPECT_EQ(r.namespaces.empty(), !facts);
+    EXPECT_EQ(r.limits.empty(), !facts);
+  }
+}
+
 // A bind whose source must be one inode (gpubox-bwrap's --bind-fd) is
 // refused when another file is at the path; the right inode is bound. And
 // the hook that bwrap's --info-fd needs runs before the command, with the
