@@ -25,13 +25,11 @@ bool isRegular(const std::string& path) {
 // A program the kernel runs itself, not a script that needs an interpreter
 // (which a foreign root may lack).
 bool isElf(const std::string& path) {
+  static constexpr char kElfMagic[4] = {0x7f, 'E', 'L', 'F'};
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
   char magic[4] = {};
   return fd && ::read(fd.get(), magic, sizeof magic) == 4 &&
-         std::memcmp(magic,
-                     "\x7f"
-                     "ELF",
-                     4) == 0;
+         std::memcmp(magic, kElfMagic, sizeof magic) == 0;
 }
 
 bool safeVersion(const std::string& v) {
