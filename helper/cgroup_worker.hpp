@@ -22,10 +22,9 @@
 // request, with no warm init, still makes its directories on the loop).
 //
 // The worker thread only calls read(2), write(2), mkdir(2), open(2),
-// rmdir(2), close(2) and bpf(2): it never allocates, so it holds no lock a
-// freshly cloned init could need (inits are made with raw clone3, which
-// skips glibc's fork handlers). Jobs are made and freed on the loop's
-// thread.
+// rmdir(2), close(2) and bpf(2), and never allocates; jobs are made and
+// freed on the loop's thread. (Inits are cloned by the spawner processes,
+// never from the helper, so its threads cannot hand one a held lock.)
 #pragma once
 
 #include <kj/async-unix.h>

@@ -15,11 +15,12 @@
 // pidfd and control socket. The init receives its configuration from the
 // helper later (launcher.hpp: startInit), as any init does.
 //
-// Two of them: InitSpawner fills the warm pool (init_pool.hpp) and never
-// makes the loop wait; RequestSpawner makes the init of a request that
-// takes none from the pool (an empty pool, --net host, --warm-inits 0),
-// and the request waits for it, as it used to wait for its own clone. A
-// process each, so a request's init never queues behind the pool's.
+// Two kinds: InitSpawner's processes (--pool-spawners) fill the warm pool
+// (init_pool.hpp) and never make the loop wait; RequestSpawner's one
+// process makes the init of a request that takes none from the pool (an
+// empty pool, --net host, --warm-inits 0), and the request waits for it,
+// as it used to wait for its own clone. Apart, so a request's init never
+// queues behind the pool's.
 //
 // A spawner runs nothing else, keeps only its socket to the helper, is not
 // dumpable, and exits when the helper closes that socket or dies.
@@ -85,8 +86,8 @@ class InitSpawner {
   // An init waiting for its configuration (as spawnInit() makes one), in
   // the cgroup v2 directory CGROUPFD when >= 0, from the spawner with the
   // fewest requests outstanding (in turn among equals). Never blocks the
-  // loop; rejects with the
-  // spawner's reason (or when every spawner has exited).
+  // loop; rejects with the spawner's reason (or when every spawner has
+  // exited).
   kj::Promise<LaunchedInit> spawn(bool newUser, bool newNetwork, int cgroupFd);
   size_t count() const { return members_.size(); }
 
@@ -115,16 +116,15 @@ class InitSpawner {
 };
 
 // The spawner of inits made for their request: the request waits for the
-// reply, at most kReplyTimeout (a spawner that does not answer by then is
-// killed, and every later request is refused saying so).
+// reply, at most kReplyTimeoutMs (a spawner that does not answer by then is
+// killed, and every later request that needs it is refused saying so).
 class RequestSpawner {
  public:
-  RequestSpawner()
-      : process_(kRequestSpawnerName) {}  // forks; call while the helper has one thread
+  // Forks the spawner; call while the helper has one thread.
+  RequestSpawner() : process_(kRequestSpawnerName) {}
   // An init as spawnInit() makes one. Throws gpubox::Error with the
   // spawner's reason.
   LaunchedInit spawn(bool newUser, bool newNetwork, int cgroupFd);
-  pid_t pid() const { return process_.pid(); }
   static constexpr int kReplyTimeoutMs = 10'000;
 
  private:

@@ -386,18 +386,17 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   if (spans) spans->mark("cgroup");
   LaunchedInit init;
   if (warm) {
-    // startInit kills and reaps the init itself if it fails.
     init = std::move(warm->init);
     warm.reset();
-    startInit(init, config);
   } else {
     // Cloned by the request spawner (init_spawner.hpp), never by this
     // multi-threaded process; the request waits for it as it would for
     // its own clone.
     init =
         ctx.requestSpawner->spawn(config.newUserNamespace, config.newNetwork, cg ? cg->v2Fd() : -1);
-    startInit(init, config);
   }
+  // startInit kills and reaps the init itself if it fails.
+  startInit(init, config);
   if (spans) spans->mark("cloned");
   auto log = std::make_shared<SandboxLogInfo>();
   log->record.uid = peer.uid;
