@@ -4,15 +4,20 @@
 
 namespace gpubox {
 
-ConnectionGuard::ConnectionGuard(DaemonContext& ctx, uid_t uid)
-    : ctx_(ctx), uid_(uid), lastActivity_(ctx.timer.now()) {
+ConnectionGuard::ConnectionGuard(const HelperLimits& limits, std::atomic<size_t>& callsInFlight,
+                                 kj::Timer& timer, uid_t uid)
+    : limits_(limits),
+      callsInFlightTotal_(callsInFlight),
+      timer_(timer),
+      uid_(uid),
+      lastActivity_(timer.now()) {
   auto paf = kj::newPromiseAndFulfiller<void>();
   closer_ = kj::mv(paf.fulfiller);
   closed_ = kj::mv(paf.promise);
 }
 
 std::string ConnectionGuard::overBound() {
-  const HelperLimits& l = ctx_.limits;
+  const HelperLimits& l = limits_;
   // Each queued answer holds a whole message (at least 8 KiB): bound their
   // number as well as their bytes.
   if (network_ && (network_->getCurrentQueueCount() > l.maxQueuedAnswers ||
@@ -27,8 +32,8 @@ std::string ConnectionGuard::overBound() {
   if (callsInFlight_ >= l.maxCallsPerConnection)
     why = "this connection has " + std::to_string(callsInFlight_) +
           " calls in flight, its limit; wait for their answers before sending more";
-  else if (ctx_.callsInFlight >= l.maxCallsTotal)
-    why = "the helper has " + std::to_string(ctx_.callsInFlight) +
+  else if (const size_t total = callsInFlightTotal_.load(); total >= l.maxCallsTotal)
+    why = "the helper has " + std::to_string(total) +
           " calls in flight from all clients, its limit; try again later";
   if (why.empty()) return why;
   // A client that reads the refusals and keeps sending anyway is flooding.
@@ -38,30 +43,30 @@ std::string ConnectionGuard::overBound() {
 }
 
 void ConnectionGuard::answerOpened() {
-  if (++openAnswers_ > ctx_.limits.maxOpenAnswersPerConnection)
+  if (++openAnswers_ > limits_.maxOpenAnswersPerConnection)
     close("it holds " + std::to_string(openAnswers_) +
           " answers it never finished (Cap'n Proto Finish), limit " +
-          std::to_string(ctx_.limits.maxOpenAnswersPerConnection));
+          std::to_string(limits_.maxOpenAnswersPerConnection));
 }
 
 void ConnectionGuard::began() {
   ++callsInFlight_;
-  ++ctx_.callsInFlight;
-  lastActivity_ = ctx_.timer.now();
+  ++callsInFlightTotal_;
+  lastActivity_ = timer_.now();
 }
 
 void ConnectionGuard::ended() {
   --callsInFlight_;
-  --ctx_.callsInFlight;
+  --callsInFlightTotal_;
   refusedInARow_ = 0;
-  lastActivity_ = ctx_.timer.now();
+  lastActivity_ = timer_.now();
 }
 
 std::shared_ptr<void> ConnectionGuard::holdSandbox() {
   ++sandboxesHeld_;
   return std::shared_ptr<void>(nullptr, [self = shared_from_this()](void*) {
     --self->sandboxesHeld_;
-    self->lastActivity_ = self->ctx_.timer.now();
+    self->lastActivity_ = self->timer_.now();
   });
 }
 
@@ -75,17 +80,17 @@ kj::Promise<void> ConnectionGuard::whenClosed() {
 }
 
 kj::Promise<void> ConnectionGuard::whenIdle() {
-  const kj::Duration timeout = ctx_.limits.idleConnectionTimeoutMs * kj::MILLISECONDS;
+  const kj::Duration timeout = limits_.idleConnectionTimeoutMs * kj::MILLISECONDS;
   if (timeout == 0 * kj::MILLISECONDS) return kj::NEVER_DONE;
   // While a call or a sandbox keeps the connection busy, look again every
   // second (or sooner, for a shorter timeout); once idle, wake when it could
   // first have been idle for the whole timeout.
-  auto next = idle() ? ctx_.timer.atTime(lastActivity_ + timeout)
-                     : ctx_.timer.afterDelay(kj::min(timeout, 1 * kj::SECONDS));
+  auto next = idle() ? timer_.atTime(lastActivity_ + timeout)
+                     : timer_.afterDelay(kj::min(timeout, 1 * kj::SECONDS));
   return next.then([this, timeout]() -> kj::Promise<void> {
-    if (!idle() || ctx_.timer.now() - lastActivity_ < timeout) return whenIdle();
+    if (!idle() || timer_.now() - lastActivity_ < timeout) return whenIdle();
     logInfo("closed an idle connection (uid " + std::to_string(uid_) +
-            "): no call and no sandbox for " + std::to_string(ctx_.limits.idleConnectionTimeoutMs) +
+            "): no call and no sandbox for " + std::to_string(limits_.idleConnectionTimeoutMs) +
             " ms");
     return kj::READY_NOW;
   });

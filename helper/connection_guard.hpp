@@ -11,6 +11,7 @@
 #include <kj/timer.h>
 
 #include <sys/types.h>
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -19,9 +20,12 @@
 
 namespace gpubox {
 
+// Lives on the RPC thread that serves its connection (rpc_loops.hpp): TIMER
+// is that thread's; CALLS_IN_FLIGHT counts over every connection.
 class ConnectionGuard : public std::enable_shared_from_this<ConnectionGuard> {
  public:
-  ConnectionGuard(DaemonContext& ctx, uid_t uid);
+  ConnectionGuard(const HelperLimits& limits, std::atomic<size_t>& callsInFlight, kj::Timer& timer,
+                  uid_t uid);
 
   // Runs one incoming call (`dispatch`: the generated Server::dispatchCall)
   // within the bounds, counting it until its answer is ready; over a bound
@@ -64,7 +68,9 @@ class ConnectionGuard : public std::enable_shared_from_this<ConnectionGuard> {
   void ended();
   bool idle() const { return callsInFlight_ == 0 && sandboxesHeld_ == 0; }
 
-  DaemonContext& ctx_;
+  const HelperLimits& limits_;
+  std::atomic<size_t>& callsInFlightTotal_;
+  kj::Timer& timer_;
   uid_t uid_;
   capnp::TwoPartyVatNetwork* network_ = nullptr;
   size_t callsInFlight_ = 0;

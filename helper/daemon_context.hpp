@@ -4,6 +4,7 @@
 #include <kj/async-unix.h>
 #include <kj/timer.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <optional>
@@ -69,11 +70,12 @@ struct DaemonContext {
   leases::LeaseTable leases;
   uint64_t sandboxCounter = 0;
   size_t liveSandboxes = 0;
-  size_t liveConnections = 0;
+  std::atomic<size_t> liveConnections = 0;  // counted down on the RPC threads
   // Helper-wide: built-ins, the policy's [defaults], then the flags given
   // (flagLimits, kept so that a policy reload can apply them again). A
   // caller's own come from caller_policy.
-  size_t callsInFlight = 0;  // over all connections (HelperLimits::maxCallsTotal)
+  // Over all connections (HelperLimits::maxCallsTotal), on every RPC thread.
+  std::atomic<size_t> callsInFlight = 0;
   SandboxDefaults defaults;
   policy::LimitSettings flagLimits;
   SeccompProgram seccomp;              // the default profile, built once at start

@@ -1,14 +1,14 @@
 // The helper's listening socket: from systemd socket activation or created
-// for --listen, and the accept loop that turns each connection into an
-// authenticated Cap'n Proto session.
+// for --listen, and the accept loop on the home loop, which identifies each
+// client and hands its connection to an RPC thread (rpc_loops.hpp).
 #pragma once
 
 #include <kj/async-io.h>
 
-#include <list>
 #include <string>
 
 #include "daemon_context.hpp"
+#include "rpc_loops.hpp"
 #include "unique_fd.hpp"
 
 namespace gpubox {
@@ -21,24 +21,20 @@ UniqueFd socketFromSystemd();
 // socket at `path` is replaced; any other file there is an error.
 UniqueFd listenOn(const std::string& path, unsigned mode);
 
-// Serves connections until destroyed.
-class Server : private kj::TaskSet::ErrorHandler {
+// Accepts connections until destroyed.
+class Server {
  public:
-  Server(DaemonContext& ctx, kj::AsyncIoContext& io, UniqueFd listenFd);
-  ~Server();
+  Server(DaemonContext& ctx, kj::AsyncIoContext& io, UniqueFd listenFd, RpcLoops& rpc);
   kj::Promise<void> run();
 
  private:
-  struct Connection;
   void accepted(UniqueFd fd);
-  void taskFailed(kj::Exception&& exception) override;
 
   DaemonContext& ctx_;
   kj::AsyncIoContext& io_;
   UniqueFd listenFd_;
   kj::UnixEventPort::FdObserver observer_;
-  std::list<kj::Own<Connection>> connections_;
-  kj::TaskSet tasks_;
+  RpcLoops& rpc_;
 };
 
 }  // namespace gpubox

@@ -22,6 +22,7 @@
 #include "check_config.hpp"
 #include "daemon_context.hpp"
 #include "error.hpp"
+#include "home_loop.hpp"
 #include "init_pool.hpp"
 #include "init_spawner.hpp"
 #include "kernel_features.hpp"
@@ -30,6 +31,7 @@
 #include "log.hpp"
 #include "policy_reloader.hpp"
 #include "privileges.hpp"
+#include "rpc_loops.hpp"
 #include "sandbox/process_title.hpp"
 #include "sessions.hpp"
 #include "span_trace.hpp"
@@ -84,6 +86,7 @@ struct Options {
   size_t warmInits = 4;
   std::optional<size_t> warmInitsMax;  // unset: InitPool::kGrowth times warmInits
   std::optional<size_t> poolSpawners;  // unset: InitSpawner::defaultCount of the CPUs
+  std::optional<size_t> rpcThreads;    // unset: RpcLoops::defaultCount of the CPUs
 };
 
 // The CPUs this process may run on (its affinity mask), at least 1.
@@ -301,7 +304,15 @@ int serve(const Options& opts) {
     });
   };
   auto hangups = onHangup().eagerlyEvaluate(nullptr);
-  auto server = kj::heap<gpubox::Server>(ctx, io, std::move(listenFd));
+  // Connections are served on RPC threads; what their calls do to sandboxes
+  // runs here, on the home loop (home_loop.hpp). The threads come last: the
+  // spawners were forked before any thread, and these hold no capability.
+  gpubox::HomeLoop home(io.unixEventPort);
+  const size_t rpcThreads = opts.rpcThreads.value_or(gpubox::RpcLoops::defaultCount(usableCpus()));
+  auto rpcLoops = kj::heap<gpubox::RpcLoops>(rpcThreads, ctx, home);
+  gpubox::logInfo("serving connections on " + std::to_string(rpcLoops->count()) + " RPC thread" +
+                  (rpcLoops->count() == 1 ? "" : "s"));
+  auto server = kj::heap<gpubox::Server>(ctx, io, std::move(listenFd), *rpcLoops);
   auto serving = server->run().eagerlyEvaluate([](kj::Exception&& e) {
     gpubox::logError(std::string("listener failed: ") + e.getDescription().cStr());
   });
@@ -331,10 +342,14 @@ int serve(const Options& opts) {
   stop.wait(io.waitScope);
   if (underSystemd) notifyServiceManager("STOPPING=1");
   // Orderly shutdown while the event loop still runs: closing every
-  // connection kills every sandbox; then reap them all, which releases their
+  // connection kills every sandbox (the RPC threads post the kills here,
+  // which runs them while it waits); then reap them all, which releases their
   // cgroups and leases, before anything they refer to goes away.
   serving = nullptr;
   server = nullptr;
+  rpcLoops->stop().wait(io.waitScope);
+  rpcLoops = nullptr;
+  home.drain();
   ctx.sessions->endAll();
   for (int i = 0; i < 500 && (ctx.liveSandboxes > 0 || ctx.reaper.pending() > 0); ++i)
     timer.afterDelay(10 * kj::MILLISECONDS).wait(io.waitScope);
@@ -393,6 +408,10 @@ int main(int argc, char** argv) {
   app.add_option("--pool-spawners", opts.poolSpawners,
                  "Processes that clone the warm pool's inits side by side (default: one per 8 "
                  "CPUs the helper may use, 1 to 8)")
+      ->check(CLI::Range(1, 64));
+  app.add_option("--rpc-threads", opts.rpcThreads,
+                 "Threads that serve the clients' connections (Cap'n Proto), each with an event "
+                 "loop of its own (default: one per 4 CPUs the helper may use, 1 to 8)")
       ->check(CLI::Range(1, 64));
   app.add_flag("--trace-spans", opts.traceSpans,
                "Log each sandbox's start-up phases with their times (a debugging aid; see "

@@ -82,4 +82,11 @@ CapabilityDrop dropToKeptCapabilities() {
   return report;
 }
 
+void dropThreadCapabilities() {
+  std::unique_ptr<std::remove_pointer_t<cap_t>, CapFree> none(cap_init());
+  if (!none) throwErrno("cap_init");
+  // capset(2) changes the calling thread only (libcap without libpsx).
+  if (cap_set_proc(none.get()) != 0) throwErrno("drop this thread's capabilities");
+}
+
 }  // namespace gpubox

@@ -24,4 +24,9 @@ struct CapabilityDrop {
 // any thread. Throws gpubox::Error when a set cannot be reduced.
 CapabilityDrop dropToKeptCapabilities();
 
+// Empties the calling thread's permitted and effective sets (the bounding
+// set stays the helper's): for threads that read what clients send and need
+// no privilege to do it. Other threads keep theirs. Throws gpubox::Error.
+void dropThreadCapabilities();
+
 }  // namespace gpubox

@@ -167,7 +167,8 @@ class Abuse : public HelperTest {
     // Two pool spawners, whatever the host's CPUs, so the capability check
     // below covers every spawner process there can be.
     return {.extraArgs = {"--idle-connection-timeout", std::to_string(kIdleSeconds) + "s",
-                          "--warm-inits", "4", "--warm-inits-max", "4", "--pool-spawners", "2"}};
+                          "--warm-inits", "4", "--warm-inits-max", "4", "--pool-spawners", "2",
+                          "--rpc-threads", "3"}};
   }
 
   void SetUp() override {
@@ -412,16 +413,22 @@ TEST_F(Abuse, HelperThreadsHoldExactlyTheDocumentedCapabilities) {
   while (struct dirent* e = ::readdir(d))
     if (e->d_name[0] != '.') tids.push_back(e->d_name);
   ::closedir(d);
-  // The event loop, the GPU inventory's thread, the cgroup attacher's.
-  EXPECT_GE(tids.size(), 3u);
+  // The home loop, the GPU inventory's thread, the cgroup workers, and the
+  // RPC threads, which read what clients send and hold nothing.
+  EXPECT_GE(tids.size(), 5u);
+  size_t rpcThreads = 0;
   for (const std::string& tid : tids) {
     const std::string status = readFile(task + "/" + tid + "/status");
-    EXPECT_EQ(statusField(status, "CapEff"), mask) << "thread " << tid;
-    EXPECT_EQ(statusField(status, "CapPrm"), mask) << "thread " << tid;
+    const bool rpc = readFile(task + "/" + tid + "/comm") == "gpubox-rpc\n";
+    rpcThreads += rpc;
+    const std::string held = rpc ? "0000000000000000" : mask;
+    EXPECT_EQ(statusField(status, "CapEff"), held) << "thread " << tid;
+    EXPECT_EQ(statusField(status, "CapPrm"), held) << "thread " << tid;
     EXPECT_EQ(statusField(status, "CapBnd"), mask) << "thread " << tid;
     EXPECT_EQ(statusField(status, "CapInh"), "0000000000000000") << "thread " << tid;
     EXPECT_EQ(statusField(status, "CapAmb"), "0000000000000000") << "thread " << tid;
   }
+  EXPECT_GE(rpcThreads, 1u) << "no thread named gpubox-rpc";
   // The spawners of inits (processes of the helper's: the warm pool's and
   // the one for requests the pool does not serve) hold the same. A
   // warm init a spawner has just cloned is the helper's child too

@@ -41,7 +41,8 @@ class WarmPool : public HelperTest, public ::testing::WithParamInterface<std::tu
   // is one per 8 CPUs), so every case here also covers inits from either.
   HelperOptions helperOptions() override {
     if (warm() == 0) return {.extraArgs = {"--warm-inits", "0"}};
-    return {.extraArgs = {"--warm-inits", std::to_string(warm()), "--pool-spawners", "2"}};
+    return {.extraArgs = {"--warm-inits", std::to_string(warm()), "--pool-spawners", "2",
+                          "--rpc-threads", "3"}};
   }
   RunOptions as(RunOptions opts = {}) const {
     opts.asUid = caller();

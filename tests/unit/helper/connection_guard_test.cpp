@@ -53,7 +53,7 @@ class Guard : public LoopFixture {
 
 TEST_F(Guard, CallsPastThePerConnectionBoundAreRefusedWithTheReason) {
   ctx.limits.maxCallsPerConnection = 3;
-  auto guard = std::make_shared<ConnectionGuard>(ctx, 1000);
+  auto guard = std::make_shared<ConnectionGuard>(ctx.limits, ctx.callsInFlight, ctx.timer, 1000);
   for (int i = 0; i < 3; ++i) EXPECT_EQ(call(*guard), "") << "call " << i;
   EXPECT_EQ(ctx.callsInFlight, 3u);
   EXPECT_THAT(call(*guard), HasSubstr("this connection has 3 calls in flight, its limit"));
@@ -65,8 +65,8 @@ TEST_F(Guard, CallsPastThePerConnectionBoundAreRefusedWithTheReason) {
 
 TEST_F(Guard, TheHelperWideBoundCountsEveryConnection) {
   ctx.limits.maxCallsTotal = 4;
-  auto a = std::make_shared<ConnectionGuard>(ctx, 1000);
-  auto b = std::make_shared<ConnectionGuard>(ctx, 1001);
+  auto a = std::make_shared<ConnectionGuard>(ctx.limits, ctx.callsInFlight, ctx.timer, 1000);
+  auto b = std::make_shared<ConnectionGuard>(ctx.limits, ctx.callsInFlight, ctx.timer, 1001);
   for (int i = 0; i < 2; ++i) {
     EXPECT_EQ(call(*a), "");
     EXPECT_EQ(call(*b), "");
@@ -77,7 +77,7 @@ TEST_F(Guard, TheHelperWideBoundCountsEveryConnection) {
 
 TEST_F(Guard, AConnectionThatKeepsPushingPastTheBoundIsClosed) {
   ctx.limits.maxCallsPerConnection = 2;
-  auto guard = std::make_shared<ConnectionGuard>(ctx, 1000);
+  auto guard = std::make_shared<ConnectionGuard>(ctx.limits, ctx.callsInFlight, ctx.timer, 1000);
   auto whenClosed = guard->whenClosed();
   EXPECT_EQ(call(*guard), "");
   EXPECT_EQ(call(*guard), "");
@@ -90,7 +90,7 @@ TEST_F(Guard, AConnectionThatKeepsPushingPastTheBoundIsClosed) {
 
 TEST_F(Guard, AnswersNeverFinishedCloseTheConnection) {
   ctx.limits.maxOpenAnswersPerConnection = 5;
-  auto guard = std::make_shared<ConnectionGuard>(ctx, 1000);
+  auto guard = std::make_shared<ConnectionGuard>(ctx.limits, ctx.callsInFlight, ctx.timer, 1000);
   auto whenClosed = guard->whenClosed();
   for (int i = 0; i < 5; ++i) guard->answerOpened();
   guard->answerFinished();
@@ -102,7 +102,7 @@ TEST_F(Guard, AnswersNeverFinishedCloseTheConnection) {
 
 TEST_F(Guard, IdleMeansNoCallAndNoSandboxForTheWholeTimeout) {
   ctx.limits.idleConnectionTimeoutMs = 200;
-  auto guard = std::make_shared<ConnectionGuard>(ctx, 1000);
+  auto guard = std::make_shared<ConnectionGuard>(ctx.limits, ctx.callsInFlight, ctx.timer, 1000);
   auto idle = guard->whenIdle();
   auto sandbox = guard->holdSandbox();
   EXPECT_EQ(call(*guard), "");
@@ -120,7 +120,7 @@ TEST_F(Guard, IdleMeansNoCallAndNoSandboxForTheWholeTimeout) {
 
 TEST_F(Guard, NoIdleTimeoutWhenItIsZero) {
   ctx.limits.idleConnectionTimeoutMs = 0;
-  auto guard = std::make_shared<ConnectionGuard>(ctx, 1000);
+  auto guard = std::make_shared<ConnectionGuard>(ctx.limits, ctx.callsInFlight, ctx.timer, 1000);
   auto idle = guard->whenIdle();
   io.provider->getTimer().afterDelay(300 * kj::MILLISECONDS).wait(io.waitScope);
   EXPECT_FALSE(idle.poll(io.waitScope));

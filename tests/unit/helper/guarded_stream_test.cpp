@@ -35,7 +35,7 @@ class GuardedStream : public LoopFixture {
             fds[0], kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP |
                         kj::LowLevelAsyncIoProvider::ALREADY_CLOEXEC |
                         kj::LowLevelAsyncIoProvider::ALREADY_NONBLOCK));
-    guard = std::make_shared<ConnectionGuard>(ctx, 0);
+    guard = std::make_shared<ConnectionGuard>(ctx.limits, ctx.callsInFlight, ctx.timer, 0);
     messages = std::make_unique<GuardedMessageStream>(**stream, helperFd, guard);
   }
 

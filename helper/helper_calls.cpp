@@ -1,0 +1,178 @@
+#include "helper_calls.hpp"
+
+#include <signal.h>
+#include <sys/utsname.h>
+
+#include <algorithm>
+
+#include "caller_policy.hpp"
+#include "env.hpp"
+#include "error.hpp"
+#include "kernel_features.hpp"
+#include "limit_resolution.hpp"
+
+namespace gpubox {
+
+void ConnectionSandboxes::add(const std::shared_ptr<SandboxRuntime>& runtime) {
+  std::erase_if(sandboxes_, [](const std::weak_ptr<SandboxRuntime>& w) { return w.expired(); });
+  sandboxes_.push_back(runtime);
+}
+
+void ConnectionSandboxes::killAll() {
+  for (auto& weak : sandboxes_) {
+    if (auto runtime = weak.lock()) runtime->kill();
+  }
+  sandboxes_.clear();
+}
+
+HelperFacts helperFacts(DaemonContext& ctx, const PeerIdentity& peer) {
+  HelperFacts f;
+  struct utsname u;
+  ::uname(&u);
+  f.kernel = std::string(u.sysname) + " " + u.release;
+  f.features = kernelFeaturesInUse();
+  f.cgroupMode = cgroupModeName();
+  f.userNamespace = userNamespaceWord(ctx.userNamespace.newPerSandbox);
+  f.userNamespaceSetting = userNamespaceModeName(ctx.userNamespace.setting);
+  f.userNamespaceReason = ctx.userNamespace.reason;
+  const CallerPolicy caller = callerPolicy(ctx, peer);
+  f.limits = caller.defaults.describe();
+  for (std::string& line : describeGrant(caller.grant, peer.uid == 0))
+    f.limits.push_back(std::move(line));
+  f.cgroups = cgroup::describeLayout(ctx.cgroupLayout);
+  return f;
+}
+
+kj::Promise<SandboxRef> createSandbox(DaemonContext& ctx, const HomeLoop& home,
+                                      const PeerIdentity& peer, const SandboxSpec& spec,
+                                      ConnectionSandboxes& connection) {
+  std::shared_ptr<LiveSandbox> live = buildSandbox(ctx, peer, spec);
+  connection.add(live->runtime);
+  auto runtime = live->runtime;
+  return runtime->whenReady().then([&home, live]() mutable {
+    // Until a command's end is reported, an end means it was cut short.
+    live->log->record.result = "client disconnected before its command ended";
+    return SandboxRef(home, std::move(live));
+  });
+}
+
+kj::Promise<CreatedSession> createSession(DaemonContext& ctx, const HomeLoop& home,
+                                          const PeerIdentity& peer, const SandboxSpec& spec,
+                                          const SessionOptions& options) {
+  SessionRegistry::Created created = ctx.sessions->create(peer, spec, options);
+  auto live = created.sandbox;
+  const uint64_t ttl = created.ttlMs;
+  return live->runtime->whenReady().then([&home, live, ttl]() mutable {
+    live->log->record.result = "session ended with no command run";
+    CreatedSession out;
+    out.name = live->name;
+    out.ttlMs = ttl;
+    out.sandbox = SandboxRef(home, std::move(live));
+    return out;
+  });
+}
+
+std::vector<SandboxListing> listSandboxes(DaemonContext& ctx, const PeerIdentity& peer) {
+  std::vector<SandboxListing> out;
+  const uint64_t now = monotonicMs();
+  for (const auto& [id, weak] : ctx.sandboxTable) {
+    auto live = weak.lock();
+    if (!live || !live->runtime || live->runtime->ended()) continue;
+    if (peer.uid != 0 && live->uid != peer.uid) continue;
+    const LiveSandbox& l = *live;
+    SandboxListing e;
+    e.name = l.name;
+    e.session = l.session;
+    e.uid = l.uid;
+    e.ageMs = now - l.startMs;
+    if (auto cg = l.cgroupHandle.lock()) {
+      cgroup::Stats st = cg->stats();
+      e.haveStats = true;
+      // The sandbox's own init is not one of the caller's processes.
+      e.processes = static_cast<uint32_t>(st.processes > 0 ? st.processes - 1 : 0);
+      e.memoryBytes = st.memoryCurrent;
+      e.memoryPeakBytes = st.memoryPeak;
+      e.cpuNanos = st.cpuUsageNanos;
+    }
+    e.gpus = l.gpuUuids;
+    if (l.session) {
+      e.ttlLeftMs = ctx.sessions->ttlLeftMs(l.name).value_or(0);
+      e.idleTimeoutMs = ctx.sessions->idleTimeoutMs(l.name).value_or(0);
+    }
+    e.initPid = l.runtime->initPid();
+    e.cgroup = l.cgroup;
+    e.command = l.log->record.argv0;
+    e.limits = l.limits;
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+SandboxFacts sandboxFacts(LiveSandbox& live) {
+  SandboxFacts f;
+  f.namespaces = live.namespaces;
+  const auto& skipped = live.runtime->skippedSteps();
+  for (size_t i = 0; i < live.plan.size(); ++i) {
+    if (std::find(skipped.begin(), skipped.end(), i) == skipped.end())
+      f.mounts.push_back(describeMount(live.plan[i]));
+  }
+  for (size_t i : live.runtime->hiddenPaths())
+    if (i < live.hide.size()) f.mounts.push_back("--hide " + live.hide[i]);
+  f.initPid = live.runtime->initPid();
+  f.gpus = live.gpuUuids;
+  f.cgroup = live.cgroup;
+  f.limits = live.limits;
+  if (live.session) f.session = live.name;
+  f.seccomp = live.seccomp;
+  f.userNamespace = live.userNamespace;
+  // A sandbox capability exists only once its sandbox is ready.
+  noteCgroupNamespace(live);
+  f.namespaceIds = live.namespaceIds;
+  return f;
+}
+
+namespace {
+
+// GPU binding's variables (CUDA_VISIBLE_DEVICES, CDI env) win over the
+// client's; a foreign root's nvidia-smi is found through PATH.
+void mergeSandboxEnv(const LiveSandbox& live, Command& cmd) {
+  EnvBuilder env(std::move(cmd.env));
+  env.merge(live.extraEnv);
+  if (!live.pathDir.empty()) {
+    const auto& skipped = live.runtime->skippedSteps();
+    if (std::find(skipped.begin(), skipped.end(), live.pathDirStep) == skipped.end())
+      env.appendToPath(live.pathDir);
+  }
+  cmd.env = env.entries();
+}
+
+}  // namespace
+
+uint32_t execInSandbox(LiveSandbox& live, Command cmd, const int (&stdio)[3]) {
+  mergeSandboxEnv(live, cmd);
+  if (live.log->record.argv0.empty()) live.log->record.argv0 = cmd.argv[0];
+  ExecOptions options;
+  options.timeoutMs = resolveTimeout(live.maxTimeoutMs, live.timeoutOrigin, cmd.timeoutMs);
+  options.killAfterMs = cmd.killAfterMs ? cmd.killAfterMs : kDefaultKillAfterMs;
+  options.timeoutScope = live.session ? initmsg::SignalScope::Group : initmsg::SignalScope::All;
+  int raw[3] = {stdio[0], stdio[1], stdio[2]};
+  return live.runtime->exec(cmd, raw, options);
+}
+
+kj::Promise<ExecOutcome> waitForCommand(const SandboxRef& live, uint32_t id) {
+  return live->runtime->wait(id).then([live](ExecOutcome out) {
+    // The sandbox's log record says how its last command ended.
+    live->log->record.result = out.words;
+    return out;
+  });
+}
+
+void dropCommand(LiveSandbox& live, uint32_t id, bool finished) {
+  if (!live.session || live.runtime->ended() || finished) return;
+  try {
+    live.runtime->signal(id, SIGKILL, initmsg::SignalScope::Group);
+  } catch (const Error&) {
+  }
+}
+
+}  // namespace gpubox

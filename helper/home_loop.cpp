@@ -1,0 +1,63 @@
+#include "home_loop.hpp"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "log.hpp"
+
+namespace gpubox {
+
+HomeLoop::HomeLoop(kj::UnixEventPort& port)
+    : executor_(kj::getCurrentThreadExecutor().addRef()),
+      thread_(std::this_thread::get_id()),
+      wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+      observer_(port, wake_.get(), kj::UnixEventPort::FdObserver::OBSERVE_READ) {
+  if (!wake_) throwErrno("eventfd for the home loop");
+  watching_ = watch().eagerlyEvaluate([](kj::Exception&& e) {
+    logError(std::string("the home loop's queue failed: ") + e.getDescription().cStr());
+  });
+}
+
+HomeLoop::~HomeLoop() {
+  watching_ = nullptr;
+  drain();
+}
+
+void HomeLoop::post(kj::Function<void()> func) const {
+  bool first;
+  {
+    auto lock = posted_.lockExclusive();
+    first = lock->empty();
+    lock->push_back(kj::mv(func));
+  }
+  if (first) {
+    const uint64_t one = 1;
+    // Cannot fail short of a counter at its maximum, which one write per
+    // empty queue never reaches.
+    [[maybe_unused]] ssize_t n = ::write(wake_.get(), &one, sizeof(one));
+  }
+}
+
+void HomeLoop::drain() const {
+  for (;;) {
+    std::vector<kj::Function<void()>> batch;
+    {
+      auto lock = posted_.lockExclusive();
+      batch.swap(*lock);
+    }
+    if (batch.empty()) return;
+    for (auto& func : batch) func();
+  }
+}
+
+kj::Promise<void> HomeLoop::watch() {
+  return observer_.whenBecomesReadable().then([this]() {
+    uint64_t count;
+    while (::read(wake_.get(), &count, sizeof(count)) > 0) {
+    }
+    drain();
+    return watch();
+  });
+}
+
+}  // namespace gpubox
