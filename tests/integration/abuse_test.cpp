@@ -346,7 +346,32 @@ TEST_F(Abuse, ThousandsOfFdsAreNotKept) {
   expectOthersUnaffected(std::to_string(sent) + " fds");
 }
 
-TEST_F(Abuse, FloodOfCallsWhoseAnswersAreNeverRead) {
+TEST_F(Abuse, FloodOfCallsOverTheInFlightBound) {
+  // 20000 info() calls at once: each is answered on the home loop, so they
+  // are in flight for a while, and past --max-calls-per-connection (256)
+  // each is refused; a client that goes on sending after as many refusals
+  // is closed.
+  Fd c = connectTo(helper().socketPath());
+  auto bytes = bootstrapAndInfoCalls(20000);
+  std::thread reader([&] { EXPECT_TRUE(closedByHelper(c.get(), std::chrono::seconds(30))); });
+  sendAll(c.get(), bytes.data(), bytes.size());
+  reader.join();
+  EXPECT_THAT(helper().log(), ::testing::HasSubstr("calls in a row over its limit"));
+  expectOthersUnaffected("a flood of calls over the in-flight bound");
+}
+
+// The bounds on answers, with the bound on calls in flight out of their way.
+class AbuseOfAnswers : public Abuse {
+ protected:
+  HelperOptions helperOptions() override {
+    HelperOptions o = Abuse::helperOptions();
+    o.extraArgs.push_back("--max-calls-per-connection");
+    o.extraArgs.push_back("100000");
+    return o;
+  }
+};
+
+TEST_F(AbuseOfAnswers, FloodOfCallsWhoseAnswersAreNeverRead) {
   // 60000 info() calls, sent without reading a single answer: the answers
   // pile up in the helper until it stops serving this client.
   Fd c = connectTo(helper().socketPath());
@@ -360,7 +385,7 @@ TEST_F(Abuse, FloodOfCallsWhoseAnswersAreNeverRead) {
   expectOthersUnaffected("a flood of unread calls");
 }
 
-TEST_F(Abuse, FloodOfCallsNeverFinished) {
+TEST_F(AbuseOfAnswers, FloodOfCallsNeverFinished) {
   // Answers read as they come, but never finished: the helper would keep
   // each one (results included) for good.
   Fd c = connectTo(helper().socketPath());
@@ -456,6 +481,62 @@ TEST_F(Abuse, HelperThreadsHoldExactlyTheDocumentedCapabilities) {
   EXPECT_THAT(helper().log(), ::testing::HasSubstr("capabilities: kept cap_sys_admin,"));
   // And with them it still does its job, for both callers.
   expectOthersUnaffected("reading capabilities");
+}
+
+// RPC threads (--rpc-threads 3 here): connections are spread over them, and
+// a session made over one connection is reached from connections that other
+// threads serve, as root and as uid 65534.
+uint64_t threadCpuNanos(pid_t pid, const std::string& tid) {
+  return std::stoull(readFile("/proc/" + std::to_string(pid) + "/task/" + tid + "/schedstat"));
+}
+
+std::vector<std::string> threadsNamed(pid_t pid, const std::string& name) {
+  std::vector<std::string> out;
+  const std::string task = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = ::opendir(task.c_str());
+  if (!d) return out;
+  while (struct dirent* e = ::readdir(d))
+    if (e->d_name[0] != '.' && readFile(task + "/" + e->d_name + "/comm") == name + "\n")
+      out.push_back(e->d_name);
+  ::closedir(d);
+  return out;
+}
+
+TEST_F(Abuse, EveryRpcThreadServesConnections) {
+  const std::vector<std::string> rpc = threadsNamed(helper().pid(), "gpubox-rpc");
+  ASSERT_EQ(rpc.size(), 3u) << "--rpc-threads 3";
+  std::vector<uint64_t> before;
+  for (const std::string& tid : rpc) before.push_back(threadCpuNanos(helper().pid(), tid));
+  for (int i = 0; i < 9; ++i) {
+    RunResult r = helper().cli({"run", "--", "/bin/true"},
+                               RunOptions{.asUid = i % 2 ? kNobodyUid : uid_t{0}});
+    ASSERT_EQ(r.exitCode, 0) << r.describe();
+  }
+  for (size_t k = 0; k < rpc.size(); ++k)
+    EXPECT_GT(threadCpuNanos(helper().pid(), rpc[k]), before[k])
+        << "RPC thread " << rpc[k] << " served none of 9 connections";
+}
+
+TEST_F(Abuse, ASessionIsReachedFromConnectionsOnEveryRpcThread) {
+  for (uid_t uid : {uid_t{0}, kNobodyUid}) {
+    const std::string name = "across-" + std::to_string(uid);
+    RunOptions as{.asUid = uid};
+    RunResult made = helper().cli({"session", "create", "--name", name}, as);
+    ASSERT_EQ(made.exitCode, 0) << made.describe();
+    RunResult first =
+        helper().cli({"exec", name, "--", "sh", "-c", "echo made-by-the-first > /tmp/first"}, as);
+    ASSERT_EQ(first.exitCode, 0) << first.describe();
+    // Each exec is a connection of its own, and the next one goes to
+    // another thread: every thread reaches the same sandbox.
+    for (int i = 0; i < 4; ++i) {
+      RunResult r = helper().cli({"exec", name, "--", "sh", "-c", "cat /tmp/first; id -u"}, as);
+      ASSERT_EQ(r.exitCode, 0) << r.describe();
+      EXPECT_EQ(r.out, "made-by-the-first\n" + std::to_string(uid) + "\n") << r.describe();
+    }
+    RunResult removed = helper().cli({"session", "rm", name}, as);
+    EXPECT_EQ(removed.exitCode, 0) << removed.describe();
+  }
+  expectOthersUnaffected("sessions used across RPC threads");
 }
 
 }  // namespace
