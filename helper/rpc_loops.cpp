@@ -157,7 +157,8 @@ class RpcLoops::Loop {
 
   void serve(IncomingConnection in) {
     auto conn = kj::heap<Connection>();
-    conn->sandboxes = HomeShared<ConnectionSandboxes>(home_, std::make_shared<ConnectionSandboxes>());
+    conn->sandboxes =
+        HomeShared<ConnectionSandboxes>(home_, std::make_shared<ConnectionSandboxes>());
     conn->guard = std::make_shared<ConnectionGuard>(ctx_.limits, ctx_.callsInFlight,
                                                     io_->provider->getTimer(), in.uid);
     kj::Own<wire::Helper::Server> bootstrap;
@@ -284,8 +285,10 @@ void RpcLoops::serve(IncomingConnection connection) {
   next_ = best + 1;
   Loop* loop = loops_[best].get();
   ++loop->connections;
-  handoffs_->add(loop->executor().executeAsync(
-      [loop, connection = std::move(connection)]() mutable { loop->accept(std::move(connection)); }));
+  handoffs_->add(
+      loop->executor().executeAsync([loop, connection = std::move(connection)]() mutable {
+        loop->accept(std::move(connection));
+      }));
 }
 
 kj::Promise<void> RpcLoops::stop() {

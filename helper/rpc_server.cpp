@@ -134,7 +134,8 @@ class ProcessImpl final : public wire::Process::Server {
 class SandboxImpl final : public wire::Sandbox::Server {
  public:
   SandboxImpl(const HomeLoop& home, SandboxRef live, bool session,
-              std::shared_ptr<ConnectionGuard> guard, std::shared_ptr<void> connectionSlot = nullptr)
+              std::shared_ptr<ConnectionGuard> guard,
+              std::shared_ptr<void> connectionSlot = nullptr)
       : home_(home),
         live_(std::move(live)),
         session_(session),

@@ -6,9 +6,9 @@
 #include <capnp/capability.h>
 
 #include "daemon_context.hpp"
+#include "gpubox.capnp.h"
 #include "helper_calls.hpp"
 #include "home_loop.hpp"
-#include "gpubox.capnp.h"
 #include "peer.hpp"
 
 #include <memory>
@@ -18,8 +18,8 @@ namespace gpubox {
 
 class ConnectionGuard;
 
-// The bootstrap capability for one connection, made and served on the connection's RPC thread; CTX is reached only on
-// the home loop, through HOME (its limits, fixed at start, excepted).
+// The bootstrap capability for one connection, made and served on the connection's RPC thread; CTX
+// is reached only on the home loop, through HOME (its limits, fixed at start, excepted).
 kj::Own<wire::Helper::Server> newHelperServer(DaemonContext& ctx, const HomeLoop& home,
                                               PeerIdentity peer,
                                               HomeShared<ConnectionSandboxes> sandboxes,

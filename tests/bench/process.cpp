@@ -306,6 +306,20 @@ double threadCpuMs(pid_t pid, pid_t tid) {
   return cpuMs("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/stat");
 }
 
+double threadsCpuMs(pid_t pid, const std::string& comm) {
+  const std::string task = "/proc/" + std::to_string(pid) + "/task";
+  double total = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(task)) {
+    try {
+      if (readFile(entry.path().string() + "/comm") == comm + "\n")
+        total += cpuMs(entry.path().string() + "/stat");
+    } catch (const std::exception&) {
+      // A thread that ended meanwhile.
+    }
+  }
+  return total;
+}
+
 double processCpuMs(pid_t pid) {
   return cpuMs("/proc/" + std::to_string(pid) + "/stat");
 }

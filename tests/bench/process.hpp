@@ -107,6 +107,8 @@ unsigned long vmRssKiB(pid_t pid);
 // thread, and of a whole process (its threads, not its children).
 double threadCpuMs(pid_t pid, pid_t tid);
 double processCpuMs(pid_t pid);
+// The CPU time of PID's threads named COMM (e.g. "gpubox-rpc"), in ms.
+double threadsCpuMs(pid_t pid, const std::string& comm);
 
 // Copies `from` to <dir>/<name>, mode 0755, and returns the new path (the
 // build tree may not be reachable by uid 65534).
