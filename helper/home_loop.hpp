@@ -33,14 +33,14 @@ class HomeLoop {
 
   bool onHome() const { return std::this_thread::get_id() == thread_; }
 
-  // From another thread's event loop: runs FUNC on the home loop and
-  // resolves there with its result (FUNC may return a value or a promise).
+  // From an event loop: runs FUNC on the home loop and resolves on the
+  // caller's loop with its result (FUNC may return a value or a promise).
   // A gpubox::Error thrown by FUNC reaches the caller with its text as is.
   // Dropping the promise cancels FUNC's work (kj::Executor::executeAsync).
   template <typename Func>
   kj::PromiseForResult<Func, void> call(Func&& func) const {
     using Result = kj::PromiseForResult<Func, void>;
-    return executor_->executeAsync([func = kj::fwd<Func>(func)]() mutable -> Result {
+    auto run = [func = kj::fwd<Func>(func)]() mutable -> Result {
       try {
         if constexpr (std::is_void_v<decltype(func())>) {
           func();
@@ -51,7 +51,11 @@ class HomeLoop {
       } catch (const Error& e) {
         return callerError(e.what());
       }
-    });
+    };
+    // Connections served on the home loop itself (--rpc-threads 0) call
+    // straight in, as when the helper had one loop.
+    if (onHome()) return kj::evalNow(kj::mv(run));
+    return executor_->executeAsync(kj::mv(run));
   }
 
   // From any thread: runs FUNC on the home loop soon, without waiting for

@@ -309,9 +309,11 @@ int serve(const Options& opts) {
   // spawners were forked before any thread, and these hold no capability.
   gpubox::HomeLoop home(io.unixEventPort);
   const size_t rpcThreads = opts.rpcThreads.value_or(gpubox::RpcLoops::defaultCount(usableCpus()));
-  auto rpcLoops = kj::heap<gpubox::RpcLoops>(rpcThreads, ctx, home);
-  gpubox::logInfo("serving connections on " + std::to_string(rpcLoops->count()) + " RPC thread" +
-                  (rpcLoops->count() == 1 ? "" : "s"));
+  auto rpcLoops = kj::heap<gpubox::RpcLoops>(rpcThreads, ctx, home, io);
+  gpubox::logInfo(rpcLoops->count() == 0
+                      ? std::string("serving connections on the main event loop (no RPC thread)")
+                      : "serving connections on " + std::to_string(rpcLoops->count()) +
+                            " RPC thread" + (rpcLoops->count() == 1 ? "" : "s"));
   auto server = kj::heap<gpubox::Server>(ctx, io, std::move(listenFd), *rpcLoops);
   auto serving = server->run().eagerlyEvaluate([](kj::Exception&& e) {
     gpubox::logError(std::string("listener failed: ") + e.getDescription().cStr());
@@ -411,8 +413,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 64));
   app.add_option("--rpc-threads", opts.rpcThreads,
                  "Threads that serve the clients' connections (Cap'n Proto), each with an event "
-                 "loop of its own (default: one per 4 CPUs the helper may use, 1 to 8)")
-      ->check(CLI::Range(1, 64));
+                 "loop of its own; 0: on the main event loop (default: 0 below 8 CPUs the helper "
+                 "may use, else one per 8, up to 8)")
+      ->check(CLI::Range(0, 64));
   app.add_flag("--trace-spans", opts.traceSpans,
                "Log each sandbox's start-up phases with their times (a debugging aid; see "
                "docs/performance.md)");
