@@ -478,6 +478,12 @@ void HelperProcess::start() {
                                "--user-namespace") != opts_.extraArgs.end();
   if (std::string mode = testUserNamespaceMode(); !mode.empty() && !named)
     argv.insert(argv.end(), {"--user-namespace", mode});
+  // And with connections served on RPC threads (GPUBOX_TEST_RPC_THREADS),
+  // unless the test names a count.
+  const bool threadsNamed = std::find(opts_.extraArgs.begin(), opts_.extraArgs.end(),
+                                      "--rpc-threads") != opts_.extraArgs.end();
+  if (std::string threads = envOr("GPUBOX_TEST_RPC_THREADS"); !threads.empty() && !threadsNamed)
+    argv.insert(argv.end(), {"--rpc-threads", threads});
   std::vector<char*> argvC = cStrings(argv);
   std::vector<std::string> env{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                                "LANG=C"};
