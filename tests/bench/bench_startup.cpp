@@ -49,6 +49,7 @@ struct Options {
   bool gpu = true;
   bool spans = false;
   std::string helper, cli, execClient, bwrap = "/usr/bin/bwrap";
+  std::vector<std::string> helperArgs;  // given to every helper started (e.g. --rpc-threads 2)
 };
 
 const std::vector<std::string> kEnv = {"PATH=/usr/bin:/bin", "HOME=/", "LANG=C"};
@@ -225,8 +226,8 @@ int benchmark(const Options& o) {
   // saturated machine comes after its client has already asked for the next
   // one: with 32 back-to-back clients on 2 cores, 48 were counted at once.
   std::string caps = std::to_string(std::max(2 * maxClients, o.idleSessions) + 16);
-  std::vector<std::string> capArgs = {"--max-sandboxes-per-uid", caps, "--max-sessions-per-uid",
-                                      caps};
+  std::vector<std::string> capArgs = concat(
+      {"--max-sandboxes-per-uid", caps, "--max-sessions-per-uid", caps}, o.helperArgs);
   Helper helper(o.helper, helperDir, capArgs);
   unsigned long rssFresh = vmRssKiB(helper.pid());
 
@@ -524,6 +525,10 @@ int main(int argc, char** argv) {
                  "bench_exec_client binary (the libgpubox-client row)")
       ->capture_default_str();
   app.add_option("--bwrap", o.bwrap, "bubblewrap binary")->capture_default_str();
+  app.add_option("--helper-arg", o.helperArgs,
+                 "An argument for every helper the benchmark starts (repeat it: --helper-arg "
+                 "--rpc-threads --helper-arg 2)")
+      ->allow_extra_args(false);
   CLI11_PARSE(app, argc, argv);
   o.gpu = !noGpu;
   if (o.runs == 0 || o.concurrency.empty() ||
