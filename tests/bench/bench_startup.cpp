@@ -226,8 +226,8 @@ int benchmark(const Options& o) {
   // saturated machine comes after its client has already asked for the next
   // one: with 32 back-to-back clients on 2 cores, 48 were counted at once.
   std::string caps = std::to_string(std::max(2 * maxClients, o.idleSessions) + 16);
-  std::vector<std::string> capArgs = concat(
-      {"--max-sandboxes-per-uid", caps, "--max-sessions-per-uid", caps}, o.helperArgs);
+  std::vector<std::string> capArgs =
+      concat({"--max-sandboxes-per-uid", caps, "--max-sessions-per-uid", caps}, o.helperArgs);
   Helper helper(o.helper, helperDir, capArgs);
   unsigned long rssFresh = vmRssKiB(helper.pid());
 
