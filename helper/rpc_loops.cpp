@@ -75,6 +75,18 @@ class RpcLoops::Loop {
   size_t served() const { return set_->served.load(); }
   void countOneMore() { ++set_->served; }
 
+  // On the home loop: closes every connection and resolves once the thread
+  // has ended its loop (the home loop must run meanwhile: see main()).
+  kj::Promise<void> stop() {
+    if (end_->ended) return kj::READY_NOW;
+    auto paf = kj::newPromiseAndFulfiller<void>();
+    end_->fulfiller = kj::mv(paf.fulfiller);
+    closing_ = executor_->executeAsync([this]() { closeAll(); })
+                   .catch_([](kj::Exception&&) {})  // its loop already ended
+                   .eagerlyEvaluate(nullptr);
+    return kj::mv(paf.promise);
+  }
+
   // On the thread.
   void accept(IncomingConnection in) { set_->accept(std::move(in)); }
   // On the thread: ends every connection, then the thread.
@@ -103,11 +115,20 @@ class RpcLoops::Loop {
       started_.notify_all();
       paf.promise.wait(io.waitScope);
       set.closeAll();
+      // What Cap'n Proto still holds goes with the loop, here; a call it
+      // cancels waits for the home loop to drop its side, which it can
+      // because it runs until the post below.
     } catch (const std::exception& e) {
       fail(e.what());
     } catch (const kj::Exception& e) {
       fail(e.getDescription().cStr());
     }
+    home_.post([end = end_]() {
+      end->ended = true;
+      KJ_IF_MAYBE (f, end->fulfiller) {
+        (*f)->fulfill();
+      }
+    });
   }
 
   void fail(const std::string& why) {
@@ -133,6 +154,14 @@ class RpcLoops::Loop {
   std::string startError_;
   std::atomic<bool> closed_ = false;
   kj::Maybe<kj::Own<kj::PromiseFulfiller<void>>> exit_;
+  // The home loop's: whether the thread has ended, told by its last post,
+  // which may run after this object is gone (a helper failing on its way up).
+  struct End {
+    bool ended = false;
+    kj::Maybe<kj::Own<kj::PromiseFulfiller<void>>> fulfiller;
+  };
+  std::shared_ptr<End> end_ = std::make_shared<End>();
+  kj::Promise<void> closing_ = nullptr;
   std::thread thread_;
 };
 
@@ -177,8 +206,7 @@ kj::Promise<void> RpcLoops::stop() {
     return kj::READY_NOW;
   }
   auto stops = kj::heapArrayBuilder<kj::Promise<void>>(loops_.size());
-  for (auto& loop : loops_)
-    stops.add(loop->executor().executeAsync([l = loop.get()]() { l->closeAll(); }));
+  for (auto& loop : loops_) stops.add(loop->stop());
   return kj::joinPromises(stops.finish());
 }
 

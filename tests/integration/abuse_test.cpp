@@ -544,5 +544,49 @@ TEST_F(Abuse, ASessionIsReachedFromConnectionsOnEveryRpcThread) {
   expectOthersUnaffected("sessions used across RPC threads");
 }
 
+// SIGTERM while clients are mid-call on every RPC thread (waiting on
+// commands, making sandboxes, opening a session): the helper stops in order
+// (threads asked to close their connections, the kills they post run on the
+// home loop, every init reaped) instead of deadlocking between threads, and
+// leaves no sandboxed process behind.
+TEST_F(Abuse, StopsInOrderWhileRpcThreadsAreMidCall) {
+  RunResult made = helper().cli({"session", "create", "--name", "busy"});
+  ASSERT_EQ(made.exitCode, 0) << made.describe();
+  const std::string secs = "41999";
+  std::vector<std::unique_ptr<Process>> clients;
+  for (int i = 0; i < 6; ++i)
+    clients.push_back(helper().spawnCli({"run", "--", "sleep", secs},
+                                        RunOptions{.asUid = i % 2 ? kNobodyUid : uid_t{0}}));
+  clients.push_back(helper().spawnCli({"exec", "busy", "--", "sleep", secs}));
+  ASSERT_TRUE(pollUntil(
+      [&] {
+        return findProcesses({"sleep", secs}).size() == 7;
+      },
+      std::chrono::seconds(30)))
+      << helper().log();
+  // And some still arriving as the signal lands.
+  for (int i = 0; i < 4; ++i)
+    clients.push_back(
+        helper().spawnCli({"run", "--", "/bin/true"}, RunOptions{.asUid = kNobodyUid}));
+  helper().kill(SIGTERM);
+  auto status = helper().waitExit(std::chrono::seconds(30));
+  ASSERT_TRUE(status.has_value()) << "the helper did not stop within 30 s\n" << helper().log();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << "wait status " << *status;
+  EXPECT_TRUE(pollUntil(
+      [&] {
+        return findProcesses({"sleep", secs}).empty();
+      },
+      std::chrono::seconds(10)))
+      << "sandboxed sleeps outlived the helper";
+  for (size_t i = 0; i < clients.size(); ++i) {
+    RunResult r = clients[i]->finish();
+    // The sleeps' clients lost their helper; the late ones may have finished.
+    if (i < 7) {
+      EXPECT_NE(r.exitCode, 0) << "a client whose helper stopped under it: " << r.describe();
+    }
+  }
+  helper_.reset();  // stopped already; nothing for TearDown to check
+}
+
 }  // namespace
 }  // namespace gpubox::itest
