@@ -221,7 +221,7 @@ class Abuse : public HelperTest {
   // memory sits in ASan's quarantine (256 MiB by default) instead of going
   // back, so RSS cannot fall back the same way, and what is kept costs
   // about twice as much (redzones, shadow): a flood of unread answers that
-  // leaves a plain helper 22 MiB larger (in the arenas of its RPC threads)
+  // leaves a plain helper 22 MiB larger (what its allocator keeps)
   // left an ASan one 362 MiB larger.
 #if defined(__SANITIZE_ADDRESS__)
   static constexpr int64_t kRssAllowanceKb = (128 + 256) * 1024;
