@@ -1,8 +1,6 @@
 #include "cgroup_worker.hpp"
 
 #include <fcntl.h>
-#include <pthread.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -11,6 +9,7 @@
 #include "error.hpp"
 #include "kj_error.hpp"
 #include "log.hpp"
+#include "signal_free_thread.hpp"
 
 namespace gpubox {
 
@@ -64,11 +63,7 @@ CgroupWorker::Pipes::Pipes() {
 CgroupWorker::CgroupWorker(kj::UnixEventPort& port)
     : observer_(port, pipes_.resultRead.get(), kj::UnixEventPort::FdObserver::OBSERVE_READ) {
   // The worker must never take a signal meant for the helper (SIGTERM, SIGHUP).
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  worker_ = std::thread([this] { work(); });
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  worker_ = startSignalFreeThread([this] { work(); });
   collecting_ = collect().eagerlyEvaluate([](kj::Exception&& e) {
     logError(std::string("cgroup worker failed: ") + e.getDescription().cStr());
   });

@@ -74,10 +74,12 @@ struct ConnectionSet::Connection {
   kj::Own<capnp::RpcSystem<capnp::rpc::twoparty::VatId>> rpc;
 };
 
-ConnectionSet::ConnectionSet(DaemonContext& ctx, const HomeLoop& home, kj::AsyncIoContext& io)
+ConnectionSet::ConnectionSet(DaemonContext& ctx, const HomeLoop& home, kj::AsyncIoContext& io,
+                             std::atomic<size_t>& served)
     : ctx_(ctx),
       home_(home),
       io_(io),
+      served_(served),
       errors_(kj::heap<LogErrors>("connection error")),
       tasks_(kj::heap<kj::TaskSet>(*errors_)) {}
 
@@ -143,7 +145,7 @@ void ConnectionSet::serve(IncomingConnection in) {
 // sees the connection drop.
 void ConnectionSet::dropped(const std::string& why) {
   logError("dropped a connection: " + why);
-  --served;
+  --served_;
   --ctx_.liveConnections;
 }
 
@@ -151,7 +153,7 @@ void ConnectionSet::close(Connections::iterator it) {
   // Killed on the home loop before the capabilities that reach them go.
   home_.post([sandboxes = (*it)->sandboxes]() { sandboxes->killAll(); });
   connections_.erase(it);
-  --served;
+  --served_;
   --ctx_.liveConnections;
 }
 

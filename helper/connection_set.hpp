@@ -31,7 +31,10 @@ struct IncomingConnection {
 
 class ConnectionSet {
  public:
-  ConnectionSet(DaemonContext& ctx, const HomeLoop& home, kj::AsyncIoContext& io);
+  // SERVED counts the connections served (RpcLoops::serve counts one up
+  // when it hands one over; this set counts it down when it ends).
+  ConnectionSet(DaemonContext& ctx, const HomeLoop& home, kj::AsyncIoContext& io,
+                std::atomic<size_t>& served);
   ~ConnectionSet();
   ConnectionSet(const ConnectionSet&) = delete;
   ConnectionSet& operator=(const ConnectionSet&) = delete;
@@ -41,9 +44,6 @@ class ConnectionSet {
   void accept(IncomingConnection in);
   // Ends every connection.
   void closeAll();
-
-  // Connections served, read from other threads (RpcLoops::serve's choice).
-  std::atomic<size_t> served = 0;
 
  private:
   struct Connection;
@@ -55,6 +55,7 @@ class ConnectionSet {
   DaemonContext& ctx_;
   const HomeLoop& home_;
   kj::AsyncIoContext& io_;
+  std::atomic<size_t>& served_;
   Connections connections_;
   kj::Own<kj::TaskSet::ErrorHandler> errors_;
   kj::Own<kj::TaskSet> tasks_;  // each connection's end

@@ -1,7 +1,6 @@
 #include "gpu_inventory_cache.hpp"
 
 #include <poll.h>
-#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <unistd.h>
@@ -13,6 +12,7 @@
 
 #include "error.hpp"
 #include "log.hpp"
+#include "signal_free_thread.hpp"
 
 namespace gpubox {
 
@@ -59,20 +59,8 @@ GpuInventoryCache::GpuInventoryCache(std::string driverRoot, GpuInventoryCacheOp
                               std::to_string(options_.period.count()) + " ms only)",
                           errno));
 
-  // The refresher must take no signal: kj's event port expects SIGTERM,
-  // SIGINT and SIGCHLD to stay blocked in every thread but the loop's, and a
-  // signal's default action here would end the helper. A new thread inherits
-  // the mask of the thread that creates it.
-  sigset_t all, previous;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &previous);
-  try {
-    thread_ = std::thread([this] { run(); });
-  } catch (...) {
-    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
-    throw;
-  }
-  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  // The refresher must take no signal (signal_free_thread.hpp).
+  thread_ = startSignalFreeThread([this] { run(); });
 
   std::unique_lock lock(mutex_);
   published_.wait(lock, [this] { return current_ != nullptr || exited_; });

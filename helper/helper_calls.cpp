@@ -167,8 +167,8 @@ kj::Promise<ExecOutcome> waitForCommand(const SandboxRef& live, uint32_t id) {
   });
 }
 
-void dropCommand(LiveSandbox& live, uint32_t id, bool finished) {
-  if (!live.session || live.runtime->ended() || finished) return;
+void dropCommand(LiveSandbox& live, uint32_t id) {
+  if (!live.session || live.runtime->ended()) return;
   try {
     live.runtime->signal(id, SIGKILL, initmsg::SignalScope::Group);
   } catch (const Error&) {

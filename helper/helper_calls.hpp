@@ -99,8 +99,8 @@ uint32_t execInSandbox(LiveSandbox& live, Command cmd, const int (&stdio)[3]);
 // Process.wait: how command ID ended; also the sandbox's log record.
 kj::Promise<ExecOutcome> waitForCommand(const SandboxRef& live, uint32_t id);
 
-// A session's command whose client went away goes with it (its process
-// group); a one-shot sandbox dies whole when its client goes anyway.
-void dropCommand(LiveSandbox& live, uint32_t id, bool finished);
+// A session's command (ID) whose client went away before it ended goes with
+// it (its process group); a one-shot sandbox dies whole anyway.
+void dropCommand(LiveSandbox& live, uint32_t id);
 
 }  // namespace gpubox

@@ -1,7 +1,5 @@
 #include "rpc_loops.hpp"
 
-#include <pthread.h>
-#include <signal.h>
 #include <sys/prctl.h>
 
 #include <kj/debug.h>
@@ -14,6 +12,7 @@
 #include "error.hpp"
 #include "log.hpp"
 #include "privileges.hpp"
+#include "signal_free_thread.hpp"
 
 namespace gpubox {
 
@@ -34,20 +33,8 @@ class LogHandoffErrors final : public kj::TaskSet::ErrorHandler {
 class RpcLoops::Loop {
  public:
   Loop(DaemonContext& ctx, const HomeLoop& home) : ctx_(ctx), home_(home) {
-    // No signal for this thread: kj's event port expects SIGTERM, SIGINT and
-    // SIGHUP to stay blocked in every thread but the home loop's, and a
-    // signal's default action here would end the helper. A new thread
-    // inherits the mask of the thread that creates it.
-    sigset_t all, previous;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &previous);
-    try {
-      thread_ = std::thread([this] { main(); });
-    } catch (...) {
-      pthread_sigmask(SIG_SETMASK, &previous, nullptr);
-      throw;
-    }
-    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    // No signal for this thread (signal_free_thread.hpp).
+    thread_ = startSignalFreeThread([this] { main(); });
     std::unique_lock lock(mutex_);
     started_.wait(lock, [this] { return set_ != nullptr || !startError_.empty(); });
     if (!startError_.empty()) {
@@ -72,8 +59,8 @@ class RpcLoops::Loop {
   }
 
   const kj::Executor& executor() const { return *executor_; }
-  size_t served() const { return set_->served.load(); }
-  void countOneMore() { ++set_->served; }
+  // Connections handed to this thread and not ended yet.
+  std::atomic<size_t> served = 0;
 
   // On the home loop: closes every connection and resolves once the thread
   // has ended its loop (the home loop must run meanwhile: see main()).
@@ -104,7 +91,7 @@ class RpcLoops::Loop {
     try {
       dropThreadCapabilities();
       auto io = kj::setupAsyncIo();
-      ConnectionSet set(ctx_, home_, io);
+      ConnectionSet set(ctx_, home_, io, served);
       auto paf = kj::newPromiseAndFulfiller<void>();
       exit_ = kj::mv(paf.fulfiller);
       {
@@ -115,6 +102,7 @@ class RpcLoops::Loop {
       started_.notify_all();
       paf.promise.wait(io.waitScope);
       set.closeAll();
+      exit_ = nullptr;
       // What Cap'n Proto still holds goes with the loop, here; a call it
       // cancels waits for the home loop to drop its side, which it can
       // because it runs until the post below.
@@ -148,9 +136,7 @@ class RpcLoops::Loop {
   std::mutex mutex_;
   std::condition_variable started_;
   kj::Own<const kj::Executor> executor_;
-  // The thread's; lives as long as the thread's loop (the count is read on
-  // the home loop only while the thread serves: RpcLoops::serve).
-  ConnectionSet* set_ = nullptr;
+  ConnectionSet* set_ = nullptr;  // the thread's, while its loop runs
   std::string startError_;
   std::atomic<bool> closed_ = false;
   kj::Maybe<kj::Own<kj::PromiseFulfiller<void>>> exit_;
@@ -167,9 +153,9 @@ class RpcLoops::Loop {
 
 RpcLoops::RpcLoops(size_t count, DaemonContext& ctx, const HomeLoop& home,
                    kj::AsyncIoContext& homeIo)
-    : handoffErrors_(kj::heap<LogHandoffErrors>()) {
+    : ctx_(ctx), handoffErrors_(kj::heap<LogHandoffErrors>()) {
   handoffs_ = kj::heap<kj::TaskSet>(*handoffErrors_);
-  if (count == 0) local_ = kj::heap<ConnectionSet>(ctx, home, homeIo);
+  if (count == 0) local_ = kj::heap<ConnectionSet>(ctx, home, homeIo, localServed_);
   for (size_t i = 0; i < count; ++i) loops_.push_back(std::make_unique<Loop>(ctx, home));
 }
 
@@ -181,7 +167,7 @@ size_t RpcLoops::defaultCount(size_t cpus) {
 
 void RpcLoops::serve(IncomingConnection connection) {
   KJ_IF_MAYBE (local, local_) {
-    ++(*local)->served;
+    ++localServed_;
     (*local)->accept(std::move(connection));
     return;
   }
@@ -189,15 +175,22 @@ void RpcLoops::serve(IncomingConnection connection) {
   size_t best = next_ % loops_.size();
   for (size_t k = 1; k < loops_.size(); ++k) {
     const size_t i = (next_ + k) % loops_.size();
-    if (loops_[i]->served() < loops_[best]->served()) best = i;
+    if (loops_[i]->served < loops_[best]->served) best = i;
   }
   next_ = best + 1;
   Loop* loop = loops_[best].get();
-  loop->countOneMore();
-  handoffs_->add(
-      loop->executor().executeAsync([loop, connection = std::move(connection)]() mutable {
-        loop->accept(std::move(connection));
-      }));
+  ++loop->served;
+  handoffs_->add(loop->executor()
+                     .executeAsync([loop, connection = std::move(connection)]() mutable {
+                       loop->accept(std::move(connection));
+                     })
+                     .catch_([this, loop](kj::Exception&& e) {
+                       // The thread's loop has ended (it failed): the connection is
+                       // closed here, and counted as ended.
+                       --loop->served;
+                       --ctx_.liveConnections;
+                       kj::throwFatalException(kj::mv(e));
+                     }));
 }
 
 kj::Promise<void> RpcLoops::stop() {

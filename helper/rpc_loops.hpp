@@ -7,6 +7,7 @@
 // what clients send and asks the home loop for everything else.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <vector>
 
@@ -44,7 +45,9 @@ class RpcLoops {
 
  private:
   class Loop;
+  DaemonContext& ctx_;
   std::vector<std::unique_ptr<Loop>> loops_;
+  std::atomic<size_t> localServed_ = 0;      // before the set, which counts it down
   kj::Maybe<kj::Own<ConnectionSet>> local_;  // with no thread
   size_t next_ = 0;
   kj::Own<kj::TaskSet::ErrorHandler> handoffErrors_;  // before the tasks, which use it

@@ -76,8 +76,7 @@ class ProcessImpl final : public wire::Process::Server {
   // A session's command whose client went away goes with it; a one-shot
   // sandbox dies whole when its client goes anyway.
   ~ProcessImpl() {
-    if (session_ && !finished_)
-      home_.post([live = live_, id = id_]() { dropCommand(*live, id, false); });
+    if (session_ && !finished_) home_.post([live = live_, id = id_]() { dropCommand(*live, id); });
   }
 
   kj::Promise<void> wait(WaitContext context) override {
