@@ -9,6 +9,7 @@
 #include "helper_calls.hpp"
 #include "kj_error.hpp"
 #include "log.hpp"
+#include "log_task_errors.hpp"
 #include "rpc_server.hpp"
 #include "wire_limits.hpp"
 
@@ -49,17 +50,6 @@ class RefusedHelper final : public wire::Helper::Server {
   std::shared_ptr<ConnectionGuard> guard_;
 };
 
-class LogErrors final : public kj::TaskSet::ErrorHandler {
- public:
-  explicit LogErrors(const char* what) : what_(what) {}
-  void taskFailed(kj::Exception&& e) override {
-    logError(std::string(what_) + ": " + e.getDescription().cStr());
-  }
-
- private:
-  const char* what_;
-};
-
 }  // namespace
 
 struct ConnectionSet::Connection {
@@ -80,7 +70,7 @@ ConnectionSet::ConnectionSet(DaemonContext& ctx, const HomeLoop& home, kj::Async
       home_(home),
       io_(io),
       served_(served),
-      errors_(kj::heap<LogErrors>("connection error")),
+      errors_(kj::heap<LogTaskErrors>("connection error")),
       tasks_(kj::heap<kj::TaskSet>(*errors_)) {}
 
 ConnectionSet::~ConnectionSet() {

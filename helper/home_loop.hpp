@@ -41,16 +41,14 @@ class HomeLoop {
   kj::PromiseForResult<Func, void> call(Func&& func) const {
     using Result = kj::PromiseForResult<Func, void>;
     auto run = [func = kj::fwd<Func>(func)]() mutable -> Result {
-      try {
+      return guarded([&]() -> Result {
         if constexpr (std::is_void_v<decltype(func())>) {
           func();
           return kj::READY_NOW;
         } else {
           return func();
         }
-      } catch (const Error& e) {
-        return callerError(e.what());
-      }
+      });
     };
     // Connections served on the home loop itself (--rpc-threads 0) call
     // straight in, as when the helper had one loop.

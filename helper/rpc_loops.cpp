@@ -11,21 +11,11 @@
 
 #include "error.hpp"
 #include "log.hpp"
+#include "log_task_errors.hpp"
 #include "privileges.hpp"
 #include "signal_free_thread.hpp"
 
 namespace gpubox {
-
-namespace {
-
-class LogHandoffErrors final : public kj::TaskSet::ErrorHandler {
- public:
-  void taskFailed(kj::Exception&& e) override {
-    logError(std::string("handing a connection to an RPC thread: ") + e.getDescription().cStr());
-  }
-};
-
-}  // namespace
 
 // One RPC thread and the connections it serves. Its ConnectionSet is made,
 // used and destroyed on the thread; from outside only the executor and the
@@ -100,8 +90,7 @@ class RpcLoops::Loop {
         set_ = &set;
       }
       started_.notify_all();
-      paf.promise.wait(io.waitScope);
-      set.closeAll();
+      paf.promise.wait(io.waitScope);  // closeAll() has ended every connection
       exit_ = nullptr;
       // What Cap'n Proto still holds goes with the loop, here; a call it
       // cancels waits for the home loop to drop its side, which it can
@@ -153,7 +142,7 @@ class RpcLoops::Loop {
 
 RpcLoops::RpcLoops(size_t count, DaemonContext& ctx, const HomeLoop& home,
                    kj::AsyncIoContext& homeIo)
-    : ctx_(ctx), handoffErrors_(kj::heap<LogHandoffErrors>()) {
+    : ctx_(ctx), handoffErrors_(kj::heap<LogTaskErrors>("handing a connection to an RPC thread")) {
   handoffs_ = kj::heap<kj::TaskSet>(*handoffErrors_);
   if (count == 0) local_ = kj::heap<ConnectionSet>(ctx, home, homeIo, localServed_);
   for (size_t i = 0; i < count; ++i) loops_.push_back(std::make_unique<Loop>(ctx, home));

@@ -14,17 +14,6 @@ namespace gpubox {
 
 namespace {
 
-// Turns a gpubox::Error into a Cap'n Proto exception whose text reaches the
-// client as is.
-template <typename F>
-auto guarded(F&& f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const Error& e) {
-    return callerError(e.what());
-  }
-}
-
 wire::EndReason reasonToWire(EndReason r) {
   using W = wire::EndReason;
   switch (r) {
