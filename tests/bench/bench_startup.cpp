@@ -48,6 +48,7 @@ struct Options {
   unsigned rssClients = 8;
   bool gpu = true;
   bool spans = false;
+  bool throughputOnly = false;  // only the throughput rows (comparing helper settings)
   std::string helper, cli, execClient, bwrap = "/usr/bin/bwrap";
   std::vector<std::string> helperArgs;  // given to every helper started (e.g. --rpc-threads 2)
 };
@@ -100,6 +101,20 @@ Pair interleave(const std::string& name, const std::string& aLabel, const Comman
 struct Throughput {
   double perSecond = 0;
   std::vector<double> latencies;
+};
+
+// The helper's CPU time so far (ms): its home loop (the main thread), its
+// RPC threads, and the whole process with every thread.
+struct HelperCpu {
+  double home = 0, rpc = 0, whole = 0;
+  static HelperCpu of(pid_t pid) {
+    return {threadCpuMs(pid, pid), threadsCpuMs(pid, "gpubox-rpc"), processCpuMs(pid)};
+  }
+  // Per sandbox, from BEFORE to this reading over N sandboxes.
+  HelperCpu perSandboxSince(const HelperCpu& before, size_t n) const {
+    double d = n ? static_cast<double>(n) : 1.0;
+    return {(home - before.home) / d, (rpc - before.rpc) / d, (whole - before.whole) / d};
+  }
 };
 
 // `clients` threads, each running `command` `perClient` times back to back.
@@ -247,28 +262,34 @@ int benchmark(const Options& o) {
   std::vector<Pair> pairs;
   std::fprintf(stderr, "bench_startup: %u runs each (+%u warm-up), helper pid %d\n", o.runs,
                o.warmup, helper.pid());
-  pairs.push_back(interleave("run, same plan", "gpubox run", gpuboxPlan, "bwrap", bwrapPlan, o));
+  // --throughput-only leaves out every latency row (and the memory rows):
+  // what comparing helper settings on a many-core host needs, in seconds.
+  const bool latency = !o.throughputOnly;
+  if (latency)
+    pairs.push_back(interleave("run, same plan", "gpubox run", gpuboxPlan, "bwrap", bwrapPlan, o));
   // The default plan: host root read-only, fresh /dev /proc /tmp /run, /sys
   // read-only, the working directory writable. HOME=/ hides nothing.
-  pairs.push_back(interleave(
-      "run, default plan", "gpubox run (default)", gpubox(helper, {"run", "--", "/bin/true"}, cwd),
-      "bwrap (same plan)",
-      bwrap({"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-             "--tmpfs", "/run", "--ro-bind", "/sys", "/sys", "--bind", cwd, cwd, "--chdir", cwd},
-            cwd),
-      o));
+  if (latency)
+    pairs.push_back(interleave(
+        "run, default plan", "gpubox run (default)",
+        gpubox(helper, {"run", "--", "/bin/true"}, cwd), "bwrap (same plan)",
+        bwrap({"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+               "--tmpfs", "/run", "--ro-bind", "/sys", "/sys", "--bind", cwd, cwd, "--chdir", cwd},
+              cwd),
+        o));
 
   // Time to the first byte of the sandboxed command's stdout: what an agent
   // waiting on a command's output sees.
-  pairs.push_back(interleave(
-      "first stdout byte", "gpubox run -- echo",
-      gpubox(helper, concat(concat({"run"}, kPlan), {"--", "/bin/echo", "x"})), "bwrap -- echo",
-      bwrap(kPlan, "/", {"/bin/echo", "x"}), o, &Runner::timedFirstByte));
+  if (latency)
+    pairs.push_back(interleave(
+        "first stdout byte", "gpubox run -- echo",
+        gpubox(helper, concat(concat({"run"}, kPlan), {"--", "/bin/echo", "x"})), "bwrap -- echo",
+        bwrap(kPlan, "/", {"/bin/echo", "x"}), o, &Runner::timedFirstByte));
 
   // An init cloned for its request (by the helper's requests' spawner):
   // what a request that finds the warm pool empty, or asks for --net host,
   // pays. A helper of its own with --warm-inits 0.
-  {
+  if (latency) {
     std::string coldDir = work.path() + "/cold-helper";
     std::filesystem::create_directory(coldDir);
     Helper cold(o.helper, coldDir, concat({"--warm-inits", "0"}, capArgs));
@@ -309,12 +330,14 @@ int benchmark(const Options& o) {
         gpubox(gpuHelper, concat(concat({"run", "--gpu", "0"}, kPlan), {"--", "/bin/true"}));
     gpuRunHeld.emplace(gpuRun);
     bwrapDevHeld.emplace(bwrap(concat(kPlan, devBinds)));
-    pairs.push_back(interleave("run --gpu 0 (fake driver)", "gpubox run --gpu 0", gpuRun,
-                               "bwrap + --dev-binds", *bwrapDevHeld, o));
-    pairs.push_back(
-        interleave("--gpu 0 vs no GPU", "gpubox run --gpu 0", gpuRun, "gpubox run (same helper)",
-                   gpubox(gpuHelper, concat(concat({"run"}, kPlan), {"--", "/bin/true"})), o));
-    if (o.spans) {
+    if (latency) {
+      pairs.push_back(interleave("run --gpu 0 (fake driver)", "gpubox run --gpu 0", gpuRun,
+                                 "bwrap + --dev-binds", *bwrapDevHeld, o));
+      pairs.push_back(
+          interleave("--gpu 0 vs no GPU", "gpubox run --gpu 0", gpuRun, "gpubox run (same helper)",
+                     gpubox(gpuHelper, concat(concat({"run"}, kPlan), {"--", "/bin/true"})), o));
+    }
+    if (latency && o.spans) {
       std::string tracedDir = work.path() + "/gpu-spans-helper";
       std::filesystem::create_directory(tracedDir);
       Helper traced(
@@ -327,41 +350,43 @@ int benchmark(const Options& o) {
   }
 
   Runner control;
-  control.timed(gpubox(helper, concat({"session", "create", "--name", "bench-warm"}, kPlan)));
-  pairs.push_back(interleave("exec into a session", "gpubox exec",
-                             gpubox(helper, {"exec", "bench-warm", "--", "/bin/true"}), "bwrap",
-                             bwrapPlan, o));
-  // The same warm path through libgpubox-client in one long-lived process
-  // (what an agent runtime that embeds it pays per command: no client
-  // process), interleaved with bwrap started from that same process.
-  {
-    std::string execClient = copyExecutable(o.execClient, work.path(), "bench_exec_client");
-    std::string out =
-        control.output(Command(concat({execClient, helper.socket(), "bench-warm",
-                                       std::to_string(o.runs), std::to_string(o.warmup)},
-                                      bwrapPlan.argv()),
-                               kEnv, "/", kNobody));
-    Pair p{"exec, libgpubox-client", "Connection::exec", "bwrap", {}, {}};
-    std::istringstream lines(out);
-    std::string side;
-    double ms = 0;
-    while (lines >> side >> ms) (side == "a" ? p.a : p.b).push_back(ms);
-    if (p.a.size() != o.runs || p.b.size() != o.runs)
-      throw std::runtime_error("bench_exec_client printed " + std::to_string(p.a.size()) + " and " +
-                               std::to_string(p.b.size()) + " times, not " +
-                               std::to_string(o.runs) + " each");
-    std::fprintf(stderr, "  done: %s\n", p.name.c_str());
-    pairs.push_back(std::move(p));
+  if (latency) {
+    control.timed(gpubox(helper, concat({"session", "create", "--name", "bench-warm"}, kPlan)));
+    pairs.push_back(interleave("exec into a session", "gpubox exec",
+                               gpubox(helper, {"exec", "bench-warm", "--", "/bin/true"}), "bwrap",
+                               bwrapPlan, o));
+    // The same warm path through libgpubox-client in one long-lived process
+    // (what an agent runtime that embeds it pays per command: no client
+    // process), interleaved with bwrap started from that same process.
+    {
+      std::string execClient = copyExecutable(o.execClient, work.path(), "bench_exec_client");
+      std::string out =
+          control.output(Command(concat({execClient, helper.socket(), "bench-warm",
+                                         std::to_string(o.runs), std::to_string(o.warmup)},
+                                        bwrapPlan.argv()),
+                                 kEnv, "/", kNobody));
+      Pair p{"exec, libgpubox-client", "Connection::exec", "bwrap", {}, {}};
+      std::istringstream lines(out);
+      std::string side;
+      double ms = 0;
+      while (lines >> side >> ms) (side == "a" ? p.a : p.b).push_back(ms);
+      if (p.a.size() != o.runs || p.b.size() != o.runs)
+        throw std::runtime_error("bench_exec_client printed " + std::to_string(p.a.size()) +
+                                 " and " + std::to_string(p.b.size()) + " times, not " +
+                                 std::to_string(o.runs) + " each");
+      std::fprintf(stderr, "  done: %s\n", p.name.c_str());
+      pairs.push_back(std::move(p));
+    }
+    control.timed(gpubox(helper, {"session", "rm", "bench-warm"}));
+    pairs.push_back(interleave("client start-up", "gpubox --version",
+                               Command({cli, "--version"}, kEnv, "/", kNobody), "/bin/true",
+                               Command({"/bin/true"}, kEnv, "/", kNobody), o));
   }
-  control.timed(gpubox(helper, {"session", "rm", "bench-warm"}));
-  pairs.push_back(interleave("client start-up", "gpubox --version",
-                             Command({cli, "--version"}, kEnv, "/", kNobody), "/bin/true",
-                             Command({"/bin/true"}, kEnv, "/", kNobody), o));
 
   // Where a `run` spends its time, from a helper of its own started with
   // --trace-spans (kept apart so that the rows above time the helper as
   // it is normally run).
-  if (o.spans) {
+  if (latency && o.spans) {
     std::string spansDir = work.path() + "/spans-helper";
     std::filesystem::create_directory(spansDir);
     Helper traced(o.helper, spansDir, concat({"--trace-spans"}, capArgs));
@@ -375,89 +400,103 @@ int benchmark(const Options& o) {
   // by level), never both at once.
   // The --gpu 0 levels (fake driver, one shared GPU) against bwrap with the
   // same --dev-binds, the same way.
+  // Each level also reads the helper's CPU around its gpubox side: whether
+  // the home loop is near its ceiling at that level.
   struct Level {
     unsigned clients;
     Throughput g, b;
+    HelperCpu cpu;  // per sandbox
   };
-  auto measureLevels = [&](const Command& a, const Command& b, const char* what) {
+  auto measureLevels = [&](const Command& a, const Command& b, pid_t helperPid, const char* what) {
     std::vector<Level> out;
     for (size_t i = 0; i < o.concurrency.size(); ++i) {
       unsigned c = o.concurrency[i];
-      Level l{c, {}, {}};
-      if (i % 2 == 0) {
+      Level l{c, {}, {}, {}};
+      auto gpuboxSide = [&] {
+        HelperCpu before = HelperCpu::of(helperPid);
         l.g = concurrent(a, c, o.runsPerClient);
+        l.cpu = HelperCpu::of(helperPid).perSandboxSince(before, l.g.latencies.size());
+      };
+      if (i % 2 == 0) {
+        gpuboxSide();
         l.b = concurrent(b, c, o.runsPerClient);
       } else {
         l.b = concurrent(b, c, o.runsPerClient);
-        l.g = concurrent(a, c, o.runsPerClient);
+        gpuboxSide();
       }
       std::fprintf(stderr, "  done: throughput%s, %u clients\n", what, c);
       out.push_back(std::move(l));
     }
     return out;
   };
-  std::vector<Level> levels = measureLevels(gpuboxPlan, bwrapPlan, "");
+  std::vector<Level> levels = measureLevels(gpuboxPlan, bwrapPlan, helper.pid(), "");
   std::vector<Level> gpuLevels;
-  if (gpuRunHeld) gpuLevels = measureLevels(*gpuRunHeld, *bwrapDevHeld, " --gpu 0");
+  if (gpuRunHeld)
+    gpuLevels = measureLevels(*gpuRunHeld, *bwrapDevHeld, gpuHelperHeld->pid(), " --gpu 0");
 
   // Memory: the helper alone (its sessions' inits are processes of their own).
-  unsigned long rssWarm = vmRssKiB(helper.pid());
-  std::vector<std::string> names;
-  for (unsigned i = 0; i < o.idleSessions; ++i) {
-    names.push_back("bench-idle-" + std::to_string(i));
-    control.timed(gpubox(helper, concat({"session", "create", "--name", names.back()}, kPlan)));
+  struct Memory {
+    unsigned long warm = 0, sessions = 0, beforeRuns = 0, afterRuns = 0;
+    unsigned clients = 0;
+    Throughput load;
+    HelperCpu cpu;  // per sandbox over the load
+  } m;
+  if (latency) {
+    m.warm = vmRssKiB(helper.pid());
+    std::vector<std::string> names;
+    for (unsigned i = 0; i < o.idleSessions; ++i) {
+      names.push_back("bench-idle-" + std::to_string(i));
+      control.timed(gpubox(helper, concat({"session", "create", "--name", names.back()}, kPlan)));
+    }
+    m.sessions = vmRssKiB(helper.pid());
+    if (!names.empty()) control.timed(gpubox(helper, concat({"session", "rm"}, names)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the reaper's turn
+    m.beforeRuns = vmRssKiB(helper.pid());
+    m.clients = std::max(1u, o.rssClients);
+    // The helper's own CPU over the same runs: its home loop (the main
+    // thread) is the one part of it that every sandbox passes through in
+    // turn; the RPC threads share the connections' part.
+    HelperCpu before = HelperCpu::of(helper.pid());
+    m.load = concurrent(gpuboxPlan, m.clients, (o.rssRuns + m.clients - 1) / m.clients);
+    m.cpu = HelperCpu::of(helper.pid()).perSandboxSince(before, m.load.latencies.size());
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    m.afterRuns = vmRssKiB(helper.pid());
   }
-  unsigned long rssSessions = vmRssKiB(helper.pid());
-  if (!names.empty()) control.timed(gpubox(helper, concat({"session", "rm"}, names)));
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the reaper's turn
-  unsigned long rssBeforeRuns = vmRssKiB(helper.pid());
-  unsigned clients = std::max(1u, o.rssClients);
-  // The helper's own CPU over the same runs: its home loop (the main
-  // thread) is the one part of it that every sandbox passes through in turn;
-  // the RPC threads share the connections' part.
-  const double loopCpuBefore = threadCpuMs(helper.pid(), helper.pid());
-  const double rpcCpuBefore = threadsCpuMs(helper.pid(), "gpubox-rpc");
-  const double helperCpuBefore = processCpuMs(helper.pid());
-  Throughput rssLoad = concurrent(gpuboxPlan, clients, (o.rssRuns + clients - 1) / clients);
-  const double loopCpuPer =
-      (threadCpuMs(helper.pid(), helper.pid()) - loopCpuBefore) / rssLoad.latencies.size();
-  const double rpcCpuPer =
-      (threadsCpuMs(helper.pid(), "gpubox-rpc") - rpcCpuBefore) / rssLoad.latencies.size();
-  const double helperCpuPer =
-      (processCpuMs(helper.pid()) - helperCpuBefore) / rssLoad.latencies.size();
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  unsigned long rssAfterRuns = vmRssKiB(helper.pid());
-  std::fprintf(stderr, "  done: memory\n");
+  if (latency) std::fprintf(stderr, "  done: memory\n");
 
   // ---------------------------------------------------------------- table
-  char host[256] = "?";
-  ::gethostname(host, sizeof host);
-  std::printf(
-      "gpubox start-up benchmark: %u runs each, interleaved A/B, as uid 65534; "
-      "times in ms, fork to reap (first stdout byte: fork to the byte)\n",
-      o.runs);
-  std::printf("%-26s %-24s %7s %7s %7s | %-24s %7s %7s %7s | %6s\n", "benchmark", "A", "median",
-              "p90", "p99", "B", "median", "p90", "p99", "A/B");
-  for (const auto& p : pairs) printPair(p);
-  if (gpuSkipped)
-    std::printf("%-26s skipped: %s\n", "run --gpu 0 (fake driver)", gpuSkipped->c_str());
-  std::printf("A/B: the median of the per-pair ratios\n\n");
-  for (const SpanTable& t : spanTables) printSpans(t, o.runs);
+  if (latency) {
+    std::printf(
+        "gpubox start-up benchmark: %u runs each, interleaved A/B, as uid 65534; "
+        "times in ms, fork to reap (first stdout byte: fork to the byte)\n",
+        o.runs);
+    std::printf("%-26s %-24s %7s %7s %7s | %-24s %7s %7s %7s | %6s\n", "benchmark", "A", "median",
+                "p90", "p99", "B", "median", "p90", "p99", "A/B");
+    for (const auto& p : pairs) printPair(p);
+    if (gpuSkipped)
+      std::printf("%-26s skipped: %s\n", "run --gpu 0 (fake driver)", gpuSkipped->c_str());
+    std::printf("A/B: the median of the per-pair ratios\n\n");
+    for (const SpanTable& t : spanTables) printSpans(t, o.runs);
+  }
   std::printf(
       "throughput: `run` (same plan) vs bwrap, %u runs per client; sandboxes/s and "
       "latency (ms)\n",
       o.runsPerClient);
   auto printLevels = [](const std::vector<Level>& rows) {
-    std::printf("%-8s %12s %8s %8s | %12s %8s %8s | %6s\n", "clients", "gpubox /s", "median", "p99",
-                "bwrap /s", "median", "p99", "ratio");
+    std::printf("%-8s %12s %8s %8s | %12s %8s %8s | %6s | %9s %9s %9s\n", "clients", "gpubox /s",
+                "median", "p99", "bwrap /s", "median", "p99", "ratio", "home ms", "rpc ms",
+                "helper ms");
     for (const auto& l : rows)
-      std::printf("%-8u %12.1f %8.2f %8.2f | %12.1f %8.2f %8.2f | %6.2f\n", l.clients,
-                  l.g.perSecond, median(l.g.latencies), percentile(l.g.latencies, 99),
+      std::printf("%-8u %12.1f %8.2f %8.2f | %12.1f %8.2f %8.2f | %6.2f | %9.3f %9.3f %9.3f\n",
+                  l.clients, l.g.perSecond, median(l.g.latencies), percentile(l.g.latencies, 99),
                   l.b.perSecond, median(l.b.latencies), percentile(l.b.latencies, 99),
-                  l.b.perSecond > 0 ? l.g.perSecond / l.b.perSecond : 0);
+                  l.b.perSecond > 0 ? l.g.perSecond / l.b.perSecond : 0, l.cpu.home, l.cpu.rpc,
+                  l.cpu.whole);
   };
   printLevels(levels);
-  std::printf("ratio: gpubox sandboxes/s over bwrap's\n\n");
+  std::printf(
+      "ratio: gpubox sandboxes/s over bwrap's; home/rpc/helper ms: the helper's CPU per sandbox "
+      "in its home loop, its RPC threads and all its threads, over that level's gpubox runs\n\n");
   if (!gpuLevels.empty()) {
     std::printf(
         "throughput: `run --gpu 0` (fake driver, one GPU shared) vs bwrap with the same "
@@ -466,29 +505,29 @@ int benchmark(const Options& o) {
     printLevels(gpuLevels);
     std::printf("\n");
   }
+  if (!latency) return 0;
   std::printf("helper memory (VmRSS of gpubox-helper; its sandboxes' inits not counted)\n");
   auto row = [](const std::string& label, const std::string& value) {
     std::printf("  %-48s %s\n", (label + ":").c_str(), value.c_str());
   };
   char note[96];
   row("fresh, idle", mib(rssFresh));
-  row("idle after the runs above", mib(rssWarm));
+  row("idle after the runs above", mib(m.warm));
   std::snprintf(note, sizeof note, " (%+.1f KiB per session)",
-                o.idleSessions ? (static_cast<double>(rssSessions) - static_cast<double>(rssWarm)) /
+                o.idleSessions ? (static_cast<double>(m.sessions) - static_cast<double>(m.warm)) /
                                      o.idleSessions
                                : 0.0);
-  row("with " + std::to_string(o.idleSessions) + " idle sessions", mib(rssSessions) + note);
-  row("sessions removed, before " + std::to_string(rssLoad.latencies.size()) + " runs (" +
-          std::to_string(clients) + " clients)",
-      mib(rssBeforeRuns));
+  row("with " + std::to_string(o.idleSessions) + " idle sessions", mib(m.sessions) + note);
+  row("sessions removed, before " + std::to_string(m.load.latencies.size()) + " runs (" +
+          std::to_string(m.clients) + " clients)",
+      mib(m.beforeRuns));
   std::snprintf(note, sizeof note, " (%+ld KiB; %.1f runs/s)",
-                static_cast<long>(rssAfterRuns) - static_cast<long>(rssBeforeRuns),
-                rssLoad.perSecond);
-  row("after them", mib(rssAfterRuns) + note);
+                static_cast<long>(m.afterRuns) - static_cast<long>(m.beforeRuns), m.load.perSecond);
+  row("after them", mib(m.afterRuns) + note);
   std::printf(
       "helper CPU per sandbox over those runs: home loop %.2f ms, RPC threads %.2f ms, whole "
       "helper %.2f ms (the home loop alone could start about %.0f sandboxes/s)\n",
-      loopCpuPer, rpcCpuPer, helperCpuPer, loopCpuPer > 0 ? 1000.0 / loopCpuPer : 0.0);
+      m.cpu.home, m.cpu.rpc, m.cpu.whole, m.cpu.home > 0 ? 1000.0 / m.cpu.home : 0.0);
   return 0;
 }
 
@@ -517,6 +556,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   bool noGpu = false;
   app.add_flag("--no-gpu", noGpu, "Leave out the --gpu 0 rows (fake driver tree)");
+  app.add_flag("--throughput-only", o.throughputOnly,
+               "Only the throughput rows, with the helper's CPU per sandbox at each level (to "
+               "compare helper settings, e.g. --rpc-threads)");
   app.add_flag("--spans", o.spans,
                "Also time the phases of a run with a helper started with --trace-spans");
   app.add_option("--helper", o.helper, "gpubox-helper binary")->capture_default_str();

@@ -302,17 +302,29 @@ double cpuMs(const std::string& statPath) {
   return 1000.0 * static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
-double threadCpuMs(pid_t pid, pid_t tid) {
-  return cpuMs("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/stat");
+// A thread's time on a CPU: schedstat's first field, in nanoseconds (the
+// stat file counts clock ticks, 10 ms each: too coarse for a short level of
+// the benchmark); stat where the kernel has no schedstat.
+double taskCpuMs(const std::string& taskDir) {
+  try {
+    return static_cast<double>(std::stoull(readFile(taskDir + "/schedstat"))) / 1e6;
+  } catch (const std::exception&) {
+    return cpuMs(taskDir + "/stat");
+  }
 }
 
+double threadCpuMs(pid_t pid, pid_t tid) {
+  return taskCpuMs("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid));
+}
+
+// Every live thread of PID whose name is COMM (all of them if COMM is empty).
 double threadsCpuMs(pid_t pid, const std::string& comm) {
   const std::string task = "/proc/" + std::to_string(pid) + "/task";
   double total = 0;
   for (const auto& entry : std::filesystem::directory_iterator(task)) {
     try {
-      if (readFile(entry.path().string() + "/comm") == comm + "\n")
-        total += cpuMs(entry.path().string() + "/stat");
+      if (comm.empty() || readFile(entry.path().string() + "/comm") == comm + "\n")
+        total += taskCpuMs(entry.path().string());
     } catch (const std::exception&) {
       // A thread that ended meanwhile.
     }
@@ -321,7 +333,7 @@ double threadsCpuMs(pid_t pid, const std::string& comm) {
 }
 
 double processCpuMs(pid_t pid) {
-  return cpuMs("/proc/" + std::to_string(pid) + "/stat");
+  return threadsCpuMs(pid, "");
 }
 
 std::string copyExecutable(const std::string& from, const std::string& dir,

@@ -103,11 +103,12 @@ class Helper {
 // VmRSS of a process in KiB (from /proc/PID/status). Throws when unreadable.
 unsigned long vmRssKiB(pid_t pid);
 
-// CPU time (user + system, in ms at the clock tick's resolution) of one
-// thread, and of a whole process (its threads, not its children).
+// CPU time in ms (schedstat's nanoseconds; the clock tick's resolution
+// where there is none) of one thread, and of a whole process: its live
+// threads, not its children.
 double threadCpuMs(pid_t pid, pid_t tid);
 double processCpuMs(pid_t pid);
-// The CPU time of PID's threads named COMM (e.g. "gpubox-rpc"), in ms.
+// The CPU time of PID's live threads named COMM (e.g. "gpubox-rpc"), in ms.
 double threadsCpuMs(pid_t pid, const std::string& comm);
 
 // Copies `from` to <dir>/<name>, mode 0755, and returns the new path (the

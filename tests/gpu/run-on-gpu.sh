@@ -4,6 +4,9 @@
 #
 #   tests/gpu/run-on-gpu.sh            # BUILD=dir to use another build dir
 #
+# HELPER_ARGS adds arguments to the helper it starts (e.g. "--cgroup-parent
+# /gpuboxdev" on a host whose own cgroup delegates no controller).
+#
 # It starts a private gpubox-helper with a policy that grants every GPU to
 # the caller and to nobody (65534), then checks, as root and as nobody:
 #   - the CUDA probe and `nvidia-smi -L` work inside `gpubox run --gpu 0`;
@@ -75,7 +78,8 @@ max_gpus = $ngpus
 TOML
 chmod 644 "$tmp/helper.toml"
 
-"$HELPER" --listen "$tmp/sock" --config "$tmp/helper.toml" 2>"$tmp/helper.log" &
+read -ra helper_args <<<"${HELPER_ARGS:-}"
+"$HELPER" --listen "$tmp/sock" --config "$tmp/helper.toml" "${helper_args[@]}" 2>"$tmp/helper.log" &
 helper_pid=$!
 for _ in $(seq 100); do
   [[ -S $tmp/sock ]] && break

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Every measurement that needs the GPU host, in one call that fits its
+# budget (about 6 minutes on 16 cores): the real-GPU checks, the whole
+# benchmark, and the throughput rows under other helper settings. Run as
+# root from the repository root there, with the kit that
+# scripts/device-kit.sh made here carried along:
+#
+#   tests/bench/run-on-device.sh            # KIT=build-device-kit OUT=$OUT
+#
+# Writes machine.txt, gpu.txt, bench.txt and one throughput-*.txt per
+# helper setting into OUT, and prints a summary. Timings never fail it; a
+# FAIL of run-on-gpu.sh is reported and the benchmarks still run.
+set -uo pipefail
+
+KIT=${KIT:-build-device-kit}
+OUT=${OUT:-device-out}
+[[ $EUID -eq 0 ]] || { echo "run-on-device: run as root" >&2; exit 2; }
+[[ -x $KIT/build/helper/gpubox-helper ]] || {
+  echo "run-on-device: no kit at $KIT (scripts/device-kit.sh, then carry it)" >&2
+  exit 2
+}
+mkdir -p "$OUT"
+repo=$PWD
+
+# A copy that uid 65534 can reach (the checkout may sit in a 0700 home), its
+# libraries found through LD_LIBRARY_PATH by every carried program.
+kit=/tmp/gpubox-device-kit
+rm -rf "$kit" && cp -a "$KIT" "$kit" && chmod -R a+rX "$kit"
+export LD_LIBRARY_PATH=$kit/lib
+bin=$kit/build
+
+{
+  echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+  echo "kit: $(cat "$kit/COMMIT" 2>/dev/null || echo '?')"
+  echo "cpus: $(nproc); memory: $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
+  echo "kernel: $(uname -r); os: $(. /etc/os-release && echo "$PRETTY_NAME")"
+  echo "cgroup: $(stat -fc %T /sys/fs/cgroup)"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,pci.bus_id --format=csv,noheader 2>&1
+} | tee "$OUT/machine.txt"
+
+# bwrap as uid 65534 (the baseline) needs unprivileged user namespaces,
+# which Ubuntu's AppArmor restricts by default.
+if [[ -e /proc/sys/kernel/apparmor_restrict_unprivileged_userns ]]; then
+  echo 0 >/proc/sys/kernel/apparmor_restrict_unprivileged_userns
+fi
+
+# On a pure cgroup v2 host whose own cgroup delegates nothing, the helper's
+# sandboxes go under a parent of their own with the controllers enabled.
+helper_args=()
+if [[ $(stat -fc %T /sys/fs/cgroup) == cgroup2fs ]]; then
+  mkdir -p /sys/fs/cgroup/gpuboxdev
+  for c in memory cpu pids; do
+    echo "+$c" >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
+    echo "+$c" >/sys/fs/cgroup/gpuboxdev/cgroup.subtree_control 2>/dev/null
+  done
+  helper_args=(--cgroup-parent /gpuboxdev)
+fi
+bench_helper_args=()
+for a in "${helper_args[@]}"; do bench_helper_args+=("--helper-arg=$a"); done
+
+echo "--- run-on-gpu.sh"
+BUILD=$bin HELPER_ARGS="${helper_args[*]}" STARTUP_RUNS=100 \
+  timeout 240 "$repo/tests/gpu/run-on-gpu.sh" >"$OUT/gpu.txt" 2>&1
+echo "run-on-gpu.sh: exit $?"
+grep -E '^(FAIL|host:)|start-up median|throughput|ratio' "$OUT/gpu.txt" | head -30
+
+bench() {
+  timeout 200 "$bin/tests/bench/bench_startup" --bwrap "$kit/bin/bwrap" "${bench_helper_args[@]}" "$@"
+}
+echo "--- bench_startup (the helper's defaults)"
+bench --runs 200 --concurrency 1,8,16,32 --runs-per-client 40 --rss-runs 1000 --idle-sessions 20 \
+  >"$OUT/bench.txt" 2>"$OUT/bench.err"
+echo "bench_startup: exit $?"
+cat "$OUT/bench.txt"
+
+# The throughput rows under other settings of the helper's threads: the
+# RPC threads (default one per 8 CPUs) and the pool's spawners (likewise).
+for setting in "--rpc-threads 0" "--rpc-threads 4" "--pool-spawners 1" "--pool-spawners 4"; do
+  read -ra words <<<"$setting"
+  name=throughput-${words[0]#--}-${words[1]}.txt
+  echo "--- throughput with $setting"
+  bench --throughput-only --no-gpu --concurrency 8,16,32 --runs-per-client 60 \
+    "--helper-arg=${words[0]}" "--helper-arg=${words[1]}" >"$OUT/$name" 2>/dev/null
+  echo "exit $?"
+  cat "$OUT/$name"
+done
