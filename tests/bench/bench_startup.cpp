@@ -205,9 +205,11 @@ void printSpans(const SpanTable& t, unsigned runs) {
               median(t.whole), percentile(t.whole, 90), percentile(t.whole, 99));
 }
 
-std::string mib(unsigned long kib) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(kib) / 1024.0);
+// "10.7 MiB (anonymous 1.1)": VmRSS, and of it the helper's own memory.
+std::string mib(const Rss& rss) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.1f MiB (anonymous %.1f)",
+                static_cast<double>(rss.total) / 1024.0, static_cast<double>(rss.anon) / 1024.0);
   return buf;
 }
 
@@ -244,7 +246,7 @@ int benchmark(const Options& o) {
   std::vector<std::string> capArgs =
       concat({"--max-sandboxes-per-uid", caps, "--max-sessions-per-uid", caps}, o.helperArgs);
   Helper helper(o.helper, helperDir, capArgs);
-  unsigned long rssFresh = vmRssKiB(helper.pid());
+  const Rss rssFresh = rssKiB(helper.pid());
 
   auto gpubox = [&](const Helper& h, std::vector<std::string> args, const std::string& dir = "/") {
     return Command(concat({cli, "--socket", h.socket()}, args), kEnv, dir, kNobody);
@@ -436,22 +438,22 @@ int benchmark(const Options& o) {
 
   // Memory: the helper alone (its sessions' inits are processes of their own).
   struct Memory {
-    unsigned long warm = 0, sessions = 0, beforeRuns = 0, afterRuns = 0;
+    Rss warm, sessions, beforeRuns, afterRuns;
     unsigned clients = 0;
     Throughput load;
     HelperCpu cpu;  // per sandbox over the load
   } m;
   if (latency) {
-    m.warm = vmRssKiB(helper.pid());
+    m.warm = rssKiB(helper.pid());
     std::vector<std::string> names;
     for (unsigned i = 0; i < o.idleSessions; ++i) {
       names.push_back("bench-idle-" + std::to_string(i));
       control.timed(gpubox(helper, concat({"session", "create", "--name", names.back()}, kPlan)));
     }
-    m.sessions = vmRssKiB(helper.pid());
+    m.sessions = rssKiB(helper.pid());
     if (!names.empty()) control.timed(gpubox(helper, concat({"session", "rm"}, names)));
     std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the reaper's turn
-    m.beforeRuns = vmRssKiB(helper.pid());
+    m.beforeRuns = rssKiB(helper.pid());
     m.clients = std::max(1u, o.rssClients);
     // The helper's own CPU over the same runs: its home loop (the main
     // thread) is the one part of it that every sandbox passes through in
@@ -460,7 +462,7 @@ int benchmark(const Options& o) {
     m.load = concurrent(gpuboxPlan, m.clients, (o.rssRuns + m.clients - 1) / m.clients);
     m.cpu = HelperCpu::of(helper.pid()).perSandboxSince(before, m.load.latencies.size());
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    m.afterRuns = vmRssKiB(helper.pid());
+    m.afterRuns = rssKiB(helper.pid());
   }
   if (latency) std::fprintf(stderr, "  done: memory\n");
 
@@ -506,23 +508,28 @@ int benchmark(const Options& o) {
     std::printf("\n");
   }
   if (!latency) return 0;
-  std::printf("helper memory (VmRSS of gpubox-helper; its sandboxes' inits not counted)\n");
+  std::printf(
+      "helper memory (VmRSS of gpubox-helper, and of it RssAnon: its own heap and stacks, the rest "
+      "being its binary's and libraries' pages; its sandboxes' inits not counted)\n");
   auto row = [](const std::string& label, const std::string& value) {
     std::printf("  %-48s %s\n", (label + ":").c_str(), value.c_str());
   };
   char note[96];
   row("fresh, idle", mib(rssFresh));
   row("idle after the runs above", mib(m.warm));
-  std::snprintf(note, sizeof note, " (%+.1f KiB per session)",
-                o.idleSessions ? (static_cast<double>(m.sessions) - static_cast<double>(m.warm)) /
-                                     o.idleSessions
-                               : 0.0);
+  std::snprintf(note, sizeof note, "; %+.1f KiB per session",
+                o.idleSessions
+                    ? (static_cast<double>(m.sessions.total) - static_cast<double>(m.warm.total)) /
+                          o.idleSessions
+                    : 0.0);
   row("with " + std::to_string(o.idleSessions) + " idle sessions", mib(m.sessions) + note);
   row("sessions removed, before " + std::to_string(m.load.latencies.size()) + " runs (" +
           std::to_string(m.clients) + " clients)",
       mib(m.beforeRuns));
-  std::snprintf(note, sizeof note, " (%+ld KiB; %.1f runs/s)",
-                static_cast<long>(m.afterRuns) - static_cast<long>(m.beforeRuns), m.load.perSecond);
+  std::snprintf(note, sizeof note, "; %+ld KiB, anonymous %+ld KiB; %.1f runs/s",
+                static_cast<long>(m.afterRuns.total) - static_cast<long>(m.beforeRuns.total),
+                static_cast<long>(m.afterRuns.anon) - static_cast<long>(m.beforeRuns.anon),
+                m.load.perSecond);
   row("after them", mib(m.afterRuns) + note);
   std::printf(
       "helper CPU per sandbox over those runs: home loop %.2f ms, RPC threads %.2f ms, whole "

@@ -279,13 +279,18 @@ std::string readFile(const std::string& path) {
   return ss.str();
 }
 
-unsigned long vmRssKiB(pid_t pid) {
+Rss rssKiB(pid_t pid) {
   std::string path = "/proc/" + std::to_string(pid) + "/status";
   std::istringstream in(readFile(path));
   std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoul(line.substr(6));
-  throw std::runtime_error(path + " has no VmRSS line");
+  Rss rss;
+  bool total = false;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) rss.total = std::stoul(line.substr(6)), total = true;
+    if (line.rfind("RssAnon:", 0) == 0) rss.anon = std::stoul(line.substr(8));
+  }
+  if (!total) throw std::runtime_error(path + " has no VmRSS line");
+  return rss;
 }
 
 double cpuMs(const std::string& statPath) {

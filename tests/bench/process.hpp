@@ -100,8 +100,14 @@ class Helper {
   std::string socket_, logPath_;
 };
 
-// VmRSS of a process in KiB (from /proc/PID/status). Throws when unreadable.
-unsigned long vmRssKiB(pid_t pid);
+// A process's resident memory in KiB (/proc/PID/status): VmRSS, and the
+// part of it that is its own anonymous memory (RssAnon: heap, stacks),
+// the rest being pages of files it maps (its binary's and libraries' code,
+// shared with the page cache). Throws when unreadable.
+struct Rss {
+  unsigned long total = 0, anon = 0;
+};
+Rss rssKiB(pid_t pid);
 
 // CPU time in ms (schedstat's nanoseconds; the clock tick's resolution
 // where there is none) of one thread, and of a whole process: its live
