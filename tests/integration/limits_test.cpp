@@ -273,6 +273,27 @@ TEST_P(Pids, ForkBombIsContainedAndTheHelperKeepsServing) {
       << "sleep " << sleepArg << " outlived the bomb's sandbox";
 }
 
+// A limit the kernel itself refuses (pids.max takes at most PID_MAX_LIMIT,
+// 4194304) fails the run with the option, the file and the kernel's word,
+// before the command runs (here in a warm init's cgroup, the default); the
+// helper goes on serving.
+TEST_P(Pids, AValueTheKernelRefusesNamesTheFileAndNothingRuns) {
+  const std::string marker = helper().workDir() + "/ran-" + std::to_string(caller());
+  auto refused = runAs({"--pids", "5000000", "--", "sh", "-c", "touch " + marker});
+  EXPECT_EQ(refused.exitCode, 125) << refused.describe();
+  EXPECT_EQ(refused.out, "");
+  EXPECT_THAT(refused.err, StartsWith("gpubox: --pids 5000000: writing 5000000 to "))
+      << refused.describe();
+  EXPECT_THAT(refused.err, HasSubstr("/pids.max: Invalid argument")) << refused.describe();
+  EXPECT_FALSE(pathExists(marker)) << "the command ran although its limit was refused";
+  auto next = runAs({"--pids", "64", "--json-status", "3", "--", "echo", "ran"}, withStatusFd({}));
+  EXPECT_EQ(next.exitCode, 0) << next.describe();
+  EXPECT_EQ(next.out, "ran\n");
+  nlohmann::json j = parseJson(next.extra);
+  ASSERT_FALSE(j.is_discarded()) << next.describe();
+  EXPECT_THAT(stringsOf(j["limits"]), Contains(StartsWith("pids.max = 64 (cgroup v"))) << j.dump();
+}
+
 GPUBOX_INSTANTIATE_CALLERS(Pids);
 
 // ------------------------------------------------------------ timeouts

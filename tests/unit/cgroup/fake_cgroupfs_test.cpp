@@ -155,6 +155,37 @@ TEST_F(FakeCgroup, V1WriterErrorNamesOption) {
   }
 }
 
+// The first failure stops every later write (a sandbox must not run with
+// half its limits), and only a file the kernel may lack (memsw, without
+// swap accounting) may be missing.
+TEST_F(FakeCgroup, LimitWritesStopAtTheFirstFailure) {
+  for (const char* f : {"cpu.cfs_period_us", "cpu.cfs_quota_us", "pids.max"}) put(f);
+  ResourceLimits limits;
+  limits.memoryBytes = 64 * kMiB;  // memory.limit_in_bytes is missing here
+  limits.cpuMillis = 500;
+  limits.pids = 16;
+  try {
+    writeV1Limits(fd_.get(), dir_, {"memory", "cpu", "pids"}, limits);
+    ADD_FAILURE() << "must throw";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind(
+                  "--memory 64M: writing 67108864 to " + dir_ + "/memory.limit_in_bytes: ", 0),
+              0u)
+        << e.what();
+  }
+  EXPECT_EQ(get("cpu.cfs_quota_us"), "") << "written after a failure";
+  EXPECT_EQ(get("pids.max"), "") << "written after a failure";
+  // With the memory file there, the missing memsw is a status line and the
+  // rest is written.
+  put("memory.limit_in_bytes");
+  const std::vector<std::string> want = {
+      "memory.limit_in_bytes = 67108864 (cgroup v1)",
+      "memory.memsw.limit_in_bytes absent (no swap accounting): swap not limited",
+      "cpu.cfs_quota_us = 50000 per 100000 (cgroup v1)", "pids.max = 16 (cgroup v1)"};
+  EXPECT_EQ(writeV1Limits(fd_.get(), dir_, {"memory", "cpu", "pids"}, limits), want);
+  EXPECT_EQ(get("pids.max"), "16");
+}
+
 TEST_F(FakeCgroup, V2StatsParsing) {
   put("memory.current", "1234\n");
   put("memory.peak", "5678\n");
