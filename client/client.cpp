@@ -397,6 +397,15 @@ HelperInfo Connection::info() {
     info.userNamespace = i.getUserNamespace().cStr();
     info.userNamespaceSetting = i.getUserNamespaceSetting().cStr();
     info.userNamespaceReason = i.getUserNamespaceReason().cStr();
+    if (i.hasWarmPool()) {
+      auto p = i.getWarmPool();
+      info.warmPool = HelperInfo::WarmPool{.size = p.getSize(),
+                                           .floor = p.getFloor(),
+                                           .ceiling = p.getCeiling(),
+                                           .ready = p.getReady(),
+                                           .taken = p.getTaken(),
+                                           .missed = p.getMissed()};
+    }
     return info;
   });
 }

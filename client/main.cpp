@@ -291,7 +291,12 @@ int infoCommand(const std::string& socket, bool json) {
                        i.cgroups,
                        i.userNamespace,
                        i.userNamespaceSetting,
-                       i.userNamespaceReason};
+                       i.userNamespaceReason,
+                       {}};
+  if (i.warmPool)
+    r.warmPool =
+        gpubox::InfoReport::WarmPool{i.warmPool->size,  i.warmPool->floor, i.warmPool->ceiling,
+                                     i.warmPool->ready, i.warmPool->taken, i.warmPool->missed};
   if (json) {
     std::cout << gpubox::infoReportJson(r) << "\n";
   } else {
@@ -310,6 +315,11 @@ int infoCommand(const std::string& socket, bool json) {
     if (!r.userNamespace.empty())
       std::cout << "user namespace:   " << r.userNamespace << " (--user-namespace "
                 << r.userNamespaceSetting << "; " << r.userNamespaceReason << ")\n";
+    if (r.warmPool)
+      std::cout << "warm pool:        " << r.warmPool->ready << " ready of " << r.warmPool->size
+                << " (--warm-inits " << r.warmPool->floor << ", up to " << r.warmPool->ceiling
+                << " on demand); since start " << r.warmPool->taken << " requests took one, "
+                << r.warmPool->missed << " found none ready\n";
   }
   if (i.protocolMajor != gpubox::wire::PROTOCOL_MAJOR)
     return fail("helper speaks protocol " + std::to_string(i.protocolMajor) + ".x, this client " +

@@ -49,6 +49,11 @@ std::string infoReportJson(const InfoReport& i) {
   j["user_namespace"] = textOrNull(i.userNamespace);
   j["user_namespace_setting"] = textOrNull(i.userNamespaceSetting);
   j["user_namespace_reason"] = textOrNull(i.userNamespaceReason);
+  j["warm_pool"] = nullptr;
+  if (i.warmPool)
+    j["warm_pool"] = {{"size", i.warmPool->size},       {"floor", i.warmPool->floor},
+                      {"ceiling", i.warmPool->ceiling}, {"ready", i.warmPool->ready},
+                      {"taken", i.warmPool->taken},     {"missed", i.warmPool->missed}};
   return j.dump(2);
 }
 

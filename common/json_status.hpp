@@ -50,6 +50,12 @@ struct InfoReport {
   std::string userNamespace;         // "new" or "host"; "" from an older helper
   std::string userNamespaceSetting;  // "auto", "required" or "never"
   std::string userNamespaceReason;
+  // The warm-init pool (to root only): absent when not shown.
+  struct WarmPool {
+    unsigned size = 0, floor = 0, ceiling = 0, ready = 0;
+    uint64_t taken = 0, missed = 0;
+  };
+  std::optional<WarmPool> warmPool;
 };
 
 std::string infoReportJson(const InfoReport& info);

@@ -8,6 +8,7 @@
 #include "caller_policy.hpp"
 #include "env.hpp"
 #include "error.hpp"
+#include "init_pool.hpp"
 #include "kernel_features.hpp"
 #include "limit_resolution.hpp"
 
@@ -40,6 +41,18 @@ HelperFacts helperFacts(DaemonContext& ctx, const PeerIdentity& peer) {
   for (std::string& line : describeGrant(caller.grant, peer.uid == 0))
     f.limits.push_back(std::move(line));
   f.cgroups = cgroup::describeLayout(ctx.cgroupLayout);
+  // Its counters are everyone's requests: not for other users to watch.
+  if (peer.uid == 0 && ctx.initPool) {
+    const InitPool& pool = *ctx.initPool;
+    f.warmPool = HelperFacts::WarmPool{
+        .size = static_cast<uint32_t>(pool.size()),
+        .floor = static_cast<uint32_t>(pool.floor()),
+        .ceiling = static_cast<uint32_t>(pool.ceiling()),
+        .ready = static_cast<uint32_t>(pool.ready()),
+        .taken = pool.taken(),
+        .missed = pool.missed(),
+    };
+  }
   return f;
 }
 

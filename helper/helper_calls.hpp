@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -45,6 +46,11 @@ struct HelperFacts {  // Helper.info
   std::string userNamespace, userNamespaceSetting, userNamespaceReason;
   std::vector<std::string> limits;
   std::vector<std::string> cgroups;
+  struct WarmPool {
+    uint32_t size = 0, floor = 0, ceiling = 0, ready = 0;
+    uint64_t taken = 0, missed = 0;
+  };
+  std::optional<WarmPool> warmPool;  // root callers, and only with a pool
 };
 HelperFacts helperFacts(DaemonContext& ctx, const PeerIdentity& peer);
 

@@ -60,6 +60,7 @@ std::optional<WarmInit> InitPool::take() {
     else
       out = std::move(w);
   }
+  ++(out ? taken_ : missed_);
   // A miss (not while the pool is being remade after a mount change).
   if (!out && !waitingForQuiet_ && size_ > 0) grow();
   if (warm_.empty()) scheduleRefill();

@@ -92,6 +92,13 @@ class InitPool : private kj::TaskSet::ErrorHandler {
   void discard(WarmInit w);
 
   size_t size() const { return size_; }  // now; between the configured size and kGrowth times it
+  size_t floor() const { return floor_; }
+  size_t ceiling() const { return ceiling_; }
+  // Since start: requests that took a warm init, and requests that found
+  // none ready and had one cloned for them (a miss). gpubox info shows them
+  // to root: whether --warm-inits fits the load.
+  uint64_t taken() const { return taken_; }
+  uint64_t missed() const { return missed_; }
   static constexpr size_t kGrowth = 4;
   static constexpr auto kShrinkInterval = 10 * kj::SECONDS;
   size_t ready() const { return warm_.size(); }
@@ -122,6 +129,8 @@ class InitPool : private kj::TaskSet::ErrorHandler {
   bool shrinkArmed_ = false;
   std::deque<WarmInit> warm_;
   size_t inFlight_ = 0;
+  uint64_t taken_ = 0;
+  uint64_t missed_ = 0;
   uint64_t failuresInARow_ = 0;
   bool backingOff_ = false;
   bool refillScheduled_ = false;

@@ -242,6 +242,15 @@ class HelperImpl final : public wire::Helper::Server {
           info.setUserNamespaceReason(f.userNamespaceReason);
           fillTexts(info.initLimits(f.limits.size()), f.limits);
           fillTexts(info.initCgroups(f.cgroups.size()), f.cgroups);
+          if (f.warmPool) {
+            auto pool = info.initWarmPool();
+            pool.setSize(f.warmPool->size);
+            pool.setFloor(f.warmPool->floor);
+            pool.setCeiling(f.warmPool->ceiling);
+            pool.setReady(f.warmPool->ready);
+            pool.setTaken(f.warmPool->taken);
+            pool.setMissed(f.warmPool->missed);
+          }
         });
   }
 

@@ -9,7 +9,7 @@
 $import "/capnp/c++.capnp".namespace("gpubox::wire");
 
 const protocolMajor :UInt32 = 1;
-const protocolMinor :UInt32 = 4;
+const protocolMinor :UInt32 = 5;
 # 1.1: limits, timeouts, why a process ended, sessions and the list (issue 6).
 # 1.3: what bubblewrap's command line needs (gpubox-bwrap, issue 9): more
 #      mount kinds and their modifiers, caller seccomp programs, lock files,
@@ -248,6 +248,17 @@ struct HelperInfo {
   userNamespace   @10 :Text;        # (1.2) what sandboxes get: "new" or "host" (as Applied.userNamespace)
   userNamespaceSetting @11 :Text;   # (1.2) the helper's --user-namespace: "auto", "required" or "never"
   userNamespaceReason  @12 :Text;   # (1.2) how the setting and the kernel led to userNamespace, one line
+  warmPool        @13 :WarmPool;    # (1.5) to root only (it counts everyone's requests); null otherwise, or with no pool
+}
+
+# The helper's pool of warm inits (--warm-inits; docs/operations.md).
+struct WarmPool {
+  size     @0 :UInt32;   # inits it keeps now (grows on misses, shrinks back)
+  floor    @1 :UInt32;   # --warm-inits
+  ceiling  @2 :UInt32;   # --warm-inits-max
+  ready    @3 :UInt32;   # waiting now
+  taken    @4 :UInt64;   # requests served from it since start
+  missed   @5 :UInt64;   # requests that found it empty (an init cloned for them)
 }
 
 interface Process {

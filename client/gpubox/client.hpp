@@ -186,6 +186,13 @@ struct HelperInfo {
   std::string userNamespace;         // what sandboxes get: "new" or "host" ("" from older helpers)
   std::string userNamespaceSetting;  // the helper's --user-namespace: auto, required or never
   std::string userNamespaceReason;   // how it was decided, one line
+  // The helper's warm-init pool: shown to root only (it counts everyone's
+  // requests); absent otherwise, with no pool, or from a helper before 1.5.
+  struct WarmPool {
+    unsigned size = 0, floor = 0, ceiling = 0, ready = 0;
+    uint64_t taken = 0, missed = 0;
+  };
+  std::optional<WarmPool> warmPool;
 };
 
 struct GpuInfo {

@@ -413,6 +413,54 @@ TEST_P(WarmInits, ThePoolGrowsWhenRequestsFindItEmptyAndShrinksBack) {
       << waitingInits().size() << " waiting, " << grown << " before";
 }
 
+// `gpubox info` shows root the pool and what came of each request for it
+// (whether --warm-inits fits the load); other users see nothing of it, as
+// it counts everyone's requests.
+TEST_P(WarmInits, InfoCountsTakesAndMissesForRootOnly) {
+  auto pool = [&] {
+    auto info = helper().cli({"info", "--json"}, as());
+    EXPECT_EQ(info.exitCode, 0) << info.describe();
+    nlohmann::json j = parseJson(info.out);
+    EXPECT_TRUE(j.contains("warm_pool")) << info.out;
+    return j["warm_pool"];
+  };
+  if (caller() != 0) {
+    EXPECT_TRUE(pool().is_null()) << pool().dump();
+    return;
+  }
+  fullPool();
+  const nlohmann::json before = pool();
+  ASSERT_TRUE(before.is_object()) << before.dump();
+  EXPECT_EQ(before["floor"], warm());
+  EXPECT_EQ(before["ceiling"], 4 * warm());
+  EXPECT_EQ(before["ready"], warm());
+  auto r = helper().cli({"run", "--", "true"}, as());
+  ASSERT_EQ(r.exitCode, 0) << r.describe();
+  auto host = helper().cli({"run", "--net", "host", "--", "true"}, as());
+  ASSERT_EQ(host.exitCode, 0) << host.describe();
+  nlohmann::json after = pool();
+  EXPECT_EQ(after["taken"], before["taken"].get<uint64_t>() + 1) << "--net host is no take";
+  EXPECT_EQ(after["missed"], before["missed"]) << after.dump();
+  // With its spawners stopped the pool cannot refill: one session more
+  // than it holds finds it empty.
+  fullPool();
+  const nlohmann::json full = pool();
+  const std::set<pid_t> spawners = childrenNamed(helper().pid(), "gpubox-spawner");
+  for (pid_t spawner : spawners) ::kill(spawner, SIGSTOP);
+  std::vector<std::string> names;
+  for (int i = 0; i <= warm(); ++i) {
+    auto created = helper().cli({"session", "create", "--json"}, as());
+    EXPECT_EQ(created.exitCode, 0) << created.describe();
+    names.push_back(parseJson(created.out)["name"].get<std::string>());
+  }
+  after = pool();  // before the spawners refill it
+  for (pid_t spawner : spawners) ::kill(spawner, SIGCONT);
+  EXPECT_EQ(after["taken"], full["taken"].get<uint64_t>() + warm()) << after.dump();
+  EXPECT_EQ(after["missed"], full["missed"].get<uint64_t>() + 1) << after.dump();
+  EXPECT_EQ(after["ready"], 0) << after.dump();
+  for (const std::string& name : names) helper().cli({"session", "rm", name}, as());
+}
+
 // --warm-inits-max caps the growth: equal to --warm-inits, the pool keeps
 // its size whatever the misses.
 class FixedPool : public HelperTest {
