@@ -31,6 +31,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "fake_driver.hpp"
 #include "process.hpp"
 #include "stats.hpp"
@@ -402,22 +404,36 @@ int benchmark(const Options& o) {
   // by level), never both at once.
   // The --gpu 0 levels (fake driver, one shared GPU) against bwrap with the
   // same --dev-binds, the same way.
-  // Each level also reads the helper's CPU around its gpubox side: whether
-  // the home loop is near its ceiling at that level.
+  // Each level also reads the helper's CPU around its gpubox side (whether
+  // the home loop is near its ceiling at that level) and its warm pool's
+  // counts (gpubox info, as root): the share of runs that found no warm
+  // init ready and had one cloned for them.
   struct Level {
     unsigned clients;
     Throughput g, b;
-    HelperCpu cpu;  // per sandbox
+    HelperCpu cpu;           // per sandbox
+    double poolMisses = -1;  // share of the runs; < 0: unknown
   };
-  auto measureLevels = [&](const Command& a, const Command& b, pid_t helperPid, const char* what) {
+  auto poolCounts = [&](const Helper& h) -> std::pair<double, double> {
+    nlohmann::json info = nlohmann::json::parse(
+        control.output(Command({cli, "--socket", h.socket(), "info", "--json"}, kEnv, "/", 0)),
+        nullptr, false);
+    if (info.is_discarded() || !info["warm_pool"].is_object()) return {-1, -1};
+    return {info["warm_pool"]["taken"].get<double>(), info["warm_pool"]["missed"].get<double>()};
+  };
+  auto measureLevels = [&](const Command& a, const Command& b, const Helper& h, const char* what) {
     std::vector<Level> out;
     for (size_t i = 0; i < o.concurrency.size(); ++i) {
       unsigned c = o.concurrency[i];
       Level l{c, {}, {}, {}};
       auto gpuboxSide = [&] {
-        HelperCpu before = HelperCpu::of(helperPid);
+        const auto [taken0, missed0] = poolCounts(h);
+        HelperCpu before = HelperCpu::of(h.pid());
         l.g = concurrent(a, c, o.runsPerClient);
-        l.cpu = HelperCpu::of(helperPid).perSandboxSince(before, l.g.latencies.size());
+        l.cpu = HelperCpu::of(h.pid()).perSandboxSince(before, l.g.latencies.size());
+        const auto [taken1, missed1] = poolCounts(h);
+        const double asked = (taken1 - taken0) + (missed1 - missed0);
+        if (taken0 >= 0 && taken1 >= 0 && asked > 0) l.poolMisses = (missed1 - missed0) / asked;
       };
       if (i % 2 == 0) {
         gpuboxSide();
@@ -431,10 +447,9 @@ int benchmark(const Options& o) {
     }
     return out;
   };
-  std::vector<Level> levels = measureLevels(gpuboxPlan, bwrapPlan, helper.pid(), "");
+  std::vector<Level> levels = measureLevels(gpuboxPlan, bwrapPlan, helper, "");
   std::vector<Level> gpuLevels;
-  if (gpuRunHeld)
-    gpuLevels = measureLevels(*gpuRunHeld, *bwrapDevHeld, gpuHelperHeld->pid(), " --gpu 0");
+  if (gpuRunHeld) gpuLevels = measureLevels(*gpuRunHeld, *bwrapDevHeld, *gpuHelperHeld, " --gpu 0");
 
   // Memory: the helper alone (its sessions' inits are processes of their own).
   struct Memory {
@@ -485,20 +500,24 @@ int benchmark(const Options& o) {
       "latency (ms)\n",
       o.runsPerClient);
   auto printLevels = [](const std::vector<Level>& rows) {
-    std::printf("%-8s %12s %8s %8s | %12s %8s %8s | %6s | %9s %9s %9s\n", "clients", "gpubox /s",
-                "median", "p99", "bwrap /s", "median", "p99", "ratio", "home ms", "rpc ms",
-                "helper ms");
-    for (const auto& l : rows)
-      std::printf("%-8u %12.1f %8.2f %8.2f | %12.1f %8.2f %8.2f | %6.2f | %9.3f %9.3f %9.3f\n",
+    std::printf("%-8s %12s %8s %8s | %12s %8s %8s | %6s | %9s %9s %9s %9s\n", "clients",
+                "gpubox /s", "median", "p99", "bwrap /s", "median", "p99", "ratio", "home ms",
+                "rpc ms", "helper ms", "pool miss");
+    for (const auto& l : rows) {
+      char misses[16] = "-";
+      if (l.poolMisses >= 0) std::snprintf(misses, sizeof misses, "%.0f%%", 100 * l.poolMisses);
+      std::printf("%-8u %12.1f %8.2f %8.2f | %12.1f %8.2f %8.2f | %6.2f | %9.3f %9.3f %9.3f %9s\n",
                   l.clients, l.g.perSecond, median(l.g.latencies), percentile(l.g.latencies, 99),
                   l.b.perSecond, median(l.b.latencies), percentile(l.b.latencies, 99),
                   l.b.perSecond > 0 ? l.g.perSecond / l.b.perSecond : 0, l.cpu.home, l.cpu.rpc,
-                  l.cpu.whole);
+                  l.cpu.whole, misses);
+    }
   };
   printLevels(levels);
   std::printf(
       "ratio: gpubox sandboxes/s over bwrap's; home/rpc/helper ms: the helper's CPU per sandbox "
-      "in its home loop, its RPC threads and all its threads, over that level's gpubox runs\n\n");
+      "in its home loop, its RPC threads and all its threads, over that level's gpubox runs; pool "
+      "miss: the share of them that found no warm init ready\n\n");
   if (!gpuLevels.empty()) {
     std::printf(
         "throughput: `run --gpu 0` (fake driver, one GPU shared) vs bwrap with the same "

@@ -8,7 +8,8 @@
 #   tests/bench/run-on-device.sh            # KIT=build-device-kit OUT=$OUT
 #
 # Writes machine.txt, gpu.txt, bench.txt and one throughput-*.txt per
-# helper setting into OUT, and prints a summary. Timings never fail it; a
+# helper setting into OUT (8 files: what one call brings back), and prints
+# them. Timings never fail it; a
 # FAIL of run-on-gpu.sh is reported and the benchmarks still run.
 set -uo pipefail
 
@@ -69,18 +70,26 @@ bench() {
 }
 echo "--- bench_startup (the helper's defaults)"
 bench --runs 200 --concurrency 1,8,16,32 --runs-per-client 40 --rss-runs 1000 --idle-sessions 20 \
-  >"$OUT/bench.txt" 2>"$OUT/bench.err"
-echo "bench_startup: exit $?"
+  >"$OUT/bench.txt" 2>/tmp/gpubox-bench.err
+rc=$?
+echo "bench_startup: exit $rc"
+((rc == 0)) || tail -20 /tmp/gpubox-bench.err
 cat "$OUT/bench.txt"
 
-# The throughput rows under other settings of the helper's threads: the
-# RPC threads (default one per 8 CPUs) and the pool's spawners (likewise).
-for setting in "--rpc-threads 0" "--rpc-threads 4" "--pool-spawners 1" "--pool-spawners 4"; do
+# The throughput rows under other settings of the helper: its RPC threads
+# and its pool's spawners (each by default one per 8 CPUs), and a larger
+# warm pool (default 4, growing to 16 on misses; the rows' "pool miss"
+# column says whether it kept up).
+for setting in "--rpc-threads 0" "--rpc-threads 4" "--pool-spawners 1" "--pool-spawners 4" \
+  "--warm-inits 16"; do
   read -ra words <<<"$setting"
-  name=throughput-${words[0]#--}-${words[1]}.txt
+  args=() name=throughput
+  for w in "${words[@]}"; do args+=("--helper-arg=$w") name+=-${w#--}; done
   echo "--- throughput with $setting"
-  bench --throughput-only --no-gpu --concurrency 8,16,32 --runs-per-client 60 \
-    "--helper-arg=${words[0]}" "--helper-arg=${words[1]}" >"$OUT/$name" 2>/dev/null
-  echo "exit $?"
-  cat "$OUT/$name"
+  bench --throughput-only --no-gpu --concurrency 8,16,32 --runs-per-client 60 "${args[@]}" \
+    >"$OUT/$name.txt" 2>/tmp/gpubox-bench.err
+  rc=$?
+  echo "exit $rc"
+  ((rc == 0)) || tail -20 /tmp/gpubox-bench.err
+  cat "$OUT/$name.txt"
 done
