@@ -28,12 +28,18 @@
 // by the requests' spawner, and waits for it (about 1 ms, and its cgroup
 // directories on the loop): so the pool's size
 // follows demand. Each such miss raises it by one, up to --warm-inits-max
-// (by default kGrowth times the configured size); after kShrinkInterval
-// without a miss it goes back down by one, to the configured size.
+// (by default kGrowth times the configured size, and at least
+// kDefaultCeiling); after kShrinkInterval without a miss it goes back down
+// by one, to the configured size. The ceiling must reach the load's
+// concurrency: an init taken is replaced only once its sandbox has run its
+// command (refillAfter), so under a steady load about as many inits are
+// owed as sandboxes run at once (32 clients on the 2-core VM: 40% of runs
+// missed a pool capped at 16, 2% with room to grow; docs/performance.md).
 #pragma once
 
 #include <kj/async.h>
 
+#include <algorithm>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -91,7 +97,7 @@ class InitPool : private kj::TaskSet::ErrorHandler {
   // by a request that then failed before using it. Schedules a refill.
   void discard(WarmInit w);
 
-  size_t size() const { return size_; }  // now; between the configured size and kGrowth times it
+  size_t size() const { return size_; }  // now; between the floor and the ceiling
   size_t floor() const { return floor_; }
   size_t ceiling() const { return ceiling_; }
   // Since start: requests that took a warm init, and requests that found
@@ -100,6 +106,9 @@ class InitPool : private kj::TaskSet::ErrorHandler {
   uint64_t taken() const { return taken_; }
   uint64_t missed() const { return missed_; }
   static constexpr size_t kGrowth = 4;
+  static constexpr size_t kDefaultCeiling = 64;  // about 0.5 MiB of memory per waiting init
+  // --warm-inits-max when not given, for --warm-inits FLOOR.
+  static size_t defaultCeiling(size_t floor) { return std::max(kGrowth * floor, kDefaultCeiling); }
   static constexpr auto kShrinkInterval = 10 * kj::SECONDS;
   size_t ready() const { return warm_.size(); }
 
@@ -124,7 +133,7 @@ class InitPool : private kj::TaskSet::ErrorHandler {
   InitSpawner& spawner_;
   size_t size_;
   size_t floor_;                                            // --warm-inits
-  size_t ceiling_;                                          // kGrowth * floor_
+  size_t ceiling_;                                          // --warm-inits-max
   kj::TimePoint lastChange_ = kj::origin<kj::TimePoint>();  // the last miss or shrink
   bool shrinkArmed_ = false;
   std::deque<WarmInit> warm_;

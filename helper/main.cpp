@@ -84,7 +84,7 @@ struct Options {
   std::string idleConnectionTimeout = "60s";
   size_t maxCallsPerConnection = 256;
   size_t warmInits = 4;
-  std::optional<size_t> warmInitsMax;  // unset: InitPool::kGrowth times warmInits
+  std::optional<size_t> warmInitsMax;  // unset: InitPool::defaultCeiling(warmInits)
   std::optional<size_t> poolSpawners;  // unset: InitSpawner::defaultCount of the CPUs
   std::optional<size_t> rpcThreads;    // unset: RpcLoops::defaultCount of the CPUs
 };
@@ -287,7 +287,7 @@ int serve(const Options& opts) {
   if (ctx.initSpawner)
     ctx.initPool = std::make_unique<gpubox::InitPool>(
         ctx, *ctx.initSpawner, opts.warmInits,
-        opts.warmInitsMax.value_or(opts.warmInits * gpubox::InitPool::kGrowth));
+        opts.warmInitsMax.value_or(gpubox::InitPool::defaultCeiling(opts.warmInits)));
 
   io.unixEventPort.captureSignal(SIGTERM);
   io.unixEventPort.captureSignal(SIGINT);
@@ -399,13 +399,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--warm-inits", opts.warmInits,
                  "Sandbox inits kept ready ahead of requests, in fresh namespaces and cgroups; "
-                 "up to 4 times as many while requests find none ready (0: clone each for "
-                 "its request; docs/performance.md)")
+                 "more (see --warm-inits-max) while requests find none ready (0: clone each "
+                 "for its request; docs/performance.md)")
       ->capture_default_str()
       ->check(CLI::Range(0, 256));
   app.add_option("--warm-inits-max", opts.warmInitsMax,
                  "The most warm inits kept while requests find none ready (default: 4 times "
-                 "--warm-inits; equal to it: a pool of fixed size)")
+                 "--warm-inits, at least 64; equal to it: a pool of fixed size)")
       ->check(CLI::Range(0, 1024));
   app.add_option("--pool-spawners", opts.poolSpawners,
                  "Processes that clone the warm pool's inits side by side (default: one per 8 "
