@@ -34,15 +34,14 @@
 #include <nlohmann/json.hpp>
 
 #include "fake_driver.hpp"
+#include "measure.hpp"
 #include "process.hpp"
 #include "stats.hpp"
 
 namespace gpubox::bench {
 namespace {
 
-struct Options {
-  unsigned runs = 300;
-  unsigned warmup = 5;
+struct Options : Rounds {
   std::vector<unsigned> concurrency = {1, 2, 8, 16, 32};
   unsigned runsPerClient = 20;
   unsigned idleSessions = 100;
@@ -69,142 +68,6 @@ std::vector<std::string> concat(std::vector<std::string> a, const std::vector<st
 std::string besideBuild(const std::string& rel) {
   auto self = std::filesystem::read_symlink("/proc/self/exe");
   return (self.parent_path() / ".." / ".." / rel).lexically_normal().string();
-}
-
-struct Pair {
-  std::string name, aLabel, bLabel;
-  std::vector<double> a, b;
-};
-
-// Interleaved A/B: run i does A then B, run i+1 B then A.
-// MEASURE is what is timed of one run (Runner::timed: fork to reap).
-Pair interleave(const std::string& name, const std::string& aLabel, const Command& a,
-                const std::string& bLabel, const Command& b, const Options& o,
-                double (Runner::*measure)(const Command&) = &Runner::timed) {
-  Runner runner;
-  for (unsigned i = 0; i < o.warmup; ++i) {
-    (runner.*measure)(a);
-    (runner.*measure)(b);
-  }
-  Pair p{name, aLabel, bLabel, {}, {}};
-  for (unsigned i = 0; i < o.runs; ++i) {
-    if (i % 2 == 0) {
-      p.a.push_back((runner.*measure)(a));
-      p.b.push_back((runner.*measure)(b));
-    } else {
-      p.b.push_back((runner.*measure)(b));
-      p.a.push_back((runner.*measure)(a));
-    }
-  }
-  std::fprintf(stderr, "  done: %s\n", name.c_str());
-  return p;
-}
-
-struct Throughput {
-  double perSecond = 0;
-  std::vector<double> latencies;
-};
-
-// The helper's CPU time so far (ms): its home loop (the main thread), its
-// RPC threads, and the whole process with every thread.
-struct HelperCpu {
-  double home = 0, rpc = 0, whole = 0;
-  static HelperCpu of(pid_t pid) {
-    return {threadCpuMs(pid, pid), threadsCpuMs(pid, "gpubox-rpc"), processCpuMs(pid)};
-  }
-  // Per sandbox, from BEFORE to this reading over N sandboxes.
-  HelperCpu perSandboxSince(const HelperCpu& before, size_t n) const {
-    double d = n ? static_cast<double>(n) : 1.0;
-    return {(home - before.home) / d, (rpc - before.rpc) / d, (whole - before.whole) / d};
-  }
-};
-
-// `clients` threads, each running `command` `perClient` times back to back.
-Throughput concurrent(const Command& command, unsigned clients, unsigned perClient) {
-  std::vector<std::vector<double>> samples(clients);
-  std::vector<std::exception_ptr> errors(clients);
-  auto t0 = std::chrono::steady_clock::now();
-  {
-    std::vector<std::jthread> threads;
-    for (unsigned c = 0; c < clients; ++c)
-      threads.emplace_back([&, c] {
-        try {
-          Runner runner;
-          for (unsigned i = 0; i < perClient; ++i) samples[c].push_back(runner.timed(command));
-        } catch (...) {
-          errors[c] = std::current_exception();
-        }
-      });
-  }
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
-  Throughput t;
-  for (auto& s : samples) t.latencies.insert(t.latencies.end(), s.begin(), s.end());
-  t.perSecond = static_cast<double>(t.latencies.size()) / seconds;
-  return t;
-}
-
-void printPair(const Pair& p) {
-  std::printf("%-26s %-24s %7.2f %7.2f %7.2f | %-24s %7.2f %7.2f %7.2f | %6.2f\n", p.name.c_str(),
-              p.aLabel.c_str(), median(p.a), percentile(p.a, 90), percentile(p.a, 99),
-              p.bLabel.c_str(), median(p.b), percentile(p.b, 90), percentile(p.b, 99),
-              medianRatio(p.a, p.b));
-}
-
-// The helper's --trace-spans lines ("spans run-7: checked +0.01 ... (ms)"):
-// for each phase, the times at which the sandboxes reached it.
-std::vector<std::pair<std::string, std::vector<double>>> parseSpans(const std::string& log) {
-  std::vector<std::pair<std::string, std::vector<double>>> phases;
-  std::istringstream lines(log);
-  std::string line;
-  while (std::getline(lines, line)) {
-    size_t at = line.find("spans run-");
-    if (at == std::string::npos) continue;
-    std::istringstream words(line.substr(line.find(':', at) + 1));
-    std::string phase, value;
-    while (words >> phase >> value && value.size() > 1 && value[0] == '+') {
-      auto it = std::find_if(phases.begin(), phases.end(),
-                             [&](const auto& p) { return p.first == phase; });
-      if (it == phases.end()) it = phases.insert(phases.end(), {phase, {}});
-      it->second.push_back(std::stod(value.substr(1)));
-    }
-  }
-  return phases;
-}
-
-struct SpanTable {
-  std::string what;
-  std::vector<std::pair<std::string, std::vector<double>>> phases;
-  std::vector<double> whole;  // the client's fork to reap, same runs
-};
-
-// Runs `run` (a command against `traced`, a helper started with
-// --trace-spans) o.runs times in a row and collects the phases it logged.
-SpanTable traceRuns(const std::string& what, const Helper& traced, const Command& run,
-                    const Options& o) {
-  SpanTable t{what, {}, {}};
-  Runner runner;
-  for (unsigned i = 0; i < o.warmup; ++i) runner.timed(run);
-  std::string before = traced.log();
-  for (unsigned i = 0; i < o.runs; ++i) t.whole.push_back(runner.timed(run));
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the last lines
-  t.phases = parseSpans(traced.log().substr(before.size()));
-  std::fprintf(stderr, "  done: spans, %s\n", what.c_str());
-  return t;
-}
-
-void printSpans(const SpanTable& t, unsigned runs) {
-  std::printf(
-      "where `%s` spends its time: helper --trace-spans, %u runs; ms from the request "
-      "reaching the helper\n",
-      t.what.c_str(), runs);
-  std::printf("%-10s %8s %8s %8s\n", "phase", "median", "p90", "p99");
-  for (const auto& [phase, times] : t.phases)
-    std::printf("%-10s %8.2f %8.2f %8.2f\n", phase.c_str(), median(times), percentile(times, 90),
-                percentile(times, 99));
-  std::printf("%-10s %8.2f %8.2f %8.2f   (client fork to reap, same runs)\n\n", "whole",
-              median(t.whole), percentile(t.whole, 90), percentile(t.whole, 99));
 }
 
 // "10.7 MiB (anonymous 1.1)": VmRSS, and of it the helper's own memory.
