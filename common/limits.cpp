@@ -39,6 +39,14 @@ bool splitNumber(const std::string& text, double* number, std::string* unit) {
   return true;
 }
 
+// X rounded to the nearest whole number, halves up, for 0 <= X < 2^52.
+// Not std::llround: this file is in the CLI, and that one call would make
+// every gpubox process load libm (the client's start-up is paid per
+// sandboxed command; docs/performance.md).
+uint64_t roundNonNegative(double x) {
+  return static_cast<uint64_t>(x + 0.5);
+}
+
 std::string upper(std::string s) {
   for (char& c : s)
     if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
@@ -128,7 +136,7 @@ uint64_t parseDurationMs(const std::string& option, const std::string& text) {
   }
   if (totalMs < 1) throw Error(option + " '" + text + "' must be at least 1ms");
   if (totalMs > 1.0e15) throw Error(option + " '" + text + "' is out of range");
-  return static_cast<uint64_t>(std::llround(totalMs));
+  return roundNonNegative(totalMs);
 }
 
 uint32_t parseCpus(const std::string& option, const std::string& text) {
@@ -136,9 +144,10 @@ uint32_t parseCpus(const std::string& option, const std::string& text) {
   std::string unit;
   if (!splitNumber(text, &number, &unit) || !unit.empty())
     throw Error(option + " '" + text + "' is not a number of CPUs like 0.5 or 2");
-  long millis = std::lround(number * 1000);
+  // NUMBER is not negative (digits and a point), but may be huge.
+  if (number * 1000 >= 1000.0 * 4096 + 0.5) throw Error(option + " '" + text + "' is out of range");
+  const uint64_t millis = roundNonNegative(number * 1000);
   if (millis < 10) throw Error(option + " '" + text + "' is below the minimum of 0.01 CPUs");
-  if (millis > 1000L * 4096) throw Error(option + " '" + text + "' is out of range");
   return static_cast<uint32_t>(millis);
 }
 

@@ -44,6 +44,16 @@ TEST(Limits, CpusAndCounts) {
   EXPECT_EQ(parseCpus("--cpus", "0.01"), 10u);
   for (const char* bad : {"0", "0.001", "half", "1c", ""})
     EXPECT_THROW(parseCpus("--cpus", bad), Error);
+  // Halves round up; the ceiling is 4096 CPUs once rounded; a number too
+  // large for any integer is out of range, not undefined.
+  EXPECT_EQ(parseCpus("--cpus", "0.0125"), 13u);
+  EXPECT_EQ(parseCpus("--cpus", "4096"), 4096000u);
+  EXPECT_EQ(parseCpus("--cpus", "4096.0004"), 4096000u);
+  EXPECT_THROW(parseCpus("--cpus", "4096.0005"), Error);
+  EXPECT_THROW(parseCpus("--cpus", std::string(400, '9')), Error);
+  EXPECT_EQ(parseDurationMs("--timeout", "1.5ms"), 2u);
+  EXPECT_EQ(parseDurationMs("--timeout", "0.25s"), 250u);
+  EXPECT_THROW(parseDurationMs("--timeout", std::string(400, '9') + "s"), Error);
   EXPECT_EQ(parseCount("--pids", "64"), 64u);
   for (const char* bad : {"0", "-1", "6.4", "", "9999999999"})
     EXPECT_THROW(parseCount("--pids", bad), Error) << bad;
