@@ -399,12 +399,12 @@ HelperInfo Connection::info() {
     info.userNamespaceReason = i.getUserNamespaceReason().cStr();
     if (i.hasWarmPool()) {
       auto p = i.getWarmPool();
-      info.warmPool = HelperInfo::WarmPool{.size = p.getSize(),
-                                           .floor = p.getFloor(),
-                                           .ceiling = p.getCeiling(),
-                                           .ready = p.getReady(),
-                                           .taken = p.getTaken(),
-                                           .missed = p.getMissed()};
+      info.warmPool = WarmPoolCounts{.size = p.getSize(),
+                                     .floor = p.getFloor(),
+                                     .ceiling = p.getCeiling(),
+                                     .ready = p.getReady(),
+                                     .taken = p.getTaken(),
+                                     .missed = p.getMissed()};
     }
     return info;
   });

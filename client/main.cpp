@@ -292,11 +292,7 @@ int infoCommand(const std::string& socket, bool json) {
                        i.userNamespace,
                        i.userNamespaceSetting,
                        i.userNamespaceReason,
-                       {}};
-  if (i.warmPool)
-    r.warmPool =
-        gpubox::InfoReport::WarmPool{i.warmPool->size,  i.warmPool->floor, i.warmPool->ceiling,
-                                     i.warmPool->ready, i.warmPool->taken, i.warmPool->missed};
+                       i.warmPool};
   if (json) {
     std::cout << gpubox::infoReportJson(r) << "\n";
   } else {

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "warm_pool_counts.hpp"
+
 namespace gpubox {
 
 struct RunReport {
@@ -50,12 +52,7 @@ struct InfoReport {
   std::string userNamespace;         // "new" or "host"; "" from an older helper
   std::string userNamespaceSetting;  // "auto", "required" or "never"
   std::string userNamespaceReason;
-  // The warm-init pool (to root only): absent when not shown.
-  struct WarmPool {
-    unsigned size = 0, floor = 0, ceiling = 0, ready = 0;
-    uint64_t taken = 0, missed = 0;
-  };
-  std::optional<WarmPool> warmPool;
+  std::optional<WarmPoolCounts> warmPool;  // to root only: absent when not shown
 };
 
 std::string infoReportJson(const InfoReport& info);

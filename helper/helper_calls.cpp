@@ -44,11 +44,11 @@ HelperFacts helperFacts(DaemonContext& ctx, const PeerIdentity& peer) {
   // Its counters are everyone's requests: not for other users to watch.
   if (peer.uid == 0 && ctx.initPool) {
     const InitPool& pool = *ctx.initPool;
-    f.warmPool = HelperFacts::WarmPool{
-        .size = static_cast<uint32_t>(pool.size()),
-        .floor = static_cast<uint32_t>(pool.floor()),
-        .ceiling = static_cast<uint32_t>(pool.ceiling()),
-        .ready = static_cast<uint32_t>(pool.ready()),
+    f.warmPool = WarmPoolCounts{
+        .size = static_cast<unsigned>(pool.size()),
+        .floor = static_cast<unsigned>(pool.floor()),
+        .ceiling = static_cast<unsigned>(pool.ceiling()),
+        .ready = static_cast<unsigned>(pool.ready()),
         .taken = pool.taken(),
         .missed = pool.missed(),
     };

@@ -22,6 +22,7 @@
 #include "sandbox_runtime.hpp"
 #include "sessions.hpp"
 #include "spec.hpp"
+#include "warm_pool_counts.hpp"
 
 namespace gpubox {
 
@@ -46,11 +47,7 @@ struct HelperFacts {  // Helper.info
   std::string userNamespace, userNamespaceSetting, userNamespaceReason;
   std::vector<std::string> limits;
   std::vector<std::string> cgroups;
-  struct WarmPool {
-    uint32_t size = 0, floor = 0, ceiling = 0, ready = 0;
-    uint64_t taken = 0, missed = 0;
-  };
-  std::optional<WarmPool> warmPool;  // root callers, and only with a pool
+  std::optional<WarmPoolCounts> warmPool;  // root callers, and only with a pool
 };
 HelperFacts helperFacts(DaemonContext& ctx, const PeerIdentity& peer);
 

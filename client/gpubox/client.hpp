@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "spec.hpp"
+#include "warm_pool_counts.hpp"
 
 namespace gpubox::client {
 
@@ -188,11 +189,7 @@ struct HelperInfo {
   std::string userNamespaceReason;   // how it was decided, one line
   // The helper's warm-init pool: shown to root only (it counts everyone's
   // requests); absent otherwise, with no pool, or from a helper before 1.5.
-  struct WarmPool {
-    unsigned size = 0, floor = 0, ceiling = 0, ready = 0;
-    uint64_t taken = 0, missed = 0;
-  };
-  std::optional<WarmPool> warmPool;
+  std::optional<WarmPoolCounts> warmPool;
 };
 
 struct GpuInfo {
