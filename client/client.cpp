@@ -15,6 +15,7 @@
 #include "error.hpp"
 #include "gpubox.capnp.h"
 #include "spec_wire.hpp"
+#include "trace_spans.hpp"
 #include "unique_fd.hpp"
 
 namespace gpubox::client {
@@ -87,6 +88,7 @@ struct Connection::Impl {
     // a stream that cannot send fds either, so allow one.
     rpc = kj::heap<capnp::TwoPartyClient>(*stream, 1);
     helper = rpc->bootstrap().castAs<wire::Helper>();
+    spans::mark("connected");
   }
 
   // A helper older than protocol 1.4 ignores SandboxSpec.sandboxUid/Gid and
@@ -256,10 +258,12 @@ RunResult Process::wait() {
       readStatus(p.process.waitRequest().send().wait(ws).getStatus(), result);
     }
     p.waited = nullptr;
+    spans::mark("status");
     KJ_IF_MAYBE (a, p.applied) {
       readApplied(a->wait(ws).getApplied(), result);
       p.applied = nullptr;
     }
+    spans::emit();
     return result;
   });
 }
@@ -288,6 +292,7 @@ RunResult Connection::run(const RunRequest& request) {
         Process::Impl{*impl_, started, nullptr, nullptr, request.forwardSignals});
     impl->waited = started.waitRequest().send();
     if (request.sandboxFacts) impl->applied = sandbox.appliedRequest().send();
+    spans::mark("sent");
     return Process(std::move(impl));
   });
   return process.wait();
@@ -337,9 +342,11 @@ Process Connection::exec(const ExecRequest& request) {
         Process::Impl{*impl_, started, nullptr, nullptr, request.forwardSignals});
     impl->waited = started.waitRequest().send();
     if (request.sandboxFacts) impl->applied = sandbox.appliedRequest().send();
+    spans::mark("sent");
     // One round trip: when exec() returns, the command runs (and a refusal,
     // such as another user's session, is thrown here rather than at wait()).
     sent.wait(impl_->io.waitScope);
+    spans::mark("started");
     return Process(std::move(impl));
   });
 }

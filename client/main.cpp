@@ -16,6 +16,7 @@
 #include "json_status.hpp"
 #include "limits.hpp"
 #include "run_options.hpp"
+#include "trace_spans.hpp"
 
 extern char** environ;
 
@@ -120,6 +121,7 @@ int runCommand(const std::string& socket, const std::vector<std::string>& args) 
   gpubox::cli::RunOptions opts;
   try {
     opts = gpubox::cli::parseRunOptions(args, environ, currentDirectory());
+    gpubox::client::spans::mark("parsed");
   } catch (const gpubox::Error& e) {
     std::fprintf(stderr, "gpubox: %s\n%s\n", e.what(), gpubox::cli::kRunUsage);
     return kExitGpuboxError;
@@ -143,6 +145,7 @@ int execCommand(const std::string& socket, const std::vector<std::string>& args)
   gpubox::cli::ExecOptions opts;
   try {
     opts = gpubox::cli::parseExecOptions(args, environ);
+    gpubox::client::spans::mark("parsed");
   } catch (const gpubox::Error& e) {
     std::fprintf(stderr, "gpubox: %s\nusage: gpubox exec NAME [OPTIONS] [--] CMD [ARG...]\n",
                  e.what());
@@ -356,6 +359,7 @@ bool splitCommand(int argc, char** argv, std::string* socket, std::string* comma
 }
 
 int main(int argc, char** argv) {
+  gpubox::client::spans::mark("main");
   {
     std::string socket, command;
     std::vector<std::string> rest;

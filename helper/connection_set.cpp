@@ -100,7 +100,8 @@ void ConnectionSet::serve(IncomingConnection in) {
                                                   io_.provider->getTimer(), in.uid);
   kj::Own<wire::Helper::Server> bootstrap;
   if (in.peer)
-    bootstrap = newHelperServer(ctx_, home_, std::move(*in.peer), conn->sandboxes, conn->guard);
+    bootstrap = newHelperServer(ctx_, home_, std::move(*in.peer), conn->sandboxes, conn->guard,
+                                in.acceptedNs);
   else
     bootstrap = kj::heap<RefusedHelper>(in.refusal, conn->guard);
   const int rawFd = in.fd.get();

@@ -27,6 +27,7 @@ struct IncomingConnection {
   uid_t uid = 0;                     // SO_PEERCRED's, for the log
   std::optional<PeerIdentity> peer;  // empty: refused, for `refusal`
   std::string refusal;
+  uint64_t acceptedNs = 0;  // CLOCK_MONOTONIC, with --trace-spans only
 };
 
 class ConnectionSet {

@@ -58,8 +58,8 @@ HelperFacts helperFacts(DaemonContext& ctx, const PeerIdentity& peer) {
 
 kj::Promise<SandboxRef> createSandbox(DaemonContext& ctx, const HomeLoop& home,
                                       const PeerIdentity& peer, const SandboxSpec& spec,
-                                      ConnectionSandboxes& connection) {
-  std::shared_ptr<LiveSandbox> live = buildSandbox(ctx, peer, spec);
+                                      ConnectionSandboxes& connection, const SpanOrigin& origin) {
+  std::shared_ptr<LiveSandbox> live = buildSandbox(ctx, peer, spec, "", origin);
   connection.add(live->runtime);
   auto runtime = live->runtime;
   return runtime->whenReady().then([&home, live]() mutable {
@@ -71,8 +71,8 @@ kj::Promise<SandboxRef> createSandbox(DaemonContext& ctx, const HomeLoop& home,
 
 kj::Promise<CreatedSession> createSession(DaemonContext& ctx, const HomeLoop& home,
                                           const PeerIdentity& peer, const SandboxSpec& spec,
-                                          const SessionOptions& options) {
-  SessionRegistry::Created created = ctx.sessions->create(peer, spec, options);
+                                          const SessionOptions& options, const SpanOrigin& origin) {
+  SessionRegistry::Created created = ctx.sessions->create(peer, spec, options, origin);
   auto live = created.sandbox;
   const uint64_t ttl = created.ttlMs;
   return live->runtime->whenReady().then([&home, live, ttl]() mutable {

@@ -54,7 +54,8 @@ HelperFacts helperFacts(DaemonContext& ctx, const PeerIdentity& peer);
 // Helper.create: the sandbox, once ready, counted against CONNECTION.
 kj::Promise<SandboxRef> createSandbox(DaemonContext& ctx, const HomeLoop& home,
                                       const PeerIdentity& peer, const SandboxSpec& spec,
-                                      ConnectionSandboxes& connection);
+                                      ConnectionSandboxes& connection,
+                                      const SpanOrigin& origin = {});
 
 struct CreatedSession {  // Helper.createSession
   SandboxRef sandbox;
@@ -63,7 +64,8 @@ struct CreatedSession {  // Helper.createSession
 };
 kj::Promise<CreatedSession> createSession(DaemonContext& ctx, const HomeLoop& home,
                                           const PeerIdentity& peer, const SandboxSpec& spec,
-                                          const SessionOptions& options);
+                                          const SessionOptions& options,
+                                          const SpanOrigin& origin = {});
 
 struct SandboxListing {  // one entry of Helper.list
   std::string name;

@@ -10,7 +10,9 @@
 
 #include "error.hpp"
 #include "log.hpp"
+#include "monotonic_ns.hpp"
 #include "peer.hpp"
+#include "span_trace.hpp"
 #include "systemd_protocol.hpp"
 
 namespace gpubox {
@@ -86,6 +88,7 @@ kj::Promise<void> Server::run() {
 // namespaces of live sandboxes, which the check needs, are its state.
 void Server::accepted(UniqueFd fd) {
   IncomingConnection in;
+  if (SpanTrace::enabled()) in.acceptedNs = monotonicNs();
   struct ucred cred = {};
   socklen_t credLen = sizeof(cred);
   const int credErr =

@@ -8,6 +8,8 @@
 #include "error.hpp"
 #include "helper_calls.hpp"
 #include "kj_error.hpp"
+#include "monotonic_ns.hpp"
+#include "span_trace.hpp"
 #include "spec_wire.hpp"
 
 namespace gpubox {
@@ -217,12 +219,14 @@ SessionOptions sessionOptionsFromWire(wire::SessionOptions::Reader r) {
 class HelperImpl final : public wire::Helper::Server {
  public:
   HelperImpl(DaemonContext& ctx, const HomeLoop& home, PeerIdentity peer,
-             HomeShared<ConnectionSandboxes> sandboxes, std::shared_ptr<ConnectionGuard> guard)
+             HomeShared<ConnectionSandboxes> sandboxes, std::shared_ptr<ConnectionGuard> guard,
+             uint64_t acceptedNs)
       : ctx_(ctx),
         home_(home),
         peer_(std::make_shared<const PeerIdentity>(std::move(peer))),
         sandboxes_(std::move(sandboxes)),
-        guard_(std::move(guard)) {}
+        guard_(std::move(guard)),
+        acceptedNs_(acceptedNs) {}
   GPUBOX_GUARDED_DISPATCH(wire::Helper::Server)
 
   kj::Promise<void> info(InfoContext context) override {
@@ -266,8 +270,8 @@ class HelperImpl final : public wire::Helper::Server {
       auto slot = std::shared_ptr<void>(nullptr, [live = liveSandboxes_](void*) { --*live; });
       return home_
           .call([&ctx = ctx_, &home = home_, peer = peer_, spec = std::move(spec),
-                 sandboxes = sandboxes_]() {
-            return createSandbox(ctx, home, *peer, spec, *sandboxes);
+                 sandboxes = sandboxes_, origin = spanOrigin()]() {
+            return createSandbox(ctx, home, *peer, spec, *sandboxes, origin);
           })
           .then([this, context, slot](SandboxRef live) mutable {
             context.getResults().setSandbox(
@@ -283,8 +287,8 @@ class HelperImpl final : public wire::Helper::Server {
       SessionOptions options = sessionOptionsFromWire(context.getParams().getOptions());
       return home_
           .call([&ctx = ctx_, &home = home_, peer = peer_, spec = std::move(spec),
-                 options = std::move(options)]() {
-            return gpubox::createSession(ctx, home, *peer, spec, options);
+                 options = std::move(options), origin = spanOrigin()]() {
+            return gpubox::createSession(ctx, home, *peer, spec, options, origin);
           })
           .then([this, context](CreatedSession created) mutable {
             auto results = context.getResults();
@@ -367,12 +371,20 @@ class HelperImpl final : public wire::Helper::Server {
   }
 
  private:
+  // --trace-spans: this call's arrival, and the connection's accept for its
+  // first sandbox only (a later one's would be long before its request).
+  SpanOrigin spanOrigin() {
+    if (!SpanTrace::enabled()) return {};
+    return {std::exchange(acceptedNs_, 0), monotonicNs()};
+  }
+
   DaemonContext& ctx_;  // reached only on the home loop, except its limits
   const HomeLoop& home_;
   std::shared_ptr<const PeerIdentity> peer_;
   HomeShared<ConnectionSandboxes> sandboxes_;
   std::shared_ptr<ConnectionGuard> guard_;
   std::shared_ptr<size_t> liveSandboxes_ = std::make_shared<size_t>(0);
+  uint64_t acceptedNs_;  // this connection's thread only
 };
 
 }  // namespace
@@ -380,8 +392,10 @@ class HelperImpl final : public wire::Helper::Server {
 kj::Own<wire::Helper::Server> newHelperServer(DaemonContext& ctx, const HomeLoop& home,
                                               PeerIdentity peer,
                                               HomeShared<ConnectionSandboxes> sandboxes,
-                                              std::shared_ptr<ConnectionGuard> guard) {
-  return kj::heap<HelperImpl>(ctx, home, std::move(peer), std::move(sandboxes), std::move(guard));
+                                              std::shared_ptr<ConnectionGuard> guard,
+                                              uint64_t acceptedNs) {
+  return kj::heap<HelperImpl>(ctx, home, std::move(peer), std::move(sandboxes), std::move(guard),
+                              acceptedNs);
 }
 
 }  // namespace gpubox

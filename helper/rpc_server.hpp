@@ -23,6 +23,7 @@ class ConnectionGuard;
 kj::Own<wire::Helper::Server> newHelperServer(DaemonContext& ctx, const HomeLoop& home,
                                               PeerIdentity peer,
                                               HomeShared<ConnectionSandboxes> sandboxes,
-                                              std::shared_ptr<ConnectionGuard> guard);
+                                              std::shared_ptr<ConnectionGuard> guard,
+                                              uint64_t acceptedNs = 0);
 
 }  // namespace gpubox

@@ -17,6 +17,7 @@
 #include "init_spawner.hpp"
 #include "kj_error.hpp"
 #include "limit_resolution.hpp"
+#include "monotonic_ns.hpp"
 #include "sandbox/launcher.hpp"
 #include "sandbox_ids.hpp"
 #include "span_trace.hpp"
@@ -201,14 +202,13 @@ kj::Promise<void> devicesInForce(DaemonContext& ctx,
 }
 
 uint64_t monotonicMs() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+  return monotonicNs() / 1000000;
 }
 
 std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity& peer,
-                                          const SandboxSpec& spec, const std::string& sessionName) {
-  std::shared_ptr<SpanTrace> spans = SpanTrace::startIfEnabled();
+                                          const SandboxSpec& spec, const std::string& sessionName,
+                                          const SpanOrigin& origin) {
+  std::shared_ptr<SpanTrace> spans = SpanTrace::startIfEnabled(origin);
   validateSpec(spec);
   // Its pid namespace dies with its one command: nothing could run after it.
   if (spec.asPid1 && !sessionName.empty())

@@ -13,6 +13,7 @@
 #include "daemon_context.hpp"
 #include "peer.hpp"
 #include "sandbox_runtime.hpp"
+#include "span_trace.hpp"
 #include "spec.hpp"
 
 namespace gpubox {
@@ -59,10 +60,12 @@ struct LiveSandbox {
 };
 
 // Throws gpubox::Error with a message for the caller. `sessionName` is empty
-// for a one-shot sandbox.
+// for a one-shot sandbox. ORIGIN: the request's first times, for
+// --trace-spans.
 std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity& peer,
                                           const SandboxSpec& spec,
-                                          const std::string& sessionName = "");
+                                          const std::string& sessionName = "",
+                                          const SpanOrigin& origin = {});
 
 // Adds the init's cgroup namespace to LIVE's namespaceIds, once: call it
 // when the sandbox is ready (the init enters that namespace at the end of

@@ -138,6 +138,11 @@ void SandboxRuntime::handle(const initmsg::FromInitRecord& rec) {
     case FromInit::Hidden:
       hidden_.push_back(static_cast<size_t>(rec.a));
       break;
+    case FromInit::Span:
+      // Only during setup, while the init runs nothing but our code.
+      if (spans_ && !ready_ && rec.c > 0)
+        spans_->markAt(std::string("init:") + rec.text, static_cast<uint64_t>(rec.c));
+      break;
     case FromInit::Ready:
       if (spans_) spans_->mark("ready");
       ready_ = true;

@@ -49,7 +49,8 @@ std::string SessionRegistry::freshName() const {
 }
 
 SessionRegistry::Created SessionRegistry::create(const PeerIdentity& peer, const SandboxSpec& spec,
-                                                 const SessionOptions& options) {
+                                                 const SessionOptions& options,
+                                                 const SpanOrigin& origin) {
   std::string name = options.name.empty() ? freshName() : options.name;
   validateSessionName(name);
   if (auto it = sessions_.find(name); it != sessions_.end()) {
@@ -70,7 +71,7 @@ SessionRegistry::Created SessionRegistry::create(const PeerIdentity& peer, const
                 " sessions, the most allowed (" + d.origin.sessionsPerUid + ": " +
                 std::to_string(d.sessionsPerUid) + "); remove one with gpubox session rm");
 
-  std::shared_ptr<LiveSandbox> sandbox = buildSandbox(ctx_, peer, spec, name);
+  std::shared_ptr<LiveSandbox> sandbox = buildSandbox(ctx_, peer, spec, name, origin);
   Session& s = sessions_[name];
   s.sandbox = sandbox;
   s.uid = peer.uid;

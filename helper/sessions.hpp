@@ -41,7 +41,8 @@ class SessionRegistry {
     uint64_t ttlMs = 0;
   };
   // Builds the sandbox and registers it. Throws gpubox::Error.
-  Created create(const PeerIdentity& peer, const SandboxSpec& spec, const SessionOptions& options);
+  Created create(const PeerIdentity& peer, const SandboxSpec& spec, const SessionOptions& options,
+                 const SpanOrigin& origin = {});
   // The session NAME if PEER may use it; throws gpubox::Error saying why not.
   std::shared_ptr<LiveSandbox> open(const PeerIdentity& peer, const std::string& name);
   // Kills everything in it and forgets it. Throws like open().

@@ -1,11 +1,11 @@
 #include "span_trace.hpp"
 
-#include <time.h>
-
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 
 #include "log.hpp"
+#include "monotonic_ns.hpp"
 
 namespace gpubox {
 
@@ -21,31 +21,37 @@ bool SpanTrace::enabled() {
   return tracing;
 }
 
-std::shared_ptr<SpanTrace> SpanTrace::startIfEnabled() {
+std::shared_ptr<SpanTrace> SpanTrace::startIfEnabled(const SpanOrigin& origin) {
   if (!tracing) return nullptr;
   auto trace = std::make_shared<SpanTrace>();
-  trace->startNs_ = nowNs();
+  trace->startNs_ = monotonicNs();
+  if (origin.acceptedNs) trace->markAt("accepted", origin.acceptedNs);
+  if (origin.receivedNs) trace->markAt("received", origin.receivedNs);
   return trace;
 }
 
-uint64_t SpanTrace::nowNs() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000 + static_cast<uint64_t>(ts.tv_nsec);
+void SpanTrace::mark(std::string phase) {
+  markAt(std::move(phase), monotonicNs());
 }
 
-void SpanTrace::mark(const char* phase) {
-  // After an emit, the first mark starts the next line.
-  if (startNs_ == 0) startNs_ = nowNs();
-  marks_.emplace_back(phase, nowNs());
+void SpanTrace::markAt(std::string phase, uint64_t ns) {
+  // After an emit, the first mark starts the next line; one from before
+  // the start (the accept, the call's arrival) moves the start back.
+  if (startNs_ == 0 || ns < startNs_) startNs_ = ns;
+  marks_.emplace_back(std::move(phase), ns);
 }
 
 void SpanTrace::emit() {
   if (marks_.empty()) return;
-  std::string line = "spans " + name_ + ":";
+  // The init's marks arrive with its Ready, after marks of the helper's
+  // that came later (a v1 placement): put each where its time says.
+  std::stable_sort(marks_.begin(), marks_.end(),
+                   [](const auto& a, const auto& b) { return a.second < b.second; });
+  std::string line = "spans " + name_ + " @" + std::to_string(startNs_) + ":";
   char buf[64];
   for (const auto& [phase, ns] : marks_) {
-    std::snprintf(buf, sizeof buf, " %s +%.2f", phase, static_cast<double>(ns - startNs_) / 1e6);
+    std::snprintf(buf, sizeof buf, " %s +%.2f", phase.c_str(),
+                  static_cast<double>(ns - startNs_) / 1e6);
     line += buf;
   }
   logInfo(line + " (ms)");

@@ -5,6 +5,7 @@
 // same limits the helper applies to clients.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace gpubox::initmsg {
@@ -42,6 +43,8 @@ enum class FromInit : uint32_t {
   AllGone = 7,      // after a SIGKILL to every process for exec `id`: all are reaped;
                     // `a` = 1 if the SIGKILL found any process, else 0
   Hidden = 8,       // InitConfig::hide[`a`] existed and was hidden
+  Span = 9,         // --trace-spans only, before Ready: setup step `text` ended
+                    // at `c` (CLOCK_MONOTONIC ns; setup_spans.hpp)
 };
 
 enum class StartStage : int32_t { Exec = 0, Chdir = 1, Other = 2 };

@@ -22,6 +22,7 @@
 #include "ld_cache.hpp"
 #include "ld_cache_writer.hpp"
 #include "mountinfo.hpp"
+#include "setup_spans.hpp"
 #include "syscalls.hpp"
 #include "unique_fd.hpp"
 
@@ -883,7 +884,9 @@ MountOutcome buildSandboxRoot(const std::vector<MountOp>& plan,
   // peers of the host's until this call, so it comes before any mount.
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
     throwErrno("make mounts private");
+  setupspans::mark("private");
   std::vector<PreparedStep> steps = prepareSources(plan, bindSources);
+  setupspans::mark("sources");
 
   UniqueFd stagingFd(::open(kStagingDir, O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!stagingFd) throwErrno(std::string("open staging directory ") + kStagingDir);
@@ -906,6 +909,7 @@ MountOutcome buildSandboxRoot(const std::vector<MountOp>& plan,
   if (!rootFd) throwErrno("open new root");
   RootBuilder root(std::move(rootFd));
   root.premadeProcfs = procfs;
+  setupspans::mark("newroot");
 
   MountOutcome outcome;
   for (size_t i = 0; i < plan.size(); ++i) {
@@ -920,15 +924,19 @@ MountOutcome buildSandboxRoot(const std::vector<MountOp>& plan,
       coverForeignProcfs(root, plan[i]);
     root.stepApplied(changedUnder(plan[i]));
   }
+  setupspans::mark("plan");
   maskSockets(root, masks);
   outcome.hidden = hidePaths(root, hide);
   if (!inOwnUserNamespace) refuseForeignProcfs(root, rootFs.get());
+  setupspans::mark("hidden");
 
   if (::fchdir(root.root()) != 0) throwErrno("chdir to new root");
   if (sys::pivotRoot(".", ".") != 0) throwErrno("pivot_root");
+  setupspans::mark("pivot");
   // The old root is now stacked on top of the new one: detach it.
   if (::umount2(".", MNT_DETACH) != 0) throwErrno("detach old root");
   if (::chdir("/") != 0) throwErrno("chdir /");
+  setupspans::mark("detached");
   return outcome;
 }
 

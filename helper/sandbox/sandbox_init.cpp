@@ -22,6 +22,7 @@
 #include "loopback.hpp"
 #include "pid1_process.hpp"
 #include "process_title.hpp"
+#include "setup_spans.hpp"
 #include "unique_fd.hpp"
 
 namespace gpubox {
@@ -144,6 +145,7 @@ std::vector<initmsg::FromInitRecord> setUp(const InitConfig& config,
   // Commands, those of later `exec`s included, are forked from the init and
   // keep these ids.
   becomeCallerForSetup(config.sandboxUid, config.sandboxGid, groupsInside(config));
+  setupspans::mark("caller");
   // The kernel clears the parent-death signal on a uid/gid change: set it
   // again. (Were the helper already gone, the control socket's EOF ends us.)
   ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
@@ -164,7 +166,9 @@ std::vector<initmsg::FromInitRecord> setUp(const InitConfig& config,
                                           config.newUserNamespace, &procfs);
   lockFiles(config.lockFiles);
   if (!config.asPid1) enterCgroups(config);
+  setupspans::mark("cgroupns");
   dropAllPrivileges();
+  setupspans::mark("dropped");
   std::vector<initmsg::FromInitRecord> records;
   auto add = [&](initmsg::FromInit type, size_t index) {
     initmsg::FromInitRecord& rec = records.emplace_back();
@@ -196,6 +200,7 @@ void runSandboxInit(int controlFd, bool newNetwork) {
   std::vector<initmsg::FromInitRecord> records;
   try {
     config = receiveConfig();
+    setupspans::mark("config");
     if (!prepareError.empty()) throw Error(prepareError);
     if (config.newNetwork != newNetwork)
       throw Error("internal error: the configuration's network is not the init's");
@@ -204,6 +209,7 @@ void runSandboxInit(int controlFd, bool newNetwork) {
     sendFailure(e.what());
     _exit(1);
   }
+  for (const auto& span : setupspans::take()) records.push_back(span);
   initmsg::FromInitRecord& ready = records.emplace_back();
   std::memset(&ready, 0, sizeof ready);
   ready.type = initmsg::FromInit::Ready;

@@ -56,22 +56,35 @@ struct HelperCpu {
 // `clients` threads, each running `command` `perClient` times back to back.
 Throughput concurrent(const Command& command, unsigned clients, unsigned perClient);
 
-struct SpanTable {
-  std::string what;
-  std::vector<std::pair<std::string, std::vector<double>>> phases;
-  std::vector<double> whole;  // the client's fork to reap, same runs
+// One spans line: its start (CLOCK_MONOTONIC ns) and each phase, in ms
+// after it.
+struct SpanLine {
+  uint64_t originNs = 0;
+  std::vector<std::pair<std::string, double>> marks;
 };
 
-// The helper's --trace-spans lines ("spans run-7: checked +0.01 ... (ms)"):
-// for each phase, the times at which the sandboxes reached it.
-std::vector<std::pair<std::string, std::vector<double>>> parseSpans(const std::string& log);
+// Every line of TEXT holding TAG followed by " @NS:" and "PHASE +MS" pairs:
+// the helper's --trace-spans lines (TAG "spans run-"), the client's
+// GPUBOX_TRACE_SPANS lines (TAG "gpubox spans").
+std::vector<SpanLine> parseSpanLines(const std::string& text, const std::string& tag);
+
+struct SpanTable {
+  std::string what;
+  // Each phase's times in ms from the client's fork: the client's own
+  // (client:PHASE) and the helper's and its init's, on the one clock.
+  std::vector<std::pair<std::string, std::vector<double>>> phases;
+  std::vector<double> whole;  // the client's fork to reap, same runs
+  unsigned unmatched = 0;     // runs with no helper line in their time
+};
 
 // Runs `run` (a command against `traced`, a helper started with
-// --trace-spans) o.runs times in a row and collects the phases it logged.
+// --trace-spans) o.runs times in a row with GPUBOX_TRACE_SPANS=1 and lays
+// the client's and the helper's phases of each run on one timeline.
 SpanTable traceRuns(const std::string& what, const Helper& traced, const Command& run,
                     const Rounds& o);
 
-// Each phase's median, p90 and p99, and the client's whole time.
+// Each phase's median, p90 and p99 and the step from the phase before, in
+// the order of their medians, then the client's whole time.
 void printSpans(const SpanTable& t, unsigned runs);
 
 }  // namespace gpubox::bench

@@ -76,6 +76,12 @@ void Command::prepare() {
   envC_.push_back(nullptr);
 }
 
+Command Command::withEnv(const std::string& entry) const {
+  std::vector<std::string> env = env_;
+  env.push_back(entry);
+  return Command(argv_, std::move(env), cwd_, uid_);
+}
+
 std::string Command::describe() const {
   std::string out = uid_ ? "(uid " + std::to_string(*uid_) + ") " : "";
   for (const auto& a : argv_) out += a + " ";
@@ -131,7 +137,9 @@ int Runner::wait(pid_t pid, const Command& command) {
 
 double Runner::timed(const Command& command) {
   if (::ftruncate(errFile_, 0) != 0) fail("ftruncate");
-  auto t0 = std::chrono::steady_clock::now();
+  auto t0 = std::chrono::steady_clock::now();  // CLOCK_MONOTONIC on Linux
+  lastForkNs_ = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(t0.time_since_epoch()).count());
   pid_t pid = ::fork();
   if (pid < 0) fail("fork");
   if (pid == 0) {

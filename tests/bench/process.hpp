@@ -8,6 +8,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,6 +29,8 @@ class Command {
 
   const std::vector<std::string>& argv() const { return argv_; }
   std::string describe() const;
+  // The same command with ENTRY ("KEY=VALUE") added to its environment.
+  Command withEnv(const std::string& entry) const;
 
   // In the child after fork: switch identity, chdir, exec. Never returns.
   [[noreturn]] void execInChild() const;
@@ -59,6 +62,10 @@ class Runner {
   double timedFirstByte(const Command& command);
   // Runs it and returns its stdout (untimed). Throws when it does not exit 0.
   std::string output(const Command& command);
+  // Of the last timed() run: its fork time (CLOCK_MONOTONIC ns, the clock
+  // of gpubox's spans) and what it wrote to stderr.
+  uint64_t lastForkNs() const { return lastForkNs_; }
+  std::string lastStderr() { return stderrText(); }
 
  private:
   int wait(pid_t pid, const Command& command);
@@ -66,6 +73,7 @@ class Runner {
 
   int devNull_ = -1;
   int errFile_ = -1;
+  uint64_t lastForkNs_ = 0;
 };
 
 // A directory under /tmp, removed recursively on destruction.
