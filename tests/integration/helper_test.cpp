@@ -6,6 +6,7 @@
 #include <sys/statvfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <gmock/gmock.h>
@@ -401,39 +402,122 @@ TEST(HelperStartup, IdleExit) {
   EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << "status " << *st << "\n" << h.log();
 }
 
-// --trace-spans: one line per sandbox with its start-up phases, in the
-// order they happen, each time at or after the one before (docs/performance.md).
-// Without the flag there is none.
-TEST(HelperStartup, TraceSpansLogsThePhasesInOrder) {
-  GPUBOX_REQUIRE_ROOT();
-  HelperProcess traced(HelperOptions{.extraArgs = {"--trace-spans"}});
-  auto r = traced.cli({"run", "--", "true"}, {.asUid = kNobodyUid});
-  ASSERT_EQ(r.exitCode, 0) << r.describe();
-  std::string line;
-  ASSERT_TRUE(pollUntil(
-      [&] {
-        for (const auto& l : lines(traced.log()))
-          if (l.find("spans run-") != std::string::npos) line = l;
-        return !line.empty();
-      },
-      10s))
-      << traced.log();
+namespace {
+
+uint64_t monotonicNowNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000 + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// A spans line's start ("... @NS: ..."), and checks that PHASES are in it in
+// this order, each at or after the one before. Other phases may lie between.
+uint64_t checkSpansLine(const std::string& line, const std::vector<std::string>& phases) {
+  const size_t origin = line.find(" @");
+  const size_t colon = line.find(':', origin == std::string::npos ? 0 : origin);
+  EXPECT_NE(origin, std::string::npos) << line;
+  EXPECT_NE(colon, std::string::npos) << line;
+  if (origin == std::string::npos || colon == std::string::npos) return 0;
   double last = 0;
-  size_t at = 0;
-  for (const char* phase :
-       {"checked", "planned", "cgroup", "cloned", "ready", "exec", "started", "exited"}) {
-    size_t found = line.find(std::string(" ") + phase + " +", at);
-    ASSERT_NE(found, std::string::npos) << phase << " missing or out of order in: " << line;
-    at = found + std::strlen(phase) + 3;
+  size_t at = colon;
+  for (const std::string& phase : phases) {
+    size_t found = line.find(" " + phase + " +", at);
+    EXPECT_NE(found, std::string::npos) << phase << " missing or out of order in: " << line;
+    if (found == std::string::npos) return 0;
+    at = found + phase.size() + 3;
     double ms = std::stod(line.substr(at));
     EXPECT_GE(ms, last) << phase << " in: " << line;
     last = ms;
+  }
+  return std::stoull(line.substr(origin + 2, colon - origin - 2));
+}
+
+// The helper's last spans line, once it has logged one.
+std::string lastHelperSpans(const HelperProcess& h, const std::string& after = "") {
+  std::string line;
+  pollUntil(
+      [&] {
+        for (const auto& l : lines(h.log()))
+          if (l.find("spans run-") != std::string::npos && l != after) line = l;
+        return !line.empty();
+      },
+      10s);
+  return line;
+}
+
+}  // namespace
+
+// --trace-spans: one line per sandbox with its start-up phases, the init's
+// setup steps among them (init:*, timed in the init), in the order they
+// happen, each time at or after the one before (docs/performance.md); for a
+// connection's first sandbox from the connection's accept. As root and as
+// uid 65534. Without the flag there is none.
+TEST(HelperStartup, TraceSpansLogsThePhasesInOrder) {
+  GPUBOX_REQUIRE_ROOT();
+  HelperProcess traced(HelperOptions{.extraArgs = {"--trace-spans"}});
+  std::string previous;
+  for (uid_t uid : {0u, kNobodyUid}) {
+    SCOPED_TRACE("uid " + std::to_string(uid));
+    auto r = traced.cli({"run", "--", "true"}, {.asUid = uid});
+    ASSERT_EQ(r.exitCode, 0) << r.describe();
+    std::string line = lastHelperSpans(traced, previous);
+    ASSERT_FALSE(line.empty()) << traced.log();
+    previous = line;
+    // The init is told its configuration after the helper's "cgroup" and
+    // may take it before the helper has marked "cloned": that one is only
+    // checked to come after "cgroup" and before "ready".
+    checkSpansLine(line,
+                   {"accepted",     "received",    "checked",      "planned",       "cgroup",
+                    "init:config",  "init:caller", "init:private", "init:sources",  "init:newroot",
+                    "init:plan",    "init:hidden", "init:pivot",   "init:detached", "init:cgroupns",
+                    "init:dropped", "ready",       "exec",         "started",       "exited"});
+    checkSpansLine(line, {"cgroup", "cloned", "ready"});
   }
 
   HelperProcess plain;
   ASSERT_EQ(plain.cli({"run", "--", "true"}).exitCode, 0);
   plain.stop();
   EXPECT_EQ(plain.log().find("spans "), std::string::npos) << plain.log();
+}
+
+// GPUBOX_TRACE_SPANS: the client writes its phases to stderr, one line after
+// everything the command wrote, on the clock of the helper's spans (the
+// helper accepts the connection after the client's main begins, and before
+// the client's line ends). As root and as uid 65534. With "0", or unset,
+// stderr is the command's alone.
+TEST(HelperStartup, ClientTraceSpansFollowTheCommandOnTheHelpersClock) {
+  GPUBOX_REQUIRE_ROOT();
+  HelperProcess traced(HelperOptions{.extraArgs = {"--trace-spans"}});
+  const std::vector<std::string> cmd = {"run", "--", "sh", "-c", "echo out; echo err >&2"};
+  std::string previous;
+  for (uid_t uid : {0u, kNobodyUid}) {
+    SCOPED_TRACE("uid " + std::to_string(uid));
+    const uint64_t before = monotonicNowNs();
+    auto r = traced.cli(cmd, {.asUid = uid, .env = {"GPUBOX_TRACE_SPANS=1"}});
+    const uint64_t after = monotonicNowNs();
+    ASSERT_EQ(r.exitCode, 0) << r.describe();
+    EXPECT_EQ(r.out, "out\n");
+    ASSERT_THAT(r.err, StartsWith("err\ngpubox spans @")) << r.describe();
+    EXPECT_EQ(r.err.find('\n', 4), r.err.size() - 1) << "one line, at the end: " << r.err;
+    EXPECT_THAT(r.err, HasSubstr(" (ms)\n"));
+    const uint64_t client =
+        checkSpansLine(r.err.substr(4), {"main", "parsed", "connected", "sent", "status"});
+    EXPECT_GE(client, before);
+    EXPECT_LE(client, after);
+
+    std::string line = lastHelperSpans(traced, previous);
+    ASSERT_FALSE(line.empty()) << traced.log();
+    previous = line;
+    const uint64_t helper = checkSpansLine(line, {"accepted", "exited"});
+    EXPECT_GT(helper, client) << "client line: " << r.err << "helper line: " << line;
+    EXPECT_LT(helper, after) << line;
+  }
+  for (const std::vector<std::string>& env :
+       std::vector<std::vector<std::string>>{{"GPUBOX_TRACE_SPANS=0"}, {}}) {
+    auto r = traced.cli(cmd, {.asUid = kNobodyUid, .env = env});
+    ASSERT_EQ(r.exitCode, 0) << r.describe();
+    EXPECT_EQ(r.err, "err\n") << (env.empty() ? "unset" : env[0]);
+  }
 }
 
 // Regression: SIGTERM with a live sandbox once aborted the helper (a sandbox
