@@ -137,6 +137,13 @@ SeccompProgram buildDefaultSeccompProfile(bool allowNewUserNamespaces, uint32_t 
   // Other ABIs: their syscall numbers mean other calls; end the process.
   if (int rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS); rc != 0)
     throwErrno("seccomp bad-arch action", -rc);
+  // Rules as a binary tree of system call numbers, not a chain: the kernel
+  // walks the program for every call number when it attaches it (to cache
+  // the calls it always allows), and the sandbox's calls each take a few
+  // comparisons instead of one per rule. Attaching it, once per command,
+  // measured 47 µs against 88 for the chain (docs/performance.md).
+  if (int rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2); rc != 0)
+    throwErrno("seccomp binary tree", -rc);
   const uint32_t eperm = SCMP_ACT_ERRNO(EPERM);
   for (const char* name : kDenied) add(ctx, arch, eperm, name, 0);
 

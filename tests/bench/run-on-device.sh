@@ -69,7 +69,7 @@ bench() {
   timeout 200 "$bin/tests/bench/bench_startup" --bwrap "$kit/bin/bwrap" "${bench_helper_args[@]}" "$@"
 }
 echo "--- bench_startup (the helper's defaults)"
-bench --runs 200 --concurrency 1,8,16,32 --runs-per-client 40 --rss-runs 1000 --idle-sessions 20 \
+bench --runs 200 --spans --concurrency 1,8,16,32 --runs-per-client 40 --rss-runs 1000 --idle-sessions 20 \
   >"$OUT/bench.txt" 2>/tmp/gpubox-bench.err
 rc=$?
 echo "bench_startup: exit $rc"
