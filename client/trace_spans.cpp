@@ -2,14 +2,13 @@
 
 #include <unistd.h>
 
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "monotonic_ns.hpp"
+#include "span_clock.hpp"
 
 namespace gpubox::client::spans {
 
@@ -43,11 +42,7 @@ void emit() {
   if (marks.empty()) return;
   const uint64_t origin = marks.front().second;
   std::string text = "gpubox spans @" + std::to_string(origin) + ":";
-  char buf[96];
-  for (const auto& [phase, ns] : marks) {
-    std::snprintf(buf, sizeof buf, " %s +%.2f", phase, static_cast<double>(ns - origin) / 1e6);
-    text += buf;
-  }
+  for (const auto& [phase, ns] : marks) appendSpan(text, phase, ns, origin);
   text += " (ms)\n";
   marks.clear();
   // One write, so that the line is never interleaved with the command's own.

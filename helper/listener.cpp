@@ -10,8 +10,8 @@
 
 #include "error.hpp"
 #include "log.hpp"
-#include "monotonic_ns.hpp"
 #include "peer.hpp"
+#include "span_clock.hpp"
 #include "span_trace.hpp"
 #include "systemd_protocol.hpp"
 

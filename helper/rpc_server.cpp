@@ -8,7 +8,7 @@
 #include "error.hpp"
 #include "helper_calls.hpp"
 #include "kj_error.hpp"
-#include "monotonic_ns.hpp"
+#include "span_clock.hpp"
 #include "span_trace.hpp"
 #include "spec_wire.hpp"
 

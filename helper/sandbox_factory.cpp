@@ -17,9 +17,9 @@
 #include "init_spawner.hpp"
 #include "kj_error.hpp"
 #include "limit_resolution.hpp"
-#include "monotonic_ns.hpp"
 #include "sandbox/launcher.hpp"
 #include "sandbox_ids.hpp"
+#include "span_clock.hpp"
 #include "span_trace.hpp"
 
 namespace gpubox {

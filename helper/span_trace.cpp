@@ -2,10 +2,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdio>
 
 #include "log.hpp"
-#include "monotonic_ns.hpp"
+#include "span_clock.hpp"
 
 namespace gpubox {
 
@@ -48,12 +47,7 @@ void SpanTrace::emit() {
   std::stable_sort(marks_.begin(), marks_.end(),
                    [](const auto& a, const auto& b) { return a.second < b.second; });
   std::string line = "spans " + name_ + " @" + std::to_string(startNs_) + ":";
-  char buf[64];
-  for (const auto& [phase, ns] : marks_) {
-    std::snprintf(buf, sizeof buf, " %s +%.2f", phase.c_str(),
-                  static_cast<double>(ns - startNs_) / 1e6);
-    line += buf;
-  }
+  for (const auto& [phase, ns] : marks_) appendSpan(line, phase.c_str(), ns, startNs_);
   logInfo(line + " (ms)");
   marks_.clear();
   startNs_ = 0;

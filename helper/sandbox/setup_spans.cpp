@@ -3,7 +3,7 @@
 #include <cstring>
 #include <utility>
 
-#include "monotonic_ns.hpp"
+#include "span_clock.hpp"
 #include "span_trace.hpp"
 
 namespace gpubox::setupspans {
