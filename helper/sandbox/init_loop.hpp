@@ -17,7 +17,11 @@ namespace gpubox {
 struct InitSettings {
   std::string defaultCwd;
   std::vector<RlimitSetting> rlimits;
-  std::vector<sock_filter> seccomp;  // empty: none
+  // gpubox's filter, attached in the command's process before the caller's
+  // programs; empty: none, or inherited (the init attaches it to itself
+  // at the end of its setup, so only --as-pid-1's process, made before
+  // that, attaches it here).
+  std::vector<sock_filter> seccomp;
   // The caller's own programs, installed after `seccomp` in this order.
   std::vector<std::vector<sock_filter>> callerSeccomp;
 };

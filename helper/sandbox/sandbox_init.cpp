@@ -22,6 +22,7 @@
 #include "loopback.hpp"
 #include "pid1_process.hpp"
 #include "process_title.hpp"
+#include "seccomp_profile.hpp"
 #include "setup_spans.hpp"
 #include "unique_fd.hpp"
 
@@ -169,6 +170,17 @@ std::vector<initmsg::FromInitRecord> setUp(const InitConfig& config,
   setupspans::mark("cgroupns");
   dropAllPrivileges();
   setupspans::mark("dropped");
+  // gpubox's filter goes on the init itself, last of its setup: every
+  // command it forks inherits it (a session's exec no longer attaches it
+  // each time, 0.1 ms), and the init, whose loop needs none of the calls
+  // it refuses, is held to it too. The caller's own programs are still
+  // attached in each command's process: they may refuse what the init
+  // needs. (--as-pid-1's process, made earlier, attaches both itself.)
+  if (!config.seccomp.empty()) {
+    if (int err = installSeccomp(config.seccomp); err != 0)
+      throw Error(std::string("cannot install the seccomp filter: ") + std::strerror(err));
+    setupspans::mark("seccomp");
+  }
   std::vector<initmsg::FromInitRecord> records;
   auto add = [&](initmsg::FromInit type, size_t index) {
     initmsg::FromInitRecord& rec = records.emplace_back();
@@ -217,7 +229,8 @@ void runSandboxInit(int controlFd, bool newNetwork) {
   // What was hidden and skipped, then Ready: one wake-up of the helper.
   if (!sendRecords(kControlFd, records.data(), sizeof(initmsg::FromInitRecord), records.size()))
     _exit(1);
-  runInitLoop(kControlFd, {config.defaultCwd, config.rlimits, config.seccomp, config.callerSeccomp},
+  // The commands inherit gpubox's filter from the init (setUp).
+  runInitLoop(kControlFd, {config.defaultCwd, config.rlimits, {}, config.callerSeccomp},
               pid1 ? &*pid1 : nullptr);
 }
 

@@ -50,8 +50,9 @@ struct InitConfig {
   // anything: the helper joins the init to its cgroup v1 hierarchies while
   // the init builds its root (cgroup v2 placed it at birth).
   bool awaitPlacement = false;
-  // Installed in each command's process right before exec, after every other
-  // step (empty: --seccomp none).
+  // Attached by the init to itself at the end of its setup, so that every
+  // command inherits it (--as-pid-1's process, made before, attaches it
+  // itself right before exec); empty: --seccomp none.
   std::vector<sock_filter> seccomp;
   // The caller's own programs, installed after `seccomp` (they can only
   // refuse more).

@@ -466,11 +466,12 @@ TEST(HelperStartup, TraceSpansLogsThePhasesInOrder) {
     // The init is told its configuration after the helper's "cgroup" and
     // may take it before the helper has marked "cloned": that one is only
     // checked to come after "cgroup" and before "ready".
-    checkSpansLine(line,
-                   {"accepted",     "received",    "checked",      "planned",       "cgroup",
-                    "init:config",  "init:caller", "init:private", "init:sources",  "init:newroot",
-                    "init:plan",    "init:hidden", "init:pivot",   "init:detached", "init:cgroupns",
-                    "init:dropped", "ready",       "exec",         "started",       "exited"});
+    checkSpansLine(
+        line, {"accepted",     "received",     "checked",      "planned",       "cgroup",
+               "init:config",  "init:caller",  "init:private", "init:sources",  "init:newroot",
+               "init:plan",    "init:hidden",  "init:pivot",   "init:detached", "init:cgroupns",
+               "init:dropped", "init:seccomp", "ready",        "exec",          "started",
+               "exited"});
     checkSpansLine(line, {"cgroup", "cloned", "ready"});
   }
 

@@ -115,6 +115,35 @@ TEST_P(Seccomp, SessionCommandsRunUnderTheFilterToo) {
   EXPECT_EQ(helper().cli({"session", "rm", "filtered"}, as()).exitCode, 0);
 }
 
+// gpubox's filter is on a sandbox's init itself (attached at the end of its
+// setup) and its commands inherit it: one filter in the init and one in
+// each command, the second exec's as much as the first's (none attached
+// per command on top). With --seccomp none (root only) neither has one.
+TEST_P(Seccomp, TheInitCarriesTheFilterAndItsCommandsInheritIt) {
+  for (bool filtered : {true, false}) {
+    if (!filtered && caller() != 0) continue;
+    SCOPED_TRACE(filtered ? "default profile" : "--seccomp none");
+    const std::string name = filtered ? "inherits" : "unfiltered";
+    std::vector<std::string> create = {"session", "create", "--name", name, "--json"};
+    if (!filtered) create.insert(create.end(), {"--seccomp", "none"});
+    auto created = helper().cli(create, as());
+    ASSERT_EQ(created.exitCode, 0) << created.describe();
+    nlohmann::json j = parseJson(created.out);
+    ASSERT_TRUE(j["init_pid"].is_number_integer()) << created.out;
+    const std::string status =
+        readFile("/proc/" + std::to_string(j["init_pid"].get<long>()) + "/status");
+    const std::string expected =
+        filtered ? "Seccomp:\t2\nSeccomp_filters:\t1\n" : "Seccomp:\t0\nSeccomp_filters:\t0\n";
+    EXPECT_THAT(status, HasSubstr(expected)) << "the init's status:\n" << status;
+    for (int i = 0; i < 2; ++i) {
+      auto r = helper().cli({"exec", name, "--", "grep", "^Seccomp", "/proc/self/status"}, as());
+      ASSERT_EQ(r.exitCode, 0) << r.describe();
+      EXPECT_EQ(r.out, expected) << "exec " << i + 1;
+    }
+    EXPECT_EQ(helper().cli({"session", "rm", name}, as()).exitCode, 0);
+  }
+}
+
 TEST_P(Seccomp, OnlyRootMayTurnItOff) {
   auto r = probe({"keyctl", "clone3", "setns"}, {"--seccomp", "none"});
   if (caller() != 0) {
