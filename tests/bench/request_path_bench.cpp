@@ -2,7 +2,9 @@
 // every request before any process exists (issue 8: "nothing blocking on the
 // event loop"; docs/performance.md): decoding and validating a request, the
 // caller's policy, the init's configuration as bytes and back, and the
-// device program of a GPU grant. Whole-process timings are bench_startup's.
+// device program of a GPU grant; and one step of the init's own (its mount
+// table, read to find the procfs mounts a bind of / brings along).
+// Whole-process timings are bench_startup's.
 //
 //   build/tests/bench/request_path_bench            (any user; no helper needed)
 #include <benchmark/benchmark.h>
@@ -17,6 +19,7 @@
 #include "cgroup/device_rules.hpp"
 #include "policy.hpp"
 #include "sandbox/init_config_codec.hpp"
+#include "sandbox/mountinfo.hpp"
 #include "spec.hpp"
 #include "spec_wire.hpp"
 
@@ -104,6 +107,33 @@ void BM_DeviceProgramForOneGpu(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_DeviceProgramForOneGpu);
+
+// A mount table of N lines as a busy host writes it (containers, snaps,
+// cgroups): what a sandbox's init parses once for `--ro-bind / /`
+// (coverForeignProcfs) on such a host.
+std::string mountTableOf(int lines) {
+  std::string text = "28 1 259:2 / / rw,relatime shared:1 - ext4 /dev/nvme0n1p2 rw\n";
+  for (int i = 0; i + 1 < lines; ++i) {
+    const std::string id = std::to_string(100 + i);
+    text += id + " 28 0:" + std::to_string(50 + i) + " / /var/lib/containers/storage/overlay/" +
+            id + "/merged rw,relatime shared:" + id +
+            " - overlay overlay rw,lowerdir=/var/lib/containers/l/" + id +
+            ",upperdir=/var/lib/containers/u/" + id + ",workdir=/var/lib/containers/w/" + id + "\n";
+  }
+  return text;
+}
+
+void BM_ParseMountInfo(benchmark::State& state) {
+  const std::string text = mountTableOf(static_cast<int>(state.range(0)));
+  for (auto _ : state) benchmark::DoNotOptimize(parseMountInfo(text));
+}
+BENCHMARK(BM_ParseMountInfo)->Arg(30)->Arg(300);
+
+// This process's own table, read and parsed, as the init does.
+void BM_ReadOwnMountInfo(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(readOwnMountInfo("bench"));
+}
+BENCHMARK(BM_ReadOwnMountInfo);
 
 }  // namespace
 }  // namespace gpubox

@@ -21,7 +21,7 @@ shift
 src=$(cd "$(dirname "$0")/../.." && pwd)
 build=${FUZZ_BUILD_DIR:-$src/build-fuzz}
 cxx=${FUZZ_CXX:-clang++}
-all_targets=(spec_wire policy cdi_json cdi_yaml proc_info ld_cache)
+all_targets=(spec_wire policy cdi_json cdi_yaml proc_info ld_cache mountinfo)
 targets=("${@:-${all_targets[@]}}")
 
 if ! command -v "$cxx" >/dev/null 2>&1; then

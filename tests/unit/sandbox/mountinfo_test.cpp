@@ -5,9 +5,11 @@
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 
@@ -38,6 +40,66 @@ TEST(MountInfo, ParsesAndDecodes) {
   EXPECT_EQ(all[3].mountPoint, "/tmp/proc");
   EXPECT_EQ(all[3].fsType, "proc");
   EXPECT_EQ(all[6].mountPoint, "/tmp/with space");
+}
+
+// What the kernel writes that the first table leaves out: several optional
+// fields, every escape (space, tab, newline, backslash), other control
+// bytes as they are (only a space separates fields), a last line with no
+// newline; and lines that are not mountinfo, each skipped alone.
+TEST(MountInfo, ParsesEveryFieldTheKernelWritesAndSkipsWhatItCannotRead) {
+  constexpr const char* kText =
+      "60 1 0:44 /a\\134b /mnt/x\\011y\\012z rw,relatime shared:3 master:1 propagate_from:2 - "
+      "tmpfs tmpfs rw\n"
+      "\n"
+      "61 1 0:45 / /no-separator rw tmpfs tmpfs rw\n"
+      "6x 1 0:46 / /bad-id rw - tmpfs tmpfs rw\n"
+      "62 1 046 / /bad-device rw - tmpfs tmpfs rw\n"
+      "63 1 0:4x / /bad-minor rw - tmpfs tmpfs rw\n"
+      "64 1 0:48 / /no-type rw -\n"
+      "65 1 0:49 /\n"
+      "67 1 0:5 / /a\rcarriage\vreturn rw - proc proc rw\n"
+      "66 60 259:3 / /last rw - ext4 /dev/nvme0n1p3 rw";
+  auto all = parseMountInfo(kText);
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].id, 60);
+  EXPECT_EQ(all[0].parent, 1);
+  EXPECT_EQ(all[0].dev, makedev(0, 44));
+  EXPECT_EQ(all[0].root, "/a\\b");
+  EXPECT_EQ(all[0].mountPoint, "/mnt/x\ty\nz");
+  EXPECT_EQ(all[0].fsType, "tmpfs");
+  EXPECT_EQ(all[1].id, 67);
+  EXPECT_EQ(all[1].mountPoint, "/a\rcarriage\vreturn");
+  EXPECT_EQ(all[1].fsType, "proc");
+  EXPECT_EQ(all[2].id, 66);
+  EXPECT_EQ(all[2].parent, 60);
+  EXPECT_EQ(all[2].dev, makedev(259, 3));
+  EXPECT_EQ(all[2].mountPoint, "/last");
+  EXPECT_EQ(all[2].fsType, "ext4");
+}
+
+// This process's own table: every line is read, and the entry of the mount
+// "/" is on carries the id statx gives it.
+TEST(MountInfo, ReadsThisProcessesOwnTable) {
+  UniqueFd info(::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(info);
+  std::string text;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(info.get(), buf, sizeof buf)) > 0;)
+    text.append(buf, static_cast<size_t>(n));
+  const size_t lines = static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+  const std::vector<MountInfoEntry> all = readOwnMountInfo("test");
+  EXPECT_EQ(all.size(), lines);
+  UniqueFd root(::open("/", O_PATH | O_CLOEXEC));
+  ASSERT_TRUE(root);
+  const int rootId = mountIdOf(root.get(), "test");
+  const auto entry =
+      std::find_if(all.begin(), all.end(), [&](const MountInfoEntry& e) { return e.id == rootId; });
+  ASSERT_NE(entry, all.end());
+  EXPECT_EQ(entry->mountPoint, "/");
+  for (const MountInfoEntry& e : all) {
+    EXPECT_FALSE(e.fsType.empty()) << e.mountPoint;
+    EXPECT_EQ(e.mountPoint.front(), '/') << e.mountPoint;
+  }
 }
 
 TEST(MountInfo, OutermostProcfsUnderTheBindOnly) {
