@@ -40,6 +40,9 @@ struct CgroupWorker::Job {
   // Device rules to put in force.
   std::unique_ptr<cgroup::SandboxCgroup::DeviceWork> devices;
   kj::Own<kj::PromiseFulfiller<std::unique_ptr<cgroup::SandboxCgroup::DeviceWork>>> devicesDone;
+  // Limits to write.
+  std::unique_ptr<cgroup::SandboxCgroup::LimitWork> limits;
+  kj::Own<kj::PromiseFulfiller<std::unique_ptr<cgroup::SandboxCgroup::LimitWork>>> limitsDone;
 };
 
 namespace {
@@ -84,6 +87,7 @@ void CgroupWorker::work() {
       job->removeErrors[i] = ::rmdir(job->dirs[i].c_str()) == 0 ? 0 : errno;
     if (!job->toMake.empty())
       cgroup::SandboxCgroup::makePlanned(job->toMake, job->madeFds, job->madeResults);
+    if (job->limits) job->limits->carryOut();
     if (job->devices) job->devices->carryOut();
     job->failedAt = job->procs.size();
     for (size_t i = 0; i < job->procs.size(); ++i) {
@@ -160,6 +164,17 @@ kj::Promise<std::unique_ptr<CgroupWorker::DeviceWork>> CgroupWorker::setUpDevice
   return kj::mv(paf.promise);
 }
 
+kj::Promise<std::unique_ptr<CgroupWorker::LimitWork>> CgroupWorker::writeLimits(
+    std::unique_ptr<LimitWork> work) {
+  auto job = std::make_unique<Job>();
+  job->limits = std::move(work);
+  auto paf = kj::newPromiseAndFulfiller<std::unique_ptr<LimitWork>>();
+  job->limitsDone = kj::mv(paf.fulfiller);
+  if (int err = queue(job))
+    return callerError(errnoMessage("cannot queue the sandbox's cgroup limits", err));
+  return kj::mv(paf.promise);
+}
+
 int CgroupWorker::queue(std::unique_ptr<Job>& job) {
   Job* raw = job.get();
   if (::write(pipes_.requestWrite.get(), &raw, sizeof raw) != static_cast<ssize_t>(sizeof raw))
@@ -186,6 +201,8 @@ kj::Promise<void> CgroupWorker::collect() {
       job->made->fulfill(MadeDirs{std::move(job->madeFds), std::move(job->madeResults)});
     else if (job->devicesDone)
       job->devicesDone->fulfill(std::move(job->devices));
+    else if (job->limitsDone)
+      job->limitsDone->fulfill(std::move(job->limits));
     else if (job->failedAt == job->procs.size())
       job->joined->fulfill();
     else

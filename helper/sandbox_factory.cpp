@@ -201,6 +201,29 @@ kj::Promise<void> devicesInForce(DaemonContext& ctx,
           });
 }
 
+// A warm init's limits, written by the device worker while the init builds
+// its root (SandboxCgroup::planLimits); on the loop again, noted in force.
+kj::Promise<void> limitsWritten(DaemonContext& ctx,
+                                std::unique_ptr<cgroup::SandboxCgroup::LimitWork> work,
+                                std::weak_ptr<cgroup::SandboxCgroup> weakCg,
+                                std::weak_ptr<LiveSandbox> weakLive,
+                                std::vector<std::string> rlimits) {
+  return ctx.deviceWorker->writeLimits(std::move(work))
+      .then([weakCg = std::move(weakCg), weakLive = std::move(weakLive),
+             rlimits = std::move(rlimits)](std::unique_ptr<cgroup::SandboxCgroup::LimitWork> done) {
+        auto cg = weakCg.lock();
+        auto live = weakLive.lock();
+        if (!cg || !live) return;  // the sandbox is gone already
+        try {
+          cg->finishLimits(*done);
+        } catch (const Error& e) {
+          throw callerError(e.what());
+        }
+        live->limits = cg->applied();
+        live->limits.insert(live->limits.end(), rlimits.begin(), rlimits.end());
+      });
+}
+
 uint64_t monotonicMs() {
   return monotonicNs() / 1000000;
 }
@@ -311,11 +334,14 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   // builds its root (SandboxCgroup::planDevices); the init runs nothing
   // before they are (its placement waits for them, below).
   std::unique_ptr<cgroup::SandboxCgroup::DeviceWork> deviceWork;
+  // A warm init's limits likewise (SandboxCgroup::planLimits).
+  std::unique_ptr<cgroup::SandboxCgroup::LimitWork> limitWork;
   if (ctx.cgroupsUnavailable.empty()) {
     if (warm && warm->cgroup) {
       // Each checks what it is given; a refusal discards the warm init and
       // its cgroup (DiscardUnused).
-      warm->cgroup->applyLimits(limits.resources);
+      limitWork = warm->cgroup->planLimits(limits.resources);
+      if (limitWork->empty()) limitWork.reset();
       if (devices) deviceWork = warm->cgroup->planDevices(*devices);
       holdings->cgroup = warm->cgroup;
     } else {
@@ -382,7 +408,8 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   const bool joinV1 = !warm && cg && !cg->v1ProcsFiles().empty();
   std::optional<kj::Promise<void>> warmPlaced;
   if (warm && !warm->placement->done) warmPlaced = warm->placed->addBranch();
-  config.awaitPlacement = warmPlaced.has_value() || joinV1 || deviceWork != nullptr;
+  config.awaitPlacement =
+      warmPlaced.has_value() || joinV1 || deviceWork != nullptr || limitWork != nullptr;
   if (spans) spans->mark("cgroup");
   LaunchedInit init;
   if (warm) {
@@ -438,8 +465,16 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   }
   if (config.awaitPlacement) {
     kj::Promise<void> placed = kj::READY_NOW;
-    if (deviceWork)
-      placed = devicesInForce(ctx, std::move(deviceWork), holdings->cgroup, live, rlimits);
+    if (limitWork)
+      placed = limitsWritten(ctx, std::move(limitWork), holdings->cgroup, live, rlimits);
+    if (deviceWork) {
+      // Queued now, behind the limits on the same worker: both are carried
+      // out while the init builds its root.
+      kj::Promise<void> devicesDone =
+          devicesInForce(ctx, std::move(deviceWork), holdings->cgroup, live, rlimits);
+      placed = placed.then(
+          [devicesDone = kj::mv(devicesDone)]() mutable { return kj::mv(devicesDone); });
+    }
     if (warmPlaced)
       placed = placed.then([warm = std::move(*warmPlaced)]() mutable { return std::move(warm); });
     if (joinV1) {

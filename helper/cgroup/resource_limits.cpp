@@ -1,7 +1,7 @@
 #include "resource_limits.hpp"
 
 #include <algorithm>
-#include <functional>
+#include <utility>
 
 #include "cgroup_fs.hpp"
 #include "error.hpp"
@@ -23,15 +23,6 @@ bool has(const std::vector<std::string>& controllers, const char* controller) {
 
 uint64_t quotaUs(uint32_t millis) {
   return uint64_t{millis} * kCpuPeriodUs / 1000;
-}
-
-// Runs WRITE, prefixing any error with the option it was for.
-void forOption(const std::string& option, const std::function<void()>& write) {
-  try {
-    write();
-  } catch (const Error& e) {
-    throw Error(option + ": " + e.what());
-  }
 }
 
 }  // namespace
@@ -65,69 +56,116 @@ void validateLimits(const ResourceLimits& limits) {
     throw Error(pidsOption(0) + ": the process limit must be at least 1");
 }
 
+namespace {
+
+// The plan of one option's writes, one value per file.
+PlannedLimit planned(std::string option, std::vector<std::pair<const char*, std::string>> files,
+                     std::vector<std::string> applied) {
+  PlannedLimit limit{.option = std::move(option), .writes = {}, .applied = std::move(applied)};
+  for (auto& [file, value] : files) limit.writes.push_back({.file = file, .values = {value}});
+  return limit;
+}
+
+}  // namespace
+
+std::vector<PlannedLimit> planV2Limits(int dirFd, const std::vector<std::string>& controllers,
+                                       const ResourceLimits& limits) {
+  std::vector<PlannedLimit> out;
+  if (limits.memoryBytes && has(controllers, "memory")) {
+    const std::string bytes = std::to_string(*limits.memoryBytes);
+    // Without swap accounting (swapaccount=0) the file is absent and the
+    // kernel cannot limit swap per cgroup at all; say so in the status.
+    if (hasControl(dirFd, "memory.swap.max"))
+      out.push_back(planned(
+          memoryOption(*limits.memoryBytes), {{"memory.max", bytes}, {"memory.swap.max", "0"}},
+          {"memory.max = " + bytes + " (cgroup v2)", "memory.swap.max = 0 (cgroup v2)"}));
+    else
+      out.push_back(planned(memoryOption(*limits.memoryBytes), {{"memory.max", bytes}},
+                            {"memory.max = " + bytes + " (cgroup v2)",
+                             "memory.swap.max absent (no swap accounting): swap not limited"}));
+  }
+  if (limits.cpuMillis && has(controllers, "cpu")) {
+    const std::string max =
+        std::to_string(quotaUs(*limits.cpuMillis)) + " " + std::to_string(kCpuPeriodUs);
+    out.push_back(planned(cpuOption(*limits.cpuMillis), {{"cpu.max", max}},
+                          {"cpu.max = " + max + " (cgroup v2)"}));
+  }
+  if (limits.pids && has(controllers, "pids")) {
+    const std::string pids = std::to_string(*limits.pids);
+    out.push_back(planned(pidsOption(*limits.pids), {{"pids.max", pids}},
+                          {"pids.max = " + pids + " (cgroup v2)"}));
+  }
+  return out;
+}
+
+std::vector<PlannedLimit> planV1Limits(int dirFd, const std::vector<std::string>& controllers,
+                                       const ResourceLimits& limits) {
+  std::vector<PlannedLimit> out;
+  if (limits.memoryBytes && has(controllers, "memory")) {
+    // memsw (memory + swap) may never be below the memory limit, so the
+    // memory limit goes first; equal values leave no room for swap.
+    const std::string bytes = std::to_string(*limits.memoryBytes);
+    if (hasControl(dirFd, "memory.memsw.limit_in_bytes"))
+      out.push_back(
+          planned(memoryOption(*limits.memoryBytes),
+                  {{"memory.limit_in_bytes", bytes}, {"memory.memsw.limit_in_bytes", bytes}},
+                  {"memory.limit_in_bytes = " + bytes + " (cgroup v1)",
+                   "memory.memsw.limit_in_bytes = " + bytes + " (cgroup v1)"}));
+    else
+      out.push_back(
+          planned(memoryOption(*limits.memoryBytes), {{"memory.limit_in_bytes", bytes}},
+                  {"memory.limit_in_bytes = " + bytes + " (cgroup v1)",
+                   "memory.memsw.limit_in_bytes absent (no swap accounting): swap not limited"}));
+  }
+  if (limits.cpuMillis && has(controllers, "cpu")) {
+    const std::string quota = std::to_string(quotaUs(*limits.cpuMillis));
+    out.push_back(planned(
+        cpuOption(*limits.cpuMillis),
+        {{"cpu.cfs_period_us", std::to_string(kCpuPeriodUs)}, {"cpu.cfs_quota_us", quota}},
+        {"cpu.cfs_quota_us = " + quota + " per " + std::to_string(kCpuPeriodUs) + " (cgroup v1)"}));
+  }
+  if (limits.pids && has(controllers, "pids")) {
+    const std::string pids = std::to_string(*limits.pids);
+    out.push_back(planned(pidsOption(*limits.pids), {{"pids.max", pids}},
+                          {"pids.max = " + pids + " (cgroup v1)"}));
+  }
+  return out;
+}
+
+void carryOutLimits(int dirFd, std::vector<PlannedLimit>& planned) noexcept {
+  for (PlannedLimit& limit : planned) {
+    for (ControlWrites& w : limit.writes) {
+      w.carryOut(dirFd);
+      if (w.err != 0) return;
+    }
+  }
+}
+
+std::vector<std::string> limitsInForce(const std::string& dir,
+                                       const std::vector<PlannedLimit>& planned) {
+  std::vector<std::string> applied;
+  for (const PlannedLimit& limit : planned) {
+    for (const ControlWrites& w : limit.writes)
+      if (w.err != 0) throw Error(limit.option + ": " + w.failure(dir));
+    applied.insert(applied.end(), limit.applied.begin(), limit.applied.end());
+  }
+  return applied;
+}
+
 std::vector<std::string> writeV2Limits(int dirFd, const std::string& dir,
                                        const std::vector<std::string>& controllers,
                                        const ResourceLimits& limits) {
-  std::vector<std::string> applied;
-  const auto put = [&](const char* file, const std::string& value) {
-    writeControl(dirFd, dir, file, value);
-    applied.push_back(std::string(file) + " = " + value + " (cgroup v2)");
-  };
-  if (limits.memoryBytes && has(controllers, "memory")) {
-    forOption(memoryOption(*limits.memoryBytes), [&] {
-      put("memory.max", std::to_string(*limits.memoryBytes));
-      // Without swap accounting (swapaccount=0) the file is absent and the
-      // kernel cannot limit swap per cgroup at all; say so in the status.
-      if (hasControl(dirFd, "memory.swap.max"))
-        put("memory.swap.max", "0");
-      else
-        applied.push_back("memory.swap.max absent (no swap accounting): swap not limited");
-    });
-  }
-  if (limits.cpuMillis && has(controllers, "cpu")) {
-    forOption(cpuOption(*limits.cpuMillis), [&] {
-      put("cpu.max",
-          std::to_string(quotaUs(*limits.cpuMillis)) + " " + std::to_string(kCpuPeriodUs));
-    });
-  }
-  if (limits.pids && has(controllers, "pids"))
-    forOption(pidsOption(*limits.pids), [&] { put("pids.max", std::to_string(*limits.pids)); });
-  return applied;
+  std::vector<PlannedLimit> plan = planV2Limits(dirFd, controllers, limits);
+  carryOutLimits(dirFd, plan);
+  return limitsInForce(dir, plan);
 }
 
 std::vector<std::string> writeV1Limits(int dirFd, const std::string& dir,
                                        const std::vector<std::string>& controllers,
                                        const ResourceLimits& limits) {
-  std::vector<std::string> applied;
-  const auto put = [&](const char* file, const std::string& value) {
-    writeControl(dirFd, dir, file, value);
-    applied.push_back(std::string(file) + " = " + value + " (cgroup v1)");
-  };
-  if (limits.memoryBytes && has(controllers, "memory")) {
-    forOption(memoryOption(*limits.memoryBytes), [&] {
-      const std::string bytes = std::to_string(*limits.memoryBytes);
-      // memsw (memory + swap) may never be below the memory limit, so the
-      // memory limit goes first; equal values leave no room for swap.
-      put("memory.limit_in_bytes", bytes);
-      if (hasControl(dirFd, "memory.memsw.limit_in_bytes"))
-        put("memory.memsw.limit_in_bytes", bytes);
-      else
-        applied.push_back(
-            "memory.memsw.limit_in_bytes absent (no swap accounting): swap not limited");
-    });
-  }
-  if (limits.cpuMillis && has(controllers, "cpu")) {
-    forOption(cpuOption(*limits.cpuMillis), [&] {
-      const std::string quota = std::to_string(quotaUs(*limits.cpuMillis));
-      writeControl(dirFd, dir, "cpu.cfs_period_us", std::to_string(kCpuPeriodUs));
-      writeControl(dirFd, dir, "cpu.cfs_quota_us", quota);
-      applied.push_back("cpu.cfs_quota_us = " + quota + " per " + std::to_string(kCpuPeriodUs) +
-                        " (cgroup v1)");
-    });
-  }
-  if (limits.pids && has(controllers, "pids"))
-    forOption(pidsOption(*limits.pids), [&] { put("pids.max", std::to_string(*limits.pids)); });
-  return applied;
+  std::vector<PlannedLimit> plan = planV1Limits(dirFd, controllers, limits);
+  carryOutLimits(dirFd, plan);
+  return limitsInForce(dir, plan);
 }
 
 }  // namespace gpubox::cgroup

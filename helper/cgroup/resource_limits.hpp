@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "cgroup_fs.hpp"
+
 namespace gpubox::cgroup {
 
 struct ResourceLimits {
@@ -32,15 +34,38 @@ std::string pidsOption(uint32_t pids);
 // (zero memory or pids, a CPU quota below the kernel's 1 ms per period).
 void validateLimits(const ResourceLimits& limits);
 
-// Writes the limits of LIMITS whose controller is in CONTROLLERS ("memory",
-// "cpu", "pids") into the v2 cgroup directory DIRFD, shown as DIR. Returns
-// one line per file written, e.g. "memory.max = 67108864 (cgroup v2)".
-// Throws gpubox::Error "--memory 64M: writing 67108864 to DIR/memory.max: ...".
+// One limit, planned: the option it came from (for messages), the writes
+// that put it in force, in order, and the status lines that say so.
+struct PlannedLimit {
+  std::string option;
+  std::vector<ControlWrites> writes;
+  std::vector<std::string> applied;
+};
+
+// The limits of LIMITS whose controller is in CONTROLLERS ("memory", "cpu",
+// "pids"), planned for the v2 cgroup directory DIRFD (which it only asks
+// whether optional files exist); nothing is written.
+std::vector<PlannedLimit> planV2Limits(int dirFd, const std::vector<std::string>& controllers,
+                                       const ResourceLimits& limits);
+// Likewise for a v1 cgroup directory whose hierarchy carries CONTROLLERS.
+std::vector<PlannedLimit> planV1Limits(int dirFd, const std::vector<std::string>& controllers,
+                                       const ResourceLimits& limits);
+
+// Carries out each write of PLANNED into DIRFD in order, stopping at the
+// first that fails. System calls only: any thread (the device worker's,
+// helper/cgroup_worker.hpp).
+void carryOutLimits(int dirFd, std::vector<PlannedLimit>& planned) noexcept;
+
+// After carryOutLimits: the status lines of PLANNED, one per file written,
+// e.g. "memory.max = 67108864 (cgroup v2)"; or, if a write failed, throws
+// gpubox::Error "--memory 64M: writing 67108864 to DIR/memory.max: ...".
+std::vector<std::string> limitsInForce(const std::string& dir,
+                                       const std::vector<PlannedLimit>& planned);
+
+// The three at once, on the calling thread.
 std::vector<std::string> writeV2Limits(int dirFd, const std::string& dir,
                                        const std::vector<std::string>& controllers,
                                        const ResourceLimits& limits);
-
-// Likewise for a v1 cgroup directory whose hierarchy carries CONTROLLERS.
 std::vector<std::string> writeV1Limits(int dirFd, const std::string& dir,
                                        const std::vector<std::string>& controllers,
                                        const ResourceLimits& limits);

@@ -157,17 +157,44 @@ std::unique_ptr<SandboxCgroup> SandboxCgroup::createEmpty(const Layout& layout,
 }
 
 void SandboxCgroup::applyLimits(const ResourceLimits& limits) {
+  std::unique_ptr<LimitWork> work = planLimits(limits);
+  work->carryOut();
+  finishLimits(*work);
+}
+
+std::unique_ptr<SandboxCgroup::LimitWork> SandboxCgroup::planLimits(const ResourceLimits& limits) {
   if (limitsApplied_) throw Error("internal error: cgroup limits applied twice");
   limitsApplied_ = true;
   checkLimits(layout_, limits, nullptr);
-  if (v2_) {
-    for (std::string& line : writeV2Limits(v2_->fd.get(), v2_->path, layout_.v2Controllers, limits))
-      applied_.push_back(std::move(line));
+  auto work = std::make_unique<LimitWork>();
+  const auto add = [&](const Dir& dir, std::vector<PlannedLimit> planned) {
+    if (planned.empty()) return;
+    UniqueFd copy(::fcntl(dir.fd.get(), F_DUPFD_CLOEXEC, 0));
+    if (!copy) throwErrno("cgroup limits: duplicating the descriptor of " + dir.path);
+    work->dirs.push_back({dir.path, std::move(copy), std::move(planned)});
+  };
+  if (v2_) add(*v2_, planV2Limits(v2_->fd.get(), layout_.v2Controllers, limits));
+  for (const Dir& dir : v1_) add(dir, planV1Limits(dir.fd.get(), dir.controllers, limits));
+  return work;
+}
+
+bool SandboxCgroup::LimitWork::empty() const {
+  return dirs.empty();
+}
+
+void SandboxCgroup::LimitWork::carryOut() noexcept {
+  for (Dir& dir : dirs) {
+    carryOutLimits(dir.dir.get(), dir.limits);
+    for (const PlannedLimit& limit : dir.limits)
+      for (const ControlWrites& w : limit.writes)
+        if (w.err != 0) return;
   }
-  for (Dir& dir : v1_) {
-    for (std::string& line : writeV1Limits(dir.fd.get(), dir.path, dir.controllers, limits))
+}
+
+void SandboxCgroup::finishLimits(const LimitWork& work) {
+  for (const LimitWork::Dir& dir : work.dirs)
+    for (std::string& line : limitsInForce(dir.path, dir.limits))
       applied_.push_back(std::move(line));
-  }
 }
 
 namespace {

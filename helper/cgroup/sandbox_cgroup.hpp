@@ -83,6 +83,29 @@ class SandboxCgroup {
                                                    std::vector<UniqueFd> fds,
                                                    const std::vector<MakeResult>& results);
   void applyLimits(const ResourceLimits& limits);
+  // applyLimits() in three steps, like the device rules below, for a warm
+  // init's request: planLimits() (on the loop: the checks and the values)
+  // hands LimitWork::carryOut() to the device worker while the init builds
+  // its root, and finishLimits() (on the loop again) notes what is in force,
+  // or throws, before the init is told it may run anything. The writes are
+  // a tenth of the event loop's time per sandbox where they are many (six
+  // files of three v1 hierarchies; docs/performance.md, eleventh slice).
+  struct LimitWork {
+    struct Dir {
+      std::string path;
+      UniqueFd dir;  // its own: the sandbox may end while the work waits
+      std::vector<PlannedLimit> limits;
+    };
+    std::vector<Dir> dirs;  // v2 first, as applyLimits() writes them
+
+    bool empty() const;
+    // System calls only (no allocation, no exception): any thread. Stops at
+    // the first write that fails.
+    void carryOut() noexcept;
+  };
+  std::unique_ptr<LimitWork> planLimits(const ResourceLimits& limits);
+  // Throws gpubox::Error naming the option and the file that failed.
+  void finishLimits(const LimitWork& work);
   // Throws what create(), applyLimits() and the device rules would refuse
   // before touching anything.
   static void checkLimits(const Layout& layout, const ResourceLimits& limits,
