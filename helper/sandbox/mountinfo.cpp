@@ -100,8 +100,9 @@ std::optional<bool> mountHasChildren(int fd) {
 
 // A hand-written split of each line, with no stream and no scanf: every
 // sandbox whose plan binds a directory with mounts below it (`--ro-bind /
-// /`) reads the whole table once, and the streams took 0.15 ms of it on a
-// table of 30 lines (docs/performance.md, eleventh slice).
+// /`) reads the whole table once, in a freshly forked init, where the
+// streams' parse was a tenth of the init's CPU (docs/performance.md,
+// eleventh slice).
 std::vector<MountInfoEntry> parseMountInfo(std::string_view text) {
   std::vector<MountInfoEntry> out;
   while (!text.empty()) {
