@@ -12,6 +12,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "cgroup_fs.hpp"
 #include "cgroup_layout.hpp"
@@ -184,6 +185,49 @@ TEST_F(FakeCgroup, LimitWritesStopAtTheFirstFailure) {
       "cpu.cfs_quota_us = 50000 per 100000 (cgroup v1)", "pids.max = 16 (cgroup v1)"};
   EXPECT_EQ(writeV1Limits(fd_.get(), dir_, {"memory", "cpu", "pids"}, limits), want);
   EXPECT_EQ(get("pids.max"), "16");
+}
+
+// A warm init's limits are planned on the event loop and written on the
+// device worker's thread (SandboxCgroup::planLimits): planning writes
+// nothing, the writes may run on any thread, and the status lines are only
+// given once they are in force.
+TEST_F(FakeCgroup, PlannedLimitsAreWrittenOnlyWhenCarriedOut) {
+  for (const char* f : {"memory.limit_in_bytes", "memory.memsw.limit_in_bytes", "cpu.cfs_period_us",
+                        "cpu.cfs_quota_us", "pids.max"})
+    put(f);
+  ResourceLimits limits;
+  limits.memoryBytes = 64 * kMiB;
+  limits.cpuMillis = 250;
+  limits.pids = 32;
+  std::vector<PlannedLimit> plan = planV1Limits(fd_.get(), {"memory", "cpu", "pids"}, limits);
+  for (const char* f : {"memory.limit_in_bytes", "memory.memsw.limit_in_bytes", "cpu.cfs_period_us",
+                        "cpu.cfs_quota_us", "pids.max"})
+    EXPECT_EQ(get(f), "") << f << " written by the plan alone";
+  std::thread worker([&] { carryOutLimits(fd_.get(), plan); });
+  worker.join();
+  EXPECT_EQ(get("memory.limit_in_bytes"), "67108864");
+  EXPECT_EQ(get("memory.memsw.limit_in_bytes"), "67108864");
+  EXPECT_EQ(get("cpu.cfs_period_us"), "100000");
+  EXPECT_EQ(get("cpu.cfs_quota_us"), "25000");
+  EXPECT_EQ(get("pids.max"), "32");
+  const std::vector<std::string> want = {"memory.limit_in_bytes = 67108864 (cgroup v1)",
+                                         "memory.memsw.limit_in_bytes = 67108864 (cgroup v1)",
+                                         "cpu.cfs_quota_us = 25000 per 100000 (cgroup v1)",
+                                         "pids.max = 32 (cgroup v1)"};
+  EXPECT_EQ(limitsInForce(dir_, plan), want);
+  // A plan whose write failed names the option and the file, and says
+  // nothing is in force.
+  ::unlink((dir_ + "/pids.max").c_str());
+  std::vector<PlannedLimit> failing = planV1Limits(fd_.get(), {"pids"}, limits);
+  carryOutLimits(fd_.get(), failing);
+  try {
+    limitsInForce(dir_, failing);
+    ADD_FAILURE() << "must throw";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("--pids 32: writing 32 to " + dir_ + "/pids.max: ", 0),
+              0u)
+        << e.what();
+  }
 }
 
 TEST_F(FakeCgroup, V2StatsParsing) {
