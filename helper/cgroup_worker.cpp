@@ -14,6 +14,7 @@
 namespace gpubox {
 
 struct MadeDirs {
+  std::vector<cgroup::SandboxCgroup::DirToMake> plan;  // the job's, handed back
   std::vector<UniqueFd> fds;
   std::vector<cgroup::MakeResult> results;
 };
@@ -137,20 +138,19 @@ kj::Promise<std::vector<int>> CgroupWorker::remove(std::vector<std::string> dirs
 }
 
 kj::Promise<std::unique_ptr<cgroup::SandboxCgroup>> CgroupWorker::makeEmpty(
-    cgroup::Layout layout, std::vector<cgroup::SandboxCgroup::DirToMake> plan) {
+    const cgroup::Layout& layout, std::vector<cgroup::SandboxCgroup::DirToMake> plan) {
   auto job = std::make_unique<Job>();
   const size_t count = plan.size();
-  job->toMake = plan;
+  job->toMake = std::move(plan);
   job->madeFds.resize(count);
   job->madeResults.resize(count);
   auto paf = kj::newPromiseAndFulfiller<MadeDirs>();
   job->made = kj::mv(paf.fulfiller);
   if (int err = queue(job))
     return callerError(errnoMessage("cannot queue the making of a cgroup", err));
-  return paf.promise.then(
-      [layout = std::move(layout), plan = std::move(plan)](MadeDirs made) mutable {
-        return cgroup::SandboxCgroup::adoptEmpty(layout, plan, std::move(made.fds), made.results);
-      });
+  return paf.promise.then([&layout](MadeDirs made) {
+    return cgroup::SandboxCgroup::adoptEmpty(layout, made.plan, std::move(made.fds), made.results);
+  });
 }
 
 kj::Promise<std::unique_ptr<CgroupWorker::DeviceWork>> CgroupWorker::setUpDevices(
@@ -198,7 +198,8 @@ kj::Promise<void> CgroupWorker::collect() {
     if (job->removed)
       job->removed->fulfill(std::move(job->removeErrors));
     else if (job->made)
-      job->made->fulfill(MadeDirs{std::move(job->madeFds), std::move(job->madeResults)});
+      job->made->fulfill(
+          MadeDirs{std::move(job->toMake), std::move(job->madeFds), std::move(job->madeResults)});
     else if (job->devicesDone)
       job->devicesDone->fulfill(std::move(job->devices));
     else if (job->limitsDone)

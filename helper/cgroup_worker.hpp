@@ -64,9 +64,10 @@ class CgroupWorker {
   // The directories of PLAN made (cgroup::makeCgroupDir, in order, stopping
   // at the first failure) on the worker thread, then adopted on the loop
   // (SandboxCgroup::adoptEmpty): a warm init's empty cgroup. Rejects with
-  // adoptEmpty's error.
+  // adoptEmpty's error. LAYOUT must outlive the promise (the helper's is
+  // decided once, at start).
   kj::Promise<std::unique_ptr<cgroup::SandboxCgroup>> makeEmpty(
-      cgroup::Layout layout, std::vector<cgroup::SandboxCgroup::DirToMake> plan);
+      const cgroup::Layout& layout, std::vector<cgroup::SandboxCgroup::DirToMake> plan);
 
   // WORK carried out (the writes to devices.* and BPF_PROG_ATTACH, each of
   // which takes cgroup_mutex) on the worker thread; resolves to it, for

@@ -168,8 +168,11 @@ void InitPool::requestOne() {
     // thread: a mkdir on cgroupfs can wait for the kernel's cgroup_mutex.
     std::vector<cgroup::SandboxCgroup::DirToMake> plan;
     try {
-      plan = cgroup::SandboxCgroup::planEmpty(ctx_.cgroupLayout, cgroup::sandboxCgroupName(id),
-                                              ctx_.cgroupLayout.v1Parents.contains("devices"));
+      // The layout's part once (it is decided at start), the name each time.
+      if (!cgroupShape_)
+        cgroupShape_ = cgroup::SandboxCgroup::emptyShape(
+            ctx_.cgroupLayout, ctx_.cgroupLayout.v1Parents.contains("devices"));
+      plan = cgroup::SandboxCgroup::named(*cgroupShape_, cgroup::sandboxCgroupName(id));
     } catch (const std::exception& e) {
       --inFlight_;
       failed(e.what());

@@ -138,6 +138,8 @@ class InitPool : private kj::TaskSet::ErrorHandler {
   bool shrinkArmed_ = false;
   std::deque<WarmInit> warm_;
   size_t inFlight_ = 0;
+  // Each warm init's cgroup directories but for its name (requestOne).
+  std::optional<cgroup::SandboxCgroup::EmptyShape> cgroupShape_;
   uint64_t taken_ = 0;
   uint64_t missed_ = 0;
   uint64_t failuresInARow_ = 0;

@@ -85,7 +85,10 @@ void SandboxCgroup::checkLimits(const Layout& layout, const ResourceLimits& limi
 std::vector<SandboxCgroup::DirToMake> SandboxCgroup::planEmpty(const Layout& layout,
                                                                const std::string& name,
                                                                bool v1Devices) {
-  validateCgroupName(name);
+  return named(emptyShape(layout, v1Devices), name);
+}
+
+SandboxCgroup::EmptyShape SandboxCgroup::emptyShape(const Layout& layout, bool v1Devices) {
   // v1 hierarchies to use, grouped by directory: co-mounted controllers
   // ("cpu,cpuacct") share one.
   std::vector<std::pair<std::string, std::vector<std::string>>> v1Groups;
@@ -100,14 +103,27 @@ std::vector<SandboxCgroup::DirToMake> SandboxCgroup::planEmpty(const Layout& lay
     if (group == v1Groups.end()) group = v1Groups.insert(group, {it->second, {}});
     group->second.emplace_back(c);
   }
-  std::vector<DirToMake> plan;
+  EmptyShape shape;
   if (!layout.v2Parent.empty()) {
-    const std::string dir = layout.v2Parent + "/" + name;
-    plan.push_back({layout.v2Parent, dir, dir, {}, true});
+    const std::string prefix = layout.v2Parent + "/";
+    shape.dirs.push_back({layout.v2Parent, prefix, prefix, {}, true});
   }
+  // v1Display of "PARENT/NAME" is v1Display of "PARENT/" followed by NAME.
   for (const auto& [parent, controllers] : v1Groups) {
-    const std::string dir = parent + "/" + name;
-    plan.push_back({parent, dir, v1Display(layout, controllers, dir), controllers, false});
+    const std::string prefix = parent + "/";
+    shape.dirs.push_back(
+        {parent, prefix, v1Display(layout, controllers, prefix), controllers, false});
+  }
+  return shape;
+}
+
+std::vector<SandboxCgroup::DirToMake> SandboxCgroup::named(const EmptyShape& shape,
+                                                           const std::string& name) {
+  validateCgroupName(name);
+  std::vector<DirToMake> plan = shape.dirs;
+  for (DirToMake& dir : plan) {
+    dir.path += name;
+    dir.display += name;
   }
   return plan;
 }

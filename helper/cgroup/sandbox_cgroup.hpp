@@ -72,6 +72,15 @@ class SandboxCgroup {
   };
   static std::vector<DirToMake> planEmpty(const Layout& layout, const std::string& name,
                                           bool v1Devices);
+  // planEmpty() in two steps, for the warm pool, which plans a cgroup per
+  // init: emptyShape() is the layout's part (each directory's parent,
+  // controllers, and its path and display up to the name), the same for
+  // every init, so computed once; named() adds one name (validated).
+  struct EmptyShape {
+    std::vector<DirToMake> dirs;  // path and display end with "/": the name follows
+  };
+  static EmptyShape emptyShape(const Layout& layout, bool v1Devices);
+  static std::vector<DirToMake> named(const EmptyShape& shape, const std::string& name);
   // makeCgroupDir for each of PLAN in order, stopping at the first failure;
   // FDS and RESULTS are sized to PLAN by the caller (it allocates nothing,
   // so the cgroup worker's thread may call it). A directory not tried reads

@@ -17,6 +17,7 @@
 #include "caller_policy.hpp"
 #include "cgroup/device_bpf.hpp"
 #include "cgroup/device_rules.hpp"
+#include "cgroup/sandbox_cgroup.hpp"
 #include "policy.hpp"
 #include "sandbox/init_config_codec.hpp"
 #include "sandbox/mountinfo.hpp"
@@ -107,6 +108,40 @@ void BM_DeviceProgramForOneGpu(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_DeviceProgramForOneGpu);
+
+// A warm init's cgroup planned on a hybrid host (a v2 directory, four v1
+// hierarchies): from the layout each time (planEmpty), and from the shape
+// the pool computes once plus the init's name (named), as InitPool does.
+cgroup::Layout hybridHostLayout() {
+  cgroup::Layout l;
+  l.mounts.v2Mount = "/sys/fs/cgroup/unified";
+  for (const char* c : {"memory", "cpu", "cpuacct", "pids", "devices"}) {
+    const std::string mount =
+        std::string("/sys/fs/cgroup/") + (std::string(c).starts_with("cpu") ? "cpu,cpuacct" : c);
+    l.mounts.v1[c] = {mount, "/"};
+    l.v1Parents[c] = mount + "/system.slice/gpubox.service/gpubox";
+  }
+  l.v2Parent = "/sys/fs/cgroup/unified/system.slice/gpubox.service/gpubox";
+  return l;
+}
+
+void BM_PlanWarmCgroupFromLayout(benchmark::State& state) {
+  const cgroup::Layout layout = hybridHostLayout();
+  uint64_t id = 0;
+  for (auto _ : state)
+    benchmark::DoNotOptimize(
+        cgroup::SandboxCgroup::planEmpty(layout, cgroup::sandboxCgroupName(++id), true));
+}
+BENCHMARK(BM_PlanWarmCgroupFromLayout);
+
+void BM_PlanWarmCgroupFromShape(benchmark::State& state) {
+  const cgroup::SandboxCgroup::EmptyShape shape =
+      cgroup::SandboxCgroup::emptyShape(hybridHostLayout(), true);
+  uint64_t id = 0;
+  for (auto _ : state)
+    benchmark::DoNotOptimize(cgroup::SandboxCgroup::named(shape, cgroup::sandboxCgroupName(++id)));
+}
+BENCHMARK(BM_PlanWarmCgroupFromShape);
 
 // A mount table of N lines as a busy host writes it (containers, snaps,
 // cgroups): what a sandbox's init parses once for `--ro-bind / /`

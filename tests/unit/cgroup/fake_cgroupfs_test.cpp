@@ -396,6 +396,44 @@ TEST(Layout, DescribesWhereEachResourceIsEnforced) {
   EXPECT_TRUE(handledByV2(v2, "cpuacct"));
 }
 
+// The warm pool plans each init's cgroup from a shape computed once
+// (emptyShape) and the init's name (named): the same directories, paths and
+// /proc/PID/cgroup-style names planEmpty gives, co-mounted controllers
+// sharing a directory, a mount whose root is a sub-tree (a container's)
+// shown from that root.
+TEST(SandboxCgroup, APlannedCgroupIsItsLayoutsShapeAndItsName) {
+  Layout l = hybridLayout();
+  l.mounts.v1["cpuacct"] = {"/sys/fs/cgroup/cpu", "/"};
+  l.v1Parents["cpuacct"] = "/sys/fs/cgroup/cpu/gpubox";
+  l.mounts.v1["pids"] = {"/sys/fs/cgroup/pids", "/kubepods/pod1"};
+  l.v1Parents["pids"] = "/sys/fs/cgroup/pids/gpubox";
+  const auto plan = SandboxCgroup::planEmpty(l, "sb-7-3", false);
+  std::vector<std::string> paths, displays;
+  for (const auto& d : plan) {
+    paths.push_back(d.path);
+    displays.push_back(d.display);
+  }
+  EXPECT_EQ(paths,
+            (std::vector<std::string>{
+                "/sys/fs/cgroup/unified/x/gpubox/sb-7-3", "/sys/fs/cgroup/memory/x/gpubox/sb-7-3",
+                "/sys/fs/cgroup/cpu/gpubox/sb-7-3", "/sys/fs/cgroup/pids/gpubox/sb-7-3"}));
+  EXPECT_EQ(displays, (std::vector<std::string>{
+                          "/sys/fs/cgroup/unified/x/gpubox/sb-7-3", "memory:/x/gpubox/sb-7-3",
+                          "cpu,cpuacct:/gpubox/sb-7-3", "pids:/kubepods/pod1/gpubox/sb-7-3"}));
+  EXPECT_EQ(plan[2].controllers, (std::vector<std::string>{"cpu", "cpuacct"}));
+  EXPECT_TRUE(plan[0].v2);
+  const SandboxCgroup::EmptyShape shape = SandboxCgroup::emptyShape(l, false);
+  const auto again = SandboxCgroup::named(shape, "sb-7-3");
+  ASSERT_EQ(again.size(), plan.size());
+  for (size_t i = 0; i < plan.size(); ++i) {
+    EXPECT_EQ(again[i].parent, plan[i].parent);
+    EXPECT_EQ(again[i].path, plan[i].path);
+    EXPECT_EQ(again[i].display, plan[i].display);
+  }
+  EXPECT_EQ(SandboxCgroup::named(shape, "sb-7-4")[1].path, "/sys/fs/cgroup/memory/x/gpubox/sb-7-4");
+  EXPECT_THROW(SandboxCgroup::named(shape, "../escape"), Error);
+}
+
 TEST(SandboxCgroup, LimitWithoutControllerThrowsAndCreatesNothing) {
   // No parents at all: nothing could be created even by accident.
   Layout none;
