@@ -174,54 +174,59 @@ std::vector<std::string> rlimitLines(const std::vector<RlimitSetting>& rlimits) 
   return lines;
 }
 
-// WORK carried out by the device worker, then noted in the sandbox's cgroup
-// and status (its limits lines gain the devices line; RLIMITS stay last).
-// Rejects, and so ends the sandbox before it runs anything, when no backend
-// enforces the rules.
+// What the device worker carried out (DONE: a warm init's limits, or the
+// device rules), noted on the loop: FINISH (SandboxCgroup::finishLimits or
+// finishDevices) checks it into the sandbox's cgroup, and the status's
+// limits lines are made again (RLIMITS stay last). A failure rejects, and
+// so ends the sandbox before it runs anything.
+template <typename Work, typename Finish>
+kj::Promise<void> noteInForce(kj::Promise<std::unique_ptr<Work>> done,
+                              std::weak_ptr<cgroup::SandboxCgroup> weakCg,
+                              std::weak_ptr<LiveSandbox> weakLive, std::vector<std::string> rlimits,
+                              Finish finish) {
+  return done.then([weakCg = std::move(weakCg), weakLive = std::move(weakLive),
+                    rlimits = std::move(rlimits), finish](std::unique_ptr<Work> work) {
+    auto cg = weakCg.lock();
+    auto live = weakLive.lock();
+    if (!cg || !live) return;  // the sandbox is gone already
+    try {
+      finish(*cg, *work);
+    } catch (const Error& e) {
+      throw callerError(e.what());
+    }
+    live->limits = cg->applied();
+    live->limits.insert(live->limits.end(), rlimits.begin(), rlimits.end());
+  });
+}
+
+// The device rules: the status gains the devices line; a backend that could
+// not be used (the other enforcing alone) is logged.
 kj::Promise<void> devicesInForce(DaemonContext& ctx,
                                  std::unique_ptr<cgroup::SandboxCgroup::DeviceWork> work,
                                  std::weak_ptr<cgroup::SandboxCgroup> weakCg,
                                  std::weak_ptr<LiveSandbox> weakLive,
                                  std::vector<std::string> rlimits) {
-  return ctx.deviceWorker->setUpDevices(std::move(work))
-      .then(
-          [weakCg = std::move(weakCg), weakLive = std::move(weakLive),
-           rlimits = std::move(rlimits)](std::unique_ptr<cgroup::SandboxCgroup::DeviceWork> done) {
-            auto cg = weakCg.lock();
-            auto live = weakLive.lock();
-            if (!cg || !live) return;  // the sandbox is gone already
-            try {
-              cg->finishDevices(*done);
-            } catch (const Error& e) {
-              throw callerError(e.what());
-            }
-            if (!cg->skipped().empty()) logInfo("cgroup " + cg->path() + ": " + cg->skipped());
-            live->limits = cg->applied();
-            live->limits.insert(live->limits.end(), rlimits.begin(), rlimits.end());
-          });
+  return noteInForce(ctx.deviceWorker->setUpDevices(std::move(work)), std::move(weakCg),
+                     std::move(weakLive), std::move(rlimits),
+                     [](cgroup::SandboxCgroup& cg, const cgroup::SandboxCgroup::DeviceWork& done) {
+                       cg.finishDevices(done);
+                       if (!cg.skipped().empty())
+                         logInfo("cgroup " + cg.path() + ": " + cg.skipped());
+                     });
 }
 
-// A warm init's limits, written by the device worker while the init builds
-// its root (SandboxCgroup::planLimits); on the loop again, noted in force.
-kj::Promise<void> limitsWritten(DaemonContext& ctx,
-                                std::unique_ptr<cgroup::SandboxCgroup::LimitWork> work,
-                                std::weak_ptr<cgroup::SandboxCgroup> weakCg,
-                                std::weak_ptr<LiveSandbox> weakLive,
-                                std::vector<std::string> rlimits) {
-  return ctx.deviceWorker->writeLimits(std::move(work))
-      .then([weakCg = std::move(weakCg), weakLive = std::move(weakLive),
-             rlimits = std::move(rlimits)](std::unique_ptr<cgroup::SandboxCgroup::LimitWork> done) {
-        auto cg = weakCg.lock();
-        auto live = weakLive.lock();
-        if (!cg || !live) return;  // the sandbox is gone already
-        try {
-          cg->finishLimits(*done);
-        } catch (const Error& e) {
-          throw callerError(e.what());
-        }
-        live->limits = cg->applied();
-        live->limits.insert(live->limits.end(), rlimits.begin(), rlimits.end());
-      });
+// A warm init's limits, written while the init builds its root
+// (SandboxCgroup::planLimits): the status gains their lines.
+kj::Promise<void> warmLimitsInForce(DaemonContext& ctx,
+                                    std::unique_ptr<cgroup::SandboxCgroup::LimitWork> work,
+                                    std::weak_ptr<cgroup::SandboxCgroup> weakCg,
+                                    std::weak_ptr<LiveSandbox> weakLive,
+                                    std::vector<std::string> rlimits) {
+  return noteInForce(ctx.deviceWorker->writeLimits(std::move(work)), std::move(weakCg),
+                     std::move(weakLive), std::move(rlimits),
+                     [](cgroup::SandboxCgroup& cg, const cgroup::SandboxCgroup::LimitWork& done) {
+                       cg.finishLimits(done);
+                     });
 }
 
 uint64_t monotonicMs() {
@@ -466,7 +471,7 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   if (config.awaitPlacement) {
     kj::Promise<void> placed = kj::READY_NOW;
     if (limitWork)
-      placed = limitsWritten(ctx, std::move(limitWork), holdings->cgroup, live, rlimits);
+      placed = warmLimitsInForce(ctx, std::move(limitWork), holdings->cgroup, live, rlimits);
     if (deviceWork) {
       // Queued now, behind the limits on the same worker: both are carried
       // out while the init builds its root.
