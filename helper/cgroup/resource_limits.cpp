@@ -152,20 +152,26 @@ std::vector<std::string> limitsInForce(const std::string& dir,
   return applied;
 }
 
+namespace {
+
+std::vector<std::string> writePlanned(int dirFd, const std::string& dir,
+                                      std::vector<PlannedLimit> plan) {
+  carryOutLimits(dirFd, plan);
+  return limitsInForce(dir, plan);
+}
+
+}  // namespace
+
 std::vector<std::string> writeV2Limits(int dirFd, const std::string& dir,
                                        const std::vector<std::string>& controllers,
                                        const ResourceLimits& limits) {
-  std::vector<PlannedLimit> plan = planV2Limits(dirFd, controllers, limits);
-  carryOutLimits(dirFd, plan);
-  return limitsInForce(dir, plan);
+  return writePlanned(dirFd, dir, planV2Limits(dirFd, controllers, limits));
 }
 
 std::vector<std::string> writeV1Limits(int dirFd, const std::string& dir,
                                        const std::vector<std::string>& controllers,
                                        const ResourceLimits& limits) {
-  std::vector<PlannedLimit> plan = planV1Limits(dirFd, controllers, limits);
-  carryOutLimits(dirFd, plan);
-  return limitsInForce(dir, plan);
+  return writePlanned(dirFd, dir, planV1Limits(dirFd, controllers, limits));
 }
 
 }  // namespace gpubox::cgroup
