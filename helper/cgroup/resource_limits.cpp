@@ -132,13 +132,14 @@ std::vector<PlannedLimit> planV1Limits(int dirFd, const std::vector<std::string>
   return out;
 }
 
-void carryOutLimits(int dirFd, std::vector<PlannedLimit>& planned) noexcept {
+bool carryOutLimits(int dirFd, std::vector<PlannedLimit>& planned) noexcept {
   for (PlannedLimit& limit : planned) {
     for (ControlWrites& w : limit.writes) {
       w.carryOut(dirFd);
-      if (w.err != 0) return;
+      if (w.err != 0) return false;
     }
   }
+  return true;
 }
 
 std::vector<std::string> limitsInForce(const std::string& dir,

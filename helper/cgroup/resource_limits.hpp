@@ -52,9 +52,9 @@ std::vector<PlannedLimit> planV1Limits(int dirFd, const std::vector<std::string>
                                        const ResourceLimits& limits);
 
 // Carries out each write of PLANNED into DIRFD in order, stopping at the
-// first that fails. System calls only: any thread (the device worker's,
-// helper/cgroup_worker.hpp).
-void carryOutLimits(int dirFd, std::vector<PlannedLimit>& planned) noexcept;
+// first that fails (then false). System calls only: any thread (the device
+// worker's, helper/cgroup_worker.hpp).
+bool carryOutLimits(int dirFd, std::vector<PlannedLimit>& planned) noexcept;
 
 // After carryOutLimits: the status lines of PLANNED, one per file written,
 // e.g. "memory.max = 67108864 (cgroup v2)"; or, if a write failed, throws

@@ -199,12 +199,8 @@ bool SandboxCgroup::LimitWork::empty() const {
 }
 
 void SandboxCgroup::LimitWork::carryOut() noexcept {
-  for (Dir& dir : dirs) {
-    carryOutLimits(dir.dir.get(), dir.limits);
-    for (const PlannedLimit& limit : dir.limits)
-      for (const ControlWrites& w : limit.writes)
-        if (w.err != 0) return;
-  }
+  for (Dir& dir : dirs)
+    if (!carryOutLimits(dir.dir.get(), dir.limits)) return;
 }
 
 void SandboxCgroup::finishLimits(const LimitWork& work) {
