@@ -404,15 +404,16 @@ HelperInfo Connection::info() {
     info.userNamespace = i.getUserNamespace().cStr();
     info.userNamespaceSetting = i.getUserNamespaceSetting().cStr();
     info.userNamespaceReason = i.getUserNamespaceReason().cStr();
-    if (i.hasWarmPool()) {
-      auto p = i.getWarmPool();
-      info.warmPool = WarmPoolCounts{.size = p.getSize(),
-                                     .floor = p.getFloor(),
-                                     .ceiling = p.getCeiling(),
-                                     .ready = p.getReady(),
-                                     .taken = p.getTaken(),
-                                     .missed = p.getMissed()};
-    }
+    auto countsOf = [](wire::WarmPool::Reader p) {
+      return WarmPoolCounts{.size = p.getSize(),
+                            .floor = p.getFloor(),
+                            .ceiling = p.getCeiling(),
+                            .ready = p.getReady(),
+                            .taken = p.getTaken(),
+                            .missed = p.getMissed()};
+    };
+    if (i.hasWarmPool()) info.warmPool = countsOf(i.getWarmPool());
+    if (i.hasWarmPoolHostNet()) info.warmPoolHostNet = countsOf(i.getWarmPoolHostNet());
     return info;
   });
 }

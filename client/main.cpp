@@ -295,7 +295,8 @@ int infoCommand(const std::string& socket, bool json) {
                        i.userNamespace,
                        i.userNamespaceSetting,
                        i.userNamespaceReason,
-                       i.warmPool};
+                       i.warmPool,
+                       i.warmPoolHostNet};
   if (json) {
     std::cout << gpubox::infoReportJson(r) << "\n";
   } else {
@@ -314,11 +315,14 @@ int infoCommand(const std::string& socket, bool json) {
     if (!r.userNamespace.empty())
       std::cout << "user namespace:   " << r.userNamespace << " (--user-namespace "
                 << r.userNamespaceSetting << "; " << r.userNamespaceReason << ")\n";
-    if (r.warmPool)
-      std::cout << "warm pool:        " << r.warmPool->ready << " ready of " << r.warmPool->size
-                << " (--warm-inits " << r.warmPool->floor << ", up to " << r.warmPool->ceiling
-                << " on demand); since start " << r.warmPool->taken << " requests took one, "
-                << r.warmPool->missed << " found none ready\n";
+    auto printPool = [](const char* label, const char* option, const gpubox::WarmPoolCounts& p) {
+      std::cout << label << p.ready << " ready of " << p.size << " (" << option << " " << p.floor
+                << ", up to " << p.ceiling << " on demand); since start " << p.taken
+                << " requests took one, " << p.missed << " found none ready\n";
+    };
+    if (r.warmPool) printPool("warm pool:        ", "--warm-inits", *r.warmPool);
+    if (r.warmPoolHostNet)
+      printPool("warm, --net host: ", "--warm-inits-host-net", *r.warmPoolHostNet);
   }
   if (i.protocolMajor != gpubox::wire::PROTOCOL_MAJOR)
     return fail("helper speaks protocol " + std::to_string(i.protocolMajor) + ".x, this client " +

@@ -49,11 +49,13 @@ std::string infoReportJson(const InfoReport& i) {
   j["user_namespace"] = textOrNull(i.userNamespace);
   j["user_namespace_setting"] = textOrNull(i.userNamespaceSetting);
   j["user_namespace_reason"] = textOrNull(i.userNamespaceReason);
-  j["warm_pool"] = nullptr;
-  if (i.warmPool)
-    j["warm_pool"] = {{"size", i.warmPool->size},       {"floor", i.warmPool->floor},
-                      {"ceiling", i.warmPool->ceiling}, {"ready", i.warmPool->ready},
-                      {"taken", i.warmPool->taken},     {"missed", i.warmPool->missed}};
+  auto poolOrNull = [](const std::optional<WarmPoolCounts>& p) {
+    if (!p) return nlohmann::json(nullptr);
+    return nlohmann::json{{"size", p->size},   {"floor", p->floor}, {"ceiling", p->ceiling},
+                          {"ready", p->ready}, {"taken", p->taken}, {"missed", p->missed}};
+  };
+  j["warm_pool"] = poolOrNull(i.warmPool);
+  j["warm_pool_host_net"] = poolOrNull(i.warmPoolHostNet);
   return j.dump(2);
 }
 

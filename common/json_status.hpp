@@ -52,7 +52,8 @@ struct InfoReport {
   std::string userNamespace;         // "new" or "host"; "" from an older helper
   std::string userNamespaceSetting;  // "auto", "required" or "never"
   std::string userNamespaceReason;
-  std::optional<WarmPoolCounts> warmPool;  // to root only: absent when not shown
+  std::optional<WarmPoolCounts> warmPool;         // to root only: absent when not shown
+  std::optional<WarmPoolCounts> warmPoolHostNet;  // the same, the --net host pool
 };
 
 std::string infoReportJson(const InfoReport& info);

@@ -15,6 +15,7 @@ DaemonContext::~DaemonContext() {
   // while it still exists.
   sessions.reset();
   initPool.reset();
+  hostNetPool.reset();
   initSpawner.reset();
   requestSpawner.reset();
 }

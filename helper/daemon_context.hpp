@@ -110,7 +110,10 @@ struct DaemonContext {
   // Clones the init of a request that takes none from the pool; every
   // helper has one (made in main before any thread, like initSpawner).
   std::unique_ptr<RequestSpawner> requestSpawner;
+  // The two pools (init_pool.hpp), both null with --warm-inits 0: inits in
+  // network namespaces of their own, and inits in the host's (--net host).
   std::unique_ptr<InitPool> initPool;
+  std::unique_ptr<InitPool> hostNetPool;
   // Last, so it is destroyed first: what it still holds refers to the rest.
   Reaper reaper;
 };

@@ -42,9 +42,8 @@ HelperFacts helperFacts(DaemonContext& ctx, const PeerIdentity& peer) {
     f.limits.push_back(std::move(line));
   f.cgroups = cgroup::describeLayout(ctx.cgroupLayout);
   // Its counters are everyone's requests: not for other users to watch.
-  if (peer.uid == 0 && ctx.initPool) {
-    const InitPool& pool = *ctx.initPool;
-    f.warmPool = WarmPoolCounts{
+  auto countsOf = [](const InitPool& pool) {
+    return WarmPoolCounts{
         .size = static_cast<unsigned>(pool.size()),
         .floor = static_cast<unsigned>(pool.floor()),
         .ceiling = static_cast<unsigned>(pool.ceiling()),
@@ -52,7 +51,9 @@ HelperFacts helperFacts(DaemonContext& ctx, const PeerIdentity& peer) {
         .taken = pool.taken(),
         .missed = pool.missed(),
     };
-  }
+  };
+  if (peer.uid == 0 && ctx.initPool) f.warmPool = countsOf(*ctx.initPool);
+  if (peer.uid == 0 && ctx.hostNetPool) f.warmPoolHostNet = countsOf(*ctx.hostNetPool);
   return f;
 }
 

@@ -47,7 +47,8 @@ struct HelperFacts {  // Helper.info
   std::string userNamespace, userNamespaceSetting, userNamespaceReason;
   std::vector<std::string> limits;
   std::vector<std::string> cgroups;
-  std::optional<WarmPoolCounts> warmPool;  // root callers, and only with a pool
+  std::optional<WarmPoolCounts> warmPool;         // root callers, and only with a pool
+  std::optional<WarmPoolCounts> warmPoolHostNet;  // the same, the --net host pool
 };
 HelperFacts helperFacts(DaemonContext& ctx, const PeerIdentity& peer);
 

@@ -15,14 +15,21 @@
 
 namespace gpubox {
 
-InitPool::InitPool(DaemonContext& ctx, InitSpawner& spawner, size_t size, size_t maxSize)
-    : ctx_(ctx), spawner_(spawner), size_(size), floor_(size), ceiling_(std::max(size, maxSize)) {
+InitPool::InitPool(DaemonContext& ctx, InitSpawner& spawner, bool newNetwork, size_t size,
+                   size_t maxSize)
+    : ctx_(ctx),
+      spawner_(spawner),
+      newNetwork_(newNetwork),
+      logName_(newNetwork ? "warm inits" : "warm inits (host network)"),
+      size_(size),
+      floor_(size),
+      ceiling_(std::max(size, maxSize)) {
   try {
     mountWatch_.emplace(ctx_.port, [this]() { mountsChanged(); });
   } catch (const std::exception& e) {
     // Without the watch a warm init could show an old mount table: every
     // sandbox gets an init cloned for it instead.
-    logError(std::string("warm inits: off: ") + e.what());
+    logError(logName_ + ": off: " + e.what());
     size_ = floor_ = ceiling_ = 0;
   }
   refill();
@@ -61,8 +68,9 @@ std::optional<WarmInit> InitPool::take() {
       out = std::move(w);
   }
   ++(out ? taken_ : missed_);
-  // A miss (not while the pool is being remade after a mount change).
-  if (!out && !waitingForQuiet_ && size_ > 0) grow();
+  // A miss (not while the pool is being remade after a mount change, nor
+  // when the pool is off). A pool whose floor is 0 starts growing here.
+  if (!out && !waitingForQuiet_ && ceiling_ > 0) grow();
   if (warm_.empty()) scheduleRefill();
   return out;
 }
@@ -188,8 +196,7 @@ void InitPool::requestOne() {
   tasks_.add(cgroupMade
                  .then([this](std::shared_ptr<cgroup::SandboxCgroup> cg) {
                    return spawner_
-                       .spawn(ctx_.userNamespace.newPerSandbox, /*newNetwork=*/true,
-                              cg ? cg->v2Fd() : -1)
+                       .spawn(ctx_.userNamespace.newPerSandbox, newNetwork_, cg ? cg->v2Fd() : -1)
                        .then(
                            [cg](LaunchedInit init) mutable {
                              return std::make_pair(std::move(cg), std::move(init));
@@ -252,7 +259,7 @@ void InitPool::spawned(uint64_t id, uint64_t generation, std::shared_ptr<cgroup:
 }
 
 void InitPool::failed(const std::string& why) {
-  if (failuresInARow_++ == 0) logError("warm inits: " + why);
+  if (failuresInARow_++ == 0) logError(logName_ + ": " + why);
   if (backingOff_) return;
   // Wait longer after each failure in a row (up to 10 s) instead of spinning.
   backingOff_ = true;

@@ -10,9 +10,12 @@
 // depends on the request (the maps, the limits and device rules written to
 // its cgroup, the mount plan, the seccomp filter, the GPU) is applied when a
 // request takes it, exactly as for an init cloned for that request; each
-// init serves one sandbox and is never reused. Only sandboxes with a network
-// namespace of their own come from the pool (--net host is cloned per
-// request); the user-namespace mode is the helper's, fixed at start.
+// init serves one sandbox and is never reused. The user-namespace mode is
+// the helper's, fixed at start; the network namespace is the pool's: the
+// helper keeps two pools, one of inits in network namespaces of their own
+// (--warm-inits) and one of inits in the host's, for --net host
+// (--warm-inits-host-net, by default empty until such requests come; a
+// bwrap-based agent with network access asks for it through gpubox-bwrap).
 //
 // A warm init's mount namespace is a copy of the helper's taken at its
 // clone: when the helper's mount table changes (mount_table_watch.hpp) every
@@ -43,6 +46,7 @@
 #include <deque>
 #include <memory>
 #include <optional>
+#include <string>
 
 #include "cgroup/sandbox_cgroup.hpp"
 #include "mount_table_watch.hpp"
@@ -72,16 +76,19 @@ struct WarmInit {
 
 class InitPool : private kj::TaskSet::ErrorHandler {
  public:
-  // Keeps SIZE warm inits, cloned by SPAWNER (which must outlive the pool).
-  // SIZE (--warm-inits) is the least it keeps; it grows on demand (above),
-  // up to MAXSIZE (--warm-inits-max; not below SIZE).
-  InitPool(DaemonContext& ctx, InitSpawner& spawner, size_t size, size_t maxSize);
+  // Keeps SIZE warm inits, cloned by SPAWNER (which must outlive the pool),
+  // each in a network namespace of its own when NEWNETWORK, else in the
+  // host's. SIZE (--warm-inits, --warm-inits-host-net) is the least it
+  // keeps, 0 included; it grows on demand (above), up to MAXSIZE
+  // (--warm-inits-max; not below SIZE).
+  InitPool(DaemonContext& ctx, InitSpawner& spawner, bool newNetwork, size_t size, size_t maxSize);
   // Kills the warm inits left and waits for them (short: they are SIGKILLed).
   ~InitPool();
   InitPool(const InitPool&) = delete;
   InitPool& operator=(const InitPool&) = delete;
 
-  // A warm init with a new network namespace, or none (the pool is empty).
+  // A warm init (with a network namespace as newNetwork() says), or none
+  // (the pool is empty).
   // If that leaves the pool empty, it refills at once (the next turn of the
   // loop); otherwise the caller says when with refillAfter.
   std::optional<WarmInit> take();
@@ -97,6 +104,7 @@ class InitPool : private kj::TaskSet::ErrorHandler {
   // by a request that then failed before using it. Schedules a refill.
   void discard(WarmInit w);
 
+  bool newNetwork() const { return newNetwork_; }
   size_t size() const { return size_; }  // now; between the floor and the ceiling
   size_t floor() const { return floor_; }
   size_t ceiling() const { return ceiling_; }
@@ -131,6 +139,8 @@ class InitPool : private kj::TaskSet::ErrorHandler {
 
   DaemonContext& ctx_;
   InitSpawner& spawner_;
+  bool newNetwork_;
+  std::string logName_;  // "warm inits", and which pool
   size_t size_;
   size_t floor_;                                            // --warm-inits
   size_t ceiling_;                                          // --warm-inits-max

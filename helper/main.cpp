@@ -84,6 +84,7 @@ struct Options {
   std::string idleConnectionTimeout = "60s";
   size_t maxCallsPerConnection = 256;
   size_t warmInits = 4;
+  size_t warmInitsHostNet = 0;         // the --net host pool's floor (it grows on demand)
   std::optional<size_t> warmInitsMax;  // unset: InitPool::defaultCeiling(warmInits)
   std::optional<size_t> poolSpawners;  // unset: InitSpawner::defaultCount of the CPUs
   std::optional<size_t> rpcThreads;    // unset: RpcLoops::defaultCount of the CPUs
@@ -271,7 +272,9 @@ int serve(const Options& opts) {
     const size_t spawners =
         opts.poolSpawners.value_or(gpubox::InitSpawner::defaultCount(usableCpus()));
     ctx.initSpawner = std::make_unique<gpubox::InitSpawner>(io.unixEventPort, spawners);
-    gpubox::logInfo("warm pool: " + std::to_string(opts.warmInits) + " inits, cloned by " +
+    gpubox::logInfo("warm pool: " + std::to_string(opts.warmInits) + " inits, " +
+                    std::to_string(opts.warmInitsHostNet) +
+                    " for --net host (both more on demand), cloned by " +
                     std::to_string(ctx.initSpawner->count()) + " spawner process" +
                     (ctx.initSpawner->count() == 1 ? "" : "es"));
   }
@@ -284,10 +287,15 @@ int serve(const Options& opts) {
   gpubox::MaskedSocket mask = describeSocket(listenFd.get());
   if (!mask.path.empty()) ctx.helperSockets.push_back(mask);
   // Filled by the spawner as soon as the loop runs (init_pool.hpp).
-  if (ctx.initSpawner)
-    ctx.initPool = std::make_unique<gpubox::InitPool>(
-        ctx, *ctx.initSpawner, opts.warmInits,
-        opts.warmInitsMax.value_or(gpubox::InitPool::defaultCeiling(opts.warmInits)));
+  if (ctx.initSpawner) {
+    auto pool = [&](bool newNetwork, size_t floor) {
+      return std::make_unique<gpubox::InitPool>(
+          ctx, *ctx.initSpawner, newNetwork, floor,
+          opts.warmInitsMax.value_or(gpubox::InitPool::defaultCeiling(floor)));
+    };
+    ctx.initPool = pool(true, opts.warmInits);
+    ctx.hostNetPool = pool(false, opts.warmInitsHostNet);
+  }
 
   io.unixEventPort.captureSignal(SIGTERM);
   io.unixEventPort.captureSignal(SIGINT);
@@ -403,9 +411,15 @@ int main(int argc, char** argv) {
                  "for its request; docs/performance.md)")
       ->capture_default_str()
       ->check(CLI::Range(0, 256));
+  app.add_option("--warm-inits-host-net", opts.warmInitsHostNet,
+                 "Warm inits kept in the host's network namespace, for --net host sandboxes "
+                 "(gpubox-bwrap without --unshare-net); their pool grows while such requests "
+                 "find none ready, as the other one does (none with --warm-inits 0)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 256));
   app.add_option("--warm-inits-max", opts.warmInitsMax,
-                 "The most warm inits kept while requests find none ready (default: 4 times "
-                 "--warm-inits, at least 64; equal to it: a pool of fixed size)")
+                 "The most warm inits each pool keeps while requests find none ready (default: 4 "
+                 "times its floor, at least 64; equal to it: a pool of fixed size)")
       ->check(CLI::Range(0, 1024));
   app.add_option("--pool-spawners", opts.poolSpawners,
                  "Processes that clone the warm pool's inits side by side (default: one per 8 "

@@ -246,15 +246,16 @@ class HelperImpl final : public wire::Helper::Server {
           info.setUserNamespaceReason(f.userNamespaceReason);
           fillTexts(info.initLimits(f.limits.size()), f.limits);
           fillTexts(info.initCgroups(f.cgroups.size()), f.cgroups);
-          if (f.warmPool) {
-            auto pool = info.initWarmPool();
-            pool.setSize(f.warmPool->size);
-            pool.setFloor(f.warmPool->floor);
-            pool.setCeiling(f.warmPool->ceiling);
-            pool.setReady(f.warmPool->ready);
-            pool.setTaken(f.warmPool->taken);
-            pool.setMissed(f.warmPool->missed);
-          }
+          auto fillPool = [](wire::WarmPool::Builder pool, const WarmPoolCounts& counts) {
+            pool.setSize(counts.size);
+            pool.setFloor(counts.floor);
+            pool.setCeiling(counts.ceiling);
+            pool.setReady(counts.ready);
+            pool.setTaken(counts.taken);
+            pool.setMissed(counts.missed);
+          };
+          if (f.warmPool) fillPool(info.initWarmPool(), *f.warmPool);
+          if (f.warmPoolHostNet) fillPool(info.initWarmPoolHostNet(), *f.warmPoolHostNet);
         });
   }
 

@@ -263,7 +263,8 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
   // cgroup a fresh one would get, made ahead of time. Discarded if this
   // request fails before handing it its configuration.
   std::optional<WarmInit> warm;
-  if (ctx.initPool && newNetwork) warm = ctx.initPool->take();
+  InitPool* pool = newNetwork ? ctx.initPool.get() : ctx.hostNetPool.get();
+  if (pool) warm = pool->take();
   // The pool makes the taken init again once this sandbox no longer waits on
   // the machine (InitPool::refillAfter, below), or at once if this request
   // fails before it has a runtime to wait on.
@@ -272,14 +273,14 @@ std::shared_ptr<LiveSandbox> buildSandbox(DaemonContext& ctx, const PeerIdentity
     ~RefillLater() {
       if (pool) pool->refillAfter(kj::READY_NOW);
     }
-  } refillLater{warm ? ctx.initPool.get() : nullptr};
+  } refillLater{warm ? pool : nullptr};
   struct DiscardUnused {
-    DaemonContext& ctx;
+    InitPool* pool;
     std::optional<WarmInit>& warm;
     ~DiscardUnused() {
-      if (warm && warm->init.pidfd) ctx.initPool->discard(std::move(*warm));
+      if (warm && warm->init.pidfd) pool->discard(std::move(*warm));
     }
-  } discardUnused{ctx, warm};
+  } discardUnused{pool, warm};
   auto live = std::make_shared<LiveSandbox>();
   live->id = warm ? warm->id : ++ctx.sandboxCounter;
   live->session = !sessionName.empty();

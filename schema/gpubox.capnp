@@ -9,13 +9,15 @@
 $import "/capnp/c++.capnp".namespace("gpubox::wire");
 
 const protocolMajor :UInt32 = 1;
-const protocolMinor :UInt32 = 5;
+const protocolMinor :UInt32 = 6;
 # 1.1: limits, timeouts, why a process ended, sessions and the list (issue 6).
 # 1.3: what bubblewrap's command line needs (gpubox-bwrap, issue 9): more
 #      mount kinds and their modifiers, caller seccomp programs, lock files,
 #      argv0, bwrap's working-directory rule, namespace inodes in Applied.
 # 1.4: the uid and gid the command runs as inside its user namespace
 #      (bwrap's --uid, --gid); SandboxSpec.asPid1 (bwrap's --as-pid-1).
+# 1.5: HelperInfo.warmPool (issue 8).
+# 1.6: HelperInfo.warmPoolHostNet, the pool of --net host inits (issue 8).
 
 interface Fd {
   # Carries one file descriptor (Cap'n Proto fd passing over a Unix socket).
@@ -249,6 +251,7 @@ struct HelperInfo {
   userNamespaceSetting @11 :Text;   # (1.2) the helper's --user-namespace: "auto", "required" or "never"
   userNamespaceReason  @12 :Text;   # (1.2) how the setting and the kernel led to userNamespace, one line
   warmPool        @13 :WarmPool;    # (1.5) to root only (it counts everyone's requests); null otherwise, or with no pool
+  warmPoolHostNet @14 :WarmPool;    # (1.6) the same for the pool of --net host inits (--warm-inits-host-net)
 }
 
 # The helper's pool of warm inits (--warm-inits; docs/operations.md).

@@ -190,6 +190,8 @@ struct HelperInfo {
   // The helper's warm-init pool: shown to root only (it counts everyone's
   // requests); absent otherwise, with no pool, or from a helper before 1.5.
   std::optional<WarmPoolCounts> warmPool;
+  // (1.6) The same for its pool of --net host inits (--warm-inits-host-net).
+  std::optional<WarmPoolCounts> warmPoolHostNet;
 };
 
 struct GpuInfo {

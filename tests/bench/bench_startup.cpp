@@ -65,6 +65,16 @@ std::vector<std::string> concat(std::vector<std::string> a, const std::vector<st
 
 // Where meson puts the helper and the CLI, relative to this executable
 // (build/tests/bench/bench_startup).
+// A policy file TEXT in DIR, for a helper's --config; its path.
+std::string writePolicy(const std::string& dir, const char* text) {
+  const std::string path = dir + "/helper.toml";
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  if (!f) throw std::runtime_error("cannot write " + path);
+  const bool written = std::fputs(text, f) >= 0;
+  if (std::fclose(f) != 0 || !written) throw std::runtime_error("cannot write " + path);
+  return path;
+}
+
 std::string besideBuild(const std::string& rel) {
   auto self = std::filesystem::read_symlink("/proc/self/exe");
   return (self.parent_path() / ".." / ".." / rel).lexically_normal().string();
@@ -165,6 +175,23 @@ int benchmark(const Options& o) {
                                "bwrap", bwrapPlan, o));
   }
 
+  // The host's network (--net host; gpubox-bwrap without --unshare-net, as
+  // a bwrap-based agent with network access runs): served by the pool of
+  // inits in the host's network namespace, which grows from empty at the
+  // first such request. Against bwrap --share-net. A helper of its own,
+  // whose policy grants uid 65534 the host's network.
+  if (latency) {
+    std::string hostNetDir = work.path() + "/host-net-helper";
+    std::filesystem::create_directory(hostNetDir);
+    const std::string config =
+        writePolicy(hostNetDir, "[[allow]]\nusers = [65534]\nhost_network = true\n");
+    Helper hostNet(o.helper, hostNetDir, concat({"--config", config}, capArgs));
+    pairs.push_back(interleave(
+        "run, host network", "gpubox run --net host",
+        gpubox(hostNet, concat(concat({"run", "--net", "host"}, kPlan), {"--", "/bin/true"})),
+        "bwrap --share-net", bwrap(concat(kPlan, {"--share-net"})), o));
+  }
+
   std::vector<SpanTable> spanTables;  // --spans
   std::optional<std::string> gpuSkipped;
   // Kept for the throughput rows below.
@@ -179,13 +206,8 @@ int benchmark(const Options& o) {
     testing::FakeDriverRoot& fake = fakeDriver.emplace(testing::FakeDriverRoot::Options{.gpus = 1});
     std::string gpuDir = work.path() + "/gpu-helper";
     std::filesystem::create_directory(gpuDir);
-    std::string config = gpuDir + "/helper.toml";
-    {
-      std::FILE* f = std::fopen(config.c_str(), "w");
-      if (!f) throw std::runtime_error("cannot write " + config);
-      std::fputs("[[allow]]\nusers = [65534]\ngpus = [\"all\"]\nmax_gpus = 1\n", f);
-      std::fclose(f);
-    }
+    const std::string config =
+        writePolicy(gpuDir, "[[allow]]\nusers = [65534]\ngpus = [\"all\"]\nmax_gpus = 1\n");
     gpuHelperHeld = std::make_unique<Helper>(
         o.helper, gpuDir, concat({"--config", config, "--driver-root", fake.root()}, capArgs));
     Helper& gpuHelper = *gpuHelperHeld;

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -32,6 +33,25 @@ using namespace std::chrono_literals;
 using ::testing::Contains;
 using ::testing::HasSubstr;
 using ::testing::Not;
+
+// The network namespace PID is in ("" once it is gone).
+std::string networkOf(pid_t pid) {
+  std::error_code ec;
+  const auto link = std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/ns/net", ec);
+  return ec ? std::string() : link.string();
+}
+
+// The helper's inits in a network namespace of their own (OWN), or in the
+// host's, which this test shares (the pool for --net host).
+std::set<pid_t> initsWithNetwork(pid_t helper, bool own) {
+  const std::string host = networkOf(::getpid());
+  std::set<pid_t> out;
+  for (pid_t pid : initChildren(helper)) {
+    const std::string net = networkOf(pid);
+    if (!net.empty() && (net != host) == own) out.insert(pid);
+  }
+  return out;
+}
 
 class WarmPool : public HelperTest, public ::testing::WithParamInterface<std::tuple<int, uid_t>> {
  protected:
@@ -50,11 +70,15 @@ class WarmPool : public HelperTest, public ::testing::WithParamInterface<std::tu
     opts.asUid = caller();
     return opts;
   }
-  // The warm inits once the pool is full (none for --warm-inits 0).
+  // The warm inits once the pool is full (none for --warm-inits 0); those
+  // of the --net host pool are not counted (they share this test's network).
   std::set<pid_t> fullPool() {
     std::set<pid_t> pool;
     EXPECT_TRUE(pollUntil(
-        [&] { return (pool = initChildren(helper().pid())).size() == static_cast<size_t>(warm()); },
+        [&] {
+          return (pool = initsWithNetwork(helper().pid(), true)).size() ==
+                 static_cast<size_t>(warm());
+        },
         20s))
         << "expected " << warm() << " warm inits, found " << pool.size();
     return pool;
@@ -115,8 +139,8 @@ TEST_P(WarmPool, SandboxFromThePoolIsTheSandboxAskedFor) {
 // from a multi-threaded process inherits every lock as another thread held
 // it (docs/architecture.md). strace on all the helper's threads, while
 // sandboxes are made from the pool, without one (--warm-inits 0), for
-// --net host (never from the pool) and for more requests at once than the
-// pool holds, sees no clone into new namespaces.
+// --net host (its pool empty: the first such request) and for more
+// requests at once than the pool holds, sees no clone into new namespaces.
 TEST_P(WarmPool, TheHelperItselfClonesNoInit) {
   fullPool();
   TempDir dir(0755);
@@ -419,15 +443,17 @@ TEST_P(WarmInits, ThePoolGrowsWhenRequestsFindItEmptyAndShrinksBack) {
 // (whether --warm-inits fits the load); other users see nothing of it, as
 // it counts everyone's requests.
 TEST_P(WarmInits, InfoCountsTakesAndMissesForRootOnly) {
-  auto pool = [&] {
+  // NAME: "warm_pool", or "warm_pool_host_net" (the --net host pool).
+  auto pool = [&](const char* name = "warm_pool") {
     auto info = helper().cli({"info", "--json"}, as());
     EXPECT_EQ(info.exitCode, 0) << info.describe();
     nlohmann::json j = parseJson(info.out);
-    EXPECT_TRUE(j.contains("warm_pool")) << info.out;
-    return j["warm_pool"];
+    EXPECT_TRUE(j.contains(name)) << info.out;
+    return j[name];
   };
   if (caller() != 0) {
     EXPECT_TRUE(pool().is_null()) << pool().dump();
+    EXPECT_TRUE(pool("warm_pool_host_net").is_null()) << pool("warm_pool_host_net").dump();
     return;
   }
   fullPool();
@@ -436,13 +462,26 @@ TEST_P(WarmInits, InfoCountsTakesAndMissesForRootOnly) {
   EXPECT_EQ(before["floor"], warm());
   EXPECT_EQ(before["ceiling"], ceiling());
   EXPECT_EQ(before["ready"], warm());
+  // The --net host pool: empty (--warm-inits-host-net 0) until asked.
+  const nlohmann::json hostBefore = pool("warm_pool_host_net");
+  ASSERT_TRUE(hostBefore.is_object()) << hostBefore.dump();
+  EXPECT_EQ(hostBefore["floor"], 0);
+  EXPECT_EQ(hostBefore["ceiling"], 64);
+  EXPECT_EQ(hostBefore["size"], 0);
+  EXPECT_EQ(hostBefore["taken"], 0);
+  EXPECT_EQ(hostBefore["missed"], 0);
   auto r = helper().cli({"run", "--", "true"}, as());
   ASSERT_EQ(r.exitCode, 0) << r.describe();
   auto host = helper().cli({"run", "--net", "host", "--", "true"}, as());
   ASSERT_EQ(host.exitCode, 0) << host.describe();
   nlohmann::json after = pool();
-  EXPECT_EQ(after["taken"], before["taken"].get<uint64_t>() + 1) << "--net host is no take";
+  EXPECT_EQ(after["taken"], before["taken"].get<uint64_t>() + 1) << "--net host is no take here";
   EXPECT_EQ(after["missed"], before["missed"]) << after.dump();
+  // It asked the other pool, which was empty: a miss there, and it grew.
+  const nlohmann::json hostAfter = pool("warm_pool_host_net");
+  EXPECT_EQ(hostAfter["missed"], 1) << hostAfter.dump();
+  EXPECT_EQ(hostAfter["taken"], 0) << hostAfter.dump();
+  EXPECT_EQ(hostAfter["size"], 1) << hostAfter.dump();
   // With its spawners stopped the pool cannot refill: one session more
   // than it holds finds it empty.
   fullPool();
@@ -499,9 +538,9 @@ TEST_F(FixedPool, WarmInitsMaxCapsTheGrowth) {
   for (const std::string& name : names) helper().cli({"session", "rm", name});
 }
 
-// --net host sandboxes are never served from the pool (its inits all have
-// a network namespace of their own).
-TEST_P(WarmInits, HostNetworkIsNeverServedFromThePool) {
+// --net host sandboxes never come from the pool of inits in network
+// namespaces of their own: that pool is left as it was.
+TEST_P(WarmInits, HostNetworkIsNeverServedFromTheOwnNetworkPool) {
   if (caller() != 0) GTEST_SKIP() << "--net host: root only under the default policy";
   const std::set<pid_t> pool = fullPool();
   auto r = helper().cli({"run", "--net", "host", "--json-status", "3", "--", "true"},
@@ -511,6 +550,152 @@ TEST_P(WarmInits, HostNetworkIsNeverServedFromThePool) {
   ASSERT_FALSE(status.is_discarded()) << r.extra;
   EXPECT_FALSE(pool.contains(status["sandbox_pid"].get<pid_t>())) << r.extra;
   EXPECT_THAT(stringsOf(status["namespaces"]), Not(Contains("net"))) << r.extra;
+  EXPECT_EQ(initsWithNetwork(helper().pid(), true), pool);
+}
+
+// The pool of --net host inits (--warm-inits-host-net, 0 by default): what
+// a bwrap-based agent with network access asks for through gpubox-bwrap.
+// A policy rule grants uid 65534 the host's network.
+class HostNetworkPool : public HelperTest, public ::testing::WithParamInterface<uid_t> {
+ protected:
+  HostNetworkPool() : dir_(0755, 0, 0, "gpubox-it-hostnet") {}
+  HelperOptions helperOptions() override {
+    const std::string config = dir_.path() + "/helper.toml";
+    writeFile(config, "[[allow]]\nusers = [65534]\nhost_network = true\n", 0644);
+    return {.extraArgs = {"--config", config, "--warm-inits", "2", "--pool-spawners", "2"}};
+  }
+  uid_t caller() const { return GetParam(); }
+  RunOptions as(RunOptions opts = {}) const {
+    opts.asUid = caller();
+    return opts;
+  }
+  // The inits waiting in the host's network namespace (the sandboxes here
+  // have ended, so only the pool's are left there).
+  std::set<pid_t> waitingHostNetwork(size_t count) {
+    std::set<pid_t> out;
+    EXPECT_TRUE(pollUntil(
+        [&] { return (out = initsWithNetwork(helper().pid(), false)).size() == count; }, 20s))
+        << "expected " << count << " warm --net host inits, found " << out.size();
+    return out;
+  }
+  TempDir dir_;
+};
+
+// Empty at start, it grows at the first --net host request, and the next
+// one is served from it: a sandbox in the host's network namespace and in
+// every other namespace of its own, as the caller, with nothing of another
+// caller's. A sandbox with a network of its own never takes one of its
+// inits.
+TEST_P(HostNetworkPool, ServesHostNetworkSandboxesOnlyAfterTheFirst) {
+  waitingHostNetwork(0);
+  auto first = helper().cli({"run", "--net", "host", "--", "true"}, as());
+  ASSERT_EQ(first.exitCode, 0) << first.describe();
+  const std::set<pid_t> waiting = waitingHostNetwork(1);
+  const pid_t warm = *waiting.begin();
+  const std::string dir = "/proc/" + std::to_string(warm);
+  if (expectedUserNamespace() == "new") {
+    EXPECT_EQ(readFile(dir + "/uid_map"), "") << warm;
+    EXPECT_EQ(readFile(dir + "/gid_map"), "") << warm;
+  }
+  EXPECT_EQ(readFile(dir + "/task/" + std::to_string(warm) + "/children"), "") << warm;
+
+  // A sandbox with a network of its own: not from this pool.
+  auto own = helper().cli({"run", "--json-status", "3", "--", "true"}, as({.extraFd = 3}));
+  ASSERT_EQ(own.exitCode, 0) << own.describe();
+  EXPECT_NE(parseJson(own.extra)["sandbox_pid"].get<pid_t>(), warm) << own.extra;
+  EXPECT_TRUE(pidRunning(warm));
+
+  const std::string probe =
+      "id -u; id -g; readlink /proc/self/ns/net /proc/self/ns/user /proc/self/ns/mnt "
+      "/proc/self/ns/pid; grep -E '^(CapEff|NoNewPrivs):' /proc/self/status";
+  auto r = helper().cli({"run", "--net", "host", "--json-status", "3", "--", "sh", "-c", probe},
+                        as({.extraFd = 3}));
+  ASSERT_EQ(r.exitCode, 0) << r.describe();
+  nlohmann::json status = parseJson(r.extra);
+  ASSERT_FALSE(status.is_discarded()) << r.extra;
+  EXPECT_EQ(status["sandbox_pid"].get<pid_t>(), warm) << "not the waiting init: " << r.extra;
+  EXPECT_THAT(stringsOf(status["namespaces"]), Not(Contains("net"))) << r.extra;
+  EXPECT_THAT(stringsOf(status["namespaces"]), Contains("mnt")) << r.extra;
+  const auto l = lines(r.out);
+  ASSERT_GE(l.size(), 6u) << r.describe();
+  EXPECT_EQ(l[0], std::to_string(caller()));
+  EXPECT_EQ(l[1], std::to_string(caller()));
+  EXPECT_EQ(l[2], networkOf(::getpid())) << "not the host's network";
+  auto self = [](const char* ns) {
+    return std::filesystem::read_symlink(std::string("/proc/self/ns/") + ns).string();
+  };
+  if (expectedUserNamespace() == "new") {
+    EXPECT_NE(l[3], self("user"));
+  }
+  EXPECT_NE(l[4], self("mnt"));
+  EXPECT_NE(l[5], self("pid"));
+  EXPECT_EQ(statusField(r.out, "CapEff"), "0000000000000000") << r.out;
+  EXPECT_EQ(statusField(r.out, "NoNewPrivs"), "1") << r.out;
+  // And it is made again.
+  const std::set<pid_t> again = waitingHostNetwork(1);
+  EXPECT_FALSE(again.contains(warm));
+
+  auto info = parseJson(helper().cli({"info", "--json"}).out)["warm_pool_host_net"];
+  EXPECT_EQ(info["taken"], 1) << info.dump();
+  EXPECT_EQ(info["missed"], 1) << info.dump();
+}
+
+// As the other pool: a waiting --net host init copied the host's mount
+// table before its request, so what the host mounts after that reaches
+// the sandbox, and the inits that waited through the change are replaced.
+TEST_P(HostNetworkPool, HostMountsAfterWarmUpReachTheSandbox) {
+  auto first = helper().cli({"run", "--net", "host", "--", "true"}, as());
+  ASSERT_EQ(first.exitCode, 0) << first.describe();
+  const std::set<pid_t> before = waitingHostNetwork(1);
+  TempDir dir(0755);
+  ASSERT_EQ(::mount("tmpfs", dir.path().c_str(), "tmpfs", 0, "mode=0755"), 0)
+      << "mount tmpfs on " << dir.path() << ": " << std::strerror(errno);
+  writeFile(dir.path() + "/marker", "mounted-later\n", 0644);
+  auto seen = helper().cli({"run", "--net", "host", "--with-defaults", "--ro-bind", dir.path(),
+                            "/tmp/m", "--", "cat", "/tmp/m/marker"},
+                           as());
+  ASSERT_EQ(::umount2(dir.path().c_str(), MNT_DETACH), 0) << std::strerror(errno);
+  EXPECT_EQ(seen.exitCode, 0) << seen.describe();
+  EXPECT_EQ(seen.out, "mounted-later\n") << seen.describe();
+  const std::set<pid_t> refilled = waitingHostNetwork(1);
+  for (pid_t pid : before) EXPECT_FALSE(refilled.contains(pid)) << "init " << pid << " survived";
+}
+
+INSTANTIATE_TEST_SUITE_P(Callers, HostNetworkPool, ::testing::Values(uid_t{0}, kNobodyUid),
+                         callerName);
+
+// --warm-inits-host-net N keeps N of them from the start; --warm-inits 0
+// keeps neither pool.
+class HostNetworkFloor : public HelperTest {
+ protected:
+  HelperOptions helperOptions() override {
+    return {.extraArgs = {"--warm-inits", "1", "--warm-inits-host-net", "2"}};
+  }
+};
+
+TEST_F(HostNetworkFloor, KeepsItsFloorBeforeAnyRequest) {
+  EXPECT_TRUE(pollUntil([&] { return initsWithNetwork(helper().pid(), false).size() == 2; }, 20s));
+  EXPECT_TRUE(pollUntil([&] { return initsWithNetwork(helper().pid(), true).size() == 1; }, 20s));
+  auto info = parseJson(helper().cli({"info", "--json"}).out);
+  EXPECT_EQ(info["warm_pool_host_net"]["floor"], 2) << info.dump();
+  EXPECT_EQ(info["warm_pool_host_net"]["ready"], 2) << info.dump();
+}
+
+class NoPools : public HelperTest {
+ protected:
+  HelperOptions helperOptions() override {
+    return {.extraArgs = {"--warm-inits", "0", "--warm-inits-host-net", "2"}};
+  }
+};
+
+TEST_F(NoPools, WarmInitsZeroKeepsNeitherPool) {
+  auto host = helper().cli({"run", "--net", "host", "--", "true"});
+  ASSERT_EQ(host.exitCode, 0) << host.describe();
+  sleepFor(300ms);  // a pool would be cloning by now
+  EXPECT_EQ(initChildren(helper().pid()), std::set<pid_t>{});
+  auto info = parseJson(helper().cli({"info", "--json"}).out);
+  EXPECT_TRUE(info["warm_pool"].is_null()) << info.dump();
+  EXPECT_TRUE(info["warm_pool_host_net"].is_null()) << info.dump();
 }
 
 // --pool-spawners 2: the pool's inits come from both spawners, side by
