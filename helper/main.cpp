@@ -121,6 +121,15 @@ void applyConnectionOptions(const Options& o, gpubox::DaemonContext& ctx) {
   ctx.limits.maxCallsPerConnection = o.maxCallsPerConnection;
 }
 
+// --warm-inits 0 turns both pools off: a floor for the --net host pool
+// then asks for what cannot be, and is refused rather than ignored.
+void checkPoolOptions(const Options& o) {
+  if (o.warmInits == 0 && o.warmInitsHostNet > 0)
+    throw gpubox::Error("--warm-inits-host-net " + std::to_string(o.warmInitsHostNet) +
+                        ": --warm-inits 0 turns both warm pools off; give --warm-inits 1 or "
+                        "more to keep inits for --net host");
+}
+
 // The user namespace setting: the flag wins over the policy's
 // user_namespace, and auto applies when neither says.
 gpubox::UserNamespaceChoice decideUserNamespace(const Options& o,
@@ -247,6 +256,7 @@ int serve(const Options& opts) {
   ctx.flagLimits = limitFlagSettings(opts);
   ctx.defaults = gpubox::helperWideDefaults(ctx.policy, ctx.flagLimits);
   applyConnectionOptions(opts, ctx);
+  checkPoolOptions(opts);
   // Decided before any thread starts (the probe forks) and before the socket
   // exists: a helper that cannot keep its promise refuses to start.
   ctx.userNamespace = decideUserNamespace(opts, ctx.policy);

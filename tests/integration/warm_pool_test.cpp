@@ -697,19 +697,33 @@ TEST_F(HostNetworkFloor, KeepsItsFloorBeforeAnyRequest) {
 
 class NoPools : public HelperTest {
  protected:
-  HelperOptions helperOptions() override {
-    return {.extraArgs = {"--warm-inits", "0", "--warm-inits-host-net", "2"}};
-  }
+  HelperOptions helperOptions() override { return {.extraArgs = {"--warm-inits", "0"}}; }
 };
 
 TEST_F(NoPools, WarmInitsZeroKeepsNeitherPool) {
-  auto host = helper().cli({"run", "--net", "host", "--", "true"});
-  ASSERT_EQ(host.exitCode, 0) << host.describe();
+  for (int i = 0; i < 2; ++i) {
+    auto host = helper().cli({"run", "--net", "host", "--", "true"});
+    ASSERT_EQ(host.exitCode, 0) << host.describe();
+  }
   sleepFor(300ms);  // a pool would be cloning by now
   EXPECT_EQ(initChildren(helper().pid()), std::set<pid_t>{});
   auto info = parseJson(helper().cli({"info", "--json"}).out);
   EXPECT_TRUE(info["warm_pool"].is_null()) << info.dump();
   EXPECT_TRUE(info["warm_pool_host_net"].is_null()) << info.dump();
+}
+
+// Asking for --net host inits with no pools at all is a contradiction: the
+// helper says so and does not start.
+TEST(WarmPoolOptions, HostNetworkFloorWithoutPoolsIsRefused) {
+  GPUBOX_REQUIRE_ROOT();
+  TempDir d;
+  auto r = runProcess(
+      {helperPath(), "--listen", d / "s", "--warm-inits", "0", "--warm-inits-host-net", "2"},
+      {.timeout = 30s});
+  EXPECT_NE(r.exitCode, 0) << r.describe();
+  EXPECT_THAT(r.err, HasSubstr("--warm-inits-host-net 2: --warm-inits 0 turns both warm pools off"))
+      << r.describe();
+  EXPECT_FALSE(pathExists(d / "s")) << "a helper that cannot start leaves no socket";
 }
 
 // --pool-spawners 2: the pool's inits come from both spawners, side by
