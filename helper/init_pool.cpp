@@ -68,6 +68,8 @@ std::optional<WarmInit> InitPool::take() {
       out = std::move(w);
   }
   ++(out ? taken_ : missed_);
+  // In use down to its last init: not a pool to shrink (shrinkLater).
+  if (warm_.empty()) ranDry_ = true;
   // A miss (not while the pool is being remade after a mount change, nor
   // when the pool is off). A pool whose floor is 0 starts growing here.
   if (!out && !waitingForQuiet_ && ceiling_ > 0) grow();
@@ -77,17 +79,27 @@ std::optional<WarmInit> InitPool::take() {
 
 void InitPool::grow() {
   lastChange_ = ctx_.timer.now();
+  ranDry_ = false;
   if (size_ < ceiling_) ++size_;
   shrinkLater();
 }
 
-// kShrinkInterval after the last miss (or the last shrink), one init fewer.
+// kShrinkInterval after the last miss (or the last shrink), one init fewer,
+// unless a take left the pool without a ready init in that time: then
+// every init it keeps was used, and the interval starts again. Without
+// that rule a pool kept busy just below its size lost an init every
+// interval and missed again: the --net host pool (floor 0) under one
+// request every few seconds missed every other one.
 void InitPool::shrinkLater() {
   if (shrinkArmed_ || size_ <= floor_) return;
   shrinkArmed_ = true;
   tasks_.add(ctx_.timer.atTime(lastChange_ + kShrinkInterval).then([this]() {
     shrinkArmed_ = false;
-    if (ctx_.timer.now() - lastChange_ >= kShrinkInterval && size_ > floor_) {
+    const bool idleLongEnough = ctx_.timer.now() - lastChange_ >= kShrinkInterval;
+    if (idleLongEnough && ranDry_) {
+      ranDry_ = false;
+      lastChange_ = ctx_.timer.now();
+    } else if (idleLongEnough && size_ > floor_) {
       --size_;
       lastChange_ = ctx_.timer.now();
       if (warm_.size() > size_) {

@@ -33,7 +33,8 @@
 // follows demand. Each such miss raises it by one, up to --warm-inits-max
 // (by default kGrowth times the configured size, and at least
 // kDefaultCeiling); after kShrinkInterval without a miss it goes back down
-// by one, to the configured size. The ceiling must reach the load's
+// by one, to the configured size (not while takes keep emptying it: then
+// it is the size the load uses). The ceiling must reach the load's
 // concurrency: an init taken is replaced only once its sandbox has run its
 // command (refillAfter), so under a steady load about as many inits are
 // owed as sandboxes run at once (32 clients on the 2-core VM: 40% of runs
@@ -146,6 +147,7 @@ class InitPool : private kj::TaskSet::ErrorHandler {
   size_t ceiling_;                                          // --warm-inits-max
   kj::TimePoint lastChange_ = kj::origin<kj::TimePoint>();  // the last miss or shrink
   bool shrinkArmed_ = false;
+  bool ranDry_ = false;  // since lastChange_, a take left no init ready
   std::deque<WarmInit> warm_;
   size_t inFlight_ = 0;
   // Each warm init's cgroup directories but for its name (requestOne).

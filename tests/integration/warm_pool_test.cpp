@@ -675,6 +675,27 @@ TEST_P(HostNetworkPool, HostMountsAfterWarmUpReachTheSandbox) {
   for (pid_t pid : before) EXPECT_FALSE(refilled.contains(pid)) << "init " << pid << " survived";
 }
 
+// A pool whose floor is 0 (this one, by default) under a trickle of
+// requests, one every 2.5 s: after the first (a miss) each finds the init
+// made after the one before, also past the 10 s after which a pool with
+// no miss gives an init back (a pool that every take empties keeps its
+// size: InitPool::shrinkLater).
+TEST_P(HostNetworkPool, ATrickleOfRequestsKeepsItsInit) {
+  if (caller() != 0) GTEST_SKIP() << "about the helper's pool: once is enough";
+  auto first = helper().cli({"run", "--net", "host", "--", "true"}, as());
+  ASSERT_EQ(first.exitCode, 0) << first.describe();
+  for (int i = 0; i < 6; ++i) {
+    waitingHostNetwork(1);
+    sleepFor(2500ms);
+    auto r = helper().cli({"run", "--net", "host", "--", "true"}, as());
+    ASSERT_EQ(r.exitCode, 0) << r.describe();
+  }
+  auto pool = parseJson(helper().cli({"info", "--json"}).out)["warm_pool_host_net"];
+  EXPECT_EQ(pool["missed"], 1) << pool.dump();
+  EXPECT_EQ(pool["taken"], 6) << pool.dump();
+  EXPECT_EQ(pool["size"], 1) << pool.dump();
+}
+
 INSTANTIATE_TEST_SUITE_P(Callers, HostNetworkPool, ::testing::Values(uid_t{0}, kNobodyUid),
                          callerName);
 
