@@ -50,7 +50,7 @@ struct Options : Rounds {
   bool gpu = true;
   bool spans = false;
   bool throughputOnly = false;  // only the throughput rows (comparing helper settings)
-  std::string helper, cli, execClient, bwrap = "/usr/bin/bwrap";
+  std::string helper, cli, bwrapFront, execClient, bwrap = "/usr/bin/bwrap";
   std::vector<std::string> helperArgs;  // given to every helper started (e.g. --rpc-threads 2)
 };
 
@@ -108,6 +108,7 @@ int benchmark(const Options& o) {
   // Uid 65534 must reach the CLI (the build tree may be private) and run
   // the default plan from a directory of its own under /tmp.
   std::string cli = copyExecutable(o.cli, work.path(), "gpubox");
+  std::string front = copyExecutable(o.bwrapFront, work.path(), "gpubox-bwrap");
   std::string cwd = work.path() + "/cwd";
   std::filesystem::create_directory(cwd);
   if (::chown(cwd.c_str(), kNobody, kNobody) != 0 || ::chmod(cwd.c_str(), 0777) != 0)
@@ -190,6 +191,41 @@ int benchmark(const Options& o) {
         "run, host network", "gpubox run --net host",
         gpubox(hostNet, concat(concat({"run", "--net", "host"}, kPlan), {"--", "/bin/true"})),
         "bwrap --share-net", bwrap(concat(kPlan, {"--share-net"})), o));
+
+    // The drop-in: an agent's own bwrap command line, unchanged, given to
+    // gpubox-bwrap (found through GPUBOX_SOCKET) and to bwrap. Codex's
+    // workspace-write line (docs/agents.md) with the working directory as
+    // its workspace and /bin/true as the command; with --unshare-net, and
+    // without it (network access on: the --net host pool, this helper's
+    // policy). gpubox-bwrap's sandboxes also get the namespaces the line
+    // leaves out (ipc, uts, cgroup), bwrap's do not.
+    auto codexLine = [&](bool unshareNet) {
+      std::vector<std::string> line = {"--new-session",
+                                       "--die-with-parent",
+                                       "--ro-bind",
+                                       "/",
+                                       "/",
+                                       "--dev",
+                                       "/dev",
+                                       "--bind",
+                                       cwd,
+                                       cwd,
+                                       "--unshare-user",
+                                       "--unshare-pid"};
+      if (unshareNet) line.push_back("--unshare-net");
+      return concat(line, {"--proc", "/proc", "--", "/bin/true"});
+    };
+    auto dropIn = [&](const Helper& h, bool unshareNet) {
+      return Command(concat({front}, codexLine(unshareNet)),
+                     concat(kEnv, {"GPUBOX_SOCKET=" + h.socket()}), cwd, kNobody);
+    };
+    auto plainBwrap = [&](bool unshareNet) {
+      return Command(concat({o.bwrap}, codexLine(unshareNet)), kEnv, cwd, kNobody);
+    };
+    pairs.push_back(interleave("drop-in, Codex's line", "gpubox-bwrap", dropIn(helper, true),
+                               "bwrap", plainBwrap(true), o));
+    pairs.push_back(interleave("drop-in, with network", "gpubox-bwrap", dropIn(hostNet, false),
+                               "bwrap", plainBwrap(false), o));
   }
 
   std::vector<SpanTable> spanTables;  // --spans
@@ -449,6 +485,7 @@ int main(int argc, char** argv) {
   gpubox::bench::Options o;
   o.helper = gpubox::bench::besideBuild("helper/gpubox-helper");
   o.cli = gpubox::bench::besideBuild("client/gpubox");
+  o.bwrapFront = gpubox::bench::besideBuild("client/gpubox-bwrap");
   o.execClient = gpubox::bench::besideBuild("tests/bench/bench_exec_client");
   CLI::App app{"bench_startup: gpubox start-up, throughput and memory against bubblewrap"};
   app.add_option("--runs", o.runs, "Interleaved runs of each side per latency row")
@@ -474,6 +511,8 @@ int main(int argc, char** argv) {
                "Also time the phases of a run with a helper started with --trace-spans");
   app.add_option("--helper", o.helper, "gpubox-helper binary")->capture_default_str();
   app.add_option("--cli", o.cli, "gpubox binary")->capture_default_str();
+  app.add_option("--bwrap-front", o.bwrapFront, "gpubox-bwrap binary (the drop-in rows)")
+      ->capture_default_str();
   app.add_option("--exec-client", o.execClient,
                  "bench_exec_client binary (the libgpubox-client row)")
       ->capture_default_str();
