@@ -18,6 +18,8 @@
 #include "cgroup/device_bpf.hpp"
 #include "cgroup/device_rules.hpp"
 #include "cgroup/sandbox_cgroup.hpp"
+#include "fake_driver.hpp"
+#include "gpu/gpu.hpp"
 #include "policy.hpp"
 #include "sandbox/init_config_codec.hpp"
 #include "sandbox/mountinfo.hpp"
@@ -108,6 +110,18 @@ void BM_DeviceProgramForOneGpu(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_DeviceProgramForOneGpu);
+
+// What a `--gpu 0` sandbox adds to its plan (the nodes, /proc/driver,
+// /sys, the driver's libraries and nvidia-smi), from an inventory of a
+// fake driver tree with one GPU discovered once, as the helper's is.
+void BM_PlanBindingForOneGpu(benchmark::State& state) {
+  testing::FakeDriverRoot fake(testing::FakeDriverRoot::Options{.gpus = 1});
+  const gpu::Inventory inventory = gpu::discover(fake.root());
+  const gpu::Selection selection{.gpuIndices = {0}};
+  for (auto _ : state)
+    benchmark::DoNotOptimize(gpu::planBinding(inventory, selection, gpu::LibraryLayout::HostPaths));
+}
+BENCHMARK(BM_PlanBindingForOneGpu);
 
 // A warm init's cgroup planned on a hybrid host (a v2 directory, four v1
 // hierarchies): from the layout each time (planEmpty), and from the shape
