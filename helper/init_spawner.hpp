@@ -18,7 +18,8 @@
 // Two kinds: InitSpawner's processes (--pool-spawners) fill the warm pool
 // (init_pool.hpp) and never make the loop wait; RequestSpawner's one
 // process makes the init of a request that takes none from the pool (an
-// empty pool, --net host, --warm-inits 0), and the request waits for it,
+// empty pool, such as the --net host pool at its first request;
+// --warm-inits 0), and the request waits for it,
 // as it used to wait for its own clone. Apart, so a request's init never
 // queues behind the pool's.
 //
