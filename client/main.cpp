@@ -3,12 +3,10 @@
 #include <unistd.h>
 
 #include <kj/async-unix.h>
-#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <functional>
-#include <iostream>
 
 #include "error.hpp"
 #include "gpubox.capnp.h"
@@ -16,6 +14,7 @@
 #include "json_status.hpp"
 #include "limits.hpp"
 #include "run_options.hpp"
+#include "top_level_args.hpp"
 #include "trace_spans.hpp"
 
 extern char** environ;
@@ -29,6 +28,12 @@ constexpr int kExitNotFound = 127;
 int fail(const std::string& message) {
   std::fprintf(stderr, "gpubox: %s\n", message.c_str());
   return kExitGpuboxError;
+}
+
+// What the listings print, to stdout. No <iostream> in the client
+// (top_level_args.hpp says why).
+void print(const std::string& text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
 }
 
 void writeJson(std::optional<int> fd, const std::string& json) {
@@ -199,9 +204,9 @@ int sessionCreate(const std::string& socket, const std::vector<std::string>& arg
     j["limits"] = info.limits;
     j["namespaces"] = info.namespaces;
     j["mounts"] = info.mounts;
-    std::cout << j.dump() << "\n";
+    print(j.dump() + "\n");
   } else {
-    std::cout << info.name << "\n";
+    print(info.name + "\n");
   }
   return 0;
 }
@@ -232,7 +237,7 @@ int psCommand(const std::string& socket, bool json) {
            {"command", l.command},
            {"limits", l.limits}});
     }
-    std::cout << out.dump(2) << "\n";
+    print(out.dump(2) + "\n");
     return 0;
   }
   std::printf("%-20s %-7s %6s %8s %5s %9s %9s %8s %-9s %s\n", "NAME", "KIND", "UID", "AGE", "PROCS",
@@ -298,31 +303,32 @@ int infoCommand(const std::string& socket, bool json) {
                        i.warmPool,
                        i.warmPoolHostNet};
   if (json) {
-    std::cout << gpubox::infoReportJson(r) << "\n";
+    print(gpubox::infoReportJson(r) + "\n");
   } else {
-    std::cout << "helper version:   " << r.helperVersion << "\n"
-              << "client version:   " << r.clientVersion << "\n"
-              << "protocol:         " << r.protocolMajor << "." << r.protocolMinor << " (client "
-              << gpubox::wire::PROTOCOL_MAJOR << "." << gpubox::wire::PROTOCOL_MINOR << ")\n"
-              << "kernel:           " << r.kernel << "\n"
-              << "cgroups:          " << r.cgroupMode << "\n"
-              << "you are:          uid " << r.callerUid << ", gid " << r.callerGid << "\n"
-              << "kernel features:";
-    for (const auto& f : r.features) std::cout << " " << f;
-    std::cout << "\n";
-    for (const auto& l : r.limits) std::cout << "limits:           " << l << "\n";
-    for (const auto& c : r.cgroups) std::cout << "enforced by:      " << c << "\n";
+    using std::to_string;
+    std::string t =
+        "helper version:   " + r.helperVersion + "\n" + "client version:   " + r.clientVersion +
+        "\n" + "protocol:         " + to_string(r.protocolMajor) + "." +
+        to_string(r.protocolMinor) + " (client " + to_string(gpubox::wire::PROTOCOL_MAJOR) + "." +
+        to_string(gpubox::wire::PROTOCOL_MINOR) + ")\n" + "kernel:           " + r.kernel + "\n" +
+        "cgroups:          " + r.cgroupMode + "\n" + "you are:          uid " +
+        to_string(r.callerUid) + ", gid " + to_string(r.callerGid) + "\n" + "kernel features:";
+    for (const auto& f : r.features) t += " " + f;
+    t += "\n";
+    for (const auto& l : r.limits) t += "limits:           " + l + "\n";
+    for (const auto& c : r.cgroups) t += "enforced by:      " + c + "\n";
     if (!r.userNamespace.empty())
-      std::cout << "user namespace:   " << r.userNamespace << " (--user-namespace "
-                << r.userNamespaceSetting << "; " << r.userNamespaceReason << ")\n";
-    auto printPool = [](const char* label, const char* option, const gpubox::WarmPoolCounts& p) {
-      std::cout << label << p.ready << " ready of " << p.size << " (" << option << " " << p.floor
-                << ", up to " << p.ceiling << " on demand); since start " << p.taken
-                << " requests took one, " << p.missed << " found none ready\n";
+      t += "user namespace:   " + r.userNamespace + " (--user-namespace " + r.userNamespaceSetting +
+           "; " + r.userNamespaceReason + ")\n";
+    auto pool = [&](const char* label, const char* option, const gpubox::WarmPoolCounts& p) {
+      t += label + to_string(p.ready) + " ready of " + to_string(p.size) + " (" + option + " " +
+           to_string(p.floor) + ", up to " + to_string(p.ceiling) + " on demand); since start " +
+           to_string(p.taken) + " requests took one, " + to_string(p.missed) +
+           " found none ready\n";
     };
-    if (r.warmPool) printPool("warm pool:        ", "--warm-inits", *r.warmPool);
-    if (r.warmPoolHostNet)
-      printPool("warm, --net host: ", "--warm-inits-host-net", *r.warmPoolHostNet);
+    if (r.warmPool) pool("warm pool:        ", "--warm-inits", *r.warmPool);
+    if (r.warmPoolHostNet) pool("warm, --net host: ", "--warm-inits-host-net", *r.warmPoolHostNet);
+    print(t);
   }
   if (i.protocolMajor != gpubox::wire::PROTOCOL_MAJOR)
     return fail("helper speaks protocol " + std::to_string(i.protocolMajor) + ".x, this client " +
@@ -334,81 +340,48 @@ int gpusCommand(const std::string& socket, bool json);
 
 }  // namespace
 
-// `gpubox [--socket PATH] run|exec|session ...` are split off before CLI11
-// sees them: their options are bubblewrap-style and order-sensitive (and
-// exec's command has options of its own), so they get their own parser.
-bool splitCommand(int argc, char** argv, std::string* socket, std::string* command,
-                  std::vector<std::string>* rest) {
-  int i = 1;
-  std::string sock;
-  while (i < argc) {
-    std::string a = argv[i];
-    if (a == "--socket" && i + 1 < argc) {
-      sock = argv[i + 1];
-      i += 2;
-    } else if (a.rfind("--socket=", 0) == 0) {
-      sock = a.substr(9);
-      ++i;
-    } else {
-      break;
-    }
-  }
-  if (i >= argc) return false;
-  std::string word = argv[i];
-  if (word != "run" && word != "exec" && word != "session") return false;
-  *socket = sock;
-  *command = word;
-  rest->assign(argv + i + 1, argv + argc);
-  return true;
-}
-
 int main(int argc, char** argv) {
   gpubox::client::spans::mark("main");
-  {
-    std::string socket, command;
-    std::vector<std::string> rest;
-    if (splitCommand(argc, argv, &socket, &command, &rest)) {
-      if (command == "run") return runCommand(socket, rest);
-      if (command == "exec") return execCommand(socket, rest);
-      return sessionCommand(socket, rest);
-    }
-  }
-  CLI::App app{"gpubox: run commands in GPU-capable sandboxes built by gpubox-helper"};
-  app.require_subcommand(1);
-  std::string socket;
-  app.add_option("--socket", socket,
-                 "Helper socket (default: $GPUBOX_SOCKET, else /run/gpubox/gpubox.sock)");
-  app.set_version_flag("--version", std::string("gpubox ") + GPUBOX_VERSION);
-  app.add_subcommand("run", "Run a command in a new sandbox (see gpubox run --help)");
-  app.add_subcommand("session", "session create [OPTIONS] | rm NAME | ls: sandboxes that stay");
-  app.add_subcommand("exec", "Run a command in a session (gpubox exec NAME -- CMD)");
-  bool infoJson = false, gpusJson = false, psJson = false;
-  auto* ps = app.add_subcommand("ps", "List your sessions and running sandboxes");
-  ps->add_flag("--json", psJson, "Print JSON");
-  auto* info = app.add_subcommand("info", "Show the helper's version and kernel features");
-  info->add_flag("--json", infoJson, "Print JSON");
-  auto* gpus = app.add_subcommand("gpus", "List the GPUs you may use");
-  gpus->add_flag("--json", gpusJson, "Print JSON");
+  using Command = gpubox::cli::TopLevel::Command;
+  gpubox::cli::TopLevel top;
   try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
+    top = gpubox::cli::parseTopLevel(std::vector<std::string>(argv + 1, argv + argc));
+  } catch (const gpubox::Error& e) {
     std::fprintf(stderr,
                  "gpubox: %s\nusage: gpubox [--socket PATH] run|exec|session|ps|info|gpus ...\n",
                  e.what());
     return kExitGpuboxError;
   }
+  // run, exec and session: their options are bubblewrap-style and
+  // order-sensitive (and exec's command has options of its own), so each
+  // has its own parser.
+  switch (top.command) {
+    case Command::Run:
+      return runCommand(top.socket, top.rest);
+    case Command::Exec:
+      return execCommand(top.socket, top.rest);
+    case Command::Session:
+      return sessionCommand(top.socket, top.rest);
+    case Command::Version:
+      print(std::string("gpubox ") + GPUBOX_VERSION + "\n");
+      return 0;
+    case Command::Help:
+      print(gpubox::cli::topLevelUsage());
+      return 0;
+    default:
+      break;
+  }
+  if (top.help) {
+    print(gpubox::cli::listingUsage(top.command));
+    return 0;
+  }
   try {
-    if (info->parsed()) return infoCommand(socket, infoJson);
-    if (gpus->parsed()) return gpusCommand(socket, gpusJson);
-    if (ps->parsed()) return psCommand(socket, psJson);
+    if (top.command == Command::Info) return infoCommand(top.socket, top.json);
+    if (top.command == Command::Gpus) return gpusCommand(top.socket, top.json);
+    return psCommand(top.socket, top.json);
   } catch (const gpubox::Error& e) {
     return fail(e.what());
   }
-  return kExitGpuboxError;
 }
 
 namespace {
@@ -427,19 +400,20 @@ int gpusCommand(const std::string& socket, bool json) {
                      {"holders", g.holders},
                      {"allowed", g.allowed}});
     }
-    std::cout << out.dump(2) << "\n";
+    print(out.dump(2) + "\n");
     return 0;
   }
-  if (list.empty()) std::cout << "no GPUs\n";
+  if (list.empty()) print("no GPUs\n");
   for (const auto& g : list) {
-    std::cout << g.index << "  " << g.uuid << "  " << g.model << "  bus " << g.busId << "  minor "
-              << g.minor << "  " << (g.allowed ? "allowed" : "not allowed") << "  held by "
-              << g.holders << " sandbox(es)";
+    std::string line = std::to_string(g.index) + "  " + g.uuid + "  " + g.model + "  bus " +
+                       g.busId + "  minor " + std::to_string(g.minor) + "  " +
+                       (g.allowed ? "allowed" : "not allowed") + "  held by " +
+                       std::to_string(g.holders) + " sandbox(es)";
     if (!g.mig.empty()) {
-      std::cout << "  MIG:";
-      for (const auto& m : g.mig) std::cout << " " << m;
+      line += "  MIG:";
+      for (const auto& m : g.mig) line += " " + m;
     }
-    std::cout << "\n";
+    print(line + "\n");
   }
   return 0;
 }
