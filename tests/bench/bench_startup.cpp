@@ -33,6 +33,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent_command_lines.hpp"
 #include "fake_driver.hpp"
 #include "measure.hpp"
 #include "process.hpp"
@@ -113,6 +114,8 @@ int benchmark(const Options& o) {
   std::filesystem::create_directory(cwd);
   if (::chown(cwd.c_str(), kNobody, kNobody) != 0 || ::chmod(cwd.c_str(), 0777) != 0)
     throw std::runtime_error("cannot prepare " + cwd);
+  // A workspace as Codex's command line expects it (the drop-in rows).
+  std::filesystem::create_directory(cwd + "/.git");
   std::string helperDir = work.path() + "/helper";
   std::filesystem::create_directory(helperDir);
   // A sandbox counts against its uid until its init is reaped, which on a
@@ -200,20 +203,7 @@ int benchmark(const Options& o) {
     // policy). gpubox-bwrap's sandboxes also get the namespaces the line
     // leaves out (ipc, uts, cgroup), bwrap's do not.
     auto codexLine = [&](bool unshareNet) {
-      std::vector<std::string> line = {"--new-session",
-                                       "--die-with-parent",
-                                       "--ro-bind",
-                                       "/",
-                                       "/",
-                                       "--dev",
-                                       "/dev",
-                                       "--bind",
-                                       cwd,
-                                       cwd,
-                                       "--unshare-user",
-                                       "--unshare-pid"};
-      if (unshareNet) line.push_back("--unshare-net");
-      return concat(line, {"--proc", "/proc", "--", "/bin/true"});
+      return testing::codexWorkspaceWrite(cwd, {"/bin/true"}, unshareNet);
     };
     auto dropIn = [&](const Helper& h, bool unshareNet) {
       return Command(concat({front}, codexLine(unshareNet)),

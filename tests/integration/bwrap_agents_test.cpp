@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "agent_command_lines.hpp"
 #include "fake_driver.hpp"
 #include "harness.hpp"
 
@@ -30,36 +31,9 @@ struct Workspace {
   std::string dir;
 };
 
-// Codex's workspace-write sandbox (codex-rs/linux-sandbox, bubblewrap
-// pipeline): the host read-only, a fresh /dev, the workspace writable with
-// .git re-bound read-only and a missing .codex blocked by /dev/null, then
-// its own namespaces and /proc.
+// Codex's workspace-write sandbox (agent_command_lines.hpp) running SCRIPT.
 std::vector<std::string> codexArgs(const std::string& ws, const std::string& script) {
-  return {"--new-session",
-          "--die-with-parent",
-          "--ro-bind",
-          "/",
-          "/",
-          "--dev",
-          "/dev",
-          "--bind",
-          ws,
-          ws,
-          "--ro-bind",
-          ws + "/.git",
-          ws + "/.git",
-          "--ro-bind",
-          "/dev/null",
-          ws + "/.codex",
-          "--unshare-user",
-          "--unshare-pid",
-          "--unshare-net",
-          "--proc",
-          "/proc",
-          "--",
-          "bash",
-          "-c",
-          script};
+  return gpubox::testing::codexWorkspaceWrite(ws, {"bash", "-c", script});
 }
 
 const char* const kCodexScript = R"(
