@@ -708,12 +708,21 @@ class HostNetworkFloor : public HelperTest {
   }
 };
 
-TEST_F(HostNetworkFloor, KeepsItsFloorBeforeAnyRequest) {
-  EXPECT_TRUE(pollUntil([&] { return initsWithNetwork(helper().pid(), false).size() == 2; }, 20s));
+// ... and its inits, in the host's network namespace, die with the helper
+// (killed, so nothing of it cleans up: the parent-death signal does).
+TEST_F(HostNetworkFloor, KeepsItsFloorBeforeAnyRequestAndDiesWithTheHelper) {
+  std::set<pid_t> hostNet;
+  EXPECT_TRUE(pollUntil(
+      [&] { return (hostNet = initsWithNetwork(helper().pid(), false)).size() == 2; }, 20s));
   EXPECT_TRUE(pollUntil([&] { return initsWithNetwork(helper().pid(), true).size() == 1; }, 20s));
   auto info = parseJson(helper().cli({"info", "--json"}).out);
   EXPECT_EQ(info["warm_pool_host_net"]["floor"], 2) << info.dump();
   EXPECT_EQ(info["warm_pool_host_net"]["ready"], 2) << info.dump();
+  helper().kill(SIGKILL);
+  ASSERT_TRUE(helper().waitExit(30s).has_value());
+  for (pid_t pid : hostNet)
+    EXPECT_TRUE(pollUntil([&] { return !pidRunning(pid); }, 10s))
+        << "warm --net host init " << pid << " outlived the helper";
 }
 
 class NoPools : public HelperTest {
