@@ -583,14 +583,30 @@ class HostNetworkPool : public HelperTest, public ::testing::WithParamInterface<
     opts.asUid = caller();
     return opts;
   }
-  // The inits waiting in the host's network namespace (the sandboxes here
-  // have ended, so only the pool's are left there).
-  std::set<pid_t> waitingHostNetwork(size_t count) {
+  // The inits waiting in the host's network namespace, once COUNT of them
+  // wait and the inits of the sandboxes in GONE (ended, or replaced) have
+  // been reaped: until then they are in that namespace too.
+  std::set<pid_t> waitingHostNetwork(size_t count, const std::set<pid_t>& gone = {}) {
     std::set<pid_t> out;
     EXPECT_TRUE(pollUntil(
-        [&] { return (out = initsWithNetwork(helper().pid(), false)).size() == count; }, 20s))
+        [&] {
+          out = initsWithNetwork(helper().pid(), false);
+          return out.size() == count &&
+                 std::none_of(gone.begin(), gone.end(), [&](pid_t p) { return out.contains(p); });
+        },
+        20s))
         << "expected " << count << " warm --net host inits, found " << out.size();
     return out;
+  }
+  // `gpubox run --net host ARGS -- true` as the caller: its init's pid.
+  pid_t runHostNetwork(std::vector<std::string> args = {}) {
+    std::vector<std::string> full = {"run", "--net", "host", "--json-status", "3"};
+    full.insert(full.end(), args.begin(), args.end());
+    full.insert(full.end(), {"--", "true"});
+    auto r = helper().cli(full, as({.extraFd = 3}));
+    EXPECT_EQ(r.exitCode, 0) << r.describe();
+    nlohmann::json status = parseJson(r.extra);
+    return status.is_object() ? status["sandbox_pid"].get<pid_t>() : -1;
   }
   TempDir dir_;
 };
@@ -602,9 +618,8 @@ class HostNetworkPool : public HelperTest, public ::testing::WithParamInterface<
 // inits.
 TEST_P(HostNetworkPool, ServesHostNetworkSandboxesOnlyAfterTheFirst) {
   waitingHostNetwork(0);
-  auto first = helper().cli({"run", "--net", "host", "--", "true"}, as());
-  ASSERT_EQ(first.exitCode, 0) << first.describe();
-  const std::set<pid_t> waiting = waitingHostNetwork(1);
+  const pid_t first = runHostNetwork();
+  const std::set<pid_t> waiting = waitingHostNetwork(1, {first});
   const pid_t warm = *waiting.begin();
   const std::string dir = "/proc/" + std::to_string(warm);
   if (expectedUserNamespace() == "new") {
@@ -646,8 +661,7 @@ TEST_P(HostNetworkPool, ServesHostNetworkSandboxesOnlyAfterTheFirst) {
   EXPECT_EQ(statusField(r.out, "CapEff"), "0000000000000000") << r.out;
   EXPECT_EQ(statusField(r.out, "NoNewPrivs"), "1") << r.out;
   // And it is made again.
-  const std::set<pid_t> again = waitingHostNetwork(1);
-  EXPECT_FALSE(again.contains(warm));
+  waitingHostNetwork(1, {warm});
 
   auto info = parseJson(helper().cli({"info", "--json"}).out)["warm_pool_host_net"];
   EXPECT_EQ(info["taken"], 1) << info.dump();
@@ -658,21 +672,23 @@ TEST_P(HostNetworkPool, ServesHostNetworkSandboxesOnlyAfterTheFirst) {
 // table before its request, so what the host mounts after that reaches
 // the sandbox, and the inits that waited through the change are replaced.
 TEST_P(HostNetworkPool, HostMountsAfterWarmUpReachTheSandbox) {
-  auto first = helper().cli({"run", "--net", "host", "--", "true"}, as());
-  ASSERT_EQ(first.exitCode, 0) << first.describe();
-  const std::set<pid_t> before = waitingHostNetwork(1);
+  const pid_t first = runHostNetwork();
+  const std::set<pid_t> before = waitingHostNetwork(1, {first});
   TempDir dir(0755);
   ASSERT_EQ(::mount("tmpfs", dir.path().c_str(), "tmpfs", 0, "mode=0755"), 0)
       << "mount tmpfs on " << dir.path() << ": " << std::strerror(errno);
   writeFile(dir.path() + "/marker", "mounted-later\n", 0644);
   auto seen = helper().cli({"run", "--net", "host", "--with-defaults", "--ro-bind", dir.path(),
-                            "/tmp/m", "--", "cat", "/tmp/m/marker"},
-                           as());
+                            "/tmp/m", "--json-status", "3", "--", "cat", "/tmp/m/marker"},
+                           as({.extraFd = 3}));
   ASSERT_EQ(::umount2(dir.path().c_str(), MNT_DETACH), 0) << std::strerror(errno);
   EXPECT_EQ(seen.exitCode, 0) << seen.describe();
   EXPECT_EQ(seen.out, "mounted-later\n") << seen.describe();
-  const std::set<pid_t> refilled = waitingHostNetwork(1);
-  for (pid_t pid : before) EXPECT_FALSE(refilled.contains(pid)) << "init " << pid << " survived";
+  // The init that waited through the change is killed, not served, and
+  // replaced (the poll fails if it is still there after 20 s).
+  std::set<pid_t> gone = before;
+  gone.insert(parseJson(seen.extra)["sandbox_pid"].get<pid_t>());
+  waitingHostNetwork(1, gone);
 }
 
 // A pool whose floor is 0 (this one, by default) under a trickle of
@@ -682,13 +698,11 @@ TEST_P(HostNetworkPool, HostMountsAfterWarmUpReachTheSandbox) {
 // size: InitPool::shrinkLater).
 TEST_P(HostNetworkPool, ATrickleOfRequestsKeepsItsInit) {
   if (caller() != 0) GTEST_SKIP() << "about the helper's pool: once is enough";
-  auto first = helper().cli({"run", "--net", "host", "--", "true"}, as());
-  ASSERT_EQ(first.exitCode, 0) << first.describe();
+  pid_t last = runHostNetwork();
   for (int i = 0; i < 6; ++i) {
-    waitingHostNetwork(1);
+    waitingHostNetwork(1, {last});
     sleepFor(2500ms);
-    auto r = helper().cli({"run", "--net", "host", "--", "true"}, as());
-    ASSERT_EQ(r.exitCode, 0) << r.describe();
+    last = runHostNetwork();
   }
   auto pool = parseJson(helper().cli({"info", "--json"}).out)["warm_pool_host_net"];
   EXPECT_EQ(pool["missed"], 1) << pool.dump();
