@@ -8,17 +8,28 @@ namespace {
 
 using Command = TopLevel::Command;
 
-const char* nameOf(Command c) {
-  switch (c) {
-    case Command::Ps:
-      return "ps";
-    case Command::Info:
-      return "info";
-    case Command::Gpus:
-      return "gpus";
-    default:
-      return "";
-  }
+// The commands that take only --json: their names, and what they do.
+struct Listing {
+  Command command;
+  const char* name;
+  const char* what;
+};
+constexpr Listing kListings[] = {
+    {Command::Ps, "ps", "list your sessions and running sandboxes"},
+    {Command::Info, "info", "show the helper's version and kernel features"},
+    {Command::Gpus, "gpus", "list the GPUs you may use"},
+};
+
+const Listing* listingNamed(const std::string& word) {
+  for (const Listing& l : kListings)
+    if (word == l.name) return &l;
+  return nullptr;
+}
+
+const Listing& listingOf(Command command) {
+  for (const Listing& l : kListings)
+    if (l.command == command) return l;
+  throw Error("internal error: not a listing command");
 }
 
 }  // namespace
@@ -50,23 +61,17 @@ TopLevel parseTopLevel(const std::vector<std::string>& args) {
     out.rest.assign(args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
     return out;
   }
-  if (word == "ps")
-    out.command = Command::Ps;
-  else if (word == "info")
-    out.command = Command::Info;
-  else if (word == "gpus")
-    out.command = Command::Gpus;
-  else if (word.starts_with("-"))
-    throw Error("unknown option " + word);
-  else
-    throw Error("unknown command " + word);
+  const Listing* listing = listingNamed(word);
+  if (!listing)
+    throw Error((word.starts_with("-") ? "unknown option " : "unknown command ") + word);
+  out.command = listing->command;
   for (++i; i < args.size(); ++i) {
     if (args[i] == "--json")
       out.json = true;
     else if (args[i] == "-h" || args[i] == "--help")
       out.help = true;
     else
-      throw Error(std::string(nameOf(out.command)) + ": unexpected " + args[i] +
+      throw Error(std::string(listing->name) + ": unexpected " + args[i] +
                   " (it takes only --json)");
   }
   return out;
@@ -92,10 +97,8 @@ std::string topLevelUsage() {
 }
 
 std::string listingUsage(Command command) {
-  const char* what = command == Command::Ps     ? "list your sessions and running sandboxes"
-                     : command == Command::Info ? "show the helper's version and kernel features"
-                                                : "list the GPUs you may use";
-  return std::string("usage: gpubox [--socket PATH] ") + nameOf(command) + " [--json]\n" + what +
+  const Listing& l = listingOf(command);
+  return std::string("usage: gpubox [--socket PATH] ") + l.name + " [--json]\n" + l.what +
          "; --json: print JSON\n";
 }
 
