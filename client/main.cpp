@@ -8,7 +8,9 @@
 #include <cstdio>
 #include <functional>
 
+#include "command_end.hpp"
 #include "error.hpp"
+#include "exec_batch.hpp"
 #include "gpubox.capnp.h"
 #include "gpubox/client.hpp"
 #include "json_status.hpp"
@@ -21,14 +23,11 @@ extern char** environ;
 
 namespace {
 
-constexpr int kExitGpuboxError = 125;
-constexpr int kExitNotExecutable = 126;
-constexpr int kExitNotFound = 127;
-
-int fail(const std::string& message) {
-  std::fprintf(stderr, "gpubox: %s\n", message.c_str());
-  return kExitGpuboxError;
-}
+using gpubox::cli::exitCodeOf;
+using gpubox::cli::fail;
+using gpubox::cli::fillReport;
+using gpubox::cli::kExitGpuboxError;
+using gpubox::cli::writeJsonLine;
 
 // What the listings print, to stdout. No <iostream> in the client
 // (top_level_args.hpp says why).
@@ -36,62 +35,10 @@ void print(const std::string& text) {
   std::fwrite(text.data(), 1, text.size(), stdout);
 }
 
-void writeJson(std::optional<int> fd, const std::string& json) {
-  if (!fd) return;
-  std::string line = json + "\n";
-  size_t done = 0;
-  while (done < line.size()) {
-    ssize_t n = ::write(*fd, line.data() + done, line.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    done += static_cast<size_t>(n);
-  }
-}
-
 std::string currentDirectory() {
   std::vector<char> buf(4096);
   if (!::getcwd(buf.data(), buf.size())) throw gpubox::Error("cannot read the current directory");
   return buf.data();
-}
-
-constexpr int kExitTimedOut = 124;  // as timeout(1)
-
-// The exit status gpubox passes on, and one stderr line when the end needs
-// words (an OOM kill must never be a bare 137).
-int exitCodeOf(const gpubox::client::RunResult& r) {
-  using Stage = gpubox::client::StartFailure::Stage;
-  const bool explain = r.reason == "out_of_memory" || r.reason == "timed_out" ||
-                       r.reason == "session_removed" || r.reason == "session_expired" ||
-                       r.message.find("(a process of the sandbox was killed") != std::string::npos;
-  if (explain) std::fprintf(stderr, "gpubox: %s\n", r.message.c_str());
-  if (r.reason == "timed_out") return kExitTimedOut;
-  if (r.exitCode) return *r.exitCode;
-  if (r.signal) return 128 + *r.signal;
-  const auto& f = *r.notStarted;
-  std::fprintf(stderr, "gpubox: %s\n", f.message.c_str());
-  if (f.stage == Stage::Exec) return f.err == ENOENT ? kExitNotFound : kExitNotExecutable;
-  return kExitGpuboxError;
-}
-
-void fillReport(gpubox::RunReport& report, const gpubox::client::RunResult& r) {
-  report.exitCode = r.exitCode;
-  report.signal = r.signal;
-  report.commandPid = r.commandPid;
-  report.sandboxPid = r.sandboxPid;
-  report.wallNanos = r.wallNanos;
-  report.namespaces = r.namespaces;
-  report.mounts = r.mounts;
-  report.gpus = r.gpus;
-  report.cgroup = r.cgroup;
-  report.reason = r.reason;
-  report.message = r.message;
-  report.timeoutMs = r.timeoutMs;
-  report.sigkillNeeded = r.sigkillNeeded;
-  report.limits = r.limits;
-  report.session = r.session;
-  report.seccomp = r.seccomp;
-  report.userNamespace = r.userNamespace;
-  if (r.notStarted) report.error = r.notStarted->message;
 }
 
 // Runs one command through START (a run or an exec) and turns its end into
@@ -107,7 +54,7 @@ int runAndReport(
     gpubox::client::RunResult r = start(conn);
     fillReport(report, r);
     int code = exitCodeOf(r);
-    writeJson(jsonStatusFd, gpubox::runReportJson(report));
+    writeJsonLine(jsonStatusFd, gpubox::runReportJson(report));
     // The command is over and everything it said is written: leave without
     // taking the connection down message by message. Its teardown would
     // send a Finish per call and a Release per capability, which the helper
@@ -117,7 +64,7 @@ int runAndReport(
     std::_Exit(code);
   } catch (const gpubox::Error& e) {
     report.error = e.what();
-    writeJson(jsonStatusFd, gpubox::runReportJson(report));
+    writeJsonLine(jsonStatusFd, gpubox::runReportJson(report));
     return fail(e.what());
   }
 }
@@ -160,6 +107,7 @@ int execCommand(const std::string& socket, const std::vector<std::string>& args)
     std::fputs(gpubox::cli::kExecHelp, stdout);
     return 0;
   }
+  if (opts.batch) return gpubox::cli::runExecBatch(socket, opts);
   return runAndReport(socket, opts.jsonStatusFd, opts.session,
                       [&](gpubox::client::Connection& conn) {
                         gpubox::client::ExecRequest request;

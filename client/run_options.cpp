@@ -84,6 +84,7 @@ SANDBOX OPTIONS are run's (mount plan, --gpu, --net, --hostname, --uid,
 )";
 
 const char* const kExecHelp = R"(usage: gpubox exec NAME [OPTIONS] [--] CMD [ARG...]
+       gpubox exec NAME --batch [OPTIONS] < LINES
 
 Runs CMD in session NAME (same mounts, namespaces, GPUs and limits) with
 your stdin/stdout/stderr and its own exit status (as gpubox run's).
@@ -94,6 +95,13 @@ your stdin/stdout/stderr and its own exit status (as gpubox run's).
   --timeout DURATION    then SIGTERM to this command's process group
   --kill-after DURATION then SIGKILL (default 10s)
   --json-status FD      write a JSON record to FD when it ends
+  --batch               run many commands over one connection: read them from
+                        stdin, one JSON array of the words above per line
+                        (["--chdir", "/w", "make", "-j8"]); each gets stdin
+                        /dev/null and your stdout/stderr, and with
+                        --json-status one record per line, in order. Exits
+                        with the last line's status. Options given before
+                        --batch's lines apply to every line.
 )";
 
 namespace {
@@ -150,12 +158,13 @@ void hideFromEnvironment(char** environ, SandboxSpec& spec) {
 
 // The options every face shares, in one loop: which are accepted depends on
 // what is being parsed.
-enum class Face { Run, SessionCreate, Exec };
+enum class Face { Run, SessionCreate, Exec, ExecBatchLine };
 
 struct Parsed {
   SandboxSpec spec;
   Command command;
   std::optional<int> jsonStatusFd;
+  bool batch = false;
   bool help = false;
   bool anyMount = false;
   bool withDefaults = false;
@@ -168,8 +177,9 @@ struct Parsed {
 // Parses options until `--` or the first word that is not one. Returns false
 // when it stopped at such a word (left unread), true after `--` or the end.
 bool parseOptions(ArgReader& in, Face face, EnvBuilder& env, const std::string& cwd, Parsed& p) {
-  const bool sandboxOptions = face != Face::Exec;
+  const bool sandboxOptions = face == Face::Run || face == Face::SessionCreate;
   const bool processOptions = face != Face::SessionCreate;
+  const bool batchLine = face == Face::ExecBatchLine;
   while (!in.done()) {
     const std::string& arg = in.peek();
     if (arg == "--") {
@@ -180,7 +190,7 @@ bool parseOptions(ArgReader& in, Face face, EnvBuilder& env, const std::string& 
     std::string opt = in.next();
     const std::optional<MountKind> two = twoArgMountOption(opt);
     const std::optional<MountKind> one = oneArgMountOption(opt);
-    if (opt == "-h" || opt == "--help") {
+    if (!batchLine && (opt == "-h" || opt == "--help")) {
       p.help = true;
       return true;
     } else if (sandboxOptions && two) {
@@ -240,8 +250,12 @@ bool parseOptions(ArgReader& in, Face face, EnvBuilder& env, const std::string& 
       p.command.timeoutMs = parseDurationMs(opt, in.value(opt, "DURATION"));
     } else if (processOptions && opt == "--kill-after") {
       p.command.killAfterMs = parseDurationMs(opt, in.value(opt, "DURATION"));
+    } else if (batchLine && (opt == "--json-status" || opt == "--batch")) {
+      throw Error(opt + " is given once, on gpubox exec's command line, not on a --batch line");
     } else if (processOptions && opt == "--json-status") {
       p.jsonStatusFd = parseFd(opt, in.value(opt, "FD"));
+    } else if (face == Face::Exec && opt == "--batch") {
+      p.batch = true;
     } else if (face == Face::Run && opt == "--as-pid-1") {
       p.spec.asPid1 = true;
     } else if (face == Face::SessionCreate && opt == "--name") {
@@ -327,10 +341,30 @@ ExecOptions parseExecOptions(const std::vector<std::string>& args, char** enviro
   if (opts.session.empty()) throw Error("no session name given");
   opts.command = std::move(p.command);
   opts.jsonStatusFd = p.jsonStatusFd;
+  opts.batch = p.batch;
+  opts.command.env = env.entries();
+  if (opts.batch) {
+    if (!in.done())
+      throw Error("unexpected '" + in.peek() +
+                  "': with --batch the commands come from stdin, one JSON array per line "
+                  "(like [\"make\", \"-j8\"]), not from the command line");
+    return opts;
+  }
   opts.command.argv = in.rest();
   if (opts.command.argv.empty()) throw Error("no command given");
-  opts.command.env = env.entries();
   return opts;
+}
+
+Command parseExecBatchLine(const std::vector<std::string>& words, const Command& defaults) {
+  EnvBuilder env(defaults.env);
+  Parsed p;
+  p.command = defaults;
+  ArgReader in(words);
+  parseOptions(in, Face::ExecBatchLine, env, "/", p);
+  p.command.argv = in.rest();
+  if (p.command.argv.empty()) throw Error("no command given");
+  p.command.env = env.entries();
+  return p.command;
 }
 
 }  // namespace gpubox::cli

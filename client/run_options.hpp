@@ -39,11 +39,21 @@ SessionCreateOptions parseSessionCreateOptions(const std::vector<std::string>& a
 // options may also come before NAME.
 struct ExecOptions {
   std::string session;
-  Command command;  // env: the client's, modified by the options
+  // env: the client's, modified by the options. With --batch, no argv: the
+  // defaults every line's command starts from.
+  Command command;
   std::optional<int> jsonStatusFd;
+  bool batch = false;  // --batch: the commands come from stdin, one per line
   bool help = false;
 };
 ExecOptions parseExecOptions(const std::vector<std::string>& args, char** environ);
+
+// One line of `gpubox exec NAME --batch`, as its words: the process options
+// and the command, as they would follow NAME on the command line (not
+// --json-status or --batch, which the command line gives once). The command
+// starts from `defaults` (the command line's options over the client's
+// environment). Throws gpubox::Error naming the bad option.
+Command parseExecBatchLine(const std::vector<std::string>& words, const Command& defaults);
 
 extern const char* const kRunUsage;
 extern const char* const kRunHelp;

@@ -1,0 +1,117 @@
+#include "exec_batch.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+
+#include <kj/async-unix.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "command_end.hpp"
+#include "error.hpp"
+#include "gpubox/client.hpp"
+#include "json_status.hpp"
+#include "unique_fd.hpp"
+
+namespace gpubox::cli {
+
+namespace {
+
+constexpr int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+
+sigset_t forwardedSet() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : kForwarded) sigaddset(&set, sig);
+  return set;
+}
+
+// While a command runs the forwarded signals are blocked, read from kj's
+// signalfd and sent to the command. While gpubox waits for the next line
+// nothing runs that they could go to, so they act as on any process: a
+// pending one is delivered as soon as they are unblocked, and gpubox ends.
+void letSignalsEndUs(bool on) {
+  const sigset_t set = forwardedSet();
+  ::sigprocmask(on ? SIG_UNBLOCK : SIG_BLOCK, &set, nullptr);
+}
+
+// One line of stdin without its newline; false at the end of input.
+bool readLine(std::string& line) {
+  char* buf = nullptr;
+  size_t cap = 0;
+  ssize_t n = ::getline(&buf, &cap, stdin);
+  if (n >= 0) line.assign(buf, static_cast<size_t>(n));
+  std::free(buf);  // getline(3)'s buffer, allocated by libc
+  if (n < 0) return false;
+  if (!line.empty() && line.back() == '\n') line.pop_back();
+  return true;
+}
+
+bool blank(const std::string& line) {
+  return line.find_first_not_of(" \t\r") == std::string::npos;
+}
+
+}  // namespace
+
+std::vector<std::string> batchLineWords(const std::string& line) {
+  constexpr const char* kExpected =
+      "expected a JSON array of strings, like [\"--chdir\", \"/w\", \"make\", \"-j8\"]";
+  nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) throw Error(std::string("not JSON: ") + kExpected);
+  if (!j.is_array()) throw Error(std::string("not an array: ") + kExpected);
+  std::vector<std::string> words;
+  for (const auto& w : j) {
+    if (!w.is_string()) throw Error("word " + std::to_string(words.size() + 1) +
+                                    " is not a string: " + kExpected);
+    words.push_back(w.get<std::string>());
+  }
+  return words;
+}
+
+int runExecBatch(const std::string& socket, const ExecOptions& opts) {
+  for (int sig : kForwarded) kj::UnixEventPort::captureSignal(sig);
+  UniqueFd devNull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!devNull) return fail("cannot open /dev/null for the commands' stdin");
+  std::optional<client::Connection> conn;
+  try {
+    conn.emplace(client::defaultSocketPath(socket));
+  } catch (const Error& e) {
+    return fail(e.what());
+  }
+  int last = 0;
+  unsigned lineNo = 0;
+  std::string line;
+  for (;;) {
+    letSignalsEndUs(true);
+    const bool more = readLine(line);
+    letSignalsEndUs(false);
+    if (!more) break;
+    ++lineNo;
+    if (blank(line)) continue;
+    RunReport report;
+    report.session = opts.session;
+    try {
+      client::ExecRequest request;
+      request.session = opts.session;
+      request.command = parseExecBatchLine(batchLineWords(line), opts.command);
+      request.stdinFd = devNull.get();
+      request.forwardSignals = true;
+      request.sandboxFacts = opts.jsonStatusFd.has_value();
+      client::RunResult r = conn->exec(request).wait();
+      fillReport(report, r);
+      last = exitCodeOf(r);
+    } catch (const Error& e) {
+      report.error = "line " + std::to_string(lineNo) + ": " + e.what();
+      last = fail(report.error);
+    }
+    writeJsonLine(opts.jsonStatusFd, runReportJson(report));
+  }
+  // As after a single command (main.cpp's runAndReport): closing the socket
+  // is the whole goodbye the helper needs.
+  std::fflush(nullptr);
+  std::_Exit(last);
+}
+
+}  // namespace gpubox::cli
