@@ -4,7 +4,6 @@
 #include <signal.h>
 
 #include <kj/async-unix.h>
-#include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <cstdlib>
@@ -54,21 +53,6 @@ bool blank(const std::string& line) {
 }
 
 }  // namespace
-
-std::vector<std::string> batchLineWords(const std::string& line) {
-  constexpr const char* kExpected =
-      "expected a JSON array of strings, like [\"--chdir\", \"/w\", \"make\", \"-j8\"]";
-  nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) throw Error(std::string("not JSON: ") + kExpected);
-  if (!j.is_array()) throw Error(std::string("not an array: ") + kExpected);
-  std::vector<std::string> words;
-  for (const auto& w : j) {
-    if (!w.is_string()) throw Error("word " + std::to_string(words.size() + 1) +
-                                    " is not a string: " + kExpected);
-    words.push_back(w.get<std::string>());
-  }
-  return words;
-}
 
 int runExecBatch(const std::string& socket, const ExecOptions& opts) {
   for (int sig : kForwarded) kj::UnixEventPort::captureSignal(sig);

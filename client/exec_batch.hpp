@@ -11,10 +11,6 @@
 
 namespace gpubox::cli {
 
-// The words of one --batch line: a JSON array of strings. Throws
-// gpubox::Error saying what the line is instead.
-std::vector<std::string> batchLineWords(const std::string& line);
-
 // Runs every line of stdin in OPTS.session, in order, until stdin ends;
 // returns the last line's exit status (0 for no lines). Each command gets
 // /dev/null as stdin and this process's stdout and stderr; with

@@ -1,8 +1,10 @@
 #include "run_options.hpp"
 
 #include <unistd.h>
-#include <cstdlib>
 
+#include <nlohmann/json.hpp>
+
+#include <cstdlib>
 #include <cstring>
 
 #include "cli_args.hpp"
@@ -100,8 +102,8 @@ your stdin/stdout/stderr and its own exit status (as gpubox run's).
                         (["--chdir", "/w", "make", "-j8"]); each gets stdin
                         /dev/null and your stdout/stderr, and with
                         --json-status one record per line, in order. Exits
-                        with the last line's status. Options given before
-                        --batch's lines apply to every line.
+                        with the last line's status. The other options on
+                        the command line are every line's defaults.
 )";
 
 namespace {
@@ -365,6 +367,21 @@ Command parseExecBatchLine(const std::vector<std::string>& words, const Command&
   if (p.command.argv.empty()) throw Error("no command given");
   p.command.env = env.entries();
   return p.command;
+}
+
+std::vector<std::string> batchLineWords(const std::string& line) {
+  constexpr const char* kExpected =
+      "expected a JSON array of strings, like [\"--chdir\", \"/w\", \"make\", \"-j8\"]";
+  nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) throw Error(std::string("not JSON: ") + kExpected);
+  if (!j.is_array()) throw Error(std::string("not an array: ") + kExpected);
+  std::vector<std::string> words;
+  for (const auto& w : j) {
+    if (!w.is_string())
+      throw Error("word " + std::to_string(words.size() + 1) + " is not a string: " + kExpected);
+    words.push_back(w.get<std::string>());
+  }
+  return words;
 }
 
 }  // namespace gpubox::cli

@@ -55,6 +55,10 @@ ExecOptions parseExecOptions(const std::vector<std::string>& args, char** enviro
 // environment). Throws gpubox::Error naming the bad option.
 Command parseExecBatchLine(const std::vector<std::string>& words, const Command& defaults);
 
+// The words of one --batch line: a JSON array of strings. Throws
+// gpubox::Error saying what the line is instead.
+std::vector<std::string> batchLineWords(const std::string& line);
+
 extern const char* const kRunUsage;
 extern const char* const kRunHelp;
 extern const char* const kSessionCreateHelp;

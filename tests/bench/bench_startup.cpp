@@ -272,15 +272,19 @@ int benchmark(const Options& o) {
                                bwrapPlan, o));
     // The same warm path through libgpubox-client in one long-lived process
     // (what an agent runtime that embeds it pays per command: no client
-    // process), interleaved with bwrap started from that same process.
-    {
-      std::string execClient = copyExecutable(o.execClient, work.path(), "bench_exec_client");
+    // process), and through one `gpubox exec --batch` that process keeps
+    // open (what an agent in any other language pays), each interleaved
+    // with bwrap started from that same process.
+    std::string execClient = copyExecutable(o.execClient, work.path(), "bench_exec_client");
+    auto longLived = [&](const std::string& name, const std::string& label,
+                         std::vector<std::string> mode) {
       std::string out =
-          control.output(Command(concat({execClient, helper.socket(), "bench-warm",
-                                         std::to_string(o.runs), std::to_string(o.warmup)},
+          control.output(Command(concat(concat(concat({execClient}, mode),
+                                               {helper.socket(), "bench-warm",
+                                                std::to_string(o.runs), std::to_string(o.warmup)}),
                                         bwrapPlan.argv()),
                                  kEnv, "/", kNobody));
-      Pair p{"exec, libgpubox-client", "Connection::exec", "bwrap", {}, {}};
+      Pair p{name, label, "bwrap", {}, {}};
       std::istringstream lines(out);
       std::string side;
       double ms = 0;
@@ -291,7 +295,9 @@ int benchmark(const Options& o) {
                                  std::to_string(o.runs) + " each");
       std::fprintf(stderr, "  done: %s\n", p.name.c_str());
       pairs.push_back(std::move(p));
-    }
+    };
+    longLived("exec, libgpubox-client", "Connection::exec", {});
+    longLived("exec, one --batch CLI", "gpubox exec --batch", {"--cli-batch", cli});
     control.timed(gpubox(helper, {"session", "rm", "bench-warm"}));
     pairs.push_back(interleave("client start-up", "gpubox --version",
                                Command({cli, "--version"}, kEnv, "/", kNobody), "/bin/true",

@@ -146,3 +146,92 @@ TEST(ExecOptions, NameThenOptionsThenCommand) {
   EXPECT_THROW(gpubox::cli::parseExecOptions({"work", "--memory", "1G", "ls"}, testEnv), Error)
       << "limits are the session's";
 }
+
+// Expects PARSE to throw gpubox::Error whose message contains TEXT.
+template <typename F>
+void expectErrorSaying(F parse, const std::string& text) {
+  try {
+    parse();
+    ADD_FAILURE() << "no error; expected one saying: " << text;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
+  }
+}
+
+TEST(ExecBatch, TheCommandLineGivesDefaultsAndNoCommand) {
+  auto o = gpubox::cli::parseExecOptions(
+      {"work", "--batch", "--setenv", "A", "1", "--chdir", "/src", "--json-status", "3"}, testEnv);
+  EXPECT_TRUE(o.batch);
+  EXPECT_EQ(o.session, "work");
+  EXPECT_EQ(o.jsonStatusFd, 3);
+  EXPECT_TRUE(o.command.argv.empty());
+  EXPECT_EQ(o.command.cwd, "/src");
+  EXPECT_EQ(o.command.env, (std::vector<std::string>{"PATH=/usr/bin", "HOME=/home/u", "A=1"}));
+  auto first = gpubox::cli::parseExecOptions({"--batch", "work"}, testEnv);
+  EXPECT_TRUE(first.batch);
+  EXPECT_EQ(first.session, "work");
+  EXPECT_FALSE(gpubox::cli::parseExecOptions({"work", "ls"}, testEnv).batch);
+  expectErrorSaying(
+      [] {
+        gpubox::cli::parseExecOptions({"work", "--batch", "--", "ls"}, testEnv);
+      },
+      "with --batch the commands come from stdin");
+  expectErrorSaying(
+      [] {
+        gpubox::cli::parseExecOptions({"work", "--batch", "ls"}, testEnv);
+      },
+      "unexpected 'ls'");
+}
+
+TEST(ExecBatch, ALineIsExecsWordsAfterTheName) {
+  gpubox::Command defaults;
+  defaults.cwd = "/src";
+  defaults.timeoutMs = 5000;
+  defaults.env = {"PATH=/usr/bin", "A=1"};
+  auto c = gpubox::cli::parseExecBatchLine(
+      gpubox::cli::batchLineWords(
+          R"(["--setenv", "B", "two words", "--unsetenv", "PATH", "sh", "-c", "echo \"$B\" \u00e9"])"),
+      defaults);
+  EXPECT_EQ(c.argv, (std::vector<std::string>{"sh", "-c", "echo \"$B\" \xc3\xa9"}));
+  EXPECT_EQ(c.env, (std::vector<std::string>{"A=1", "B=two words"}));
+  EXPECT_EQ(c.cwd, "/src") << "the command line's --chdir is every line's default";
+  EXPECT_EQ(c.timeoutMs, 5000u);
+  auto own =
+      gpubox::cli::parseExecBatchLine({"--chdir", "/tmp", "--timeout", "1s", "--", "-x"}, defaults);
+  EXPECT_EQ(own.cwd, "/tmp");
+  EXPECT_EQ(own.timeoutMs, 1000u);
+  EXPECT_EQ(own.argv, (std::vector<std::string>{"-x"})) << "after --, a word is the command's";
+  auto clear = gpubox::cli::parseExecBatchLine({"--clearenv", "env"}, defaults);
+  EXPECT_TRUE(clear.env.empty());
+  EXPECT_EQ(defaults.env, (std::vector<std::string>{"PATH=/usr/bin", "A=1"}))
+      << "a line changes only its own command";
+}
+
+TEST(ExecBatch, WhatALineMayNotBe) {
+  using gpubox::cli::batchLineWords;
+  using gpubox::cli::parseExecBatchLine;
+  const gpubox::Command none;
+  expectErrorSaying([] { batchLineWords("ls -l"); }, "not JSON");
+  expectErrorSaying([] { batchLineWords(R"(["ls")"); }, "not JSON");
+  expectErrorSaying([] { batchLineWords(R"({"argv": ["ls"]})"); }, "not an array");
+  expectErrorSaying([] { batchLineWords(R"(["echo", 1])"); }, "word 2 is not a string");
+  expectErrorSaying([&] { parseExecBatchLine({}, none); }, "no command given");
+  expectErrorSaying([&] { parseExecBatchLine({"--chdir", "/x"}, none); }, "no command given");
+  expectErrorSaying(
+      [&] {
+        parseExecBatchLine({"--json-status", "3", "true"}, none);
+      },
+      "--json-status is given once");
+  expectErrorSaying(
+      [&] {
+        parseExecBatchLine({"--batch", "true"}, none);
+      },
+      "--batch is given once");
+  expectErrorSaying(
+      [&] {
+        parseExecBatchLine({"--memory", "1G", "true"}, none);
+      },
+      "unknown option '--memory'");
+  expectErrorSaying([&] { parseExecBatchLine({"--help"}, none); }, "unknown option '--help'");
+  expectErrorSaying([&] { parseExecBatchLine({"--setenv", "A"}, none); }, "--setenv needs");
+}
