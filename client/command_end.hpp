@@ -3,6 +3,8 @@
 // the end needs words, and the --json-status record.
 #pragma once
 
+#include <signal.h>
+
 #include <optional>
 #include <string>
 
@@ -15,6 +17,10 @@ constexpr int kExitTimedOut = 124;  // as timeout(1)
 constexpr int kExitGpuboxError = 125;
 constexpr int kExitNotExecutable = 126;
 constexpr int kExitNotFound = 127;
+
+// What gpubox passes on to the command it waits for (a terminal's Ctrl-C
+// would otherwise reach only gpubox: the command is in a session of its own).
+inline constexpr int kForwardedSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 
 // Prints "gpubox: MESSAGE" on stderr; returns kExitGpuboxError.
 int fail(const std::string& message);

@@ -18,12 +18,10 @@ namespace gpubox::cli {
 
 namespace {
 
-constexpr int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
-
 sigset_t forwardedSet() {
   sigset_t set;
   sigemptyset(&set);
-  for (int sig : kForwarded) sigaddset(&set, sig);
+  for (int sig : kForwardedSignals) sigaddset(&set, sig);
   return set;
 }
 
@@ -55,7 +53,7 @@ bool blank(const std::string& line) {
 }  // namespace
 
 int runExecBatch(const std::string& socket, const ExecOptions& opts) {
-  for (int sig : kForwarded) kj::UnixEventPort::captureSignal(sig);
+  for (int sig : kForwardedSignals) kj::UnixEventPort::captureSignal(sig);
   UniqueFd devNull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (!devNull) return fail("cannot open /dev/null for the commands' stdin");
   std::optional<client::Connection> conn;

@@ -49,7 +49,7 @@ int runAndReport(
   gpubox::RunReport report;
   report.session = session;
   try {
-    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) kj::UnixEventPort::captureSignal(sig);
+    for (int sig : gpubox::cli::kForwardedSignals) kj::UnixEventPort::captureSignal(sig);
     gpubox::client::Connection conn(gpubox::client::defaultSocketPath(socket));
     gpubox::client::RunResult r = start(conn);
     fillReport(report, r);
