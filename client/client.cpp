@@ -118,6 +118,12 @@ struct Connection::Impl {
     try {
       return f();
     } catch (const kj::Exception& e) {
+      // The helper's own exceptions arrive as "remote exception: ...",
+      // whatever their type; only a local DISCONNECTED is this socket gone.
+      const bool remote =
+          std::string_view(e.getDescription().cStr()).starts_with("remote exception: ");
+      if (e.getType() == kj::Exception::Type::DISCONNECTED && !remote)
+        throw ConnectionLost(describe(e));
       throw Error(describe(e));
     }
   }

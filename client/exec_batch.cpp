@@ -84,6 +84,13 @@ int runExecBatch(const std::string& socket, const ExecOptions& opts) {
       client::RunResult r = conn->exec(request).wait();
       fillReport(report, r);
       last = exitCodeOf(r);
+    } catch (const client::ConnectionLost& e) {
+      // No later line can run either: say so once and end, rather than
+      // fail every line that is still to come the same way.
+      report.error = "line " + std::to_string(lineNo) + ": " + e.what() + "; no more lines are run";
+      writeJsonLine(opts.jsonStatusFd, runReportJson(report));
+      last = fail(report.error);
+      break;
     } catch (const Error& e) {
       report.error = "line " + std::to_string(lineNo) + ": " + e.what();
       last = fail(report.error);

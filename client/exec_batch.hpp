@@ -15,7 +15,8 @@ namespace gpubox::cli {
 // /dev/null as stdin and this process's stdout and stderr; with
 // OPTS.jsonStatusFd, one record per non-blank line. A line that cannot run
 // (bad JSON, an unknown option, a refused exec) gets its error on stderr
-// and in its record, and the next line still runs. SIGINT, SIGTERM, SIGHUP
+// and in its record, and the next line still runs; a lost connection to the
+// helper ends the batch there (125). SIGINT, SIGTERM, SIGHUP
 // and SIGQUIT go to the running command; between commands they end gpubox.
 int runExecBatch(const std::string& socket, const ExecOptions& opts);
 

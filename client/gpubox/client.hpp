@@ -9,7 +9,8 @@
 //
 // One run() is create -> exec -> wait pipelined into a single round trip.
 // Errors of gpubox itself (refused, malformed, helper unreachable) throw
-// gpubox::Error with a message meant for a person.
+// gpubox::Error with a message meant for a person; ConnectionLost (below)
+// when the connection itself is gone.
 //
 // Sessions keep one sandbox for many commands:
 //
@@ -32,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "error.hpp"
 #include "spec.hpp"
 #include "warm_pool_counts.hpp"
 
@@ -151,6 +153,15 @@ struct SandboxListing {
   std::string cgroup;
   std::string command;
   std::vector<std::string> limits;
+};
+
+// Thrown when the connection to the helper is gone (the helper stopped or
+// closed it): nothing more can be done on that Connection; a new one may
+// reach a restarted helper. A refusal or a failure the helper reports is a
+// plain gpubox::Error, and the Connection stays usable.
+class ConnectionLost : public Error {
+ public:
+  using Error::Error;
 };
 
 class Connection;

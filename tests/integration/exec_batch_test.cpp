@@ -192,6 +192,42 @@ TEST_P(ExecBatch, SignalsGoToTheRunningCommandAndEndAWaitingBatch) {
   EXPECT_EQ(helper().cli({"session", "rm", "signals"}, as()).exitCode, 0);
 }
 
+// The helper gone mid-batch: the line that was running reports the lost
+// connection, and gpubox ends there (125) instead of failing every line
+// still to come the same way.
+TEST_P(ExecBatch, ALostConnectionEndsTheBatch) {
+  createSession("lost");
+  const std::string unique = std::to_string(9431 + caller() % 10);
+  auto running =
+      helper().spawnCli(batchArgs("lost", {}),
+                        as({.stdinData = joined({R"(["sleep", ")" + unique + R"("])",
+                                                 R"(["echo", "never"])", R"(["echo", "never"])"}),
+                            .timeout = 60s,
+                            .extraFd = 3}));
+  std::thread killer([&] {
+    if (pollUntil([&] { return !findProcesses({"sleep", unique}).empty(); }, 30s))
+      helper().kill(SIGKILL);
+  });
+  auto r = running->finish();
+  killer.join();
+  EXPECT_EQ(r.exitCode, 125) << r.describe();
+  EXPECT_EQ(r.out, "") << r.describe();
+  EXPECT_THAT(r.err, HasSubstr("gpubox: line 1: the helper closed the connection")) << r.describe();
+  EXPECT_THAT(r.err, HasSubstr("no more lines are run")) << r.describe();
+  auto recs = records(r);
+  ASSERT_EQ(recs.size(), 1u) << r.describe();
+  EXPECT_THAT(recs[0]["error"].get<std::string>(), HasSubstr("no more lines are run"))
+      << recs[0].dump();
+
+  // A new batch reaches the helper a service manager restarts.
+  ASSERT_TRUE(helper().waitExit(30s).has_value());
+  helper().restart();
+  createSession("again");
+  auto again = batch("again", {R"(["echo", "back"])"});
+  EXPECT_EQ(again.exitCode, 0) << again.describe();
+  EXPECT_EQ(again.out, "back\n") << again.describe();
+}
+
 GPUBOX_INSTANTIATE_CALLERS(ExecBatch);
 
 }  // namespace
