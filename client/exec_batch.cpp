@@ -74,6 +74,7 @@ int runExecBatch(const std::string& socket, const ExecOptions& opts) {
     if (blank(line)) continue;
     RunReport report;
     report.session = opts.session;
+    bool lost = false;
     try {
       client::ExecRequest request;
       request.session = opts.session;
@@ -84,18 +85,16 @@ int runExecBatch(const std::string& socket, const ExecOptions& opts) {
       client::RunResult r = conn->exec(request).wait();
       fillReport(report, r);
       last = exitCodeOf(r);
-    } catch (const client::ConnectionLost& e) {
-      // No later line can run either: say so once and end, rather than
-      // fail every line that is still to come the same way.
-      report.error = "line " + std::to_string(lineNo) + ": " + e.what() + "; no more lines are run";
-      writeJsonLine(opts.jsonStatusFd, runReportJson(report));
-      last = fail(report.error);
-      break;
     } catch (const Error& e) {
-      report.error = "line " + std::to_string(lineNo) + ": " + e.what();
+      // A lost connection ends the batch: no later line could run either,
+      // and saying so once beats failing each of them the same way.
+      lost = dynamic_cast<const client::ConnectionLost*>(&e) != nullptr;
+      report.error = "line " + std::to_string(lineNo) + ": " + e.what() +
+                     (lost ? "; no more lines are run" : "");
       last = fail(report.error);
     }
     writeJsonLine(opts.jsonStatusFd, runReportJson(report));
+    if (lost) break;
   }
   // As after a single command (main.cpp's runAndReport): closing the socket
   // is the whole goodbye the helper needs.

@@ -12,7 +12,6 @@
 // bench_startup starts it as uid 65534 and makes the table rows; it is not
 // meant to be run by hand.
 #include <fcntl.h>
-#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
