@@ -430,17 +430,35 @@ int benchmark(const Options& o) {
                   l.cpu.whole, misses);
     }
   };
+  // Whether a level is bound by the CPUs (busy near 100%: the sandboxes
+  // per second are the CPUs over the CPU per sandbox) or by something that
+  // serialises (busy well below it).
+  auto printMachineCpu = [](const std::vector<Level>& rows) {
+    std::printf("%-8s %12s %8s | %12s %8s | %9s\n", "clients", "gpubox cpu", "busy", "bwrap cpu",
+                "busy", "cpu ratio");
+    for (const auto& l : rows)
+      std::printf("%-8u %12.2f %7.0f%% | %12.2f %7.0f%% | %9.2f\n", l.clients, l.g.machineCpuMs,
+                  100 * l.g.machineBusy, l.b.machineCpuMs, 100 * l.b.machineBusy,
+                  l.b.machineCpuMs > 0 ? l.g.machineCpuMs / l.b.machineCpuMs : 0);
+  };
   printLevels(levels);
   std::printf(
       "ratio: gpubox sandboxes/s over bwrap's; home/rpc/helper ms: the helper's CPU per sandbox "
       "in its home loop, its RPC threads and all its threads, over that level's gpubox runs; pool "
-      "miss: the share of them that found no warm init ready\n\n");
+      "miss: the share of them that found no warm init ready\n");
+  printMachineCpu(levels);
+  std::printf(
+      "cpu: the machine's busy CPU time per sandbox over that side of the level (ms, every "
+      "process's, the benchmark's own fork, exec and wait included; /proc/stat); busy: the share "
+      "of all %ld CPUs' time that was busy\n\n",
+      ::sysconf(_SC_NPROCESSORS_ONLN));
   if (!gpuLevels.empty()) {
     std::printf(
         "throughput: `run --gpu 0` (fake driver, one GPU shared) vs bwrap with the same "
         "--dev-binds, %u runs per client\n",
         o.runsPerClient);
     printLevels(gpuLevels);
+    printMachineCpu(gpuLevels);
     std::printf("\n");
   }
   if (!latency) return 0;

@@ -47,6 +47,7 @@ void printPair(const Pair& p) {
 Throughput concurrent(const Command& command, unsigned clients, unsigned perClient) {
   std::vector<std::vector<double>> samples(clients);
   std::vector<std::exception_ptr> errors(clients);
+  const MachineCpu cpu0 = MachineCpu::now();
   auto t0 = std::chrono::steady_clock::now();
   {
     std::vector<std::jthread> threads;
@@ -61,11 +62,15 @@ Throughput concurrent(const Command& command, unsigned clients, unsigned perClie
       });
   }
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const MachineCpu cpu1 = MachineCpu::now();
   for (auto& e : errors)
     if (e) std::rethrow_exception(e);
   Throughput t;
   for (auto& s : samples) t.latencies.insert(t.latencies.end(), s.begin(), s.end());
   t.perSecond = static_cast<double>(t.latencies.size()) / seconds;
+  if (!t.latencies.empty())
+    t.machineCpuMs = (cpu1.busy - cpu0.busy) / static_cast<double>(t.latencies.size());
+  if (cpu1.all > cpu0.all) t.machineBusy = (cpu1.busy - cpu0.busy) / (cpu1.all - cpu0.all);
   return t;
 }
 

@@ -37,6 +37,11 @@ void printPair(const Pair& p);
 struct Throughput {
   double perSecond = 0;
   std::vector<double> latencies;
+  // The whole machine over the level: its CPUs' busy time per sandbox
+  // (ms; every process's, the harness's fork, exec and wait included) and
+  // the share of all CPUs' time that was busy. With both, a level says
+  // whether its side was held back by the CPUs or by something else.
+  double machineCpuMs = 0, machineBusy = 0;
 };
 
 // The helper's CPU time so far (ms): its home loop (the main thread), its

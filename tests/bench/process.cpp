@@ -349,6 +349,19 @@ double processCpuMs(pid_t pid) {
   return threadsCpuMs(pid, "");
 }
 
+MachineCpu MachineCpu::now() {
+  std::istringstream stat(readFile("/proc/stat"));
+  std::string cpu;
+  unsigned long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0,
+                     steal = 0;
+  if (!(stat >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq) || cpu != "cpu")
+    throw std::runtime_error("/proc/stat: no cpu line");
+  stat >> steal;  // absent before Linux 2.6.11
+  const double msPerTick = 1000.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  const double busy = static_cast<double>(user + nice + system + irq + softirq + steal);
+  return {busy * msPerTick, (busy + static_cast<double>(idle + iowait)) * msPerTick};
+}
+
 std::string copyExecutable(const std::string& from, const std::string& dir,
                            const std::string& name) {
   std::string to = dir + "/" + name;

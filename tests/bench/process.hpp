@@ -125,6 +125,14 @@ double processCpuMs(pid_t pid);
 // The CPU time of PID's live threads named COMM (e.g. "gpubox-rpc"), in ms.
 double threadsCpuMs(pid_t pid, const std::string& comm);
 
+// The whole machine's CPU time so far, from /proc/stat's "cpu" line, in
+// ms: busy (user, nice, system, irq, softirq, steal; guest time is inside
+// user) and all (busy plus idle and iowait).
+struct MachineCpu {
+  double busy = 0, all = 0;
+  static MachineCpu now();
+};
+
 // Copies `from` to <dir>/<name>, mode 0755, and returns the new path (the
 // build tree may not be reachable by uid 65534).
 std::string copyExecutable(const std::string& from, const std::string& dir,
