@@ -11,12 +11,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -227,6 +230,43 @@ TempDir::~TempDir() {
 
 // ---------------------------------------------------------------- Helper
 
+namespace {
+
+// The helpers this benchmark has running, for its signal handler: a
+// benchmark ended by SIGTERM (run-on-device.sh's `timeout`), SIGINT or SIGHUP
+// stops them on its way out, as ~Helper would have. Without it a root
+// helper and its warm inits would outlive the benchmark and share the
+// machine with whatever is measured next. (PR_SET_PDEATHSIG would not
+// last: the kernel clears it when the helper drops capabilities.)
+std::array<std::atomic<pid_t>, 16> liveHelpers{};
+
+void stopHelpersAndDie(int sig) {
+  for (auto& pid : liveHelpers)
+    if (const pid_t p = pid.load(); p > 0) ::kill(p, SIGTERM);
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+
+void rememberHelper(pid_t pid) {
+  static std::once_flag handlers;
+  std::call_once(handlers, [] {
+    for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::signal(sig, stopHelpersAndDie);
+  });
+  for (auto& slot : liveHelpers) {
+    pid_t empty = 0;
+    if (slot.compare_exchange_strong(empty, pid)) return;
+  }
+}
+
+void forgetHelper(pid_t pid) {
+  for (auto& slot : liveHelpers) {
+    pid_t mine = pid;
+    if (slot.compare_exchange_strong(mine, 0)) return;
+  }
+}
+
+}  // namespace
+
 Helper::Helper(const std::string& binary, const std::string& dir,
                std::vector<std::string> extraArgs)
     : socket_(dir + "/gpubox.sock"), logPath_(dir + "/helper.log") {
@@ -245,15 +285,27 @@ Helper::Helper(const std::string& binary, const std::string& dir,
     command.execInChild();
   }
   ::close(logFd);
+  rememberHelper(pid_);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (!canConnect(socket_)) {
-    int status;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+    // Seen exited without reaping it, so that its pid cannot be reused
+    // while the signal handler may still name it.
+    siginfo_t info = {};
+    if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+        info.si_pid == pid_) {
+      forgetHelper(pid_);
+      ::waitpid(pid_, nullptr, 0);
       pid_ = -1;
       throw std::runtime_error("gpubox-helper exited at start; its log:\n" + log());
     }
-    if (std::chrono::steady_clock::now() > deadline)
+    if (std::chrono::steady_clock::now() > deadline) {
+      // A constructor that throws has no destructor to stop it.
+      ::kill(pid_, SIGKILL);
+      forgetHelper(pid_);
+      ::waitpid(pid_, nullptr, 0);
+      pid_ = -1;
       throw std::runtime_error("gpubox-helper did not listen within 30 s; its log:\n" + log());
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 }
@@ -261,6 +313,7 @@ Helper::Helper(const std::string& binary, const std::string& dir,
 Helper::~Helper() {
   if (pid_ <= 0) return;
   ::kill(pid_, SIGTERM);
+  forgetHelper(pid_);  // before it is reaped: a reused pid is never signalled
   for (int i = 0; i < 1000; ++i) {
     if (::waitpid(pid_, nullptr, WNOHANG) == pid_) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
