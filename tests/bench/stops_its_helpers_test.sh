@@ -29,8 +29,10 @@ sleep 1  # into the throughput level: clients running
 kill -TERM "$bench_pid"
 wait "$bench_pid"
 echo "bench_startup: exit $? after SIGTERM"
+# Gone, or a zombie its new parent has not reaped yet: either way stopped.
 for _ in $(seq 100); do
-  [[ -d /proc/$helper ]] || { echo "ok: helper $helper stopped with the benchmark"; exit 0; }
+  state=$(awk '{ print $3 }' "/proc/$helper/stat" 2>/dev/null)
+  [[ -z $state || $state == Z ]] && { echo "ok: helper $helper stopped with the benchmark"; exit 0; }
   sleep 0.1
 done
 echo "FAIL: helper $helper still runs 10 s after its benchmark ended:"
