@@ -67,11 +67,11 @@ std::vector<std::string> concat(std::vector<std::string> a, const std::vector<st
 // Where meson puts the helper and the CLI, relative to this executable
 // (build/tests/bench/bench_startup).
 // A policy file TEXT in DIR, for a helper's --config; its path.
-std::string writePolicy(const std::string& dir, const char* text) {
+std::string writePolicy(const std::string& dir, const std::string& text) {
   const std::string path = dir + "/helper.toml";
   std::FILE* f = std::fopen(path.c_str(), "w");
   if (!f) throw std::runtime_error("cannot write " + path);
-  const bool written = std::fputs(text, f) >= 0;
+  const bool written = std::fputs(text.c_str(), f) >= 0;
   if (std::fclose(f) != 0 || !written) throw std::runtime_error("cannot write " + path);
   return path;
 }
@@ -229,11 +229,16 @@ int benchmark(const Options& o) {
   } else if (!testing::FakeDriverRoot::canMknod()) {
     gpuSkipped = "cannot mknod the fake driver's nodes here";
   } else {
-    testing::FakeDriverRoot& fake = fakeDriver.emplace(testing::FakeDriverRoot::Options{.gpus = 1});
+    // Eight GPUs: the `--gpu 0` rows use the first (its sandbox sees only
+    // it), the rows below as many as they ask for.
+    constexpr int kFakeGpus = 8;
+    testing::FakeDriverRoot& fake =
+        fakeDriver.emplace(testing::FakeDriverRoot::Options{.gpus = kFakeGpus});
     std::string gpuDir = work.path() + "/gpu-helper";
     std::filesystem::create_directory(gpuDir);
     const std::string config =
-        writePolicy(gpuDir, "[[allow]]\nusers = [65534]\ngpus = [\"all\"]\nmax_gpus = 1\n");
+        writePolicy(gpuDir, "[[allow]]\nusers = [65534]\ngpus = [\"all\"]\nmax_gpus = " +
+                                std::to_string(kFakeGpus) + "\n");
     gpuHelperHeld = std::make_unique<Helper>(
         o.helper, gpuDir, concat({"--config", config, "--driver-root", fake.root()}, capArgs));
     Helper& gpuHelper = *gpuHelperHeld;
@@ -248,9 +253,26 @@ int benchmark(const Options& o) {
     if (latency) {
       pairs.push_back(interleave("run --gpu 0 (fake driver)", "gpubox run --gpu 0", gpuRun,
                                  "bwrap + --dev-binds", *bwrapDevHeld, o));
-      pairs.push_back(
-          interleave("--gpu 0 vs no GPU", "gpubox run --gpu 0", gpuRun, "gpubox run (same helper)",
-                     gpubox(gpuHelper, concat(concat({"run"}, kPlan), {"--", "/bin/true"})), o));
+      const Command noGpuRun =
+          gpubox(gpuHelper, concat(concat({"run"}, kPlan), {"--", "/bin/true"}));
+      pairs.push_back(interleave("--gpu 0 vs no GPU", "gpubox run --gpu 0", gpuRun,
+                                 "gpubox run (same helper)", noGpuRun, o));
+      // How the cost grows with the GPUs a sandbox gets: each adds its
+      // node, its /proc/driver/nvidia/gpus directory and its /sys link.
+      for (int k : {2, kFakeGpus}) {
+        const std::string count = "count:" + std::to_string(k);
+        // The row is only what it says if the sandbox sees K GPUs.
+        const std::string seen = Runner().output(
+            gpubox(gpuHelper, concat(concat({"run", "--gpu", count}, kPlan),
+                                     {"--", "/bin/sh", "-c", "ls -d /dev/nvidia[0-9]*"})));
+        if (std::count(seen.begin(), seen.end(), '\n') != k)
+          throw std::runtime_error("--gpu " + count + ": the sandbox saw these GPU nodes:\n" +
+                                   seen);
+        pairs.push_back(interleave(
+            std::to_string(k) + " GPUs vs no GPU", "gpubox run --gpu " + count,
+            gpubox(gpuHelper, concat(concat({"run", "--gpu", count}, kPlan), {"--", "/bin/true"})),
+            "gpubox run (same helper)", noGpuRun, o));
+      }
     }
     if (latency && o.spans) {
       std::string tracedDir = work.path() + "/gpu-spans-helper";
