@@ -261,17 +261,18 @@ int benchmark(const Options& o) {
       // node, its /proc/driver/nvidia/gpus directory and its /sys link.
       for (int k : {2, kFakeGpus}) {
         const std::string count = "count:" + std::to_string(k);
+        auto withGpus = [&](const std::vector<std::string>& command) {
+          return gpubox(gpuHelper, concat(concat({"run", "--gpu", count}, kPlan), command));
+        };
         // The row is only what it says if the sandbox sees K GPUs.
-        const std::string seen = Runner().output(
-            gpubox(gpuHelper, concat(concat({"run", "--gpu", count}, kPlan),
-                                     {"--", "/bin/sh", "-c", "ls -d /dev/nvidia[0-9]*"})));
+        const std::string seen =
+            Runner().output(withGpus({"--", "/bin/sh", "-c", "ls -d /dev/nvidia[0-9]*"}));
         if (std::count(seen.begin(), seen.end(), '\n') != k)
           throw std::runtime_error("--gpu " + count + ": the sandbox saw these GPU nodes:\n" +
                                    seen);
-        pairs.push_back(interleave(
-            std::to_string(k) + " GPUs vs no GPU", "gpubox run --gpu " + count,
-            gpubox(gpuHelper, concat(concat({"run", "--gpu", count}, kPlan), {"--", "/bin/true"})),
-            "gpubox run (same helper)", noGpuRun, o));
+        pairs.push_back(interleave(std::to_string(k) + " GPUs vs no GPU",
+                                   "gpubox run --gpu " + count, withGpus({"--", "/bin/true"}),
+                                   "gpubox run (same helper)", noGpuRun, o));
       }
     }
     if (latency && o.spans) {

@@ -238,6 +238,8 @@ namespace {
 // helper and its warm inits would outlive the benchmark and share the
 // machine with whatever is measured next. (PR_SET_PDEATHSIG would not
 // last: the kernel clears it when the helper drops capabilities.)
+// A benchmark starts at most six helpers; a table full of them (never)
+// would only leave the seventeenth to ~Helper.
 std::array<std::atomic<pid_t>, 16> liveHelpers{};
 
 void stopHelpersAndDie(int sig) {

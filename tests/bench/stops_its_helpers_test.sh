@@ -3,7 +3,7 @@
 # `timeout`) must not leave the root helper it started running: that helper
 # and its warm inits would share the machine with the next step. Starts
 # bench_startup, sends it SIGTERM once its helper serves, and checks that
-# the helper is gone. Exits 77 (skip) where the benchmark itself cannot run.
+# the helper is gone (or a zombie its new parent has yet to reap). Exits 77 (skip) where the benchmark itself cannot run.
 set -uo pipefail
 bench=$1
 log=$(mktemp)
