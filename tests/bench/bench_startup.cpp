@@ -38,6 +38,7 @@
 #include "measure.hpp"
 #include "process.hpp"
 #include "stats.hpp"
+#include "task_states.hpp"
 
 namespace gpubox::bench {
 namespace {
@@ -51,6 +52,7 @@ struct Options : Rounds {
   bool gpu = true;
   bool spans = false;
   bool throughputOnly = false;  // only the throughput rows (comparing helper settings)
+  unsigned taskStatesMs = 0;    // > 0: sample the tasks' states at that period (--task-states)
   std::string helper, cli, bwrapFront, execClient, bwrap = "/usr/bin/bwrap";
   std::vector<std::string> helperArgs;  // given to every helper started (e.g. --rpc-threads 2)
 };
@@ -351,8 +353,22 @@ int benchmark(const Options& o) {
   struct Level {
     unsigned clients;
     Throughput g, b;
-    HelperCpu cpu;           // per sandbox
-    double poolMisses = -1;  // share of the runs; < 0: unknown
+    HelperCpu cpu;                // per sandbox
+    double poolMisses = -1;       // share of the runs; < 0: unknown
+    TaskStates gStates, bStates;  // with --task-states
+  };
+  // One side's runs, its tasks sampled meanwhile with --task-states: the
+  // side's own processes and threads, its commands (/bin/true) and the
+  // kernel's workers (a namespace's cleanup runs on them).
+  auto sampled = [&](const Command& command, unsigned clients, const char* prefix,
+                     TaskStates& states) {
+    std::optional<TaskStateSampler> sampler;
+    if (o.taskStatesMs)
+      sampler.emplace(std::vector<std::string>{prefix, "true", "kworker"},
+                      std::chrono::milliseconds(o.taskStatesMs));
+    Throughput t = concurrent(command, clients, o.runsPerClient);
+    if (sampler) states = sampler->stop();
+    return t;
   };
   auto poolCounts = [&](const Helper& h) -> std::pair<double, double> {
     nlohmann::json info = nlohmann::json::parse(
@@ -365,11 +381,11 @@ int benchmark(const Options& o) {
     std::vector<Level> out;
     for (size_t i = 0; i < o.concurrency.size(); ++i) {
       unsigned c = o.concurrency[i];
-      Level l{c, {}, {}, {}};
+      Level l{c, {}, {}, {}, -1, {}, {}};
       auto gpuboxSide = [&] {
         const auto [taken0, missed0] = poolCounts(h);
         HelperCpu before = HelperCpu::of(h.pid());
-        l.g = concurrent(a, c, o.runsPerClient);
+        l.g = sampled(a, c, "gpubox", l.gStates);
         l.cpu = HelperCpu::of(h.pid()).perSandboxSince(before, l.g.latencies.size());
         const auto [taken1, missed1] = poolCounts(h);
         const double asked = (taken1 - taken0) + (missed1 - missed0);
@@ -377,9 +393,9 @@ int benchmark(const Options& o) {
       };
       if (i % 2 == 0) {
         gpuboxSide();
-        l.b = concurrent(b, c, o.runsPerClient);
+        l.b = sampled(b, c, "bwrap", l.bStates);
       } else {
-        l.b = concurrent(b, c, o.runsPerClient);
+        l.b = sampled(b, c, "bwrap", l.bStates);
         gpuboxSide();
       }
       std::fprintf(stderr, "  done: throughput%s, %u clients\n", what, c);
@@ -464,6 +480,37 @@ int benchmark(const Options& o) {
                   100 * l.g.machineBusy, l.b.machineCpuMs, 100 * l.b.machineBusy,
                   l.b.machineCpuMs > 0 ? l.g.machineCpuMs / l.b.machineCpuMs : 0);
   };
+  // Where each side's tasks were (--task-states): a side that leaves CPUs
+  // idle either waits on itself (asleep: a client on its helper, a helper
+  // on its init) or is serialised by the kernel (blocked: the D rows'
+  // places name the lock or grace period).
+  auto printTaskStates = [&](const std::vector<Level>& rows) {
+    if (!o.taskStatesMs) return;
+    std::printf("%-8s %-7s %9s %6s %6s %6s | %s\n", "clients", "side", "samples", "R", "S", "D",
+                "where the D ones were (share of the side's samples)");
+    auto line = [](unsigned clients, const char* side, const TaskStates& t) {
+      const double n = t.samples() ? static_cast<double>(t.samples()) : 1.0;
+      std::string where;
+      for (const auto& [place, count] : t.top(4)) {
+        char share[24];
+        std::snprintf(share, sizeof share, " %.1f%%", 100.0 * static_cast<double>(count) / n);
+        where += (where.empty() ? "" : "; ") + place + share;
+      }
+      std::printf("%-8u %-7s %9zu %5.0f%% %5.0f%% %5.0f%% | %s\n", clients, side, t.samples(),
+                  100.0 * static_cast<double>(t.running) / n,
+                  100.0 * static_cast<double>(t.sleeping) / n,
+                  100.0 * static_cast<double>(t.blocked) / n, where.empty() ? "-" : where.c_str());
+    };
+    for (const auto& l : rows) {
+      line(l.clients, "gpubox", l.gStates);
+      line(l.clients, "bwrap", l.bStates);
+    }
+    std::printf(
+        "task states: every %u ms, each task named gpubox* or bwrap* (threads included), true or "
+        "kworker*, by /proc/PID/stat: R running or runnable, S asleep, D blocked in the kernel, "
+        "where from /proc/PID/stack\n",
+        o.taskStatesMs);
+  };
   printLevels(levels);
   std::printf(
       "ratio: gpubox sandboxes/s over bwrap's; home/rpc/helper ms: the helper's CPU per sandbox "
@@ -473,8 +520,10 @@ int benchmark(const Options& o) {
   std::printf(
       "cpu: the machine's busy CPU time per sandbox over that side of the level (ms, every "
       "process's, the benchmark's own fork, exec and wait included; /proc/stat); busy: the share "
-      "of all %ld CPUs' time that was busy\n\n",
+      "of all %ld CPUs' time that was busy\n",
       ::sysconf(_SC_NPROCESSORS_ONLN));
+  printTaskStates(levels);
+  std::printf("\n");
   if (!gpuLevels.empty()) {
     std::printf(
         "throughput: `run --gpu 0` (fake driver, one GPU shared) vs bwrap with the same "
@@ -482,6 +531,7 @@ int benchmark(const Options& o) {
         o.runsPerClient);
     printLevels(gpuLevels);
     printMachineCpu(gpuLevels);
+    printTaskStates(gpuLevels);
     std::printf("\n");
   }
   if (!latency) return 0;
@@ -544,6 +594,12 @@ int main(int argc, char** argv) {
   app.add_flag("--throughput-only", o.throughputOnly,
                "Only the throughput rows, with the helper's CPU per sandbox at each level (to "
                "compare helper settings, e.g. --rpc-threads)");
+  bool taskStates = false;
+  unsigned taskStatesMs = 5;
+  app.add_flag("--task-states", taskStates,
+               "Sample what each side's tasks are doing during the throughput levels (running, "
+               "asleep, blocked in the kernel and where; root reads the stacks)");
+  app.add_option("--task-states-every", taskStatesMs, "Its period (ms)")->capture_default_str();
   app.add_flag("--spans", o.spans,
                "Also time the phases of a run with a helper started with --trace-spans");
   app.add_option("--helper", o.helper, "gpubox-helper binary")->capture_default_str();
@@ -560,6 +616,7 @@ int main(int argc, char** argv) {
       ->allow_extra_args(false);
   CLI11_PARSE(app, argc, argv);
   o.gpu = !noGpu;
+  o.taskStatesMs = taskStates ? std::max(1u, taskStatesMs) : 0;
   if (o.runs == 0 || o.concurrency.empty() ||
       std::find(o.concurrency.begin(), o.concurrency.end(), 0u) != o.concurrency.end()) {
     std::fprintf(stderr, "bench_startup: --runs and every --concurrency must be at least 1\n");

@@ -7,9 +7,9 @@
 #
 #   tests/bench/run-on-device.sh            # KIT=build-device-kit OUT=$OUT
 #
-# Writes machine.txt, gpu.txt, bench.txt and one throughput-*.txt per
-# helper setting into OUT (8 files: what one call brings back), and prints
-# them. Timings never fail it; a
+# Writes machine.txt, gpu.txt, bench.txt, one throughput-*.txt per helper
+# setting and task-states.txt into OUT (9 files: what one call brings
+# back), and prints them. Timings never fail it; a
 # FAIL of run-on-gpu.sh is reported and the benchmarks still run.
 set -uo pipefail
 
@@ -93,3 +93,15 @@ for setting in "--rpc-threads 0" "--rpc-threads 4" "--pool-spawners 1" "--pool-s
   ((rc == 0)) || tail -20 /tmp/gpubox-bench.err
   cat "$OUT/$name.txt"
 done
+
+# Where each side's tasks are at 8-32 clients (running, asleep, or blocked
+# in the kernel, and on what): whether bwrap's and gpubox's plateaus there
+# are the kernel serialising them. A step of its own, since the sampling
+# costs CPU that the rows above must not pay.
+echo "--- throughput with --task-states"
+bench --throughput-only --no-gpu --concurrency 8,16,32 --runs-per-client 60 --task-states \
+  >"$OUT/task-states.txt" 2>/tmp/gpubox-bench.err
+rc=$?
+echo "exit $rc"
+((rc == 0)) || tail -20 /tmp/gpubox-bench.err
+cat "$OUT/task-states.txt"
