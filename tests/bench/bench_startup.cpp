@@ -486,20 +486,21 @@ int benchmark(const Options& o) {
   // places name the lock or grace period).
   auto printTaskStates = [&](const std::vector<Level>& rows) {
     if (!o.taskStatesMs) return;
-    std::printf("%-8s %-7s %9s %6s %6s %6s | %s\n", "clients", "side", "samples", "R", "S", "D",
-                "where the D ones were (share of the side's samples)");
+    std::printf("%-8s %-7s %6s %8s %8s %8s | %s\n", "clients", "side", "scans", "running", "asleep",
+                "blocked", "where the blocked ones were (tasks, on average)");
+    // Tasks at a time, on average over the scans: comparable between the
+    // sides, whose numbers of tasks differ (the helper's idle threads).
     auto line = [](unsigned clients, const char* side, const TaskStates& t) {
-      const double n = t.samples() ? static_cast<double>(t.samples()) : 1.0;
+      const double scans = t.scans ? static_cast<double>(t.scans) : 1.0;
       std::string where;
       for (const auto& [place, count] : t.top(4)) {
-        char share[24];
-        std::snprintf(share, sizeof share, " %.1f%%", 100.0 * static_cast<double>(count) / n);
-        where += (where.empty() ? "" : "; ") + place + share;
+        char tasks[24];
+        std::snprintf(tasks, sizeof tasks, " %.2f", static_cast<double>(count) / scans);
+        where += (where.empty() ? "" : "; ") + place + tasks;
       }
-      std::printf("%-8u %-7s %9zu %5.0f%% %5.0f%% %5.0f%% | %s\n", clients, side, t.samples(),
-                  100.0 * static_cast<double>(t.running) / n,
-                  100.0 * static_cast<double>(t.sleeping) / n,
-                  100.0 * static_cast<double>(t.blocked) / n, where.empty() ? "-" : where.c_str());
+      std::printf("%-8u %-7s %6zu %8.2f %8.2f %8.2f | %s\n", clients, side, t.scans,
+                  static_cast<double>(t.running) / scans, static_cast<double>(t.sleeping) / scans,
+                  static_cast<double>(t.blocked) / scans, where.empty() ? "-" : where.c_str());
     };
     for (const auto& l : rows) {
       line(l.clients, "gpubox", l.gStates);
@@ -507,8 +508,8 @@ int benchmark(const Options& o) {
     }
     std::printf(
         "task states: every %u ms, each task named gpubox* or bwrap* (threads included), true or "
-        "kworker*, by /proc/PID/stat: R running or runnable, S asleep, D blocked in the kernel, "
-        "where from /proc/PID/stack\n",
+        "kworker*, from /proc/PID/stat; running: running or runnable (R), asleep (S), blocked in "
+        "the kernel (D), where from /proc/PID/stack; tasks at a time, on average over the scans\n",
         o.taskStatesMs);
   };
   printLevels(levels);
