@@ -1,32 +1,27 @@
 #include "task_states.hpp"
 
+#include "process.hpp"
+
 #include <dirent.h>
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <cctype>
 #include <cstdlib>
 #include <sstream>
+#include <stdexcept>
 
 namespace gpubox::bench {
 
 namespace {
 
-// Reads a small /proc file whole (a stat line, a stack): "" if it is gone.
-std::string readSmall(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return {};
-  std::string out;
-  std::array<char, 4096> buf;
-  for (;;) {
-    ssize_t n = ::read(fd, buf.data(), buf.size());
-    if (n <= 0) break;
-    out.append(buf.data(), static_cast<size_t>(n));
+// A /proc file's text, or "" when its task has gone meanwhile (a
+// sandbox's processes come and go between a scan's readdir and its reads).
+std::string readIfThere(const std::string& path) {
+  try {
+    return readFile(path);
+  } catch (const std::runtime_error&) {
+    return {};
   }
-  ::close(fd);
-  return out;
 }
 
 struct StatLine {
@@ -145,7 +140,7 @@ void TaskStateSampler::sampleTask(const std::string& taskDir, const std::string&
       break;
     case 'D': {
       ++states_.blocked;
-      std::string where = blockedWhere(readSmall(taskDir + "/stack"));
+      std::string where = blockedWhere(readIfThere(taskDir + "/stack"));
       ++states_.blockedIn[taskGroup(comm) + ": " + (where.empty() ? "?" : where)];
       break;
     }
@@ -166,7 +161,7 @@ void TaskStateSampler::scan() {
     if (!isNumber(e->d_name)) continue;
     const std::string dir = std::string("/proc/") + e->d_name;
     StatLine process;
-    if (!parseStat(readSmall(dir + "/stat"), process) || !wanted(process.comm)) continue;
+    if (!parseStat(readIfThere(dir + "/stat"), process) || !wanted(process.comm)) continue;
     if (process.threads <= 1) {
       sampleTask(dir, process.comm, process.state);
       continue;
@@ -178,7 +173,7 @@ void TaskStateSampler::scan() {
       if (!isNumber(t->d_name)) continue;
       const std::string taskDir = dir + "/task/" + t->d_name;
       StatLine thread;
-      if (parseStat(readSmall(taskDir + "/stat"), thread))
+      if (parseStat(readIfThere(taskDir + "/stat"), thread))
         sampleTask(taskDir, thread.comm, thread.state);
     }
     ::closedir(tasks);
