@@ -84,9 +84,7 @@ kj::Promise<void> Server::run() {
   }
 }
 
-// Who the client is and where it runs are read here, on the home loop: the
-// namespaces of live sandboxes, which the check needs, are its state.
-void Server::accepted(UniqueFd fd) {
+IncomingConnection identifyClient(DaemonContext& ctx, UniqueFd fd) {
   IncomingConnection in;
   if (SpanTrace::enabled()) in.acceptedNs = monotonicNs();
   struct ucred cred = {};
@@ -96,18 +94,22 @@ void Server::accepted(UniqueFd fd) {
   in.uid = cred.uid;
   try {
     if (credErr != 0) throw Error(errnoMessage("SO_PEERCRED", credErr));
-    if (ctx_.liveConnections >= ctx_.limits.maxConnections)
+    if (ctx.liveConnections >= ctx.limits.maxConnections)
       throw Error("the helper is serving its maximum number of connections; try again later");
     PeerIdentity peer = readPeerIdentity(fd.get(), cred);
-    checkPeerPlacement(peer, fd.get(), ctx_.sandboxNamespaces);
+    checkPeerPlacement(peer, fd.get(), ctx.sandboxNamespaces);
     in.peer = std::move(peer);
   } catch (const Error& e) {
     logError(std::string("refused a connection: ") + e.what());
     in.refusal = e.what();
   }
   in.fd = std::move(fd);
-  ++ctx_.liveConnections;
-  rpc_.serve(std::move(in));
+  ++ctx.liveConnections;
+  return in;
+}
+
+void Server::accepted(UniqueFd fd) {
+  rpc_.serve(identifyClient(ctx_, std::move(fd)));
 }
 
 }  // namespace gpubox

@@ -1,6 +1,6 @@
 // The helper's listening socket: from systemd socket activation or created
-// for --listen, and the accept loop on the home loop, which identifies each
-// client and hands its connection to an RPC thread (rpc_loops.hpp).
+// for --listen; identifying a client; and the accept loop on the home loop,
+// for a helper without RPC threads (rpc_loops.hpp).
 #pragma once
 
 #include <kj/async-io.h>
@@ -21,7 +21,15 @@ UniqueFd socketFromSystemd();
 // socket at `path` is replaced; any other file there is an error.
 UniqueFd listenOn(const std::string& path, unsigned mode);
 
-// Accepts connections until destroyed.
+// Who the client on FD is and where it runs (SO_PEERCRED, SO_PEERGROUPS, the
+// placement check against the live sandboxes' namespaces): a refused client
+// carries its refusal, answered once it is served. Counted in
+// ctx.liveConnections. Needs CAP_SYS_PTRACE and CAP_KILL for a client of
+// another uid (its /proc/PID/ns, a signal 0 through its pidfd).
+IncomingConnection identifyClient(DaemonContext& ctx, UniqueFd fd);
+
+// Accepts connections on the home loop until destroyed (no RPC thread; with
+// them, the acceptor thread does: acceptor_thread.hpp).
 class Server {
  public:
   Server(DaemonContext& ctx, kj::AsyncIoContext& io, UniqueFd listenFd, RpcLoops& rpc);

@@ -17,6 +17,7 @@
 #include <functional>
 #include <optional>
 
+#include "acceptor_thread.hpp"
 #include "caller_policy.hpp"
 #include "cgroup_worker.hpp"
 #include "check_config.hpp"
@@ -332,10 +333,19 @@ int serve(const Options& opts) {
                       ? std::string("serving connections on the main event loop (no RPC thread)")
                       : "serving connections on " + std::to_string(rpcLoops->count()) +
                             " RPC thread" + (rpcLoops->count() == 1 ? "" : "s"));
-  auto server = kj::heap<gpubox::Server>(ctx, io, std::move(listenFd), *rpcLoops);
-  auto serving = server->run().eagerlyEvaluate([](kj::Exception&& e) {
-    gpubox::logError(std::string("listener failed: ") + e.getDescription().cStr());
-  });
+  // Without RPC threads the home loop accepts; with them a thread of its own
+  // does, and hands each connection over itself (acceptor_thread.hpp).
+  kj::Own<gpubox::Server> server;
+  kj::Promise<void> serving = nullptr;
+  std::optional<gpubox::AcceptorThread> acceptor;
+  if (rpcLoops->count() == 0) {
+    server = kj::heap<gpubox::Server>(ctx, io, std::move(listenFd), *rpcLoops);
+    serving = server->run().eagerlyEvaluate([](kj::Exception&& e) {
+      gpubox::logError(std::string("listener failed: ") + e.getDescription().cStr());
+    });
+  } else {
+    acceptor.emplace(ctx, std::move(listenFd), *rpcLoops);
+  }
   gpubox::logInfo("listening on " +
                   (mask.path.empty() ? std::string("systemd socket") : mask.path));
   if (underSystemd || std::getenv("NOTIFY_SOCKET")) notifyServiceManager("READY=1");
@@ -367,6 +377,7 @@ int serve(const Options& opts) {
   // cgroups and leases, before anything they refer to goes away.
   serving = nullptr;
   server = nullptr;
+  acceptor.reset();
   rpcLoops->stop().wait(io.waitScope);
   rpcLoops = nullptr;
   home.drain();

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -29,20 +30,36 @@ PeerIdentity readPeerIdentity(int sock, const struct ucred& cred);
 // without a user namespace of its own (--user-namespace never) is known by
 // its pid namespace alone (userNs 0): its user namespace is the helper's,
 // which every client shares.
+//
+// Written on the home loop (a sandbox made, a sandbox ended) and read where
+// clients are identified: the acceptor thread when connections are served on
+// RPC threads (acceptor_thread.hpp), else the home loop. A sandbox is added
+// before its first command can run, so no process inside it can connect
+// before the check would see it.
 class SandboxNamespaces {
  public:
   void add(ino_t pidNs, ino_t userNs) {
+    std::lock_guard lock(mutex_);
     pidNs_.insert(pidNs);
     if (userNs != 0) userNs_.insert(userNs);
   }
   void remove(ino_t pidNs, ino_t userNs) {
-    pidNs_.erase(pidNs);
-    if (userNs != 0) userNs_.erase(userNs);
+    std::lock_guard lock(mutex_);
+    if (auto it = pidNs_.find(pidNs); it != pidNs_.end()) pidNs_.erase(it);
+    if (userNs == 0) return;
+    if (auto it = userNs_.find(userNs); it != userNs_.end()) userNs_.erase(it);
   }
-  bool containsPidNs(ino_t ino) const { return pidNs_.count(ino) != 0; }
-  bool containsUserNs(ino_t ino) const { return userNs_.count(ino) != 0; }
+  bool containsPidNs(ino_t ino) const {
+    std::lock_guard lock(mutex_);
+    return pidNs_.count(ino) != 0;
+  }
+  bool containsUserNs(ino_t ino) const {
+    std::lock_guard lock(mutex_);
+    return userNs_.count(ino) != 0;
+  }
 
  private:
+  mutable std::mutex mutex_;
   std::multiset<ino_t> pidNs_;
   std::multiset<ino_t> userNs_;
 };

@@ -82,11 +82,21 @@ CapabilityDrop dropToKeptCapabilities() {
   return report;
 }
 
+void keepThreadCapabilities(const std::vector<cap_value_t>& keep) {
+  std::unique_ptr<std::remove_pointer_t<cap_t>, CapFree> next(cap_init());
+  if (!next) throwErrno("cap_init");
+  if (!keep.empty() && (cap_set_flag(next.get(), CAP_PERMITTED, static_cast<int>(keep.size()),
+                                     keep.data(), CAP_SET) != 0 ||
+                        cap_set_flag(next.get(), CAP_EFFECTIVE, static_cast<int>(keep.size()),
+                                     keep.data(), CAP_SET) != 0))
+    throwErrno("cap_set_flag");
+  // capset(2) changes the calling thread only (libcap without libpsx); it
+  // fails with EPERM if KEEP names one this thread does not hold.
+  if (cap_set_proc(next.get()) != 0) throwErrno("reduce this thread's capabilities");
+}
+
 void dropThreadCapabilities() {
-  std::unique_ptr<std::remove_pointer_t<cap_t>, CapFree> none(cap_init());
-  if (!none) throwErrno("cap_init");
-  // capset(2) changes the calling thread only (libcap without libpsx).
-  if (cap_set_proc(none.get()) != 0) throwErrno("drop this thread's capabilities");
+  keepThreadCapabilities({});
 }
 
 }  // namespace gpubox

@@ -29,4 +29,9 @@ CapabilityDrop dropToKeptCapabilities();
 // no privilege to do it. Other threads keep theirs. Throws gpubox::Error.
 void dropThreadCapabilities();
 
+// Reduces the calling thread's permitted and effective sets to KEEP, which it
+// must hold (the acceptor thread keeps what identifying a client takes).
+// Throws gpubox::Error.
+void keepThreadCapabilities(const std::vector<cap_value_t>& keep);
+
 }  // namespace gpubox

@@ -160,14 +160,7 @@ void RpcLoops::serve(IncomingConnection connection) {
     (*local)->accept(std::move(connection));
     return;
   }
-  // The fewest connections, the next in turn among equals.
-  size_t best = next_ % loops_.size();
-  for (size_t k = 1; k < loops_.size(); ++k) {
-    const size_t i = (next_ + k) % loops_.size();
-    if (loops_[i]->served < loops_[best]->served) best = i;
-  }
-  next_ = best + 1;
-  Loop* loop = loops_[best].get();
+  Loop* loop = &leastBusy();
   ++loop->served;
   handoffs_->add(loop->executor()
                      .executeAsync([loop, connection = std::move(connection)]() mutable {
@@ -180,6 +173,31 @@ void RpcLoops::serve(IncomingConnection connection) {
                        --ctx_.liveConnections;
                        kj::throwFatalException(kj::mv(e));
                      }));
+}
+
+void RpcLoops::serveFromAcceptor(IncomingConnection connection) {
+  Loop& loop = leastBusy();
+  ++loop.served;
+  try {
+    loop.executor().executeSync([&loop, &connection]() { loop.accept(std::move(connection)); });
+  } catch (const kj::Exception& e) {
+    // As in serve(): the thread's loop has ended (it failed); the
+    // connection is closed here, and counted as ended.
+    --loop.served;
+    --ctx_.liveConnections;
+    logError(std::string("handing a connection to an RPC thread: ") + e.getDescription().cStr());
+  }
+}
+
+RpcLoops::Loop& RpcLoops::leastBusy() {
+  // The fewest connections, the next in turn among equals.
+  size_t best = next_ % loops_.size();
+  for (size_t k = 1; k < loops_.size(); ++k) {
+    const size_t i = (next_ + k) % loops_.size();
+    if (loops_[i]->served < loops_[best]->served) best = i;
+  }
+  next_ = best + 1;
+  return *loops_[best];
 }
 
 kj::Promise<void> RpcLoops::stop() {

@@ -38,6 +38,12 @@ class RpcLoops {
   // connections (the next in turn among equals), or on the home loop.
   void serve(IncomingConnection connection);
 
+  // From the acceptor thread (acceptor_thread.hpp), with threads only: the
+  // same, returning once that thread has taken the connection. serve() and
+  // this are never both in use (which to use is decided at start), so the
+  // choice of thread has one caller.
+  void serveFromAcceptor(IncomingConnection connection);
+
   // From the home loop: closes every connection (their sandboxes are killed
   // through the home loop's queue) and ends the threads. The home loop must
   // keep running until this resolves.
@@ -45,6 +51,7 @@ class RpcLoops {
 
  private:
   class Loop;
+  Loop& leastBusy();  // by serve() or serveFromAcceptor(): see there
   DaemonContext& ctx_;
   std::vector<std::unique_ptr<Loop>> loops_;
   std::atomic<size_t> localServed_ = 0;      // before the set, which counts it down

@@ -443,15 +443,22 @@ TEST_F(Abuse, HelperThreadsHoldExactlyTheDocumentedCapabilities) {
   while (struct dirent* e = ::readdir(d))
     if (e->d_name[0] != '.') tids.push_back(e->d_name);
   ::closedir(d);
-  // The home loop, the GPU inventory's thread, the cgroup workers, and the
-  // RPC threads, which read what clients send and hold nothing.
-  EXPECT_GE(tids.size(), 5u);
-  size_t rpcThreads = 0;
+  // The home loop, the GPU inventory's thread, the cgroup workers, the RPC
+  // threads, which read what clients send and hold nothing, and the
+  // acceptor, which identifies clients: CAP_SYS_PTRACE and CAP_KILL only.
+  EXPECT_GE(tids.size(), 6u);
+  char acceptorMask[17];
+  std::snprintf(acceptorMask, sizeof(acceptorMask), "%016llx",
+                static_cast<unsigned long long>((1ull << 19) | (1ull << 5)));
+  size_t rpcThreads = 0, acceptors = 0;
   for (const std::string& tid : tids) {
     const std::string status = readFile(task + "/" + tid + "/status");
-    const bool rpc = readFile(task + "/" + tid + "/comm") == "gpubox-rpc\n";
+    const std::string comm = readFile(task + "/" + tid + "/comm");
+    const bool rpc = comm == "gpubox-rpc\n";
+    const bool acceptor = comm == "gpubox-accept\n";
     rpcThreads += rpc;
-    const std::string held = rpc ? "0000000000000000" : mask;
+    acceptors += acceptor;
+    const std::string held = rpc ? "0000000000000000" : acceptor ? acceptorMask : mask;
     EXPECT_EQ(statusField(status, "CapEff"), held) << "thread " << tid;
     EXPECT_EQ(statusField(status, "CapPrm"), held) << "thread " << tid;
     EXPECT_EQ(statusField(status, "CapBnd"), mask) << "thread " << tid;
@@ -459,6 +466,7 @@ TEST_F(Abuse, HelperThreadsHoldExactlyTheDocumentedCapabilities) {
     EXPECT_EQ(statusField(status, "CapAmb"), "0000000000000000") << "thread " << tid;
   }
   EXPECT_GE(rpcThreads, 1u) << "no thread named gpubox-rpc";
+  EXPECT_EQ(acceptors, 1u) << "one thread named gpubox-accept (the helper has RPC threads)";
   // The spawners of inits (processes of the helper's: the warm pool's and
   // the one for requests the pool does not serve) hold the same. A
   // warm init a spawner has just cloned is the helper's child too
@@ -520,6 +528,29 @@ TEST_F(Abuse, EveryRpcThreadServesConnections) {
   for (size_t k = 0; k < rpc.size(); ++k)
     EXPECT_GT(threadCpuNanos(helper().pid(), rpc[k]), before[k])
         << "RPC thread " << rpc[k] << " served none of 9 connections";
+}
+
+// With RPC threads the acceptor thread, not the home loop, identifies each
+// client; the placement check still reads every live sandbox's namespaces
+// there. A command inside a sandbox, reaching the socket through a bind at
+// another path, is refused, as root and as uid 65534, and the helper goes on
+// serving everyone else.
+TEST_F(Abuse, TheAcceptorThreadRefusesAClientInsideASandbox) {
+  const std::string inner =
+      "/mnt/h/" + std::string(std::strrchr(helper().socketPath().c_str(), '/') + 1);
+  for (uid_t uid : {uid_t{0}, kNobodyUid}) {
+    RunResult r =
+        helper().cli({"run", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs",
+                      "/mnt", "--ro-bind", helper().dir(), "/mnt/h", "--", "sh", "-c",
+                      cliPath() + " --socket " + inner + " run -- echo ESCAPED; echo run=$?"},
+                     RunOptions{.asUid = uid});
+    EXPECT_EQ(r.exitCode, 0) << r.describe();
+    EXPECT_THAT(r.out, ::testing::HasSubstr("run=125")) << r.describe();
+    EXPECT_THAT(r.out, ::testing::Not(::testing::HasSubstr("ESCAPED"))) << r.describe();
+    EXPECT_THAT(r.err, ::testing::HasSubstr("runs inside a gpubox sandbox")) << r.describe();
+  }
+  EXPECT_EQ(threadsNamed(helper().pid(), "gpubox-accept").size(), 1u);
+  expectOthersUnaffected("clients refused from inside sandboxes");
 }
 
 TEST_F(Abuse, ASessionIsReachedFromConnectionsOnEveryRpcThread) {

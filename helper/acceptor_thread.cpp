@@ -1,0 +1,103 @@
+#include "acceptor_thread.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <future>
+
+#include "error.hpp"
+#include "listener.hpp"
+#include "log.hpp"
+#include "privileges.hpp"
+#include "signal_free_thread.hpp"
+
+namespace gpubox {
+
+namespace {
+// After EMFILE, ENFILE, ENOBUFS or ENOMEM: try again after this long instead
+// of spinning; the clients already connected go on.
+constexpr int kBackOffMs = 100;
+}  // namespace
+
+AcceptorThread::AcceptorThread(DaemonContext& ctx, UniqueFd listenFd, RpcLoops& rpc)
+    : ctx_(ctx), rpc_(rpc), listenFd_(std::move(listenFd)) {
+  // systemd hands the socket over in blocking mode.
+  const int flags = ::fcntl(listenFd_.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(listenFd_.get(), F_SETFL, flags | O_NONBLOCK) != 0)
+    throwErrno("make the listening socket non-blocking");
+  wake_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!wake_) throwErrno("eventfd");
+  std::promise<std::string> started;
+  std::future<std::string> startError = started.get_future();
+  thread_ = startSignalFreeThread([this, started = std::move(started)]() mutable {
+    ::prctl(PR_SET_NAME, "gpubox-accept", 0, 0, 0);
+    try {
+      keepThreadCapabilities({CAP_SYS_PTRACE, CAP_KILL});
+    } catch (const Error& e) {
+      started.set_value(e.what());
+      return;
+    }
+    started.set_value("");
+    main();
+  });
+  if (std::string why = startError.get(); !why.empty()) {
+    thread_.join();
+    throw Error("the acceptor thread did not start: " + why);
+  }
+}
+
+AcceptorThread::~AcceptorThread() {
+  stop();
+}
+
+void AcceptorThread::stop() {
+  if (!thread_.joinable()) return;
+  const uint64_t one = 1;
+  if (::write(wake_.get(), &one, sizeof(one)) != sizeof(one))
+    logError(errnoMessage("eventfd", errno));
+  thread_.join();
+}
+
+void AcceptorThread::main() {
+  bool pause = false;
+  for (;;) {
+    // While paused the listening socket is still readable: wait on stop()
+    // alone, for the back-off, then try again.
+    struct pollfd fds[2] = {{wake_.get(), POLLIN, 0}, {listenFd_.get(), POLLIN, 0}};
+    const int n = ::poll(fds, pause ? 1 : 2, pause ? kBackOffMs : -1);
+    if (n < 0 && errno != EINTR) {
+      logError("listener failed: " + errnoMessage("poll", errno));
+      return;
+    }
+    if (n > 0 && fds[0].revents != 0) return;
+    bool failed = false;
+    pause = !acceptAll(failed);
+    if (failed) return;
+  }
+}
+
+bool AcceptorThread::acceptAll(bool& failed) {
+  for (;;) {
+    const int fd = ::accept4(listenFd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd >= 0) {
+      rpc_.serveFromAcceptor(identifyClient(ctx_, UniqueFd(fd)));
+      continue;
+    }
+    const int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK) return true;
+    if (err == EINTR || err == ECONNABORTED) continue;
+    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+      logError(errnoMessage("accept", err));
+      return false;
+    }
+    logError("listener failed: " + errnoMessage("accept", err));
+    failed = true;
+    return false;
+  }
+}
+
+}  // namespace gpubox
