@@ -43,6 +43,7 @@ AcceptorThread::AcceptorThread(DaemonContext& ctx, UniqueFd listenFd, RpcLoops& 
     }
     started.set_value("");
     main();
+    ended_ = true;
   });
   if (std::string why = startError.get(); !why.empty()) {
     thread_.join();
@@ -51,22 +52,22 @@ AcceptorThread::AcceptorThread(DaemonContext& ctx, UniqueFd listenFd, RpcLoops& 
 }
 
 AcceptorThread::~AcceptorThread() {
-  stop();
+  if (!thread_.joinable()) return;
+  requestStop();
+  thread_.join();
 }
 
-void AcceptorThread::stop() {
-  if (!thread_.joinable()) return;
+void AcceptorThread::requestStop() {
   const uint64_t one = 1;
   if (::write(wake_.get(), &one, sizeof(one)) != sizeof(one))
-    logError(errnoMessage("eventfd", errno));
-  thread_.join();
+    logError(errnoMessage("stop the acceptor thread: eventfd", errno));
 }
 
 void AcceptorThread::main() {
   bool pause = false;
   for (;;) {
-    // While paused the listening socket is still readable: wait on stop()
-    // alone, for the back-off, then try again.
+    // While paused the listening socket is still readable: wait on
+    // requestStop() alone, for the back-off, then try again.
     struct pollfd fds[2] = {{wake_.get(), POLLIN, 0}, {listenFd_.get(), POLLIN, 0}};
     const int n = ::poll(fds, pause ? 1 : 2, pause ? kBackOffMs : -1);
     if (n < 0 && errno != EINTR) {

@@ -13,6 +13,7 @@
 // another uid's pidfd). It blocks every signal.
 #pragma once
 
+#include <atomic>
 #include <string>
 #include <thread>
 
@@ -28,15 +29,21 @@ class AcceptorThread {
   // returns once the thread runs with its capabilities reduced; throws
   // gpubox::Error if it cannot. RPC must have threads and outlive this.
   AcceptorThread(DaemonContext& ctx, UniqueFd listenFd, RpcLoops& rpc);
-  // Stops accepting and joins the thread (stop()).
+  // Stops accepting and joins the thread. In an orderly shutdown the home
+  // loop has run until ended() first (see there); otherwise (the helper
+  // failing on its way up) this blocks until the thread has ended.
   ~AcceptorThread();
   AcceptorThread(const AcceptorThread&) = delete;
   AcceptorThread& operator=(const AcceptorThread&) = delete;
 
-  // From the home loop, before the RPC threads stop: no connection is
-  // accepted once this returns. The thread may be handing one over to an
-  // RPC thread meanwhile, which never waits for the home loop.
-  void stop();
+  // Asks the thread to accept no more; it ends once the connection it may
+  // be handing over has been taken.
+  void requestStop();
+  // Whether it has ended. The home loop keeps running until then, before it
+  // stops the RPC threads: the thread may be waiting for an RPC thread to
+  // take a connection, and an RPC thread that is tearing down its loop may
+  // be waiting for the home loop.
+  bool ended() const { return ended_; }
 
  private:
   void main();
@@ -48,6 +55,7 @@ class AcceptorThread {
   RpcLoops& rpc_;
   UniqueFd listenFd_;
   UniqueFd wake_;  // an eventfd: stop()
+  std::atomic<bool> ended_ = false;
   std::thread thread_;
 };
 

@@ -377,7 +377,11 @@ int serve(const Options& opts) {
   // cgroups and leases, before anything they refer to goes away.
   serving = nullptr;
   server = nullptr;
-  acceptor.reset();
+  if (acceptor) {
+    acceptor->requestStop();
+    while (!acceptor->ended()) timer.afterDelay(1 * kj::MILLISECONDS).wait(io.waitScope);
+    acceptor.reset();
+  }
   rpcLoops->stop().wait(io.waitScope);
   rpcLoops = nullptr;
   home.drain();
