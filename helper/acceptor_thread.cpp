@@ -7,7 +7,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <future>
+#include <thread>
 
 #include "error.hpp"
 #include "listener.hpp"
@@ -58,6 +60,7 @@ AcceptorThread::~AcceptorThread() {
 }
 
 void AcceptorThread::requestStop() {
+  stopping_ = true;  // seen even where poll() cannot be (above)
   const uint64_t one = 1;
   if (::write(wake_.get(), &one, sizeof(one)) != sizeof(one))
     logError(errnoMessage("stop the acceptor thread: eventfd", errno));
@@ -65,14 +68,17 @@ void AcceptorThread::requestStop() {
 
 void AcceptorThread::main() {
   bool pause = false;
-  for (;;) {
+  while (!stopping_) {
     // While paused the listening socket is still readable: wait on
     // requestStop() alone, for the back-off, then try again.
     struct pollfd fds[2] = {{wake_.get(), POLLIN, 0}, {listenFd_.get(), POLLIN, 0}};
     const int n = ::poll(fds, pause ? 1 : 2, pause ? kBackOffMs : -1);
     if (n < 0 && errno != EINTR) {
-      logError("listener failed: " + errnoMessage("poll", errno));
-      return;
+      // EINVAL: more fds asked about than RLIMIT_NOFILE allows now; ENOMEM.
+      // Both pass; ending here would leave the helper deaf for good.
+      logError(errnoMessage("accept: poll", errno));
+      std::this_thread::sleep_for(std::chrono::milliseconds(kBackOffMs));
+      continue;
     }
     if (n > 0 && fds[0].revents != 0) return;
     bool failed = false;

@@ -55,6 +55,7 @@ class AcceptorThread {
   RpcLoops& rpc_;
   UniqueFd listenFd_;
   UniqueFd wake_;  // an eventfd: stop()
+  std::atomic<bool> stopping_ = false;
   std::atomic<bool> ended_ = false;
   std::thread thread_;
 };

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -29,6 +30,7 @@
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -551,6 +553,55 @@ TEST_F(Abuse, TheAcceptorThreadRefusesAClientInsideASandbox) {
   }
   EXPECT_EQ(threadsNamed(helper().pid(), "gpubox-accept").size(), 1u);
   expectOthersUnaffected("clients refused from inside sandboxes");
+}
+
+// Out of file descriptors (RLIMIT_NOFILE 2, with 0 and 1 open), accept4
+// fails with EMFILE while the connection waits in the backlog, so the
+// listening socket stays readable: the acceptor thread logs it and backs off
+// instead of spinning. Below even the two descriptors its poll(2) watches
+// (RLIMIT_NOFILE 0: EINVAL), likewise. Once
+// descriptors are free again it serves the connection that waited, as uid
+// 65534 (the first case) and as root (the second).
+TEST_F(Abuse, TheAcceptorBacksOffWhileOutOfDescriptorsAndRecovers) {
+  const pid_t pid = helper().pid();
+  const std::vector<std::string> acceptor = threadsNamed(pid, "gpubox-accept");
+  ASSERT_EQ(acceptor.size(), 1u);
+  struct rlimit normal = {};
+  ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, nullptr, &normal), 0);
+  struct Case {
+    uid_t uid;
+    rlim_t limit;
+    std::string logged;
+  };
+  // Nothing else runs in the helper meanwhile: no sandbox, and a pool of
+  // fixed size, full.
+  for (int fd : {0, 1})
+    ASSERT_EQ(
+        ::access(("/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd)).c_str(), F_OK), 0)
+        << "the helper's fd " << fd << " is not open";
+  for (const Case& c : {Case{kNobodyUid, 2, "accept: Too many open files"},
+                        Case{0, 0, "accept: poll: Invalid argument"}}) {
+    const size_t logBefore = helper().log().size();
+    struct rlimit tight = {c.limit, normal.rlim_max};
+    ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, &tight, nullptr), 0);
+    const uint64_t cpuBefore = threadCpuNanos(pid, acceptor[0]);
+    std::unique_ptr<Process> waiting =
+        helper().spawnCli({"run", "--", "echo", "served"}, RunOptions{.asUid = c.uid});
+    const bool logged =
+        pollUntil([&] { return helper().log().find(c.logged, logBefore) != std::string::npos; },
+                  std::chrono::seconds(10));
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    const uint64_t cpuNs = threadCpuNanos(pid, acceptor[0]) - cpuBefore;
+    ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, &normal, nullptr), 0);
+    EXPECT_TRUE(logged) << "no \"" << c.logged << "\" in the log:\n" << helper().log();
+    // Retrying every 100 ms takes microseconds a second; a thread spinning
+    // on the readable socket would take the whole second.
+    EXPECT_LT(cpuNs, 300'000'000u) << "the acceptor thread spun (limit " << c.limit << ")";
+    RunResult r = waiting->finish();
+    EXPECT_EQ(r.exitCode, 0) << r.describe();
+    EXPECT_EQ(r.out, "served\n") << r.describe();
+  }
+  expectOthersUnaffected("accepting while out of descriptors");
 }
 
 TEST_F(Abuse, ASessionIsReachedFromConnectionsOnEveryRpcThread) {
