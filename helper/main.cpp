@@ -22,6 +22,7 @@
 #include "cgroup_worker.hpp"
 #include "check_config.hpp"
 #include "daemon_context.hpp"
+#include "descriptor_limit.hpp"
 #include "error.hpp"
 #include "home_loop.hpp"
 #include "init_pool.hpp"
@@ -289,6 +290,12 @@ int serve(const Options& opts) {
                     std::to_string(ctx.initSpawner->count()) + " spawner process" +
                     (ctx.initSpawner->count() == 1 ? "" : "es"));
   }
+  // After the spawners (they keep the limits the helper was started with,
+  // and so do the sandboxes) and before the first thread.
+  const gpubox::DescriptorLimit fds = gpubox::raiseDescriptorLimit();
+  if (fds.softBefore != fds.soft)
+    gpubox::logInfo("open files: soft limit raised from " + std::to_string(fds.softBefore) +
+                    " to " + std::to_string(fds.soft) + " (the hard limit) for the helper");
   ctx.cgroupWorker = std::make_unique<gpubox::CgroupWorker>(io.unixEventPort);
   ctx.deviceWorker = std::make_unique<gpubox::CgroupWorker>(io.unixEventPort);
   // The first GPU discovery, before serving; later ones run off the loop.

@@ -456,17 +456,22 @@ int benchmark(const Options& o) {
       "latency (ms)\n",
       o.runsPerClient);
   auto printLevels = [](const std::vector<Level>& rows) {
-    std::printf("%-8s %12s %8s %8s | %12s %8s %8s | %6s | %9s %9s %9s %9s\n", "clients",
+    std::printf("%-8s %12s %8s %8s | %12s %8s %8s | %6s | %9s %9s %9s %9s %9s\n", "clients",
                 "gpubox /s", "median", "p99", "bwrap /s", "median", "p99", "ratio", "home ms",
-                "rpc ms", "helper ms", "pool miss");
+                "home busy", "rpc ms", "helper ms", "pool miss");
     for (const auto& l : rows) {
       char misses[16] = "-";
       if (l.poolMisses >= 0) std::snprintf(misses, sizeof misses, "%.0f%%", 100 * l.poolMisses);
-      std::printf("%-8u %12.1f %8.2f %8.2f | %12.1f %8.2f %8.2f | %6.2f | %9.3f %9.3f %9.3f %9s\n",
-                  l.clients, l.g.perSecond, median(l.g.latencies), percentile(l.g.latencies, 99),
-                  l.b.perSecond, median(l.b.latencies), percentile(l.b.latencies, 99),
-                  l.b.perSecond > 0 ? l.g.perSecond / l.b.perSecond : 0, l.cpu.home, l.cpu.rpc,
-                  l.cpu.whole, misses);
+      // The home loop's share of one CPU at that rate: near 100%, the loop
+      // is what caps the helper.
+      char homeBusy[16];
+      std::snprintf(homeBusy, sizeof homeBusy, "%.0f%%", l.cpu.home * l.g.perSecond / 10.0);
+      std::printf(
+          "%-8u %12.1f %8.2f %8.2f | %12.1f %8.2f %8.2f | %6.2f | %9.3f %9s %9.3f %9.3f %9s\n",
+          l.clients, l.g.perSecond, median(l.g.latencies), percentile(l.g.latencies, 99),
+          l.b.perSecond, median(l.b.latencies), percentile(l.b.latencies, 99),
+          l.b.perSecond > 0 ? l.g.perSecond / l.b.perSecond : 0, l.cpu.home, homeBusy, l.cpu.rpc,
+          l.cpu.whole, misses);
     }
   };
   // Whether a level is bound by the CPUs (busy near 100%: the sandboxes
@@ -514,7 +519,9 @@ int benchmark(const Options& o) {
   };
   printLevels(levels);
   std::printf(
-      "ratio: gpubox sandboxes/s over bwrap's; home/rpc/helper ms: the helper's CPU per sandbox "
+      "ratio: gpubox sandboxes/s over bwrap's; home busy: the home loop's share of one CPU at that "
+      "rate (near 100%%: the loop caps the helper); home/rpc/helper ms: the helper's CPU per "
+      "sandbox "
       "in its home loop, its RPC threads and all its threads, over that level's gpubox runs; pool "
       "miss: the share of them that found no warm init ready\n");
   printMachineCpu(levels);

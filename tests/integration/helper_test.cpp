@@ -163,6 +163,35 @@ TEST_P(Lifetime, HelperLogsOneRecordPerSandbox) {
 
 GPUBOX_INSTANTIATE_CALLERS(Lifetime);
 
+// The helper raises its own soft RLIMIT_NOFILE to the hard one (its
+// connections and sandboxes hold descriptors; 1024 is systemd's default),
+// but what it was started with is what every sandbox gets: the limit is
+// raised after the spawners that clone the inits were forked.
+class DescriptorLimit : public CallerTest {
+ protected:
+  HelperOptions helperOptions() override {
+    return {.wrapper = {"/usr/bin/prlimit", "--nofile=1000:4096", "--"}};
+  }
+};
+
+TEST_P(DescriptorLimit, TheHelperRaisesItsOwnAndSandboxesKeepTheOneItWasStartedWith) {
+  const std::string limits = readFile("/proc/" + std::to_string(helper().pid()) + "/limits");
+  EXPECT_THAT(limits, ::testing::ContainsRegex("Max open files +4096 +4096 ")) << limits;
+  EXPECT_THAT(helper().log(), HasSubstr("open files: soft limit raised from 1000 to 4096"));
+  // A run (its init from the warm pool) and, for root, a --net host run
+  // (the other pool's, or the requests' spawner's while that pool is empty).
+  auto r = runAs({"--", "sh", "-c", "ulimit -Sn; ulimit -Hn"});
+  EXPECT_EQ(r.exitCode, 0) << r.describe();
+  EXPECT_EQ(r.out, "1000\n4096\n") << r.describe();
+  if (caller() == 0) {
+    auto host = runAs({"--net", "host", "--", "sh", "-c", "ulimit -Sn; ulimit -Hn"});
+    EXPECT_EQ(host.exitCode, 0) << host.describe();
+    EXPECT_EQ(host.out, "1000\n4096\n") << host.describe();
+  }
+}
+
+GPUBOX_INSTANTIATE_CALLERS(DescriptorLimit);
+
 // ------------------------------------------------------------ no way back in
 
 class NoWayBackIn : public CallerTest {};
