@@ -8,7 +8,7 @@
 namespace gpubox {
 
 DaemonContext::DaemonContext(kj::UnixEventPort& p, kj::Timer& t)
-    : port(p), timer(t), sessions(std::make_unique<SessionRegistry>(*this)), reaper(p) {}
+    : port(p), timer(t), sessions(std::make_unique<SessionRegistry>(*this)) {}
 
 DaemonContext::~DaemonContext() {
   // Sessions hold sandboxes whose end goes through the reaper: end them

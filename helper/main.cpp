@@ -334,6 +334,14 @@ int serve(const Options& opts) {
   // runs here, on the home loop (home_loop.hpp). The threads come last: the
   // spawners were forked before any thread, and these hold no capability.
   gpubox::HomeLoop home(io.unixEventPort);
+  // Inits are reaped on a thread of their own from here on (reaper.hpp),
+  // which ends before the home loop it posts to: at the end of the shutdown
+  // below, or here on the way out of a failed start.
+  ctx.reaper.start(home);
+  struct StopReaper {
+    gpubox::Reaper& reaper;
+    ~StopReaper() { reaper.stop(); }
+  } stopReaper{ctx.reaper};
   const size_t rpcThreads = opts.rpcThreads.value_or(gpubox::RpcLoops::defaultCount(usableCpus()));
   auto rpcLoops = kj::heap<gpubox::RpcLoops>(rpcThreads, ctx, home, io);
   gpubox::logInfo(rpcLoops->count() == 0

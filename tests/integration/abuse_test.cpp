@@ -428,6 +428,8 @@ TEST_F(Abuse, IdleConnectionIsClosedAndBusyOneIsNot) {
   expectOthersUnaffected("an idle connection");
 }
 
+std::vector<std::string> threadsNamed(pid_t pid, const std::string& name);  // below
+
 // Capabilities: every thread of the running helper holds exactly the
 // documented set (docs/security.md), bounding set included, and nothing
 // inheritable or ambient.
@@ -446,9 +448,10 @@ TEST_F(Abuse, HelperThreadsHoldExactlyTheDocumentedCapabilities) {
     if (e->d_name[0] != '.') tids.push_back(e->d_name);
   ::closedir(d);
   // The home loop, the GPU inventory's thread, the cgroup workers, the RPC
-  // threads, which read what clients send and hold nothing, and the
-  // acceptor, which identifies clients: CAP_SYS_PTRACE and CAP_KILL only.
-  EXPECT_GE(tids.size(), 6u);
+  // threads, which read what clients send, and the reaper, which hold
+  // nothing, and the acceptor, which identifies clients: CAP_SYS_PTRACE and
+  // CAP_KILL only.
+  EXPECT_GE(tids.size(), 7u);
   char acceptorMask[17];
   std::snprintf(acceptorMask, sizeof(acceptorMask), "%016llx",
                 static_cast<unsigned long long>((1ull << 19) | (1ull << 5)));
@@ -456,7 +459,8 @@ TEST_F(Abuse, HelperThreadsHoldExactlyTheDocumentedCapabilities) {
   for (const std::string& tid : tids) {
     const std::string status = readFile(task + "/" + tid + "/status");
     const std::string comm = readFile(task + "/" + tid + "/comm");
-    const bool rpc = comm == "gpubox-rpc\n";
+    // The reaper thread reaps the helper's own children: no capability.
+    const bool rpc = comm == "gpubox-rpc\n" || comm == "gpubox-reap\n";
     const bool acceptor = comm == "gpubox-accept\n";
     rpcThreads += rpc;
     acceptors += acceptor;
@@ -469,6 +473,7 @@ TEST_F(Abuse, HelperThreadsHoldExactlyTheDocumentedCapabilities) {
   }
   EXPECT_GE(rpcThreads, 1u) << "no thread named gpubox-rpc";
   EXPECT_EQ(acceptors, 1u) << "one thread named gpubox-accept (the helper has RPC threads)";
+  EXPECT_EQ(threadsNamed(helper().pid(), "gpubox-reap").size(), 1u);
   // The spawners of inits (processes of the helper's: the warm pool's and
   // the one for requests the pool does not serve) hold the same. A
   // warm init a spawner has just cloned is the helper's child too
