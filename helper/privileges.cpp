@@ -70,15 +70,9 @@ CapabilityDrop dropToKeptCapabilities() {
   if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0)
     throwErrno("clear the ambient capabilities");
   // Inheritable stays empty: the helper never execs, and the sandbox init
-  // drops everything before its commands do.
-  std::unique_ptr<std::remove_pointer_t<cap_t>, CapFree> next(cap_init());
-  if (!next) throwErrno("cap_init");
-  if (!held.empty() && (cap_set_flag(next.get(), CAP_PERMITTED, static_cast<int>(held.size()),
-                                     held.data(), CAP_SET) != 0 ||
-                        cap_set_flag(next.get(), CAP_EFFECTIVE, static_cast<int>(held.size()),
-                                     held.data(), CAP_SET) != 0))
-    throwErrno("cap_set_flag");
-  if (cap_set_proc(next.get()) != 0) throwErrno("reduce the helper's capabilities");
+  // drops everything before its commands do. With no thread started yet,
+  // this thread's sets are the helper's.
+  keepThreadCapabilities(held);
   return report;
 }
 
@@ -92,7 +86,7 @@ void keepThreadCapabilities(const std::vector<cap_value_t>& keep) {
     throwErrno("cap_set_flag");
   // capset(2) changes the calling thread only (libcap without libpsx); it
   // fails with EPERM if KEEP names one this thread does not hold.
-  if (cap_set_proc(next.get()) != 0) throwErrno("reduce this thread's capabilities");
+  if (cap_set_proc(next.get()) != 0) throwErrno("reduce the capabilities");
 }
 
 void dropThreadCapabilities() {
