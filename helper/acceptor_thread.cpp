@@ -3,19 +3,16 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <future>
 #include <thread>
 
 #include "error.hpp"
 #include "listener.hpp"
 #include "log.hpp"
-#include "privileges.hpp"
-#include "signal_free_thread.hpp"
+#include "named_thread.hpp"
 
 namespace gpubox {
 
@@ -33,24 +30,10 @@ AcceptorThread::AcceptorThread(DaemonContext& ctx, UniqueFd listenFd, RpcLoops& 
     throwErrno("make the listening socket non-blocking");
   wake_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake_) throwErrno("eventfd");
-  std::promise<std::string> started;
-  std::future<std::string> startError = started.get_future();
-  thread_ = startSignalFreeThread([this, started = std::move(started)]() mutable {
-    ::prctl(PR_SET_NAME, "gpubox-accept", 0, 0, 0);
-    try {
-      keepThreadCapabilities({CAP_SYS_PTRACE, CAP_KILL});
-    } catch (const Error& e) {
-      started.set_value(e.what());
-      return;
-    }
-    started.set_value("");
+  thread_ = startNamedThread("gpubox-accept", {CAP_SYS_PTRACE, CAP_KILL}, [this] {
     main();
     ended_ = true;
   });
-  if (std::string why = startError.get(); !why.empty()) {
-    thread_.join();
-    throw Error("the acceptor thread did not start: " + why);
-  }
 }
 
 AcceptorThread::~AcceptorThread() {

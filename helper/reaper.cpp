@@ -2,21 +2,18 @@
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <kj/debug.h>
 
-#include <future>
 #include <string>
 #include <vector>
 
 #include "error.hpp"
 #include "home_loop.hpp"
 #include "log.hpp"
-#include "privileges.hpp"
-#include "signal_free_thread.hpp"
+#include "named_thread.hpp"
 
 namespace gpubox {
 
@@ -60,23 +57,11 @@ Reaper::~Reaper() {
 void Reaper::start(const HomeLoop& home) {
   if (thread_.joinable()) return;
   home_ = &home;
-  std::promise<std::string> started;
-  std::future<std::string> startError = started.get_future();
-  thread_ = startSignalFreeThread([this, started = std::move(started)]() mutable {
-    ::prctl(PR_SET_NAME, "gpubox-reap", 0, 0, 0);
-    try {
-      dropThreadCapabilities();
-    } catch (const Error& e) {
-      started.set_value(e.what());
-      return;
-    }
-    started.set_value("");
-    run();
-  });
-  if (std::string why = startError.get(); !why.empty()) {
-    thread_.join();
+  try {
+    thread_ = startNamedThread("gpubox-reap", {}, [this] { run(); });
+  } catch (const Error&) {
     home_ = nullptr;
-    throw Error("the reaper thread did not start: " + why);
+    throw;
   }
 }
 
