@@ -16,12 +16,6 @@
 
 namespace gpubox {
 
-namespace {
-// After EMFILE, ENFILE, ENOBUFS or ENOMEM: try again after this long instead
-// of spinning; the clients already connected go on.
-constexpr int kBackOffMs = 100;
-}  // namespace
-
 AcceptorThread::AcceptorThread(DaemonContext& ctx, UniqueFd listenFd, RpcLoops& rpc)
     : ctx_(ctx), rpc_(rpc), listenFd_(std::move(listenFd)) {
   // systemd hands the socket over in blocking mode.
@@ -43,7 +37,7 @@ AcceptorThread::~AcceptorThread() {
 }
 
 void AcceptorThread::requestStop() {
-  stopping_ = true;  // seen even where poll() cannot be (above)
+  stopping_ = true;  // seen even where poll() fails (main)
   const uint64_t one = 1;
   if (::write(wake_.get(), &one, sizeof(one)) != sizeof(one))
     logError(errnoMessage("stop the acceptor thread: eventfd", errno));
@@ -55,12 +49,12 @@ void AcceptorThread::main() {
     // While paused the listening socket is still readable: wait on
     // requestStop() alone, for the back-off, then try again.
     struct pollfd fds[2] = {{wake_.get(), POLLIN, 0}, {listenFd_.get(), POLLIN, 0}};
-    const int n = ::poll(fds, pause ? 1 : 2, pause ? kBackOffMs : -1);
+    const int n = ::poll(fds, pause ? 1 : 2, pause ? kAcceptBackOffMs : -1);
     if (n < 0 && errno != EINTR) {
       // EINVAL: more fds asked about than RLIMIT_NOFILE allows now; ENOMEM.
       // Both pass; ending here would leave the helper deaf for good.
       logError(errnoMessage("accept: poll", errno));
-      std::this_thread::sleep_for(std::chrono::milliseconds(kBackOffMs));
+      std::this_thread::sleep_for(std::chrono::milliseconds(kAcceptBackOffMs));
       continue;
     }
     if (n > 0 && fds[0].revents != 0) return;
@@ -77,16 +71,17 @@ bool AcceptorThread::acceptAll(bool& failed) {
       rpc_.serveFromAcceptor(identifyClient(ctx_, UniqueFd(fd)));
       continue;
     }
-    const int err = errno;
-    if (err == EAGAIN || err == EWOULDBLOCK) return true;
-    if (err == EINTR || err == ECONNABORTED) continue;
-    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-      logError(errnoMessage("accept", err));
-      return false;
+    switch (acceptFailure(errno)) {
+      case AcceptFailure::Again:
+        continue;
+      case AcceptFailure::Empty:
+        return true;
+      case AcceptFailure::BackOff:
+        return false;
+      case AcceptFailure::Fatal:
+        failed = true;
+        return false;
     }
-    logError("listener failed: " + errnoMessage("accept", err));
-    failed = true;
-    return false;
   }
 }
 

@@ -12,7 +12,7 @@ namespace gpubox {
 DescriptorLimit raiseDescriptorLimit() {
   struct rlimit limit = {};
   if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) throwErrno("getrlimit(RLIMIT_NOFILE)");
-  DescriptorLimit out{limit.rlim_cur, limit.rlim_max, limit.rlim_max};
+  DescriptorLimit out{limit.rlim_cur, limit.rlim_max};
   if (limit.rlim_cur < limit.rlim_max) {
     limit.rlim_cur = limit.rlim_max;
     if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) throwErrno("setrlimit(RLIMIT_NOFILE)");

@@ -12,7 +12,7 @@
 namespace gpubox {
 
 struct DescriptorLimit {
-  rlim_t softBefore = 0, soft = 0, hard = 0;
+  rlim_t softBefore = 0, soft = 0;  // soft: the hard limit, now
 };
 
 // Raises the soft limit to the hard one and grows the descriptor table to

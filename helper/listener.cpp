@@ -63,6 +63,17 @@ Server::Server(DaemonContext& ctx, kj::AsyncIoContext& io, UniqueFd listenFd, Rp
   ::fcntl(listenFd_.get(), F_SETFL, flags | O_NONBLOCK);
 }
 
+AcceptFailure acceptFailure(int err) {
+  if (err == EINTR || err == ECONNABORTED) return AcceptFailure::Again;
+  if (err == EAGAIN || err == EWOULDBLOCK) return AcceptFailure::Empty;
+  if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+    logError(errnoMessage("accept", err));
+    return AcceptFailure::BackOff;
+  }
+  logError("listener failed: " + errnoMessage("accept", err));
+  return AcceptFailure::Fatal;
+}
+
 kj::Promise<void> Server::run() {
   for (;;) {
     int fd = ::accept4(listenFd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -70,17 +81,18 @@ kj::Promise<void> Server::run() {
       accepted(UniqueFd(fd));
       continue;
     }
-    if (errno == EAGAIN || errno == EWOULDBLOCK)
-      return observer_.whenBecomesReadable().then([this]() { return run(); });
-    if (errno == EINTR || errno == ECONNABORTED) continue;
-    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-      // Out of resources: back off instead of spinning; existing clients go on.
-      logError(errnoMessage("accept", errno));
-      return io_.provider->getTimer().afterDelay(100 * kj::MILLISECONDS).then([this]() {
-        return run();
-      });
+    switch (acceptFailure(errno)) {
+      case AcceptFailure::Again:
+        continue;
+      case AcceptFailure::Empty:
+        return observer_.whenBecomesReadable().then([this]() { return run(); });
+      case AcceptFailure::BackOff:
+        return io_.provider->getTimer()
+            .afterDelay(kAcceptBackOffMs * kj::MILLISECONDS)
+            .then([this]() { return run(); });
+      case AcceptFailure::Fatal:
+        return kj::READY_NOW;  // logged; the helper keeps serving who is connected
     }
-    throwErrno("accept");
   }
 }
 

@@ -28,6 +28,14 @@ UniqueFd listenOn(const std::string& path, unsigned mode);
 // another uid (its /proc/PID/ns, a signal 0 through its pidfd).
 IncomingConnection identifyClient(DaemonContext& ctx, UniqueFd fd);
 
+// What a listener does when accept4 fails with ERR: accept again at once
+// (EINTR, ECONNABORTED), wait for the next connection (the backlog is
+// empty), back off for kAcceptBackOffMs (out of descriptors or memory: the
+// clients already connected go on; logged), or stop accepting (logged).
+enum class AcceptFailure { Again, Empty, BackOff, Fatal };
+AcceptFailure acceptFailure(int err);
+inline constexpr int kAcceptBackOffMs = 100;
+
 // Accepts connections on the home loop until destroyed (no RPC thread; with
 // them, the acceptor thread does: acceptor_thread.hpp).
 class Server {
