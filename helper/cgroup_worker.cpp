@@ -1,6 +1,7 @@
 #include "cgroup_worker.hpp"
 
 #include <fcntl.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -21,6 +22,7 @@ struct MadeDirs {
 
 // Everything the worker touches is made and freed on the loop's thread.
 struct CgroupWorker::Job {
+  Job* next = nullptr;  // in requests_ or results_
   // A join: the pid written to each cgroup.procs.
   char pid[16] = {};
   size_t pidLength = 0;
@@ -46,26 +48,30 @@ struct CgroupWorker::Job {
   kj::Own<kj::PromiseFulfiller<std::unique_ptr<cgroup::SandboxCgroup::LimitWork>>> limitsDone;
 };
 
-namespace {
-
-std::pair<UniqueFd, UniqueFd> makePipe() {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) throwErrno("pipe for the cgroup worker");
-  return {UniqueFd(fds[0]), UniqueFd(fds[1])};
+void CgroupWorker::JobList::push(Job* job) {
+  job->next = nullptr;
+  if (tail)
+    tail->next = job;
+  else
+    head = job;
+  tail = job;
+  ++size;
 }
 
-}  // namespace
-
-CgroupWorker::Pipes::Pipes() {
-  std::tie(requestRead, requestWrite) = makePipe();
-  std::tie(resultRead, resultWrite) = makePipe();
-  // Never block the loop: a full queue (a wedged worker) fails the request.
-  ::fcntl(requestWrite.get(), F_SETFL, ::fcntl(requestWrite.get(), F_GETFL) | O_NONBLOCK);
-  ::fcntl(resultRead.get(), F_SETFL, ::fcntl(resultRead.get(), F_GETFL) | O_NONBLOCK);
+CgroupWorker::Job* CgroupWorker::JobList::pop() {
+  Job* job = head;
+  if (!job) return nullptr;
+  head = job->next;
+  if (!head) tail = nullptr;
+  job->next = nullptr;
+  --size;
+  return job;
 }
 
 CgroupWorker::CgroupWorker(kj::UnixEventPort& port)
-    : observer_(port, pipes_.resultRead.get(), kj::UnixEventPort::FdObserver::OBSERVE_READ) {
+    : resultsReady_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+      observer_(port, resultsReady_.get(), kj::UnixEventPort::FdObserver::OBSERVE_READ) {
+  if (!resultsReady_) throwErrno("eventfd for the cgroup worker");
   // The worker must never take a signal meant for the helper (SIGTERM, SIGHUP).
   worker_ = startSignalFreeThread([this] { work(); });
   collecting_ = collect().eagerlyEvaluate([](kj::Exception&& e) {
@@ -74,16 +80,23 @@ CgroupWorker::CgroupWorker(kj::UnixEventPort& port)
 }
 
 CgroupWorker::~CgroupWorker() {
-  pipes_.requestWrite.reset();  // EOF: the worker finishes the job at hand and returns
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;  // the worker carries out what is queued and returns
+  }
+  wake_.notify_one();
   if (worker_.joinable()) worker_.join();
 }
 
 void CgroupWorker::work() {
   for (;;) {
-    Job* job = nullptr;
-    ssize_t n = ::read(pipes_.requestRead.get(), &job, sizeof job);
-    if (n < 0 && errno == EINTR) continue;
-    if (n != static_cast<ssize_t>(sizeof job)) return;
+    Job* job;
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [this] { return stopping_ || requests_.head != nullptr; });
+      job = requests_.pop();
+      if (!job) return;  // stopping, and nothing left to do
+    }
     for (size_t i = 0; i < job->dirs.size(); ++i)
       job->removeErrors[i] = ::rmdir(job->dirs[i].c_str()) == 0 ? 0 : errno;
     if (!job->toMake.empty())
@@ -108,7 +121,17 @@ void CgroupWorker::work() {
         break;
       }
     }
-    while (::write(pipes_.resultWrite.get(), &job, sizeof job) < 0 && errno == EINTR) {
+    bool first;
+    {
+      std::lock_guard lock(mutex_);
+      first = results_.head == nullptr;
+      results_.push(job);
+    }
+    if (first) {
+      const uint64_t one = 1;
+      // Cannot fail short of a counter at its maximum, which one write per
+      // empty list never reaches.
+      [[maybe_unused]] ssize_t n = ::write(resultsReady_.get(), &one, sizeof one);
     }
   }
 }
@@ -177,39 +200,56 @@ kj::Promise<std::unique_ptr<CgroupWorker::LimitWork>> CgroupWorker::writeLimits(
 
 int CgroupWorker::queue(std::unique_ptr<Job>& job) {
   Job* raw = job.get();
-  if (::write(pipes_.requestWrite.get(), &raw, sizeof raw) != static_cast<ssize_t>(sizeof raw))
-    return errno;
+  bool sleeping;
+  {
+    std::lock_guard lock(mutex_);
+    if (requests_.size >= kMaxQueued) return EAGAIN;
+    sleeping = requests_.head == nullptr;
+    requests_.push(raw);
+  }
   pending_.emplace(raw, std::move(job));
+  // A worker with jobs queued before this one takes it without a wake.
+  if (sleeping) wake_.notify_one();
   return 0;
 }
 
 kj::Promise<void> CgroupWorker::collect() {
-  for (;;) {
-    Job* raw = nullptr;
-    ssize_t n = ::read(pipes_.resultRead.get(), &raw, sizeof raw);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-      return observer_.whenBecomesReadable().then([this] { return collect(); });
-    if (n < 0 && errno == EINTR) continue;
-    if (n != static_cast<ssize_t>(sizeof raw)) return kj::READY_NOW;
-    auto it = pending_.find(raw);
-    if (it == pending_.end()) continue;
-    std::unique_ptr<Job> job = std::move(it->second);
-    pending_.erase(it);
-    if (job->removed)
-      job->removed->fulfill(std::move(job->removeErrors));
-    else if (job->made)
-      job->made->fulfill(
-          MadeDirs{std::move(job->toMake), std::move(job->madeFds), std::move(job->madeResults)});
-    else if (job->devicesDone)
-      job->devicesDone->fulfill(std::move(job->devices));
-    else if (job->limitsDone)
-      job->limitsDone->fulfill(std::move(job->limits));
-    else if (job->failedAt == job->procs.size())
-      job->joined->fulfill();
-    else
-      job->joined->reject(callerError(errnoMessage(
-          "joining the sandbox's cgroup (" + job->procs[job->failedAt] + ")", job->err)));
-  }
+  return observer_.whenBecomesReadable().then([this] {
+    // One read takes the whole counter (not EFD_SEMAPHORE); a write after it
+    // wakes this again.
+    uint64_t count;
+    [[maybe_unused]] ssize_t n = ::read(resultsReady_.get(), &count, sizeof count);
+    JobList done;
+    {
+      std::lock_guard lock(mutex_);
+      std::swap(done, results_);
+    }
+    while (Job* raw = done.pop()) {
+      auto it = pending_.find(raw);
+      if (it == pending_.end()) continue;
+      std::unique_ptr<Job> job = std::move(it->second);
+      pending_.erase(it);
+      finish(std::move(job));
+    }
+    return collect();
+  });
+}
+
+void CgroupWorker::finish(std::unique_ptr<Job> job) {
+  if (job->removed)
+    job->removed->fulfill(std::move(job->removeErrors));
+  else if (job->made)
+    job->made->fulfill(
+        MadeDirs{std::move(job->toMake), std::move(job->madeFds), std::move(job->madeResults)});
+  else if (job->devicesDone)
+    job->devicesDone->fulfill(std::move(job->devices));
+  else if (job->limitsDone)
+    job->limitsDone->fulfill(std::move(job->limits));
+  else if (job->failedAt == job->procs.size())
+    job->joined->fulfill();
+  else
+    job->joined->reject(callerError(errnoMessage(
+        "joining the sandbox's cgroup (" + job->procs[job->failedAt] + ")", job->err)));
 }
 
 }  // namespace gpubox

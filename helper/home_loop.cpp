@@ -52,9 +52,10 @@ void HomeLoop::drain() const {
 
 kj::Promise<void> HomeLoop::watch() {
   return observer_.whenBecomesReadable().then([this]() {
+    // One read takes the whole counter (not EFD_SEMAPHORE); a post after it
+    // wakes this again.
     uint64_t count;
-    while (::read(wake_.get(), &count, sizeof(count)) > 0) {
-    }
+    [[maybe_unused]] ssize_t n = ::read(wake_.get(), &count, sizeof(count));
     drain();
     return watch();
   });

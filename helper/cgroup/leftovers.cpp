@@ -101,8 +101,11 @@ uint64_t ownPidNamespace() {
 }
 
 std::string sandboxCgroupName(uint64_t id) {
+  // Read once: getpid(2) is a system call on every sandbox otherwise, and
+  // the helper's pid and pid namespace never change.
+  static const std::string prefix = "sb-" + std::to_string(::getpid()) + "-";
   static const std::string suffix = "-ns" + std::to_string(ownPidNamespace());
-  return "sb-" + std::to_string(::getpid()) + "-" + std::to_string(id) + suffix;
+  return prefix + std::to_string(id) + suffix;
 }
 
 bool isGpuboxHelper(pid_t pid) {

@@ -3,6 +3,7 @@
 // tests, which check that an ended sandbox's cgroups go).
 #include "cgroup_worker.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -130,6 +131,95 @@ TEST(CgroupWorker, MakesAnEmptyCgroupAndRefusesANameInUse) {
   ::rmdir(layout.v2Parent.c_str());
   ::rmdir((std::string(base) + "/unified").c_str());
   ::rmdir(base);
+}
+
+// Many jobs in flight settle, each with its own result, however many the
+// worker finishes between two of the loop's wake-ups.
+TEST(CgroupWorker, SettlesEveryJobOfABurst) {
+  char base[] = "/tmp/gpubox-worker-XXXXXX";
+  ASSERT_NE(::mkdtemp(base), nullptr);
+  auto io = kj::setupAsyncIo();
+  CgroupWorker worker(io.unixEventPort);
+  constexpr int kJobs = 500;
+  std::vector<kj::Promise<std::vector<int>>> removals;
+  for (int i = 0; i < kJobs; ++i) {
+    const std::string dir = std::string(base) + "/" + std::to_string(i);
+    // Odd ones do not exist: their answer must be theirs, not a neighbour's.
+    if (i % 2 == 0) {
+      ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+    }
+    removals.push_back(worker.remove({dir}));
+  }
+  for (int i = 0; i < kJobs; ++i)
+    EXPECT_EQ(removals[i].wait(io.waitScope), std::vector<int>{i % 2 == 0 ? 0 : ENOENT}) << i;
+  EXPECT_EQ(::rmdir(base), 0) << "a directory was left";
+}
+
+// A wedged worker (here: a join's open(2) of a FIFO with no reader, which
+// waits for one) holds at most a bounded queue: past it a job is refused at
+// once, naming the queue, and the loop goes on. Once unwedged, every job
+// queued before is carried out.
+TEST(CgroupWorker, AWedgedWorkerRefusesJobsPastItsQueueAndRecovers) {
+  char base[] = "/tmp/gpubox-worker-XXXXXX";
+  ASSERT_NE(::mkdtemp(base), nullptr);
+  const std::string fifo = std::string(base) + "/cgroup.procs";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  auto io = kj::setupAsyncIo();
+  CgroupWorker worker(io.unixEventPort);
+  auto wedged = worker.attach(4321, {fifo});
+  std::vector<kj::Promise<std::vector<int>>> queued;
+  bool full = false;
+  for (int i = 0; i < 20000 && !full; ++i) {
+    auto removal = worker.remove({std::string(base) + "/dir-" + std::to_string(i)});
+    // A queued removal waits for the worker; a refused one settles at once.
+    if (removal.poll(io.waitScope)) {
+      EXPECT_EQ(removal.wait(io.waitScope), std::vector<int>{EAGAIN});
+      full = true;
+    } else {
+      queued.push_back(kj::mv(removal));
+    }
+  }
+  // EXPECT, not ASSERT: the worker must be unwedged below, or its stop hangs.
+  EXPECT_TRUE(full) << "the queue never filled";
+  EXPECT_GT(queued.size(), 1000u);
+  // A request's job is refused with a message, not queued.
+  std::string refusal;
+  try {
+    worker.attach(1, {std::string(base) + "/other.procs"}).wait(io.waitScope);
+  } catch (const kj::Exception& e) {
+    refusal = e.getDescription().cStr();
+  }
+  EXPECT_NE(refusal.find("cannot queue a cgroup v1 attach"), std::string::npos) << refusal;
+  // Unwedge: a reader for the FIFO lets the join's open(2) and write(2) go.
+  UniqueFd reader(::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+  ASSERT_TRUE(reader);
+  wedged.wait(io.waitScope);
+  char pid[16] = {};
+  EXPECT_GT(::read(reader.get(), pid, sizeof pid - 1), 0);
+  EXPECT_STREQ(pid, "4321");
+  for (auto& removal : queued) EXPECT_EQ(removal.wait(io.waitScope), std::vector<int>{ENOENT});
+  ::unlink(fifo.c_str());
+  ::rmdir(base);
+}
+
+// At shutdown the worker carries out what is queued before it stops (an
+// ended sandbox's cgroup directories are not left behind), though no
+// promise settles any more.
+TEST(CgroupWorker, CarriesOutQueuedJobsWhenStopped) {
+  char base[] = "/tmp/gpubox-worker-XXXXXX";
+  ASSERT_NE(::mkdtemp(base), nullptr);
+  auto io = kj::setupAsyncIo();
+  std::vector<kj::Promise<std::vector<int>>> removals;
+  {
+    CgroupWorker worker(io.unixEventPort);
+    for (int i = 0; i < 100; ++i) {
+      const std::string dir = std::string(base) + "/" + std::to_string(i);
+      ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+      removals.push_back(worker.remove({dir}));
+    }
+  }
+  removals.clear();
+  EXPECT_EQ(::rmdir(base), 0) << "a queued removal was dropped";
 }
 
 }  // namespace
