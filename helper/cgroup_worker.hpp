@@ -24,7 +24,7 @@
 // request, with no warm init, still makes its directories on the loop).
 //
 // The worker thread only calls read(2), write(2), mkdir(2), open(2),
-// rmdir(2), close(2) and bpf(2), and never allocates; jobs are made and
+// rmdir(2), close(2), bpf(2) and futex(2), and never allocates; jobs are made and
 // freed on the loop's thread. (Inits are cloned by the spawner processes,
 // never from the helper, so its threads cannot hand one a held lock.)
 //
