@@ -6,7 +6,6 @@
 #include <algorithm>
 
 #include "caller_policy.hpp"
-#include "env.hpp"
 #include "error.hpp"
 #include "init_pool.hpp"
 #include "kernel_features.hpp"
@@ -57,16 +56,18 @@ HelperFacts helperFacts(DaemonContext& ctx, const PeerIdentity& peer) {
   return f;
 }
 
-kj::Promise<SandboxRef> createSandbox(DaemonContext& ctx, const HomeLoop& home,
-                                      const PeerIdentity& peer, const SandboxSpec& spec,
-                                      ConnectionSandboxes& connection, const SpanOrigin& origin) {
+kj::Promise<OpenedSandbox> createSandbox(DaemonContext& ctx, const HomeLoop& home,
+                                         const PeerIdentity& peer, const SandboxSpec& spec,
+                                         ConnectionSandboxes& connection,
+                                         const SpanOrigin& origin) {
   std::shared_ptr<LiveSandbox> live = buildSandbox(ctx, peer, spec, "", origin);
   connection.add(live->runtime);
   auto runtime = live->runtime;
   return runtime->whenReady().then([&home, live]() mutable {
     // Until a command's end is reported, an end means it was cut short.
     live->log->record.result = "client disconnected before its command ended";
-    return SandboxRef(home, std::move(live));
+    auto env = commandEnvironment(*live);
+    return OpenedSandbox{SandboxRef(home, std::move(live)), std::move(env)};
   });
 }
 
@@ -81,7 +82,8 @@ kj::Promise<CreatedSession> createSession(DaemonContext& ctx, const HomeLoop& ho
     CreatedSession out;
     out.name = live->name;
     out.ttlMs = ttl;
-    out.sandbox = SandboxRef(home, std::move(live));
+    out.sandbox.env = commandEnvironment(*live);
+    out.sandbox.ref = SandboxRef(home, std::move(live));
     return out;
   });
 }
@@ -145,32 +147,24 @@ SandboxFacts sandboxFacts(LiveSandbox& live) {
   return f;
 }
 
-namespace {
-
-// GPU binding's variables (CUDA_VISIBLE_DEVICES, CDI env) win over the
-// client's; a foreign root's nvidia-smi is found through PATH.
-void mergeSandboxEnv(const LiveSandbox& live, Command& cmd) {
-  EnvBuilder env(std::move(cmd.env));
-  env.merge(live.extraEnv);
-  if (!live.pathDir.empty()) {
-    const auto& skipped = live.runtime->skippedSteps();
-    if (std::find(skipped.begin(), skipped.end(), live.pathDirStep) == skipped.end())
-      env.appendToPath(live.pathDir);
-  }
-  cmd.env = env.entries();
+kj::Promise<OpenedSandbox> openSession(DaemonContext& ctx, const HomeLoop& home,
+                                       const PeerIdentity& peer, const std::string& name) {
+  std::shared_ptr<LiveSandbox> live = ctx.sessions->open(peer, name);
+  auto runtime = live->runtime;
+  return runtime->whenReady().then([&home, live]() mutable {
+    auto env = commandEnvironment(*live);
+    return OpenedSandbox{SandboxRef(home, std::move(live)), std::move(env)};
+  });
 }
 
-}  // namespace
-
-uint32_t execInSandbox(LiveSandbox& live, Command cmd, const int (&stdio)[3]) {
-  mergeSandboxEnv(live, cmd);
-  if (live.log->record.argv0.empty()) live.log->record.argv0 = cmd.argv[0];
+uint32_t execInSandbox(LiveSandbox& live, const CommandToSend& cmd, const int (&stdio)[3]) {
+  if (live.log->record.argv0.empty()) live.log->record.argv0 = cmd.argv0;
   ExecOptions options;
   options.timeoutMs = resolveTimeout(live.maxTimeoutMs, live.timeoutOrigin, cmd.timeoutMs);
   options.killAfterMs = cmd.killAfterMs ? cmd.killAfterMs : kDefaultKillAfterMs;
   options.timeoutScope = live.session ? initmsg::SignalScope::Group : initmsg::SignalScope::All;
   int raw[3] = {stdio[0], stdio[1], stdio[2]};
-  return live.runtime->exec(cmd, raw, options);
+  return live.runtime->exec(cmd.memfd, raw, options);
 }
 
 kj::Promise<ExecOutcome> waitForCommand(const SandboxRef& live, uint32_t id) {

@@ -18,6 +18,7 @@
 #include "gpu_assignment.hpp"
 #include "home_loop.hpp"
 #include "peer.hpp"
+#include "prepared_command.hpp"
 #include "sandbox_factory.hpp"
 #include "sandbox_runtime.hpp"
 #include "sessions.hpp"
@@ -40,6 +41,13 @@ class ConnectionSandboxes {
 
 using SandboxRef = HomeShared<LiveSandbox>;
 
+// A ready sandbox as a capability holds it: its handle, and what each
+// command sent to it needs of it, which the RPC thread reads.
+struct OpenedSandbox {
+  SandboxRef ref;
+  std::shared_ptr<const CommandEnvironment> env;
+};
+
 struct HelperFacts {  // Helper.info
   std::string kernel;
   std::vector<std::string> features;
@@ -53,13 +61,13 @@ struct HelperFacts {  // Helper.info
 HelperFacts helperFacts(DaemonContext& ctx, const PeerIdentity& peer);
 
 // Helper.create: the sandbox, once ready, counted against CONNECTION.
-kj::Promise<SandboxRef> createSandbox(DaemonContext& ctx, const HomeLoop& home,
-                                      const PeerIdentity& peer, const SandboxSpec& spec,
-                                      ConnectionSandboxes& connection,
-                                      const SpanOrigin& origin = {});
+kj::Promise<OpenedSandbox> createSandbox(DaemonContext& ctx, const HomeLoop& home,
+                                         const PeerIdentity& peer, const SandboxSpec& spec,
+                                         ConnectionSandboxes& connection,
+                                         const SpanOrigin& origin = {});
 
 struct CreatedSession {  // Helper.createSession
-  SandboxRef sandbox;
+  OpenedSandbox sandbox;
   std::string name;
   uint64_t ttlMs = 0;
 };
@@ -99,8 +107,14 @@ struct SandboxFacts {  // Sandbox.applied
 };
 SandboxFacts sandboxFacts(LiveSandbox& live);
 
-// Sandbox.exec: the command started in LIVE with the caller's stdio; its id.
-uint32_t execInSandbox(LiveSandbox& live, Command cmd, const int (&stdio)[3]);
+// Helper.openSession: the caller's session NAME, once it is ready (one
+// opened while it starts waits for it, so its commands' PATH is known).
+kj::Promise<OpenedSandbox> openSession(DaemonContext& ctx, const HomeLoop& home,
+                                       const PeerIdentity& peer, const std::string& name);
+
+// Sandbox.exec: the command (prepared on the RPC thread) started in LIVE
+// with the caller's stdio; its id.
+uint32_t execInSandbox(LiveSandbox& live, const CommandToSend& cmd, const int (&stdio)[3]);
 
 // Process.wait: how command ID ended; also the sandbox's log record.
 kj::Promise<ExecOutcome> waitForCommand(const SandboxRef& live, uint32_t id);

@@ -123,11 +123,12 @@ class ProcessImpl final : public wire::Process::Server {
 
 class SandboxImpl final : public wire::Sandbox::Server {
  public:
-  SandboxImpl(const HomeLoop& home, SandboxRef live, bool session,
+  SandboxImpl(const HomeLoop& home, OpenedSandbox opened, bool session,
               std::shared_ptr<ConnectionGuard> guard,
               std::shared_ptr<void> connectionSlot = nullptr)
       : home_(home),
-        live_(std::move(live)),
+        live_(std::move(opened.ref)),
+        env_(std::move(opened.env)),
         session_(session),
         guard_(std::move(guard)),
         held_(guard_->holdSandbox()),
@@ -135,10 +136,12 @@ class SandboxImpl final : public wire::Sandbox::Server {
   GPUBOX_GUARDED_DISPATCH(wire::Sandbox::Server)
 
   kj::Promise<void> exec(ExecContext context) override {
-    Command cmd;
+    // Made ready here, on this thread: the home loop only hands it over.
+    std::shared_ptr<PreparedCommand> prepared;
     try {
-      cmd = commandFromWire(context.getParams().getCommand());
+      Command cmd = commandFromWire(context.getParams().getCommand());
       validateCommand(cmd);
+      prepared = std::make_shared<PreparedCommand>(std::move(cmd), *env_);
     } catch (const Error& e) {
       return callerError(e.what());
     }
@@ -154,8 +157,8 @@ class SandboxImpl final : public wire::Sandbox::Server {
             });
           });
         })
-        .then([this, context, cmd = std::move(cmd)](
-                  std::array<kj::Maybe<int>, 3> fds) mutable -> kj::Promise<void> {
+        .then([this, context,
+               prepared](std::array<kj::Maybe<int>, 3> fds) mutable -> kj::Promise<void> {
           std::array<int, 3> raw;
           const char* names[3] = {"stdin", "stdout", "stderr"};
           for (int k = 0; k < 3; ++k) {
@@ -166,12 +169,14 @@ class SandboxImpl final : public wire::Sandbox::Server {
             }
           }
           // The fds belong to the call's message, which lives until this
-          // call's answer: the home loop hands them to the init before that.
+          // call's answer, and the command's memfd to PREPARED, which this
+          // thread holds as long: the home loop hands them to the init
+          // before that, and closes none of them.
           return home_
-              .call([live = live_, cmd = std::move(cmd), raw]() mutable {
-                return execInSandbox(*live, std::move(cmd), {raw[0], raw[1], raw[2]});
+              .call([live = live_, cmd = prepared->toSend(), raw]() mutable {
+                return execInSandbox(*live, cmd, {raw[0], raw[1], raw[2]});
               })
-              .then([this, context](uint32_t id) mutable {
+              .then([this, context, prepared](uint32_t id) mutable {
                 context.getResults().setProcess(
                     kj::heap<ProcessImpl>(home_, live_, session_, id, guard_));
               });
@@ -202,6 +207,7 @@ class SandboxImpl final : public wire::Sandbox::Server {
  private:
   const HomeLoop& home_;
   SandboxRef live_;
+  std::shared_ptr<const CommandEnvironment> env_;
   bool session_;
   std::shared_ptr<ConnectionGuard> guard_;
   std::shared_ptr<void> held_;            // the connection is not idle while this exists
@@ -274,9 +280,9 @@ class HelperImpl final : public wire::Helper::Server {
                  sandboxes = sandboxes_, origin = spanOrigin()]() {
             return createSandbox(ctx, home, *peer, spec, *sandboxes, origin);
           })
-          .then([this, context, slot](SandboxRef live) mutable {
+          .then([this, context, slot](OpenedSandbox opened) mutable {
             context.getResults().setSandbox(
-                kj::heap<SandboxImpl>(home_, std::move(live), false, guard_, slot));
+                kj::heap<SandboxImpl>(home_, std::move(opened), false, guard_, slot));
           });
     });
   }
@@ -306,11 +312,11 @@ class HelperImpl final : public wire::Helper::Server {
     return home_
         .call([&ctx = ctx_, &home = home_, peer = peer_,
                name = std::string(text.cStr(), text.size())]() {
-          return SandboxRef(home, ctx.sessions->open(*peer, name));
+          return gpubox::openSession(ctx, home, *peer, name);
         })
-        .then([this, context](SandboxRef live) mutable {
+        .then([this, context](OpenedSandbox opened) mutable {
           context.getResults().setSandbox(
-              kj::heap<SandboxImpl>(home_, std::move(live), true, guard_));
+              kj::heap<SandboxImpl>(home_, std::move(opened), true, guard_));
         });
   }
 

@@ -2,13 +2,10 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <capnp/message.h>
-#include <capnp/serialize.h>
 #include <kj/debug.h>
 
 #include "error.hpp"
@@ -16,7 +13,6 @@
 #include "log.hpp"
 #include "sandbox/fd_passing.hpp"
 #include "sandbox/syscalls.hpp"
-#include "spec_wire.hpp"
 
 namespace gpubox {
 
@@ -364,24 +360,15 @@ kj::Promise<void> SandboxRuntime::whenReady() {
   return kj::mv(paf.promise);
 }
 
-uint32_t SandboxRuntime::exec(const Command& cmd, const int stdio[3], const ExecOptions& options) {
+uint32_t SandboxRuntime::exec(int commandMemfd, const int stdio[3], const ExecOptions& options) {
   if (dead_) throw Error(*dead_);
   if (endedBy_)
     throw Error("the sandbox is ending (" + std::string(endReasonName(*endedBy_)) + ")");
-  capnp::MallocMessageBuilder message;
-  commandToWire(cmd, message.initRoot<wire::Command>());
-  auto words = capnp::messageToFlatArray(message);
-  auto bytes = words.asBytes();
-  if (bytes.size() > initmsg::kMaxExecPayload) throw Error("command and environment are too large");
-  UniqueFd memfd(::memfd_create("gpubox-exec", MFD_CLOEXEC));
-  if (!memfd) throwErrno("memfd_create");
-  if (::write(memfd.get(), bytes.begin(), bytes.size()) != static_cast<ssize_t>(bytes.size()))
-    throwErrno("write exec request");
   uint32_t id = nextId_++;
   initmsg::ToInitRecord rec = {};
   rec.type = initmsg::ToInit::Exec;
   rec.id = id;
-  if (!sendRecord(control_.get(), &rec, sizeof(rec), {memfd.get(), stdio[0], stdio[1], stdio[2]}))
+  if (!sendRecord(control_.get(), &rec, sizeof(rec), {commandMemfd, stdio[0], stdio[1], stdio[2]}))
     throwErrno("send exec request to the sandbox");
   if (spans_) spans_->mark("exec");
   ExecState& state = execs_[id];

@@ -80,7 +80,8 @@ class SandboxRuntime {
   pid_t initPid() const { return pid_; }
 
   // Starts a command with the given stdio; returns its exec id.
-  uint32_t exec(const Command& cmd, const int stdio[3], const ExecOptions& options);
+  // COMMAND_MEMFD: the command as the init reads it (PreparedCommand).
+  uint32_t exec(int commandMemfd, const int stdio[3], const ExecOptions& options);
   kj::Promise<ExecOutcome> wait(uint32_t id);
   void signal(uint32_t id, int signo, initmsg::SignalScope scope = initmsg::SignalScope::Process);
   // Commands started and not yet ended.
