@@ -19,6 +19,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -415,6 +416,16 @@ RunResult Process::finish() {
 RunResult runProcess(const std::vector<std::string>& argv, const RunOptions& opts) {
   Process p(argv, opts);
   return p.finish();
+}
+
+int hostSignalForAbi(const std::string& probe, const std::string& abi) {
+  const RunResult r = runProcess({probe, abi});
+  if (r.termSignal != 0)
+    std::cout << "NOTE: outside any sandbox this kernel ends a " << abi
+              << " system call with signal " << r.termSignal
+              << " before any seccomp filter sees it; the sandbox's process must end the same way"
+              << std::endl;
+  return r.termSignal;
 }
 
 RunResult runCli(const std::vector<std::string>& args, const RunOptions& opts) {

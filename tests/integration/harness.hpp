@@ -134,6 +134,14 @@ class Process {
 };
 
 RunResult runProcess(const std::vector<std::string>& argv, const RunOptions& opts = {});
+
+// The signal that ends `PROBE ABI` (a probe making one system call through
+// another ABI: "i386", "x32") run here, outside any sandbox and filter; 0
+// when this host's kernel runs the call. Some hosts end an i386 call (int
+// 0x80) before any seccomp filter can see it (a PVM guest sends SIGSEGV);
+// there a sandboxed process dies of that signal too, and the filter's
+// SIGSYS cannot be observed. The test then says so and expects that signal.
+int hostSignalForAbi(const std::string& probe, const std::string& abi);
 // Runs the gpubox CLI with `args` (everything after the binary name).
 RunResult runCli(const std::vector<std::string>& args, const RunOptions& opts = {});
 
