@@ -56,6 +56,16 @@ HelperFacts helperFacts(DaemonContext& ctx, const PeerIdentity& peer) {
   return f;
 }
 
+namespace {
+
+// A ready sandbox handed to the thread that serves its capability.
+OpenedSandbox opened(const HomeLoop& home, std::shared_ptr<LiveSandbox> live) {
+  auto env = commandEnvironment(*live);
+  return OpenedSandbox{SandboxRef(home, std::move(live)), std::move(env)};
+}
+
+}  // namespace
+
 kj::Promise<OpenedSandbox> createSandbox(DaemonContext& ctx, const HomeLoop& home,
                                          const PeerIdentity& peer, const SandboxSpec& spec,
                                          ConnectionSandboxes& connection,
@@ -66,8 +76,7 @@ kj::Promise<OpenedSandbox> createSandbox(DaemonContext& ctx, const HomeLoop& hom
   return runtime->whenReady().then([&home, live]() mutable {
     // Until a command's end is reported, an end means it was cut short.
     live->log->record.result = "client disconnected before its command ended";
-    auto env = commandEnvironment(*live);
-    return OpenedSandbox{SandboxRef(home, std::move(live)), std::move(env)};
+    return opened(home, std::move(live));
   });
 }
 
@@ -82,8 +91,7 @@ kj::Promise<CreatedSession> createSession(DaemonContext& ctx, const HomeLoop& ho
     CreatedSession out;
     out.name = live->name;
     out.ttlMs = ttl;
-    out.sandbox.env = commandEnvironment(*live);
-    out.sandbox.ref = SandboxRef(home, std::move(live));
+    out.sandbox = opened(home, std::move(live));
     return out;
   });
 }
@@ -151,10 +159,8 @@ kj::Promise<OpenedSandbox> openSession(DaemonContext& ctx, const HomeLoop& home,
                                        const PeerIdentity& peer, const std::string& name) {
   std::shared_ptr<LiveSandbox> live = ctx.sessions->open(peer, name);
   auto runtime = live->runtime;
-  return runtime->whenReady().then([&home, live]() mutable {
-    auto env = commandEnvironment(*live);
-    return OpenedSandbox{SandboxRef(home, std::move(live)), std::move(env)};
-  });
+  return runtime->whenReady().then(
+      [&home, live]() mutable { return opened(home, std::move(live)); });
 }
 
 uint32_t execInSandbox(LiveSandbox& live, const CommandToSend& cmd, const int (&stdio)[3]) {
