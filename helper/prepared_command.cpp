@@ -1,8 +1,5 @@
 #include "prepared_command.hpp"
 
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <algorithm>
 
 #include <capnp/message.h>
@@ -10,6 +7,7 @@
 
 #include "env.hpp"
 #include "error.hpp"
+#include "memfd_bytes.hpp"
 #include "sandbox/init_messages.hpp"
 #include "sandbox_factory.hpp"
 #include "sandbox_runtime.hpp"
@@ -43,10 +41,9 @@ PreparedCommand::PreparedCommand(Command cmd, const CommandEnvironment& env)
   auto words = capnp::messageToFlatArray(message);
   auto bytes = words.asBytes();
   if (bytes.size() > initmsg::kMaxExecPayload) throw Error("command and environment are too large");
-  memfd_ = UniqueFd(::memfd_create("gpubox-exec", MFD_CLOEXEC));
-  if (!memfd_) throwErrno("memfd_create");
-  if (::write(memfd_.get(), bytes.begin(), bytes.size()) != static_cast<ssize_t>(bytes.size()))
-    throwErrno("write exec request");
+  memfd_ = memfdHolding(
+      "gpubox-exec", std::string_view(reinterpret_cast<const char*>(bytes.begin()), bytes.size()),
+      "the exec request");
 }
 
 CommandToSend PreparedCommand::toSend() const {

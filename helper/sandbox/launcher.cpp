@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <sched.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -16,6 +15,7 @@
 #include "id_maps.hpp"
 #include "init_config_codec.hpp"
 #include "init_messages.hpp"
+#include "memfd_bytes.hpp"
 #include "syscalls.hpp"
 
 namespace gpubox {
@@ -97,14 +97,7 @@ void startInit(LaunchedInit& init, const InitConfig& config) {
       throw Error("internal error: other ids than the caller's without a user namespace");
     }
     const std::string bytes = encodeInitConfig(config);
-    UniqueFd memfd(::memfd_create("gpubox-init-config", MFD_CLOEXEC));
-    if (!memfd) throwErrno("memfd_create");
-    for (size_t done = 0; done < bytes.size();) {
-      ssize_t n = ::write(memfd.get(), bytes.data() + done, bytes.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) throwErrno("write the sandbox configuration");
-      done += static_cast<size_t>(n);
-    }
+    UniqueFd memfd = memfdHolding("gpubox-init-config", bytes, "the sandbox configuration");
     initmsg::ToInitRecord go = {};
     go.type = initmsg::ToInit::Go;
     if (!sendRecord(init.control.get(), &go, sizeof(go), {memfd.get()}))
