@@ -46,10 +46,9 @@ SandboxRuntime::SandboxRuntime(kj::UnixEventPort& port, kj::Timer& timer, Reaper
       cgroup_(std::move(cgroup)),
       onEnd_(std::move(onEnd)),
       observer_(port, control_.get(), kj::UnixEventPort::FdObserver::OBSERVE_READ) {
-  // Never block the event loop on a sandbox: an init that stopped reading
-  // (wedged in a reap) makes a send fail with EAGAIN instead of hanging the
-  // helper. (The init's own end stays blocking.)
-  ::fcntl(control_.get(), F_SETFL, ::fcntl(control_.get(), F_GETFL) | O_NONBLOCK);
+  // The control socket came non-blocking from its spawner (spawnInit), so
+  // a send to an init that stopped reading fails with EAGAIN instead of
+  // hanging the loop.
   // From the loop's next turn, not here: a warm init may have reported
   // already, and its records must meet what the creator sets up right after
   // constructing this (traceSpans, placeWhen, setOnActivity).

@@ -55,6 +55,12 @@ LaunchedInit spawnInit(bool newUser, bool newNetwork, int cgroupFd) {
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
     throwErrno("control socketpair");
   UniqueFd parentEnd(sv[0]), childEnd(sv[1]);
+  // The helper's end never blocks its event loop: an init that stopped
+  // reading (wedged in a reap) makes a send fail with EAGAIN instead of
+  // hanging the helper. Set here, in the spawner, so the loop makes no
+  // fcntl(2) per sandbox; the init's own end stays blocking.
+  if (::fcntl(parentEnd.get(), F_SETFL, O_NONBLOCK) != 0)
+    throwErrno("make the control socket non-blocking");
   // Without a new user namespace (--user-namespace never) the other
   // namespaces belong to the helper's, so making them takes the helper's
   // CAP_SYS_ADMIN, and the init starts as the helper's root (sandbox_init.cpp).

@@ -18,9 +18,11 @@ inline constexpr std::array<const char*, 6> kInitNamespaces = {"user", "mnt", "p
                                                                "ipc",  "uts", "net"};
 
 struct LaunchedInit {
-  pid_t pid = 0;     // as the helper sees it
-  UniqueFd pidfd;    // watched by the event loop; the only handle used to signal
-  UniqueFd control;  // helper's end of the control socket (SOCK_SEQPACKET)
+  pid_t pid = 0;   // as the helper sees it
+  UniqueFd pidfd;  // watched by the event loop; the only handle used to signal
+  // The helper's end of the control socket (SOCK_SEQPACKET), O_NONBLOCK
+  // from spawnInit() on; the init's end blocks.
+  UniqueFd control;
   bool newUserNamespace = true;
   bool newNetwork = true;
   // The inode of each of kInitNamespaces, read by whoever cloned the init,
