@@ -141,7 +141,8 @@ std::unique_ptr<SandboxCgroup> SandboxCgroup::adoptEmpty(const Layout& layout,
       if (!failure) failure = makeCgroupError(plan[i].parent, plan[i].path, r);
       continue;
     }
-    Dir dir{plan[i].path, plan[i].display, plan[i].controllers, std::move(fds[i])};
+    Dir dir{plan[i].path, plan[i].display, plan[i].controllers,
+            std::make_shared<const UniqueFd>(std::move(fds[i]))};
     if (plan[i].v2)
       cg->v2_.emplace(std::move(dir));
     else
@@ -178,6 +179,11 @@ void SandboxCgroup::applyLimits(const ResourceLimits& limits) {
   finishLimits(*work);
 }
 
+SharedFd SandboxCgroup::shared(const Dir& dir, const char* what) {
+  if (!dir.fd) throw Error(std::string(what) + ": " + dir.path + " is removed already");
+  return dir.fd;
+}
+
 std::unique_ptr<SandboxCgroup::LimitWork> SandboxCgroup::planLimits(const ResourceLimits& limits) {
   if (limitsApplied_) throw Error("internal error: cgroup limits applied twice");
   limitsApplied_ = true;
@@ -185,12 +191,10 @@ std::unique_ptr<SandboxCgroup::LimitWork> SandboxCgroup::planLimits(const Resour
   auto work = std::make_unique<LimitWork>();
   const auto add = [&](const Dir& dir, std::vector<PlannedLimit> planned) {
     if (planned.empty()) return;
-    UniqueFd copy(::fcntl(dir.fd.get(), F_DUPFD_CLOEXEC, 0));
-    if (!copy) throwErrno("cgroup limits: duplicating the descriptor of " + dir.path);
-    work->dirs.push_back({dir.path, std::move(copy), std::move(planned)});
+    work->dirs.push_back({dir.path, shared(dir, "cgroup limits"), std::move(planned)});
   };
-  if (v2_) add(*v2_, planV2Limits(v2_->fd.get(), layout_.v2Controllers, limits));
-  for (const Dir& dir : v1_) add(dir, planV1Limits(dir.fd.get(), dir.controllers, limits));
+  if (v2_) add(*v2_, planV2Limits(v2_->raw(), layout_.v2Controllers, limits));
+  for (const Dir& dir : v1_) add(dir, planV1Limits(dir.raw(), dir.controllers, limits));
   return work;
 }
 
@@ -200,7 +204,7 @@ bool SandboxCgroup::LimitWork::empty() const {
 
 void SandboxCgroup::LimitWork::carryOut() noexcept {
   for (Dir& dir : dirs)
-    if (!carryOutLimits(dir.dir.get(), dir.limits)) return;
+    if (!carryOutLimits(dir.dir->get(), dir.limits)) return;
 }
 
 void SandboxCgroup::finishLimits(const LimitWork& work) {
@@ -208,16 +212,6 @@ void SandboxCgroup::finishLimits(const LimitWork& work) {
     for (std::string& line : limitsInForce(dir.path, dir.limits))
       applied_.push_back(std::move(line));
 }
-
-namespace {
-
-UniqueFd duplicate(int fd, const std::string& path) {
-  UniqueFd copy(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
-  if (!copy) throwErrno("device rules: duplicating the descriptor of " + path);
-  return copy;
-}
-
-}  // namespace
 
 std::unique_ptr<SandboxCgroup::DeviceWork> SandboxCgroup::planDevices(const DeviceRules& request) {
   if (devicesPlanned_) throw Error("internal error: device rules set up twice");
@@ -232,7 +226,7 @@ std::unique_ptr<SandboxCgroup::DeviceWork> SandboxCgroup::planDevices(const Devi
       if (std::find(dir.controllers.begin(), dir.controllers.end(), "devices") ==
           dir.controllers.end())
         continue;
-      DeviceWork::V1 v1{.path = dir.path, .dir = duplicate(dir.fd.get(), dir.path)};
+      DeviceWork::V1 v1{.path = dir.path, .dir = shared(dir, "device rules")};
       try {
         v1.writes = v1DeviceWrites(rules);
       } catch (const Error& e) {
@@ -242,7 +236,7 @@ std::unique_ptr<SandboxCgroup::DeviceWork> SandboxCgroup::planDevices(const Devi
     }
   }
   if (v2_ && request.backend != DeviceBackend::V1Only) {
-    work->v2Dir = duplicate(v2_->fd.get(), v2_->path);
+    work->v2Dir = shared(*v2_, "device rules");
     try {
       work->program =
           loadDeviceProgramShared(buildDeviceProgram(rules.allow, rules.deny, rules.defaultAllow));
@@ -257,11 +251,11 @@ void SandboxCgroup::DeviceWork::carryOut() noexcept {
   for (V1& dir : v1) {
     if (!dir.refused.empty()) continue;
     for (ControlWrites& w : dir.writes) {
-      w.carryOut(dir.dir.get());
+      w.carryOut(dir.dir->get());
       if (w.err != 0) break;
     }
   }
-  if (program) attachError = attachDeviceProgram(v2Dir.get(), program->get());
+  if (program) attachError = attachDeviceProgram(v2Dir->get(), program->get());
 }
 
 void SandboxCgroup::finishDevices(const DeviceWork& work) {
@@ -335,7 +329,7 @@ std::vector<SandboxCgroup::Dir*> SandboxCgroup::dirs() {
 
 void SandboxCgroup::attachV1(pid_t pid) {
   for (Dir& dir : v1_)
-    if (!dir.removed) writeControl(dir.fd.get(), dir.path, "cgroup.procs", std::to_string(pid));
+    if (!dir.removed) writeControl(dir.raw(), dir.path, "cgroup.procs", std::to_string(pid));
 }
 
 std::vector<std::string> SandboxCgroup::v1ProcsFiles() const {
@@ -348,7 +342,7 @@ std::vector<std::string> SandboxCgroup::v1ProcsFiles() const {
 void SandboxCgroup::attach(pid_t pid) {
   attachV1(pid);
   if (v2_ && !v2_->removed)
-    writeControl(v2_->fd.get(), v2_->path, "cgroup.procs", std::to_string(pid));
+    writeControl(v2_->raw(), v2_->path, "cgroup.procs", std::to_string(pid));
 }
 
 namespace {
@@ -365,10 +359,10 @@ Stats SandboxCgroup::stats() const {
   // wins, as it covers the whole sandbox whichever way it joined.
   for (const Dir& dir : v1_) {
     if (dir.removed) continue;
-    if (hasController(dir.controllers, "memory")) readV1MemoryStats(dir.fd.get(), stats);
-    if (hasController(dir.controllers, "cpuacct")) readV1CpuacctStats(dir.fd.get(), stats);
+    if (hasController(dir.controllers, "memory")) readV1MemoryStats(dir.raw(), stats);
+    if (hasController(dir.controllers, "cpuacct")) readV1CpuacctStats(dir.raw(), stats);
   }
-  if (v2_ && !v2_->removed) readV2Stats(v2_->fd.get(), stats);
+  if (v2_ && !v2_->removed) readV2Stats(v2_->raw(), stats);
   stats.processes = processes();
   return stats;
 }
@@ -376,34 +370,32 @@ Stats SandboxCgroup::stats() const {
 uint64_t SandboxCgroup::oomKills() const {
   uint64_t kills = 0;
   for (const Dir& dir : v1_)
-    if (!dir.removed && hasController(dir.controllers, "memory"))
-      readV1OomKills(dir.fd.get(), kills);
+    if (!dir.removed && hasController(dir.controllers, "memory")) readV1OomKills(dir.raw(), kills);
   // Where memory is not a v2 controller here (a hybrid host), the v2
   // directory has no memory.events: not looked for at every command.
   if (v2_ && !v2_->removed && hasController(layout_.v2Controllers, "memory"))
-    readV2OomKills(v2_->fd.get(), kills);
+    readV2OomKills(v2_->raw(), kills);
   return kills;
 }
 
 uint64_t SandboxCgroup::processes() const {
   uint64_t count = 0;
   if (v2_ && !v2_->removed && hasController(layout_.v2Controllers, "pids") &&
-      readPidsCurrent(v2_->fd.get(), count))
+      readPidsCurrent(v2_->raw(), count))
     return count;
   for (const Dir& dir : v1_)
-    if (!dir.removed && hasController(dir.controllers, "pids") &&
-        readPidsCurrent(dir.fd.get(), count))
+    if (!dir.removed && hasController(dir.controllers, "pids") && readPidsCurrent(dir.raw(), count))
       return count;
   // No pids controller: count the members instead.
   for (const Dir* dir : dirs())
-    if (!dir->removed) return cgroupPids(dir->fd.get()).size();
+    if (!dir->removed) return cgroupPids(dir->raw()).size();
   return 0;
 }
 
 size_t SandboxCgroup::killAll() {
   std::vector<int> fds;
   for (const Dir* dir : dirs())
-    if (!dir->removed) fds.push_back(dir->fd.get());
+    if (!dir->removed) fds.push_back(dir->raw());
   return killCgroupProcesses(fds);
 }
 

@@ -35,6 +35,13 @@
 
 namespace gpubox::cgroup {
 
+// A cgroup directory's descriptor, shared by the sandbox's cgroup and the
+// works planned for it, so a work handed to a worker thread needs no
+// dup(2) of its own and the descriptor outlives whichever ends first. The
+// last owner closes it; the workers never do (their works come back to
+// the loop, and are dropped there).
+using SharedFd = std::shared_ptr<const UniqueFd>;
+
 class SandboxCgroup {
  public:
   // Creates NAME (one path component of [A-Za-z0-9._-]; the helper uses
@@ -102,7 +109,7 @@ class SandboxCgroup {
   struct LimitWork {
     struct Dir {
       std::string path;
-      UniqueFd dir;  // its own: the sandbox may end while the work waits
+      SharedFd dir;  // shared: the sandbox may end while the work waits
       std::vector<PlannedLimit> limits;
     };
     std::vector<Dir> dirs;  // v2 first, as applyLimits() writes them
@@ -145,13 +152,13 @@ class SandboxCgroup {
   struct DeviceWork {
     struct V1 {
       std::string path;
-      UniqueFd dir;  // its own: the sandbox may end while the work waits
+      SharedFd dir;  // shared: the sandbox may end while the work waits
       std::vector<ControlWrites> writes;
       std::string refused;  // rules v1 cannot express: nothing to write
     };
     DevicePolicy policy = DevicePolicy::AllowListed;
     std::vector<V1> v1;  // the devices hierarchy's directory, if used
-    UniqueFd v2Dir;
+    SharedFd v2Dir;
     std::shared_ptr<const UniqueFd> program;  // none: programError says why
     std::string programError;
     int attachError = 0;
@@ -167,7 +174,7 @@ class SandboxCgroup {
 
   // O_DIRECTORY fd of the v2 directory, for clone3(CLONE_INTO_CGROUP); -1
   // without cgroup2. The v1 directories still need attachV1().
-  int v2Fd() const { return v2_ ? v2_->fd.get() : -1; }
+  int v2Fd() const { return v2_ ? v2_->raw() : -1; }
   // Writes PID to cgroup.procs of every v1 directory. Throws gpubox::Error.
   void attachV1(pid_t pid);
   // The v1 directories and the v2 one. Throws gpubox::Error.
@@ -219,11 +226,16 @@ class SandboxCgroup {
     std::string path;                      // absolute
     std::string display;                   // "memory:/process_api/x/gpubox/sb-1-2"
     std::vector<std::string> controllers;  // v1: the hierarchy's controllers in use
-    UniqueFd fd;
+    SharedFd fd;  // shared with the works planned for it (LimitWork, DeviceWork)
+    // The descriptor, -1 once the directory is removed (its fd dropped).
+    int raw() const { return fd ? fd->get() : -1; }
     bool removed = false;
     int removeError = 0;  // errno of the last failed rmdir
   };
 
+  // DIR's descriptor for a work planned for it; throws gpubox::Error (WHAT:
+  // ...) once the directory is removed.
+  static SharedFd shared(const Dir& dir, const char* what);
   // Every directory, the v2 one first.
   std::vector<const Dir*> dirs() const;
   std::vector<Dir*> dirs();

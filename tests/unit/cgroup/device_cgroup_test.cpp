@@ -316,6 +316,38 @@ TEST_P(DeviceCgroupTest, DeviceWorkThatFailedIsRefusedInWords) {
   EXPECT_FALSE(cg->usesBpf());
 }
 
+// A work handed to a worker shares its directories' descriptors with the
+// sandbox's cgroup: the sandbox may end (its cgroup destroyed) while the
+// work waits, and the work's descriptor must still be the directory it was
+// planned for, never a closed number another open could reuse. Once the
+// work is dropped too, nothing of it stays open.
+TEST_P(DeviceCgroupTest, DeviceWorkKeepsItsDirectoriesOpenPastItsCgroup) {
+  const DeviceRules rules{DevicePolicy::AllowListed, {{'c', 195, 0, "rw"}}, {}, GetParam()};
+  std::unique_ptr<SandboxCgroup::DeviceWork> work;
+  auto cg = SandboxCgroup::create(layout(), uniqueName(), {}, &rules, &work);
+  ASSERT_NE(work, nullptr);
+  std::vector<std::pair<int, ino_t>> held;
+  const auto note = [&](const SharedFd& fd) {
+    ASSERT_TRUE(fd && *fd);
+    struct stat st;
+    ASSERT_EQ(::fstat(fd->get(), &st), 0);
+    held.emplace_back(fd->get(), st.st_ino);
+  };
+  for (const auto& v1 : work->v1) note(v1.dir);
+  if (work->v2Dir) note(work->v2Dir);
+  ASSERT_FALSE(held.empty());
+  cg.reset();  // the sandbox ended: its directories are removed
+  for (const auto& [fd, inode] : held) {
+    struct stat st;
+    ASSERT_EQ(::fstat(fd, &st), 0) << "the work's descriptor was closed with its cgroup";
+    EXPECT_EQ(st.st_ino, inode);
+  }
+  work->carryOut();  // against removed directories: fails, harmlessly
+  work.reset();
+  for (const auto& [fd, inode] : held)
+    EXPECT_EQ(::fcntl(fd, F_GETFD), -1) << "descriptor " << fd << " outlived its last owner";
+}
+
 TEST_P(DeviceCgroupTest, NameReuseIsRefused) {
   const std::string name = uniqueName();
   auto first = createDevices(name, DevicePolicy::AllowListed, {}, {}, GetParam());

@@ -317,6 +317,37 @@ TEST_F(SandboxCgroupReal, MakesEveryResourceDirectoryEvenWithoutLimits) {
   for (const std::string& d : want) EXPECT_FALSE(exists(d)) << d;
 }
 
+// A warm init's limits are planned on the loop and written by a worker
+// (planLimits): the work shares its directories' descriptors, so a sandbox
+// that ends while its work waits leaves the work's descriptors open on the
+// same directories, and the last owner closes them.
+TEST_F(SandboxCgroupReal, LimitWorkKeepsItsDirectoriesOpenPastItsCgroup) {
+  auto cg = SandboxCgroup::createEmpty(layout_, uniqueName(), false);
+  ResourceLimits limits;
+  limits.memoryBytes = 256ull << 20;
+  limits.pids = 64;
+  std::unique_ptr<SandboxCgroup::LimitWork> work = cg->planLimits(limits);
+  ASSERT_FALSE(work->empty());
+  std::vector<std::pair<int, ino_t>> held;
+  for (const auto& dir : work->dirs) {
+    ASSERT_TRUE(dir.dir && *dir.dir) << dir.path;
+    struct stat st;
+    ASSERT_EQ(::fstat(dir.dir->get(), &st), 0) << dir.path;
+    held.emplace_back(dir.dir->get(), st.st_ino);
+  }
+  ASSERT_TRUE(removeWithRetries(*cg));
+  cg.reset();
+  for (const auto& [fd, inode] : held) {
+    struct stat st;
+    ASSERT_EQ(::fstat(fd, &st), 0) << "the work's descriptor was closed with its cgroup";
+    EXPECT_EQ(st.st_ino, inode);
+  }
+  work->carryOut();  // against removed directories: fails, harmlessly
+  work.reset();
+  for (const auto& [fd, inode] : held)
+    EXPECT_EQ(::fcntl(fd, F_GETFD), -1) << "descriptor " << fd << " outlived its last owner";
+}
+
 TEST_F(SandboxCgroupReal, KillAllWorksWithoutCgroupKill) {
   // Only in the v1 directories, which have no cgroup.kill: killAll() must
   // find it through cgroup.procs and signal it through a pidfd.
