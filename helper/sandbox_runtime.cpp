@@ -6,6 +6,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
+
 #include <kj/debug.h>
 
 #include "error.hpp"
@@ -102,26 +104,39 @@ size_t SandboxRuntime::running() const {
 }
 
 kj::Promise<void> SandboxRuntime::readLoop() {
+  // One recvmmsg(2) takes what the init has sent since the last look (it
+  // sends the end of its setup as several records at once); a batch that
+  // is not full leaves nothing waiting, so the loop waits for the next
+  // edge without a read that would only fail with EAGAIN.
+  constexpr size_t kBatch = 8;
   for (;;) {
-    initmsg::FromInitRecord rec = {};
-    ssize_t n = recvRecord(control_.get(), &rec, sizeof(rec), nullptr, 0, MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    std::array<initmsg::FromInitRecord, kBatch> recs;
+    std::array<ssize_t, kBatch> sizes;
+    const ssize_t n =
+        recvRecords(control_.get(), recs.data(), sizeof(recs[0]), kBatch, sizes.data());
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
       return observer_.whenBecomesReadable().then([this]() { return readLoop(); });
-    }
     // An init that exits with a record of ours unread (a Placed that
     // crossed its SetupFailed) makes the kernel report ECONNRESET once,
     // ahead of what it sent before it went: read on, so its own words
     // (why setup failed) are what the caller gets.
     if (n < 0 && errno == ECONNRESET) continue;
-    if (n <= 0) {
+    const auto gone = [this]() {
       initGone(ready_ ? "the sandbox's init exited unexpectedly"
                       : "the sandbox's init exited during setup");
       return kj::READY_NOW;
+    };
+    if (n < 0) return gone();
+    for (ssize_t i = 0; i < n; ++i) {
+      // The socket's end (a record of 0 bytes), or a record cut short.
+      if (sizes[i] <= 0) return gone();
+      if (sizes[i] == static_cast<ssize_t>(sizeof(recs[i]))) {
+        recs[i].text[sizeof(recs[i].text) - 1] = '\0';
+        handle(recs[i]);
+      }
     }
-    if (n == static_cast<ssize_t>(sizeof(rec))) {
-      rec.text[sizeof(rec.text) - 1] = '\0';
-      handle(rec);
-    }
+    if (static_cast<size_t>(n) < kBatch)
+      return observer_.whenBecomesReadable().then([this]() { return readLoop(); });
   }
 }
 

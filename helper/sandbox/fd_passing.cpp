@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -90,6 +91,27 @@ ssize_t recvRecord(int sock, void* data, size_t len, std::vector<UniqueFd>* fds,
   }
   if (received.size() > maxFds) received.resize(maxFds);
   if (fds) *fds = std::move(received);
+  return n;
+}
+
+ssize_t recvRecords(int sock, void* data, size_t len, size_t max, ssize_t* sizes) {
+  constexpr size_t kMaxBatch = 16;
+  max = std::min(max, kMaxBatch);
+  struct iovec iovs[kMaxBatch];
+  struct mmsghdr msgs[kMaxBatch] = {};
+  for (size_t i = 0; i < max; ++i) {
+    iovs[i] = {static_cast<char*>(data) + i * len, len};
+    msgs[i].msg_hdr.msg_iov = &iovs[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+  }
+  int n;
+  do {
+    n = ::recvmmsg(sock, msgs, static_cast<unsigned>(max), MSG_DONTWAIT | MSG_CMSG_CLOEXEC,
+                   nullptr);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return n;
+  for (int i = 0; i < n; ++i)
+    sizes[i] = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? -1 : static_cast<ssize_t>(msgs[i].msg_len);
   return n;
 }
 

@@ -26,4 +26,14 @@ bool sendRecords(int sock, const void* data, size_t len, size_t count);
 ssize_t recvRecord(int sock, void* data, size_t len, std::vector<UniqueFd>* fds, size_t maxFds,
                    int flags = 0);
 
+// Up to MAX waiting records of at most LEN bytes each, record i into DATA +
+// i * LEN, through one recvmmsg(2) that never waits: what the helper's loop
+// reads from an init, which may have sent several records since the last
+// look. Returns how many were received, their byte counts in SIZES (0: the
+// peer's end; -1: a record cut short, which no init sends), or -1/errno
+// (EAGAIN: none was waiting). Fewer than MAX means none was left waiting,
+// so an edge-triggered caller may wait for the next edge without a read
+// that fails with EAGAIN. Records carry no fds here: any sent are closed.
+ssize_t recvRecords(int sock, void* data, size_t len, size_t max, ssize_t* sizes);
+
 }  // namespace gpubox
