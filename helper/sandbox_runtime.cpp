@@ -109,6 +109,7 @@ kj::Promise<void> SandboxRuntime::readLoop() {
   // is not full leaves nothing waiting, so the loop waits for the next
   // edge without a read that would only fail with EAGAIN.
   constexpr size_t kBatch = 8;
+  static_assert(kBatch <= kMaxRecordBatch);
   for (;;) {
     std::array<initmsg::FromInitRecord, kBatch> recs;
     std::array<ssize_t, kBatch> sizes;

@@ -2,7 +2,6 @@
 
 #include <sys/socket.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -95,10 +94,12 @@ ssize_t recvRecord(int sock, void* data, size_t len, std::vector<UniqueFd>* fds,
 }
 
 ssize_t recvRecords(int sock, void* data, size_t len, size_t max, ssize_t* sizes) {
-  constexpr size_t kMaxBatch = 16;
-  max = std::min(max, kMaxBatch);
-  struct iovec iovs[kMaxBatch];
-  struct mmsghdr msgs[kMaxBatch] = {};
+  if (max == 0 || max > kMaxRecordBatch) {
+    errno = EINVAL;
+    return -1;
+  }
+  struct iovec iovs[kMaxRecordBatch];
+  struct mmsghdr msgs[kMaxRecordBatch] = {};
   for (size_t i = 0; i < max; ++i) {
     iovs[i] = {static_cast<char*>(data) + i * len, len};
     msgs[i].msg_hdr.msg_iov = &iovs[i];

@@ -26,7 +26,11 @@ bool sendRecords(int sock, const void* data, size_t len, size_t count);
 ssize_t recvRecord(int sock, void* data, size_t len, std::vector<UniqueFd>* fds, size_t maxFds,
                    int flags = 0);
 
-// Up to MAX waiting records of at most LEN bytes each, record i into DATA +
+// The most records one recvRecords call takes.
+inline constexpr size_t kMaxRecordBatch = 16;
+
+// Up to MAX (at most kMaxRecordBatch; more is EINVAL) waiting records of at
+// most LEN bytes each, record i into DATA +
 // i * LEN, through one recvmmsg(2) that never waits: what the helper's loop
 // reads from an init, which may have sent several records since the last
 // look. Returns how many were received, their byte counts in SIZES (0: the

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "error.hpp"
+#include "held_descriptors.hpp"
 #include "sandbox_cgroup.hpp"
 #include "unique_fd.hpp"
 
@@ -326,26 +327,15 @@ TEST_P(DeviceCgroupTest, DeviceWorkKeepsItsDirectoriesOpenPastItsCgroup) {
   std::unique_ptr<SandboxCgroup::DeviceWork> work;
   auto cg = SandboxCgroup::create(layout(), uniqueName(), {}, &rules, &work);
   ASSERT_NE(work, nullptr);
-  std::vector<std::pair<int, ino_t>> held;
-  const auto note = [&](const SharedFd& fd) {
-    ASSERT_TRUE(fd && *fd);
-    struct stat st;
-    ASSERT_EQ(::fstat(fd->get(), &st), 0);
-    held.emplace_back(fd->get(), st.st_ino);
-  };
-  for (const auto& v1 : work->v1) note(v1.dir);
-  if (work->v2Dir) note(work->v2Dir);
+  HeldDescriptors held;
+  for (const auto& v1 : work->v1) held.note(v1.dir, v1.path);
+  if (work->v2Dir) held.note(work->v2Dir, "the v2 directory");
   ASSERT_FALSE(held.empty());
   cg.reset();  // the sandbox ended: its directories are removed
-  for (const auto& [fd, inode] : held) {
-    struct stat st;
-    ASSERT_EQ(::fstat(fd, &st), 0) << "the work's descriptor was closed with its cgroup";
-    EXPECT_EQ(st.st_ino, inode);
-  }
+  held.expectOpenOnTheSameDirectories();
   work->carryOut();  // against removed directories: fails, harmlessly
   work.reset();
-  for (const auto& [fd, inode] : held)
-    EXPECT_EQ(::fcntl(fd, F_GETFD), -1) << "descriptor " << fd << " outlived its last owner";
+  held.expectClosed();
 }
 
 TEST_P(DeviceCgroupTest, NameReuseIsRefused) {

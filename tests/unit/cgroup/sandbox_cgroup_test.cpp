@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "error.hpp"
+#include "held_descriptors.hpp"
 #include "unique_fd.hpp"
 
 namespace gpubox::cgroup {
@@ -328,24 +329,14 @@ TEST_F(SandboxCgroupReal, LimitWorkKeepsItsDirectoriesOpenPastItsCgroup) {
   limits.pids = 64;
   std::unique_ptr<SandboxCgroup::LimitWork> work = cg->planLimits(limits);
   ASSERT_FALSE(work->empty());
-  std::vector<std::pair<int, ino_t>> held;
-  for (const auto& dir : work->dirs) {
-    ASSERT_TRUE(dir.dir && *dir.dir) << dir.path;
-    struct stat st;
-    ASSERT_EQ(::fstat(dir.dir->get(), &st), 0) << dir.path;
-    held.emplace_back(dir.dir->get(), st.st_ino);
-  }
+  HeldDescriptors held;
+  for (const auto& dir : work->dirs) held.note(dir.dir, dir.path);
   ASSERT_TRUE(removeWithRetries(*cg));
   cg.reset();
-  for (const auto& [fd, inode] : held) {
-    struct stat st;
-    ASSERT_EQ(::fstat(fd, &st), 0) << "the work's descriptor was closed with its cgroup";
-    EXPECT_EQ(st.st_ino, inode);
-  }
+  held.expectOpenOnTheSameDirectories();
   work->carryOut();  // against removed directories: fails, harmlessly
   work.reset();
-  for (const auto& [fd, inode] : held)
-    EXPECT_EQ(::fcntl(fd, F_GETFD), -1) << "descriptor " << fd << " outlived its last owner";
+  held.expectClosed();
 }
 
 TEST_F(SandboxCgroupReal, KillAllWorksWithoutCgroupKill) {

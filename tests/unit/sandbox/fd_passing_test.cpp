@@ -56,6 +56,17 @@ TEST_F(RecvRecords, NoneWaitingIsEagain) {
   EXPECT_EQ(errno, EAGAIN);
 }
 
+TEST_F(RecvRecords, ABatchBeyondItsBoundIsRefused) {
+  std::array<Record, kMaxRecordBatch + 1> recs;
+  std::array<ssize_t, kMaxRecordBatch + 1> sizes;
+  send(1);
+  errno = 0;
+  EXPECT_EQ(recvRecords(ours_.get(), recs.data(), sizeof(Record), recs.size(), sizes.data()), -1);
+  EXPECT_EQ(errno, EINVAL);
+  EXPECT_EQ(recvRecords(ours_.get(), recs.data(), sizeof(Record), kMaxRecordBatch, sizes.data()),
+            1);
+}
+
 TEST_F(RecvRecords, TakesEveryWaitingRecordInOrderUpToItsBatch) {
   for (uint32_t i = 1; i <= 5; ++i) send(i);
   std::array<Record, 3> recs;
