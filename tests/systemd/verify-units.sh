@@ -18,4 +18,6 @@ out=$(systemd-analyze verify --man=no "$dir/gpubox.socket" "$dir/gpubox.service"
 if echo "$out" | grep -q "gpubox"; then echo "$out"; exit 1; fi
 grep -q '^NoNewPrivileges=yes' "$service"
 grep -q '^CapabilityBoundingSet=' "$service"
+# A record per sandbox: journald's default burst would drop them on a busy host.
+grep -q '^LogRateLimitBurst=100000$' "$service"
 echo "units verified"
