@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "deferred_writer.hpp"
 #include "systemd_protocol.hpp"
 
 namespace gpubox {
@@ -33,9 +34,7 @@ void emit(const std::string& message, int priority,
   std::fprintf(stderr, "gpubox-helper: %s\n", message.c_str());
 }
 
-}  // namespace
-
-void logSandbox(const SandboxRecord& r) {
+void writeSandboxRecord(const SandboxRecord& r) {
   std::string message = "sandbox uid=" + std::to_string(r.uid) + " pid=" + std::to_string(r.pid) +
                         " argv0=" + (r.argv0.empty() ? "-" : r.argv0) + " result=\"" + r.result +
                         "\" duration_ms=" + std::to_string(r.durationMs) +
@@ -49,6 +48,33 @@ void logSandbox(const SandboxRecord& r) {
         {"GPUBOX_RESULT", r.result},
         {"GPUBOX_DURATION_MS", duration},
         {"GPUBOX_GPUS", r.gpus}});
+}
+
+// Past this many records waiting (a stalled journal, a stderr nobody
+// reads), more are dropped and counted: a bound on the memory they take.
+constexpr size_t kMaxQueuedRecords = 8192;
+
+DeferredWriter& recordWriter() {
+  static DeferredWriter writer(kMaxQueuedRecords, [](size_t dropped) {
+    emit(std::to_string(dropped) + " sandbox record" + (dropped == 1 ? "" : "s") +
+             " dropped: the journal (or stderr) did not take them as fast as sandboxes ended",
+         LOG_WARNING);
+  });
+  return writer;
+}
+
+}  // namespace
+
+void logSandbox(const SandboxRecord& record) {
+  recordWriter().submit([record]() { writeSandboxRecord(record); });
+}
+
+void startSandboxRecordWriter() {
+  recordWriter().start("gpubox-log");
+}
+
+void stopSandboxRecordWriter() {
+  recordWriter().stop();
 }
 
 void logInfo(const std::string& message) {

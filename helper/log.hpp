@@ -20,7 +20,15 @@ struct SandboxRecord {
   std::string gpus;  // granted GPU UUIDs, comma-separated
 };
 
+// Queued for the record writer's thread once it runs (written at once
+// before and after): a record per sandbox must never make the caller wait
+// for the journal. Records may therefore come after lines logged later.
 void logSandbox(const SandboxRecord& record);
+// The record writer's thread (deferred_writer.hpp, "gpubox-log"): started
+// once the helper's spawners are forked, stopped after its last sandbox
+// ends, writing what is queued first.
+void startSandboxRecordWriter();
+void stopSandboxRecordWriter();
 void logInfo(const std::string& message);
 void logError(const std::string& message);
 

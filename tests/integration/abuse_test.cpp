@@ -459,8 +459,9 @@ TEST_F(Abuse, HelperThreadsHoldExactlyTheDocumentedCapabilities) {
   for (const std::string& tid : tids) {
     const std::string status = readFile(task + "/" + tid + "/status");
     const std::string comm = readFile(task + "/" + tid + "/comm");
-    // The reaper thread reaps the helper's own children: no capability.
-    const bool rpc = comm == "gpubox-rpc\n" || comm == "gpubox-reap\n";
+    // The reaper thread reaps the helper's own children, and the record
+    // writer writes to the journal or stderr: no capability.
+    const bool rpc = comm == "gpubox-rpc\n" || comm == "gpubox-reap\n" || comm == "gpubox-log\n";
     const bool acceptor = comm == "gpubox-accept\n";
     rpcThreads += rpc;
     acceptors += acceptor;
@@ -474,6 +475,7 @@ TEST_F(Abuse, HelperThreadsHoldExactlyTheDocumentedCapabilities) {
   EXPECT_GE(rpcThreads, 1u) << "no thread named gpubox-rpc";
   EXPECT_EQ(acceptors, 1u) << "one thread named gpubox-accept (the helper has RPC threads)";
   EXPECT_EQ(threadsNamed(helper().pid(), "gpubox-reap").size(), 1u);
+  EXPECT_EQ(threadsNamed(helper().pid(), "gpubox-log").size(), 1u);
   // The spawners of inits (processes of the helper's: the warm pool's and
   // the one for requests the pool does not serve) hold the same. A
   // warm init a spawner has just cloned is the helper's child too
