@@ -89,16 +89,16 @@ kj::Promise<void> ConnectionGuard::whenIdle() {
                      : timer_.afterDelay(kj::min(timeout, 1 * kj::SECONDS));
   return next.then([this, timeout]() -> kj::Promise<void> {
     if (!idle() || timer_.now() - lastActivity_ < timeout) return whenIdle();
-    logInfo("closed an idle connection (uid " + std::to_string(uid_) +
-            "): no call and no sandbox for " + std::to_string(limits_.idleConnectionTimeoutMs) +
-            " ms");
+    logEventInfo("closed an idle connection (uid " + std::to_string(uid_) +
+                 "): no call and no sandbox for " +
+                 std::to_string(limits_.idleConnectionTimeoutMs) + " ms");
     return kj::READY_NOW;
   });
 }
 
 void ConnectionGuard::close(const std::string& why) {
   if (!closer_->isWaiting()) return;
-  logError("closed a connection (uid " + std::to_string(uid_) + "): " + why);
+  logEventError("closed a connection (uid " + std::to_string(uid_) + "): " + why);
   closer_->fulfill();
 }
 

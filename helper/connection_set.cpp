@@ -135,7 +135,7 @@ void ConnectionSet::serve(IncomingConnection in) {
 // A connection that could not be set up: its socket is closed, its client
 // sees the connection drop.
 void ConnectionSet::dropped(const std::string& why) {
-  logError("dropped a connection: " + why);
+  logEventError("dropped a connection: " + why);
   --served_;
   --ctx_.liveConnections;
 }

@@ -112,7 +112,7 @@ IncomingConnection identifyClient(DaemonContext& ctx, UniqueFd fd) {
     checkPeerPlacement(peer, fd.get(), ctx.sandboxNamespaces);
     in.peer = std::move(peer);
   } catch (const Error& e) {
-    logError(std::string("refused a connection: ") + e.what());
+    logEventError(std::string("refused a connection: ") + e.what());
     in.refusal = e.what();
   }
   in.fd = std::move(fd);

@@ -56,8 +56,8 @@ constexpr size_t kMaxQueuedRecords = 8192;
 
 DeferredWriter& recordWriter() {
   static DeferredWriter writer(kMaxQueuedRecords, [](size_t dropped) {
-    emit(std::to_string(dropped) + " sandbox record" + (dropped == 1 ? "" : "s") +
-             " dropped: the journal (or stderr) did not take them as fast as sandboxes ended",
+    emit(std::to_string(dropped) + " log record" + (dropped == 1 ? "" : "s") +
+             " dropped: the journal (or stderr) did not take them as fast as they came",
          LOG_WARNING);
   });
   return writer;
@@ -75,6 +75,13 @@ void startSandboxRecordWriter() {
 
 void stopSandboxRecordWriter() {
   recordWriter().stop();
+}
+
+void logEventInfo(const std::string& message) {
+  recordWriter().submit([message]() { emit(message, LOG_INFO); });
+}
+void logEventError(const std::string& message) {
+  recordWriter().submit([message]() { emit(message, LOG_ERR); });
 }
 
 void logInfo(const std::string& message) {

@@ -31,5 +31,12 @@ void startSandboxRecordWriter();
 void stopSandboxRecordWriter();
 void logInfo(const std::string& message);
 void logError(const std::string& message);
+// Lines a client's doing can make at any rate (a connection refused or
+// closed, a session started or ended, a GPU sandbox's device-backend note):
+// queued like the records once the record writer runs, so a journal that
+// falls behind never holds up the thread that logs them. They may come
+// after lines logged later.
+void logEventInfo(const std::string& message);
+void logEventError(const std::string& message);
 
 }  // namespace gpubox

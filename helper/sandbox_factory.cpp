@@ -211,7 +211,7 @@ kj::Promise<void> devicesInForce(DaemonContext& ctx,
                      [](cgroup::SandboxCgroup& cg, const cgroup::SandboxCgroup::DeviceWork& done) {
                        cg.finishDevices(done);
                        if (!cg.skipped().empty())
-                         logInfo("cgroup " + cg.path() + ": " + cg.skipped());
+                         logEventInfo("cgroup " + cg.path() + ": " + cg.skipped());
                      });
 }
 

@@ -84,8 +84,8 @@ SessionRegistry::Created SessionRegistry::create(const PeerIdentity& peer, const
   s.ttlTimer = s.ttlTimer.eagerlyEvaluate(nullptr);
   sandbox->runtime->setOnActivity([this, name]() { activity(name); });
   activity(name);
-  logInfo("session " + name + " created by uid " + std::to_string(peer.uid) + ", ttl " +
-          formatDurationMs(ttl));
+  logEventInfo("session " + name + " created by uid " + std::to_string(peer.uid) + ", ttl " +
+               formatDurationMs(ttl));
   return {sandbox, ttl};
 }
 
@@ -121,7 +121,7 @@ void SessionRegistry::end(std::string name, EndReason why, const std::string& lo
   sessions_.erase(it);
   s.sandbox->runtime->setOnActivity(nullptr);
   s.sandbox->runtime->end(why);
-  logInfo("session " + name + " of uid " + std::to_string(s.uid) + " ended: " + logWhy);
+  logEventInfo("session " + name + " of uid " + std::to_string(s.uid) + " ended: " + logWhy);
 }
 
 void SessionRegistry::endLater(const std::string& name, EndReason why, const std::string& logWhy) {

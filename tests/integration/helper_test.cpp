@@ -744,12 +744,25 @@ TEST(HelperLog, AStalledLogNeverHoldsUpSandboxes) {
     ASSERT_EQ(r.exitCode, 0) << "run " << i << " (uid " << (i % 2 ? kNobodyUid : 0)
                              << ") with the helper's stderr unread: " << r.describe();
   }
+  // A session's start and end are logged too, the same way.
+  for (uid_t uid : {0u, kNobodyUid}) {
+    RunOptions o;
+    o.asUid = uid;
+    o.timeout = 20s;
+    const std::string name = "stalled-log-" + std::to_string(uid);
+    auto made = h.cli({"session", "create", "--name", name}, o);
+    ASSERT_EQ(made.exitCode, 0) << made.describe();
+    auto removed = h.cli({"session", "rm", name}, o);
+    ASSERT_EQ(removed.exitCode, 0) << removed.describe();
+  }
   EXPECT_TRUE(h.alive());
   // Now read it: every record comes.
   std::string text;
   int records = 0;
   const auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (records < kRuns && std::chrono::steady_clock::now() < deadline) {
+  while ((records < kRuns + 2 ||
+          text.find("session stalled-log-65534 of uid 65534 ended") == std::string::npos) &&
+         std::chrono::steady_clock::now() < deadline) {
     char buf[4096];
     const ssize_t n = ::read(reader, buf, sizeof buf);
     if (n > 0) {
@@ -761,7 +774,9 @@ TEST(HelperLog, AStalledLogNeverHoldsUpSandboxes) {
       std::this_thread::sleep_for(10ms);
     }
   }
-  EXPECT_EQ(records, kRuns) << text;
+  EXPECT_EQ(records, kRuns + 2) << text;  // the sessions' records too
+  EXPECT_THAT(text, HasSubstr("session stalled-log-0 created by uid 0"));
+  EXPECT_THAT(text, HasSubstr("session stalled-log-65534 of uid 65534 ended"));
   EXPECT_THAT(text, HasSubstr("sandbox uid=65534 "));
   EXPECT_THAT(text, Not(HasSubstr(" dropped: the journal")));
 }
