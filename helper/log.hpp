@@ -24,9 +24,10 @@ struct SandboxRecord {
 // before and after): a record per sandbox must never make the caller wait
 // for the journal. Records may therefore come after lines logged later.
 void logSandbox(const SandboxRecord& record);
-// The record writer's thread (deferred_writer.hpp, "gpubox-log"): started
-// once the helper's spawners are forked, stopped after its last sandbox
-// ends, writing what is queued first.
+// The thread that writes the records and the event lines below
+// (deferred_writer.hpp, "gpubox-log"): started once the helper's spawners
+// are forked, stopped after its last sandbox ends, writing what is queued
+// first.
 void startSandboxRecordWriter();
 void stopSandboxRecordWriter();
 void logInfo(const std::string& message);

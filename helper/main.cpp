@@ -334,8 +334,9 @@ int serve(const Options& opts) {
   // runs here, on the home loop (home_loop.hpp). The threads come last: the
   // spawners were forked before any thread, and these hold no capability.
   gpubox::HomeLoop home(io.unixEventPort);
-  // A record per sandbox is written on a thread of its own from here on
-  // (log.hpp), so a journal that falls behind never holds up the loop. It
+  // Each sandbox's record, and the lines clients can cause at any rate, are
+  // written on a thread of their own from here on (log.hpp), so a journal
+  // that falls behind never holds up the loop. It
   // stops last, after the shutdown below has reaped every sandbox, writing
   // what is queued.
   gpubox::startSandboxRecordWriter();

@@ -1,6 +1,5 @@
 #include "sandbox_runtime.hpp"
 
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -113,10 +112,7 @@ kj::Promise<void> SandboxRuntime::readLoop() {
   for (;;) {
     std::array<initmsg::FromInitRecord, kBatch> recs;
     std::array<ssize_t, kBatch> sizes;
-    const ssize_t n =
-        recvRecords(control_.get(), recs.data(), sizeof(recs[0]), kBatch, sizes.data());
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-      return observer_.whenBecomesReadable().then([this]() { return readLoop(); });
+    ssize_t n = recvRecords(control_.get(), recs.data(), sizeof(recs[0]), kBatch, sizes.data());
     // An init that exits with a record of ours unread (a Placed that
     // crossed its SetupFailed) makes the kernel report ECONNRESET once,
     // ahead of what it sent before it went: read on, so its own words
@@ -127,7 +123,8 @@ kj::Promise<void> SandboxRuntime::readLoop() {
                       : "the sandbox's init exited during setup");
       return kj::READY_NOW;
     };
-    if (n < 0) return gone();
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return gone();
+    if (n < 0) n = 0;  // none was waiting
     for (ssize_t i = 0; i < n; ++i) {
       // The socket's end (a record of 0 bytes), or a record cut short.
       if (sizes[i] <= 0) return gone();
